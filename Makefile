@@ -1,0 +1,36 @@
+# Two commands on a fresh Debian 12 machine (root): `make run` and `make test`.
+# Both install what they need idempotently: Debian packages, then one virtualenv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rabbitmq-server \
+	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2
+
+.PHONY: run test setup system-packages venv
+
+setup: system-packages venv
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+run: setup
+	$(VENV)/bin/labcloud run
+
+# Fast tests first (unit, then services over RabbitMQ), then the whole system end to end.
+test: setup
+	$(VENV)/bin/python -m pytest -q tests -m "not e2e"
+	$(VENV)/bin/python -m pytest -q tests -m e2e

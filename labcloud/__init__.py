@@ -1,0 +1,1 @@
+"""labcloud command line: the launcher of a whole stack and operator commands."""
