@@ -1,6 +1,9 @@
 """Test-session fixtures: one private RabbitMQ node for the whole session, a clean vhost-free
 config per test (queues are named per service, and every test tears its containers down)."""
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=".*Eventlet is deprecated", category=DeprecationWarning)
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # nameko >= 2.13's pytest plugin no longer does this; services need it.
 

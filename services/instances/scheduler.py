@@ -1,0 +1,61 @@
+"""Placement: pick an enabled host, heard from recently, with room for the flavor."""
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from common.errors import CapacityExhausted
+from services.instances.models import Flavor, Host, Instance
+
+# States in which an instance holds memory and vCPUs on its host.
+OCCUPYING_STATES = ("building", "running", "deleting")
+
+
+def record_heartbeat(session, heartbeat, now):
+    host = session.get(Host, heartbeat["host"])
+    if host is None:
+        host = Host(name=heartbeat["host"], state="enabled")
+        session.add(host)
+    host.hypervisor = heartbeat["hypervisor"]
+    host.vcpus = heartbeat["vcpus"]
+    host.memory_mib = heartbeat["memory_mib"]
+    host.last_heartbeat = now
+    session.commit()
+    return host
+
+
+def host_usage(session):
+    rows = session.execute(
+        select(Instance.host, func.sum(Flavor.memory_mib), func.sum(Flavor.vcpus))
+        .join(Flavor, Flavor.id == Instance.flavor_id)
+        .where(Instance.state.in_(OCCUPYING_STATES), Instance.host.is_not(None))
+        .group_by(Instance.host))
+    return {host: (memory or 0, vcpus or 0) for host, memory, vcpus in rows}
+
+
+def pick_host(session, flavor, now, policy):
+    """Most free memory first (spreads load); raises CapacityExhausted naming why."""
+    fresh_after = now - dt.timedelta(seconds=policy["host_stale_after"])
+    hosts = session.scalars(select(Host).where(Host.state == "enabled")).all()
+    live = [h for h in hosts if h.last_heartbeat and h.last_heartbeat >= fresh_after]
+    if not live:
+        raise CapacityExhausted("no hypervisor host is up")
+    usage = host_usage(session)
+    best, best_free = None, None
+    for host in live:
+        used_memory, used_vcpus = usage.get(host.name, (0, 0))
+        free_memory = host.memory_mib * policy["memory_overcommit"] - used_memory
+        free_vcpus = host.vcpus * policy["cpu_overcommit"] - used_vcpus
+        if free_memory >= flavor.memory_mib and free_vcpus >= flavor.vcpus:
+            if best_free is None or free_memory > best_free:
+                best, best_free = host, free_memory
+    if best is None:
+        raise CapacityExhausted(f"no host has room for flavor {flavor.name}")
+    return best.name
+
+
+def policy_from_config(config):
+    return {
+        "memory_overcommit": float(config.get("MEMORY_OVERCOMMIT", 1.0)),
+        "cpu_overcommit": float(config.get("CPU_OVERCOMMIT", 4.0)),
+        "host_stale_after": float(config.get("HOST_STALE_AFTER", 30)),
+    }

@@ -1,0 +1,64 @@
+"""RPC payloads of the instances service."""
+from marshmallow import fields, validate
+
+from common.schemas import StrictSchema
+
+INSTANCE_NAME = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
+                                error="lower-case letters, digits and '-', at most 63, like a hostname")
+USER_DATA_MAX_BYTES = 16 * 1024
+
+
+class ActorSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(["user", "admin"]))
+
+
+class CreateInstanceRequest(StrictSchema):
+    name = fields.String(required=True, validate=INSTANCE_NAME)
+    flavor = fields.Integer(required=True, strict=True, metadata={"description": "flavor id"})
+    image = fields.Integer(required=True, strict=True, metadata={"description": "image id"})
+    key = fields.Integer(required=True, strict=True, metadata={"description": "SSH key id"})
+    user_data = fields.String(load_default=None, validate=validate.Length(max=USER_DATA_MAX_BYTES),
+                              metadata={"description": "script or cloud-config, at most 16 KiB"})
+
+
+class FlavorSchema(StrictSchema):
+    id = fields.Integer()
+    name = fields.String()
+    vcpus = fields.Integer()
+    memory_mib = fields.Integer()
+    disk_gib = fields.Integer()
+    cpu_weight = fields.Integer()
+    cpu_cap_percent = fields.Integer()
+
+
+class InstanceSchema(StrictSchema):
+    id = fields.String()
+    name = fields.String()
+    user_id = fields.Integer()
+    state = fields.String(metadata={"description": "pending, building, running, error, deleting, deleted"})
+    reason = fields.String(allow_none=True)
+    host = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
+    mac = fields.String(allow_none=True)
+    flavor = fields.Integer(attribute="flavor_id")
+    image = fields.Integer(attribute="image_id")
+    key = fields.Integer(attribute="key_id", allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    running_at = fields.DateTime(allow_none=True)
+    deleted_at = fields.DateTime(allow_none=True)
+
+
+class InstanceIdSchema(StrictSchema):
+    instance_id = fields.String(required=True, validate=validate.Length(equal=36))
+
+
+class HeartbeatSchema(StrictSchema):
+    host = fields.String(required=True)
+    hypervisor = fields.String(required=True)
+    vcpus = fields.Integer(required=True)
+    memory_mib = fields.Integer(required=True)
+    domains = fields.Integer(load_default=0)
+    at = fields.DateTime(required=True)

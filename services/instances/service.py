@@ -1,0 +1,88 @@
+"""Instances service: flavors, placement, lifecycle. Entry points only: lifecycle.py records what
+users ask, saga.py does the work on other services and hosts, scheduler.py places."""
+from nameko.events import EventDispatcher, event_handler
+from nameko.rpc import RpcProxy, rpc
+
+from common.clock import Clock
+from common.db import Database
+from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
+from common.schemas import dump, load
+from services.instances import lifecycle, saga, scheduler
+from services.instances.models import Instance
+from services.instances.schemas import (
+    ActorSchema, CreateInstanceRequest, FlavorSchema, HeartbeatSchema, InstanceIdSchema, InstanceSchema)
+
+
+class InstancesService:
+    name = "instances"
+
+    db = Database()
+    clock = Clock()
+    dispatch = EventDispatcher()
+    accounts = RpcProxy("accounts")
+    network = RpcProxy("network")
+    storage = RpcProxy("storage")
+    hosts = HostAgentRpc()
+
+    # ----- users' requests -----
+    @rpc
+    def list_flavors(self):
+        return dump(FlavorSchema, lifecycle.list_flavors(self.db), many=True)
+
+    @rpc
+    def create_instance(self, actor, request):
+        actor = load(ActorSchema, actor)
+        request = load(CreateInstanceRequest, request)
+        flavor = lifecycle.get_flavor(self.db, request["flavor"])
+        self.storage.get_image(request["image"])           # NotFound names the image
+        key = self.accounts.get_key(actor, request["key"])  # NotFound unless the actor's own key
+        instance = lifecycle.record_instance(self.db, actor, request, flavor, key)
+        self.dispatch("instance_create_requested", {"instance_id": instance.id})
+        return dump(InstanceSchema, instance)
+
+    @rpc
+    def get_instance(self, actor, instance_id):
+        return dump(InstanceSchema, lifecycle.visible_instance(self.db, load(ActorSchema, actor), instance_id))
+
+    @rpc
+    def list_instances(self, actor):
+        return dump(InstanceSchema, lifecycle.list_instances(self.db, load(ActorSchema, actor)), many=True)
+
+    @rpc
+    def delete_instance(self, actor, instance_id):
+        instance, needs_teardown = lifecycle.request_delete(
+            self.db, load(ActorSchema, actor), instance_id, self.clock())
+        if needs_teardown:
+            self.dispatch("instance_delete_requested", {"instance_id": instance.id})
+        elif instance.state == "deleted":
+            self.dispatch("instance_deleted", dump(InstanceSchema, instance))
+        return dump(InstanceSchema, instance)
+
+    # ----- the sagas, driven by our own events so a crash mid-way is redelivered -----
+    @event_handler("instances", "instance_create_requested")
+    def on_create_requested(self, payload):
+        instance_id = load(InstanceIdSchema, payload)["instance_id"]
+        state = saga.run_create(self.db, instance_id, self._peers(),
+                                scheduler.policy_from_config(self.container.config), self.clock)
+        self._announce(instance_id, state)
+
+    @event_handler("instances", "instance_delete_requested")
+    def on_delete_requested(self, payload):
+        instance_id = load(InstanceIdSchema, payload)["instance_id"]
+        state = saga.run_delete(self.db, instance_id, self._peers(), self.clock)
+        self._announce(instance_id, state)
+
+    @event_handler(HOST_EVENT_SOURCE, "host_heartbeat")
+    def on_host_heartbeat(self, payload):
+        scheduler.record_heartbeat(self.db, HeartbeatSchema(unknown="exclude").load(payload), self.clock())
+
+    def _peers(self):
+        return saga.Collaborators(network=self.network, storage=self.storage, hosts=self.hosts)
+
+    def _announce(self, instance_id, state):
+        event = {"running": "instance_running", "error": "instance_failed",
+                 "deleted": "instance_deleted"}.get(state)
+        if event:
+            self.db.expire_all()
+            instance = self.db.get(Instance, instance_id)
+            self.dispatch(event, dump(InstanceSchema, instance))

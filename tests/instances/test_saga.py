@@ -1,0 +1,158 @@
+"""Unit tests of the create/delete sagas on a real migrated database, with the other services
+replaced by in-memory fakes that record what exists (so leaks are visible)."""
+import datetime as dt
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+from common.db import make_engine
+from common.errors import HostOperationFailed
+from services.instances import lifecycle, saga, scheduler
+from services.instances.models import Instance
+
+NOW = dt.datetime(2026, 11, 21, 12, 0, 0)
+POLICY = {"memory_overcommit": 1.0, "cpu_overcommit": 4.0, "host_stale_after": 30}
+ACTOR = {"id": 7, "username": "ada", "role": "user"}
+KEY = {"id": 3, "public_key": "ssh-ed25519 AAAA test"}
+
+
+class FakeCloud:
+    """Network, storage and one host, holding real state so tests can check for leaks."""
+
+    def __init__(self, fail_on=None):
+        self.addresses, self.disks, self.domains = {}, {}, {}
+        self.fail_on = fail_on
+        outer = self
+
+        class Network:
+            def allocate_address(self, req):
+                outer._maybe_fail("allocate_address")
+                return outer.addresses.setdefault(req["owner"], {"ip": f"10.99.0.{len(outer.addresses) + 2}",
+                                                                 "mac": "aa:00:0a:63:00:02"})
+
+            def release_address(self, req):
+                return {"released": outer.addresses.pop(req["owner"], None) is not None}
+
+        class Storage:
+            def create_root_disk(self, req):
+                outer._maybe_fail("create_root_disk")
+                return outer.disks.setdefault(req["instance_id"], {"id": len(outer.disks) + 1,
+                                                                   "path": f"/pool/root-{req['instance_id']}"})
+
+            def delete_root_disk(self, req):
+                return {"deleted": outer.disks.pop(req["instance_id"], None) is not None}
+
+        class Host:
+            def create_domain(self, spec):
+                outer._maybe_fail("create_domain")
+                outer.domains[spec["instance_id"]] = spec
+                return {"instance_id": spec["instance_id"], "state": "running"}
+
+            def destroy_domain(self, req):
+                return {"deleted": outer.domains.pop(req["instance_id"], None) is not None}
+
+        self.peers = saga.Collaborators(network=Network(), storage=Storage(), hosts=lambda host: Host())
+
+    def _maybe_fail(self, step):
+        if self.fail_on == step:
+            raise HostOperationFailed(f"{step} exploded")
+
+    def empty(self):
+        return not (self.addresses or self.disks or self.domains)
+
+
+@pytest.fixture
+def session(migrated_database):
+    engine = make_engine(migrated_database("services.instances"))
+    with sessionmaker(bind=engine, expire_on_commit=False)() as session:
+        scheduler.record_heartbeat(session, {"host": "h1", "hypervisor": "TEST", "vcpus": 4,
+                                             "memory_mib": 512}, NOW)
+        yield session
+    engine.dispose()
+
+
+def new_instance(session, name="vm1", flavor_name="small"):
+    flavor = next(f for f in lifecycle.list_flavors(session) if f.name == flavor_name)
+    return lifecycle.record_instance(session, ACTOR, {"name": name, "image": 1, "user_data": None},
+                                     flavor, KEY)
+
+
+def test_create_runs_every_step_and_delete_undoes_them(session):
+    cloud = FakeCloud()
+    inst = new_instance(session)
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "running"
+    session.refresh(inst)
+    assert (inst.host, inst.ip, inst.root_volume_id) == ("h1", "10.99.0.2", 1)
+    spec = cloud.domains[inst.id]
+    assert spec["memory_mib"] == 128 and spec["cpu_weight"] == 256 and spec["disk_path"].endswith(inst.id)
+    # Redelivered event: nothing new happens.
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "running"
+    assert len(cloud.domains) == 1
+
+    _, needs_teardown = lifecycle.request_delete(session, ACTOR, inst.id, NOW)
+    assert needs_teardown
+    assert saga.run_delete(session, inst.id, cloud.peers, lambda: NOW) == "deleted"
+    assert cloud.empty()
+
+
+@pytest.mark.parametrize("step", ["allocate_address", "create_root_disk", "create_domain"])
+def test_failed_step_is_compensated(session, step):
+    cloud = FakeCloud(fail_on=step)
+    inst = new_instance(session)
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "error"
+    session.refresh(inst)
+    assert step in inst.reason
+    assert cloud.empty(), f"leaked after {step} failed: {cloud.addresses, cloud.disks, cloud.domains}"
+
+
+def test_no_room_is_an_error_with_reason_and_frees_nothing_it_did_not_take(session):
+    cloud = FakeCloud()
+    big = new_instance(session, "big", "large")
+    assert saga.run_create(session, big.id, cloud.peers, POLICY, lambda: NOW) == "running"
+    other = new_instance(session, "other", "small")  # 512 MiB host already full
+    assert saga.run_create(session, other.id, cloud.peers, POLICY, lambda: NOW) == "error"
+    session.refresh(other)
+    assert "no host has room" in other.reason
+    assert list(cloud.domains) == [big.id]
+
+
+def test_stale_host_is_not_used(session):
+    cloud = FakeCloud()
+    inst = new_instance(session)
+    later = NOW + dt.timedelta(minutes=5)
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: later) == "error"
+    session.refresh(inst)
+    assert inst.reason == "no hypervisor host is up"
+
+
+def test_delete_while_building_is_finished_by_the_saga(session):
+    cloud = FakeCloud()
+    inst = new_instance(session)
+    original = cloud.peers.storage.create_root_disk
+
+    def delete_arrives_meanwhile(req):
+        result = original(req)
+        lifecycle.request_delete(session, ACTOR, inst.id, NOW)
+        return result
+    cloud.peers.storage.create_root_disk = delete_arrives_meanwhile
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "deleted"
+    assert cloud.empty()
+
+
+def test_names_are_unique_per_user_among_live_instances(session):
+    new_instance(session, "same")
+    with pytest.raises(Exception) as err:
+        new_instance(session, "same")
+    assert err.value.fields == {"name": ["already in use"]}
+
+
+def test_others_instances_are_invisible(session):
+    inst = new_instance(session)
+    stranger = {"id": 99, "username": "eve", "role": "user"}
+    admin = {"id": 1, "username": "admin", "role": "admin"}
+    assert lifecycle.list_instances(session, stranger) == []
+    assert [i.id for i in lifecycle.list_instances(session, admin)] == [inst.id]
+    with pytest.raises(Exception) as err:
+        lifecycle.visible_instance(session, stranger, inst.id)
+    assert type(err.value).__name__ == "NotFound"
+    assert session.get(Instance, inst.id).state == "pending"
