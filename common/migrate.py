@@ -5,6 +5,7 @@ import os
 
 from alembic import command, context
 from alembic.config import Config
+from sqlalchemy import text
 
 from common.db import make_engine
 
@@ -37,10 +38,16 @@ def run_env(target_metadata):
         return
     engine = make_engine(url)
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas of one service start together (compose --scale): one migrates, others wait.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                               {"name": version_table})
         context.configure(connection=connection, target_metadata=target_metadata,
                           version_table=version_table, render_as_batch=url.startswith("sqlite"))
         with context.begin_transaction():
             context.run_migrations()
+        # The advisory lock above opened the transaction alembic joined: commit it ourselves.
+        connection.commit()
     engine.dispose()
 
 

@@ -23,6 +23,15 @@ def record_heartbeat(session, heartbeat, now):
     return host
 
 
+def list_hosts(session):
+    usage = host_usage(session)
+    hosts = session.scalars(select(Host).order_by(Host.name)).all()
+    return [{"name": h.name, "hypervisor": h.hypervisor, "vcpus": h.vcpus, "memory_mib": h.memory_mib,
+             "state": h.state, "last_heartbeat": h.last_heartbeat,
+             "used_memory_mib": usage.get(h.name, (0, 0))[0], "used_vcpus": usage.get(h.name, (0, 0))[1]}
+            for h in hosts]
+
+
 def host_usage(session):
     rows = session.execute(
         select(Instance.host, func.sum(Flavor.memory_mib), func.sum(Flavor.vcpus))

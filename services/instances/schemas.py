@@ -55,6 +55,17 @@ class InstanceIdSchema(StrictSchema):
     instance_id = fields.String(required=True, validate=validate.Length(equal=36))
 
 
+class HostSchema(StrictSchema):
+    name = fields.String()
+    hypervisor = fields.String()
+    vcpus = fields.Integer()
+    memory_mib = fields.Integer()
+    state = fields.String()
+    last_heartbeat = fields.DateTime(allow_none=True)
+    used_memory_mib = fields.Integer()
+    used_vcpus = fields.Integer()
+
+
 class HeartbeatSchema(StrictSchema):
     host = fields.String(required=True)
     hypervisor = fields.String(required=True)

@@ -10,7 +10,8 @@ from common.schemas import dump, load
 from services.instances import lifecycle, saga, scheduler
 from services.instances.models import Instance
 from services.instances.schemas import (
-    ActorSchema, CreateInstanceRequest, FlavorSchema, HeartbeatSchema, InstanceIdSchema, InstanceSchema)
+    ActorSchema, CreateInstanceRequest, FlavorSchema, HeartbeatSchema, HostSchema, InstanceIdSchema,
+    InstanceSchema)
 
 
 class InstancesService:
@@ -57,6 +58,10 @@ class InstancesService:
         elif instance.state == "deleted":
             self.dispatch("instance_deleted", dump(InstanceSchema, instance))
         return dump(InstanceSchema, instance)
+
+    @rpc
+    def list_hosts(self):
+        return dump(HostSchema, scheduler.list_hosts(self.db), many=True)
 
     # ----- the sagas, driven by our own events so a crash mid-way is redelivered -----
     @event_handler("instances", "instance_create_requested")

@@ -1,0 +1,85 @@
+"""`labcloud`: operator commands.
+
+  labcloud run            the whole system on this machine (Ctrl-C stops everything it started)
+  labcloud serve SERVICE  migrate, then run one service in the foreground (containers)
+"""
+import argparse
+import os
+import signal
+import sys
+import time
+
+
+def cmd_run(args):
+    from labcloud.stack import Stack
+    data_dir = os.environ.get("LABCLOUD_DATA_DIR", "var")
+    port = int(os.environ.get("LABCLOUD_PORT", "8080"))
+    stack = Stack(data_dir, port=port, amqp_uri=os.environ.get("AMQP_URI"),
+                  hosts=int(os.environ.get("LABCLOUD_HOSTS", "1")),
+                  libvirt_uri=os.environ.get("LIBVIRT_URI", "test:///default"),
+                  admin_password=os.environ.get("LABCLOUD_ADMIN_PASSWORD"))
+    stopping = {"now": False}
+
+    def on_signal(signum, _frame):
+        stopping["now"] = True
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        print(f"\nlabcloud is running: {stack.url}/api/v1  (OpenAPI: {stack.url}/api/v1/openapi.json)")
+        print(f"data directory: {stack.data_dir}  (logs in {stack.data_dir}/logs)")
+        if stack.admin_created_password and not stack.admin_password:
+            print(f"bootstrap admin: username 'admin', password '{stack.admin_created_password}'"
+                  " (shown once; set LABCLOUD_ADMIN_PASSWORD to reset it)")
+        elif stack.admin_password:
+            print("bootstrap admin: username 'admin', password from LABCLOUD_ADMIN_PASSWORD")
+        else:
+            print("bootstrap admin: username 'admin' (password shown at first run;"
+                  " set LABCLOUD_ADMIN_PASSWORD to reset it)")
+        print(f"log in: curl -s -X POST {stack.url}/api/v1/tokens -H 'Content-Type: application/json'"
+              " -d '{\"username\": \"admin\", \"password\": \"...\"}'")
+        print("Ctrl-C stops everything.")
+        while not stopping["now"]:
+            stack.check_alive()
+            time.sleep(0.5)
+    except RuntimeError as exc:
+        print(f"labcloud: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping labcloud ...", flush=True)
+        stack.stop()
+    return 0
+
+
+def cmd_serve(args):
+    """For containers: apply this service's migrations, then become `nameko run`."""
+    from common.migrate import upgrade
+    from labcloud.stack import DATABASE_SERVICES, REPO_ROOT
+    if args.service in DATABASE_SERVICES:
+        upgrade(f"services.{args.service}", os.environ["DATABASE_URL"])
+    if args.service == "accounts":
+        from common.db import make_engine
+        from services.accounts.bootstrap import ensure_admin
+        created, password = ensure_admin(make_engine(os.environ["DATABASE_URL"]),
+                                         os.environ.get("LABCLOUD_ADMIN_PASSWORD"))
+        if created and not os.environ.get("LABCLOUD_ADMIN_PASSWORD"):
+            print(f"bootstrap admin password: {password}", flush=True)
+    config = os.path.join(REPO_ROOT, "services", args.service, "config.yaml")
+    os.execvp(sys.executable, [sys.executable, "-m", "nameko", "run", "--config", config,
+                               f"services.{args.service}.service"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="labcloud", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole system locally").set_defaults(func=cmd_run)
+    serve = sub.add_parser("serve", help="migrate and run one service (containers)")
+    serve.add_argument("service", choices=["accounts", "network", "storage", "instances", "metrics"])
+    serve.set_defaults(func=cmd_serve)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""A whole labcloud stack as local processes: a private RabbitMQ node (unless AMQP_URI is given),
+migrated databases, the bootstrap admin, every service, one host agent per configured host and the
+gateway. Used by `labcloud run`, the end-to-end tests and the benchmarks."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from labcloud.rabbit import RabbitNode, free_port
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Services with their own database; metrics keeps rrdtool files instead of tables.
+DATABASE_SERVICES = ("accounts", "network", "storage", "instances")
+SERVICES = DATABASE_SERVICES + ("metrics",)
+
+
+def database_url(data_dir, service):
+    return f"sqlite:///{os.path.join(data_dir, 'db', service + '.sqlite')}"
+
+
+class Stack:
+    def __init__(self, data_dir, port=8080, amqp_uri=None, hosts=1, libvirt_uri="test:///default",
+                 admin_password=None, extra_env=None, quiet=False):
+        self.data_dir = os.path.abspath(data_dir)
+        self.port = port
+        self.amqp_uri = amqp_uri
+        self.hosts = [f"host{i + 1}" for i in range(hosts)]
+        self.libvirt_uri = libvirt_uri
+        self.admin_password = admin_password
+        self.extra_env = extra_env or {}
+        self.quiet = quiet
+        self.rabbit = None
+        self.processes = {}
+        self.admin_created_password = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def say(self, message):
+        if not self.quiet:
+            print(message, flush=True)
+
+    # ----- start -----
+    def start(self, timeout=90):
+        for sub in ("db", "logs", "metrics", "pools", "images", "consoles"):
+            os.makedirs(os.path.join(self.data_dir, sub), exist_ok=True)
+        if self.amqp_uri is None:
+            self.say("starting a private RabbitMQ node ...")
+            self.rabbit = RabbitNode(os.path.join(self.data_dir, "rabbitmq"),
+                                     name=self._rabbit_node_name()).start()
+            self.amqp_uri = self.rabbit.amqp_uri
+        self.migrate()
+        self.bootstrap_admin()
+        for service in SERVICES:
+            self._spawn(service, [sys.executable, "-m", "nameko", "run", "--config",
+                                  os.path.join(REPO_ROOT, "services", service, "config.yaml"),
+                                  f"services.{service}.service"], self._service_env(service))
+        for host in self.hosts:
+            self._spawn(f"hostagent-{host}", [sys.executable, "-m", "hostagent"], self._host_env(host))
+        self._spawn("gateway", [sys.executable, "-m", "gateway"], self._gateway_env())
+        self.wait_ready(timeout)
+        return self
+
+    def _rabbit_node_name(self):
+        """One node name per data directory, so its mnesia database is reused across runs."""
+        path = os.path.join(self.data_dir, "rabbitmq", "node-name")
+        if os.path.exists(path):
+            return open(path).read().strip()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        name = RabbitNode(self.data_dir).name
+        with open(path, "w") as fh:
+            fh.write(name)
+        return name
+
+    def migrate(self):
+        from common.migrate import upgrade
+        for service in DATABASE_SERVICES:
+            upgrade(f"services.{service}", database_url(self.data_dir, service))
+
+    def bootstrap_admin(self):
+        from common.db import make_engine
+        from services.accounts.bootstrap import ensure_admin
+        engine = make_engine(database_url(self.data_dir, "accounts"))
+        try:
+            created, password = ensure_admin(engine, self.admin_password)
+        finally:
+            engine.dispose()
+        self.admin_created_password = password if created else None
+        return created, password
+
+    def _base_env(self):
+        env = dict(os.environ)
+        env.update(AMQP_URI=self.amqp_uri, LABCLOUD_DATA_DIR=self.data_dir,
+                   PYTHONPATH=REPO_ROOT + os.pathsep + env.get("PYTHONPATH", ""),
+                   PYTHONWARNINGS="ignore::DeprecationWarning", PYTHONUNBUFFERED="1")
+        env.update(self.extra_env)
+        return env
+
+    def _service_env(self, service):
+        env = self._base_env()
+        if service in DATABASE_SERVICES:
+            env["DATABASE_URL"] = database_url(self.data_dir, service)
+        env["METRICS_DIR"] = os.path.join(self.data_dir, "metrics")
+        env["IMAGES_DIR"] = os.path.join(self.data_dir, "images")
+        return env
+
+    def _host_env(self, host):
+        env = self._base_env()
+        env.update(HOST_NAME=host, LIBVIRT_URI=self.libvirt_uri,
+                   POOL_PATH=os.path.join(self.data_dir, "pools", host),
+                   CONSOLE_DIR=os.path.join(self.data_dir, "consoles", host))
+        return env
+
+    def _gateway_env(self):
+        env = self._base_env()
+        env["LABCLOUD_PORT"] = str(self.port)
+        return env
+
+    def _spawn(self, name, argv, env):
+        log = open(os.path.join(self.data_dir, "logs", f"{name}.log"), "ab")
+        self.processes[name] = subprocess.Popen(argv, env=env, cwd=self.data_dir, stdout=log,
+                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                start_new_session=True)
+
+    def wait_ready(self, timeout):
+        """Ready = the gateway answers and every host has sent a heartbeat the scheduler knows."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as resp:
+                    if resp.status == 200 and self._hosts_known():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"labcloud did not become ready in {timeout}s; logs in {self.data_dir}/logs")
+
+    def _hosts_known(self):
+        """Asks the scheduler (the instances service owns the hosts table) over RPC."""
+        from nameko.standalone.rpc import ClusterRpcProxy
+        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=5) as rpc:
+            known = {host["name"] for host in rpc.instances.list_hosts()}
+        return set(self.hosts) <= known
+
+    def check_alive(self):
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                log = os.path.join(self.data_dir, "logs", f"{name}.log")
+                tail = open(log, errors="replace").read()[-3000:] if os.path.exists(log) else ""
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    # ----- stop -----
+    def stop(self, timeout=15):
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.processes.clear()
+        if self.rabbit is not None:
+            self.rabbit.stop()
+            self.rabbit = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def describe(stack):
+    return json.dumps({"url": stack.url, "data_dir": stack.data_dir, "amqp_uri": stack.amqp_uri,
+                       "hosts": stack.hosts}, indent=2)
+
+
+def default_port():
+    return int(os.environ.get("LABCLOUD_PORT", "8080"))
+
+
+__all__ = ["Stack", "free_port", "describe", "default_port"]
