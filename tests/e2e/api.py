@@ -1,0 +1,34 @@
+"""A tiny REST client for the tests and benchmarks (requests + bearer token)."""
+import time
+
+import requests
+
+ADMIN_PASSWORD = "admin-e2e-password"
+
+
+class Api:
+    def __init__(self, base_url, token=None):
+        self.base = base_url.rstrip("/") + "/api/v1"
+        self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def call(self, method, path, expect=None, **kwargs):
+        resp = self.http.request(method, self.base + path, timeout=30, **kwargs)
+        if expect is not None:
+            assert resp.status_code == expect, f"{method} {path}: {resp.status_code} {resp.text}"
+        return resp
+
+    def login(self, username, password):
+        token = self.call("POST", "/tokens", 201, json={"username": username, "password": password}).json()
+        return Api(self.base[: -len("/api/v1")], token["token"])
+
+    def wait_for(self, path, predicate, timeout=60, interval=0.1):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.call("GET", path)
+            if predicate(last):
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out waiting on {path}; last answer {last.status_code} {last.text}")

@@ -1,0 +1,25 @@
+import os
+import tempfile
+
+import pytest
+
+from labcloud.rabbit import free_port
+from labcloud.stack import Stack
+from tests.e2e.api import ADMIN_PASSWORD
+FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "STEP": "1"}
+
+
+@pytest.fixture(scope="module")
+def stack(rabbit_node):
+    """The whole system as processes, as `make run` starts it, on the session's RabbitMQ node."""
+    data_dir = tempfile.mkdtemp(prefix="labcloud-e2e-")
+    with Stack(data_dir, port=free_port(), amqp_uri=rabbit_node.amqp_uri,
+               admin_password=ADMIN_PASSWORD, extra_env=FAST_TIMERS, quiet=True) as running:
+        yield running
+
+
+def pytest_collection_modifyitems(items):
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.e2e)
