@@ -23,10 +23,31 @@ def rabbit_node():
     node.stop()
 
 
+class VhostPool:
+    """A fresh vhost per test, so durable queues and unacked messages of one test never reach the
+    next. vhosts are made in batches because each rabbitmqctl call starts an Erlang VM."""
+
+    def __init__(self, node, batch=100):
+        self.node, self.batch, self.free, self.made = node, batch, [], 0
+
+    def take(self):
+        if not self.free:
+            names = [f"test-{self.made + i}" for i in range(self.batch)]
+            self.node.add_vhosts(names)
+            self.made += self.batch
+            self.free.extend(names)
+        return self.free.pop(0)
+
+
+@pytest.fixture(scope="session")
+def vhosts(rabbit_node):
+    return VhostPool(rabbit_node)
+
+
 @pytest.fixture
-def rabbit_config(rabbit_node):
+def rabbit_config(rabbit_node, vhosts):
     # Overrides nameko's own fixture, which needs the management plugin.
-    return {"AMQP_URI": rabbit_node.amqp_uri}
+    return {"AMQP_URI": rabbit_node.amqp_uri_for(vhosts.take())}
 
 
 @pytest.fixture

@@ -1,0 +1,108 @@
+"""Create-to-running latency through the REST API on libvirt's test driver.
+
+Starts a whole stack (private RabbitMQ node, every service as a process, one host agent on
+test:///default) unless --url is given, signs up and approves a user, then creates N instances,
+C at a time, each POST followed by polling GET until the instance is running. Prints p50/p95
+create-to-running latency and instances/s, then deletes everything and checks nothing is left.
+
+    .venv/bin/python bench/create_latency.py [-n 50] [-c 10]
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
+
+from labcloud.rabbit import free_port  # noqa: E402
+from labcloud.stack import Stack  # noqa: E402
+from tests.e2e.api import Api  # noqa: E402
+
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def machine():
+    mem_kib = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+    return f"{os.cpu_count()} cores, {mem_kib / 1024 / 1024:.0f} GiB"
+
+
+def percentile(values, pct):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def prepare_user(base_url):
+    anon = Api(base_url)
+    admin = anon.login("admin", ADMIN_PASSWORD)
+    name = f"bench{int(time.time()) % 100000}"
+    user = anon.call("POST", "/users", 201, json={"username": name, "email": f"{name}@bench.example",
+                                                 "password": "bench-password"}).json()
+    admin.call("POST", f"/users/{user['id']}/approve", 200)
+    api = anon.login(name, "bench-password")
+    pub = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    key = api.call("POST", "/keys", 201, json={"name": "bench", "public_key": pub}).json()
+    flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = api.call("GET", "/images", 200).json()[0]
+    return api, {"flavor": flavor["id"], "image": image["id"], "key": key["id"]}
+
+
+def create_one(api, body, index):
+    started = time.perf_counter()
+    inst = api.call("POST", "/instances", 202, json=dict(body, name=f"bench-{index}")).json()
+    while True:
+        state = api.call("GET", f"/instances/{inst['id']}", 200).json()["state"]
+        if state in ("running", "error"):
+            return inst["id"], state, time.perf_counter() - started
+        time.sleep(0.005)
+
+
+def run(base_url, count, concurrency):
+    api, body = prepare_user(base_url)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(lambda i: create_one(Api(base_url, api.http.headers["Authorization"][7:]),
+                                                     body, i), range(count)))
+    wall = time.perf_counter() - started
+    latencies = [r[2] for r in results if r[1] == "running"]
+    failed = [r for r in results if r[1] != "running"]
+    print(f"machine: {machine()}; hypervisor: test:///default; {count} instances, {concurrency} at a time")
+    print(f"running: {len(latencies)}  failed: {len(failed)}")
+    if latencies:
+        print(f"create-to-running p50: {statistics.median(latencies) * 1000:.0f} ms  "
+              f"p95: {percentile(latencies, 95) * 1000:.0f} ms  max: {max(latencies) * 1000:.0f} ms")
+    print(f"throughput: {count / wall:.1f} instances/s ({wall:.1f} s wall)")
+    for instance_id, _, _ in results:
+        api.call("DELETE", f"/instances/{instance_id}")
+    for instance_id, _, _ in results:
+        api.wait_for(f"/instances/{instance_id}", lambda r: r.status_code == 404 or r.json()["state"] == "deleted")
+    left = [i for i in api.call("GET", "/instances", 200).json() if i["state"] != "deleted"]
+    print(f"after delete: {len(left)} instances left")
+    return 1 if failed or left else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--count", type=int, default=50)
+    parser.add_argument("-c", "--concurrency", type=int, default=10)
+    parser.add_argument("--url", help="an already running labcloud (admin password from LABCLOUD_ADMIN_PASSWORD)")
+    args = parser.parse_args()
+    if args.url:
+        global ADMIN_PASSWORD
+        ADMIN_PASSWORD = os.environ["LABCLOUD_ADMIN_PASSWORD"]
+        return run(args.url, args.count, args.concurrency)
+    # The test driver's fake host reports 3 GiB; let it hold all N small instances at once.
+    with Stack(tempfile.mkdtemp(prefix="labcloud-bench-"), port=free_port(), admin_password=ADMIN_PASSWORD,
+               extra_env={"MEMORY_OVERCOMMIT": "4"}, quiet=True) as stack:
+        return run(stack.url, args.count, args.concurrency)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""labcloud's REST gateway: authenticates, validates, calls a service over RPC, maps errors."""

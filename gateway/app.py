@@ -1,0 +1,33 @@
+"""The Flask app factory."""
+from flask import Flask
+
+from gateway.api import api
+from gateway.errors import register_error_handlers
+from gateway.openapi import build_spec
+from gateway.rpc_pool import RpcPool
+from gateway.telemetry import RequestMetrics
+
+# The largest legitimate body is an instance's user_data (16 KiB); refuse megabytes up front (413).
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(config, rpc_pool=None):
+    """config: the gateway's config dict (AMQP_URI, RPC_POOL_SIZE, RPC_TIMEOUT, ...).
+    rpc_pool: anything with a `checkout()` context manager yielding a cluster proxy; by default an
+    RpcPool on config's AMQP_URI (started lazily, so creating the app needs no broker)."""
+    app = Flask(__name__, static_folder=None)  # JSON only; no /static route
+    app.json.sort_keys = False  # keep the services' field order
+    app.config["LABCLOUD"] = dict(config)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    # Resolving imports every service schema now: a missing one fails at startup, not mid-request.
+    routes = api.resolved()
+    api.install(app, routes)
+    register_error_handlers(app)
+
+    app.extensions["rpc_pool"] = rpc_pool if rpc_pool is not None else RpcPool(config)
+    app.extensions["openapi"] = build_spec(routes)
+    prometheus = RequestMetrics()
+    prometheus.init_app(app)
+    app.extensions["prometheus"] = prometheus
+    return app
