@@ -1,0 +1,154 @@
+"""The accounts service over a real RabbitMQ node and a migrated SQLite database."""
+import datetime as dt
+
+import pytest
+from nameko.events import event_handler
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter, replace_dependencies
+
+from common.db import make_engine
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from services.accounts.bootstrap import ensure_admin
+from services.accounts.openssh import parse_public_key
+from services.accounts.service import AccountsService
+
+ADMIN_PASSWORD = "admin-password"
+ALICE = {"username": "alice", "email": "alice@example.org", "password": "alice-password"}
+
+
+class EventRecorder:
+    """Listens to the accounts events the way other services would."""
+    name = "accounts_event_recorder"
+    seen = []
+
+    @event_handler("accounts", "user_signed_up")
+    def on_signed_up(self, payload):
+        self.seen.append(("user_signed_up", payload))
+
+    @event_handler("accounts", "user_approved")
+    def on_approved(self, payload):
+        self.seen.append(("user_approved", payload))
+
+
+@pytest.fixture
+def accounts(container_factory, service_config, accounts_db_url, clock):
+    engine = make_engine(accounts_db_url)
+    ensure_admin(engine, ADMIN_PASSWORD)
+    engine.dispose()
+    config = service_config(DATABASE_URL=accounts_db_url, TOKEN_TTL_HOURS=2)
+    container = container_factory(AccountsService, config)
+    replace_dependencies(container, clock=clock)
+    container.start()
+    return config
+
+
+@pytest.fixture
+def recorder(container_factory, accounts):
+    EventRecorder.seen = []
+    container = container_factory(EventRecorder, accounts)
+    container.start()
+    return container
+
+
+def login(rpc, username, password):
+    return rpc.authenticate(rpc.issue_token({"username": username, "password": password})["token"])
+
+
+def test_signup_approval_and_tokens(accounts, recorder, clock):
+    with ServiceRpcProxy("accounts", accounts) as rpc:
+        with entrypoint_waiter(recorder, "on_signed_up"):
+            alice = rpc.signup(ALICE)
+        assert alice["status"] == "pending" and alice["approved_at"] is None
+        assert set(alice) == {"id", "username", "email", "role", "status", "created_at",
+                              "approved_at"}
+        assert EventRecorder.seen == [("user_signed_up", alice)]
+
+        with pytest.raises(Forbidden, match="awaits approval"):
+            rpc.issue_token({"username": "alice", "password": ALICE["password"]})
+
+        admin = login(rpc, "admin", ADMIN_PASSWORD)
+        assert admin["role"] == "admin" and admin["username"] == "admin"
+        as_alice = {"id": alice["id"], "username": "alice", "role": "user"}
+        with pytest.raises(Forbidden):
+            rpc.approve_user(as_alice, alice["id"])
+
+        with entrypoint_waiter(recorder, "on_approved"):
+            approved = rpc.approve_user(admin, alice["id"])
+        assert approved["status"] == "active" and approved["approved_at"]
+        assert EventRecorder.seen[-1] == ("user_approved", approved)
+        assert rpc.approve_user(admin, alice["id"]) == approved  # idempotent
+
+        issued = rpc.issue_token({"username": "alice", "password": ALICE["password"]})
+        expires = dt.datetime.fromisoformat(issued["expires_at"])
+        assert expires == clock() + dt.timedelta(hours=2)  # TOKEN_TTL_HOURS from the config
+        assert rpc.authenticate(issued["token"]) == as_alice
+        assert rpc.get_user(as_alice, alice["id"])["email"] == "alice@example.org"
+        with pytest.raises(Forbidden):
+            rpc.list_users(as_alice)
+        assert [u["username"] for u in rpc.list_users(admin)] == ["admin", "alice"]
+
+        clock.advance(hours=2, seconds=1)
+        with pytest.raises(Unauthorized, match="expired"):
+            rpc.authenticate(issued["token"])
+        with pytest.raises(Unauthorized):
+            rpc.authenticate("not-a-token")
+        with pytest.raises(Unauthorized) as err:
+            rpc.issue_token({"username": "alice", "password": "wrong-password"})
+        assert err.value.http_status == 401
+
+
+def test_bad_requests_name_the_fields(accounts):
+    with ServiceRpcProxy("accounts", accounts) as rpc:
+        with pytest.raises(InvalidInput) as err:
+            rpc.signup({"username": "A", "email": "nope", "password": "short", "role": "admin"})
+        assert set(err.value.fields) == {"username", "email", "password", "role"}
+        rpc.signup(ALICE)
+        with pytest.raises(Conflict) as err:
+            rpc.signup({**ALICE, "email": "other@example.org"})
+        assert err.value.fields == {"username": ["already taken"]}
+        with pytest.raises(InvalidInput) as err:
+            rpc.list_keys({"id": 1, "username": "x", "role": "root"})
+        assert set(err.value.fields) == {"actor"}
+
+
+def test_keys_over_rpc(accounts, key_lines):
+    with ServiceRpcProxy("accounts", accounts) as rpc:
+        admin = login(rpc, "admin", ADMIN_PASSWORD)
+        people = {}
+        for name in ("alice", "bob"):
+            user = rpc.signup({"username": name, "email": f"{name}@example.org",
+                               "password": f"{name}-password"})
+            rpc.approve_user(admin, user["id"])
+            people[name] = login(rpc, name, f"{name}-password")
+        alice, bob = people["alice"], people["bob"]
+
+        ed = key_lines.ed25519()
+        laptop = rpc.add_key(alice, {"name": "laptop", "public_key": ed})
+        assert set(laptop) == {"id", "name", "fingerprint", "public_key", "created_at"}
+        assert laptop["public_key"] == ed
+        assert laptop["fingerprint"] == parse_public_key(ed).fingerprint
+        assert laptop["fingerprint"].startswith("SHA256:") and "=" not in laptop["fingerprint"]
+        assert rpc.add_key(alice, {"name": "laptop", "public_key": ed}) == laptop  # redelivery
+        desktop = rpc.add_key(alice, {"name": "desktop", "public_key": key_lines.rsa(2048)})
+        assert desktop["public_key"].startswith("ssh-rsa ")
+
+        with pytest.raises(InvalidInput) as err:
+            rpc.add_key(alice, {"name": "junk", "public_key": "ssh-ed25519 garbage=="})
+        assert set(err.value.fields) == {"public_key"}
+        with pytest.raises(InvalidInput) as err:
+            rpc.add_key(alice, {"name": "old", "public_key": key_lines.rsa(1024)})
+        assert "2048" in err.value.fields["public_key"][0]
+        with pytest.raises(Conflict) as err:
+            rpc.add_key(alice, {"name": "laptop", "public_key": key_lines.ed25519()})
+        assert err.value.http_status == 409 and set(err.value.fields) == {"name"}
+
+        assert [k["name"] for k in rpc.list_keys(alice)] == ["laptop", "desktop"]
+        assert rpc.list_keys(bob) == [] and rpc.list_keys(admin) == []
+        with pytest.raises(NotFound):
+            rpc.get_key(bob, laptop["id"])
+        assert rpc.delete_key(bob, laptop["id"]) == {"deleted": False}
+        assert rpc.get_key(admin, laptop["id"]) == laptop
+        assert rpc.delete_key(alice, laptop["id"]) == {"deleted": True}
+        assert rpc.delete_key(alice, laptop["id"]) == {"deleted": False}
+        with pytest.raises(NotFound):
+            rpc.get_key(alice, laptop["id"])
