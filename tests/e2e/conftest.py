@@ -6,7 +6,7 @@ import pytest
 from labcloud.rabbit import free_port
 from labcloud.stack import Stack
 from tests.e2e.api import ADMIN_PASSWORD
-FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "STEP": "1"}
+FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "METRICS_STEP": "1"}
 
 
 @pytest.fixture(scope="module")

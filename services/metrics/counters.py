@@ -1,0 +1,9 @@
+"""Prometheus counters of the metrics service (process-wide; whoever runs the process decides
+whether to expose them, e.g. with prometheus_client.start_http_server)."""
+from prometheus_client import Counter
+
+samples_stored = Counter(
+    "labcloud_metrics_samples_stored_total", "Domain samples written to an rrd file")
+samples_rejected = Counter(
+    "labcloud_metrics_samples_rejected_total",
+    "Domain samples not written", ["reason"])  # invalid | stale (redelivered/old) | deleted

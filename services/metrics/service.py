@@ -1,0 +1,68 @@
+"""Metrics service: stores the host agents' per-domain samples in rrdtool files and serves them.
+Entry points only; storage is in rrd_store.py."""
+import logging
+
+from nameko.events import event_handler
+from nameko.rpc import rpc
+
+from common.errors import InvalidInput
+from common.hostrpc import HOST_EVENT_SOURCE
+from common.schemas import dump, load
+from services.metrics import counters
+from services.metrics.dependencies import RrdStore
+from services.metrics.rrd_store import STORED
+from services.metrics.schemas import (
+    DomainSampleSchema, DomainStatsSchema, InstanceDeletedSchema, InstanceMetricsSchema,
+    MetricsQuery, RrdUpdatesQuery)
+
+log = logging.getLogger(__name__)
+
+
+class MetricsService:
+    name = "metrics"
+
+    store = RrdStore()
+
+    @event_handler(HOST_EVENT_SOURCE, "domain_stats")
+    def handle_domain_stats(self, payload):
+        # Nothing here raises: a bad event is logged and dropped (redelivering it cannot help),
+        # and one bad domain must not cost the other domains of the batch their sample.
+        try:
+            batch = load(DomainStatsSchema, payload)
+        except InvalidInput as exc:
+            log.warning("dropping domain_stats event: %s %s", exc, exc.fields)
+            counters.samples_rejected.labels("invalid").inc()
+            return
+        for entry in batch["domains"]:
+            try:
+                sample = load(DomainSampleSchema, entry)
+            except InvalidInput as exc:
+                log.warning("skipping a domain in domain_stats from %s: %s %s",
+                            batch["host"], exc, exc.fields)
+                counters.samples_rejected.labels("invalid").inc()
+                continue
+            outcome = self.store.store(sample["instance_id"], batch["at"], sample)
+            if outcome == STORED:
+                counters.samples_stored.inc()
+            else:
+                counters.samples_rejected.labels(outcome).inc()
+
+    @event_handler("instances", "instance_deleted")
+    def handle_instance_deleted(self, payload):
+        try:
+            instance_id = load(InstanceDeletedSchema, payload)["id"]
+        except InvalidInput as exc:
+            log.warning("ignoring instance_deleted event: %s %s", exc, exc.fields)
+            return
+        if self.store.delete(instance_id):
+            log.info("removed metrics of deleted instance %s", instance_id)
+
+    @rpc
+    def get_instance_metrics(self, instance_id, seconds=3600):
+        query = load(MetricsQuery, {"instance_id": instance_id, "seconds": seconds})
+        return dump(InstanceMetricsSchema, self.store.series(query["instance_id"], query["seconds"]))
+
+    @rpc
+    def rrd_updates(self, start, instance_id=None):
+        query = load(RrdUpdatesQuery, {"start": start, "instance_id": instance_id})
+        return self.store.rrd_updates(query["start"], query["instance_id"])
