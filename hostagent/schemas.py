@@ -1,0 +1,116 @@
+"""RPC and event payloads of the host agent (see docs/architecture.md, "host agent")."""
+import ipaddress
+
+from marshmallow import ValidationError, fields, validate, validates
+
+from common.schemas import StrictSchema
+
+MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
+DOMAIN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+VOLUME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+DISK_FORMATS = ("qcow2", "raw")
+DOMAIN_STATES = ("nostate", "running", "blocked", "paused", "shutdown", "shutoff", "crashed",
+                 "pmsuspended", "unknown")
+
+
+class UuidString(fields.UUID):
+    """A UUID in, its canonical lowercase string out: libvirt and JSON both want strings."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return str(super()._deserialize(value, attr, data, **kwargs))
+
+
+class HostInfoSchema(StrictSchema):
+    host = fields.String()
+    hypervisor = fields.String()
+    uri = fields.String()
+    vcpus = fields.Integer()
+    memory_mib = fields.Integer()
+    pool = fields.String()
+    pool_path = fields.String()
+
+
+class EnsureImageRequest(StrictSchema):
+    image_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    source_path = fields.String(load_default=None)
+    format = fields.String(load_default="qcow2", validate=validate.OneOf(DISK_FORMATS))
+    capacity_bytes = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class CreateVolumeRequest(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
+    capacity_bytes = fields.Integer(required=True, validate=validate.Range(min=1))
+    format = fields.String(load_default="qcow2", validate=validate.OneOf(DISK_FORMATS))
+    backing_path = fields.String(load_default=None)
+
+
+class DeleteVolumeRequest(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
+
+
+class VolumeInfoSchema(StrictSchema):
+    name = fields.String()
+    path = fields.String()
+    capacity_bytes = fields.Integer()
+    format = fields.String()
+
+
+class DomainSpec(StrictSchema):
+    instance_id = UuidString(required=True)
+    name = fields.String(required=True, validate=validate.Regexp(DOMAIN_NAME_PATTERN))
+    vcpus = fields.Integer(required=True, validate=validate.Range(min=1, max=64))
+    memory_mib = fields.Integer(required=True, validate=validate.Range(min=32, max=262144))
+    cpu_weight = fields.Integer(required=True, validate=validate.Range(min=2, max=262144))
+    cpu_cap_percent = fields.Integer(required=True, validate=validate.Range(min=0, max=100))
+    disk_path = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    mac = fields.String(required=True, validate=validate.Regexp(MAC_PATTERN, error="not a lowercase MAC"))
+    ip = fields.String(required=True)
+
+    @validates("ip")
+    def _ip(self, value, **_):
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValidationError("not an IPv4 address") from None
+
+    @validates("disk_path")
+    def _disk_path(self, value, **_):
+        if not value.startswith("/"):
+            raise ValidationError("must be an absolute path")
+
+
+class DestroyDomainRequest(StrictSchema):
+    instance_id = UuidString(required=True)
+
+
+class DomainStateSchema(StrictSchema):
+    instance_id = fields.String()
+    state = fields.String()
+
+
+class HeartbeatSchema(StrictSchema):
+    host = fields.String()
+    hypervisor = fields.String()
+    vcpus = fields.Integer()
+    memory_mib = fields.Integer()
+    domains = fields.Integer()  # how many labcloud domains this host has defined
+    at = fields.DateTime()
+
+
+class DomainSampleSchema(StrictSchema):
+    """One domain in a stats sample; a counter is null when the hypervisor cannot tell."""
+    instance_id = fields.String()
+    state = fields.String()
+    vcpus = fields.Integer(allow_none=True)
+    cpu_time_ns = fields.Integer(allow_none=True)
+    memory_kib = fields.Integer(allow_none=True)
+    disk_read_bytes = fields.Integer(allow_none=True)
+    disk_write_bytes = fields.Integer(allow_none=True)
+    net_rx_bytes = fields.Integer(allow_none=True)
+    net_tx_bytes = fields.Integer(allow_none=True)
+
+
+class DomainStatsSchema(StrictSchema):
+    host = fields.String()
+    at = fields.DateTime()
+    domains = fields.List(fields.Nested(DomainSampleSchema))

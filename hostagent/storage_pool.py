@@ -1,0 +1,140 @@
+"""The host's libvirt 'dir' storage pool and its qcow2 volumes. Every function is idempotent by
+name (RPC is delivered at least once) and is run in a native thread by HypervisorConnection.run:
+libvirt and plain Python only."""
+import os
+import xml.etree.ElementTree as ET
+
+import libvirt
+
+from common.errors import HostOperationFailed
+
+UPLOAD_CHUNK_BYTES = 1 << 20
+
+
+def image_volume_name(image_id, fmt="qcow2"):
+    return f"image-{image_id}.{fmt}"
+
+
+def _pool_xml(name, path):
+    pool = ET.Element("pool", type="dir")
+    ET.SubElement(pool, "name").text = name
+    ET.SubElement(ET.SubElement(pool, "target"), "path").text = path
+    return ET.tostring(pool, encoding="unicode")
+
+
+def ensure_pool(conn, name, path):
+    """The pool `name`, defined (target `path`), built, active and autostarted."""
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+            raise
+        pool = conn.storagePoolDefineXML(_pool_xml(name, os.path.abspath(path)), 0)
+        pool.build(0)  # a dir pool: creates the target directory
+    if not pool.isActive():
+        pool.create(0)
+    if not pool.autostart():
+        pool.setAutostart(1)
+    return pool
+
+
+def pool_path(pool):
+    return ET.fromstring(pool.XMLDesc(0)).findtext("target/path")
+
+
+def volume_info(volume):
+    target = ET.fromstring(volume.XMLDesc(0)).find("target")
+    fmt = target.find("format") if target is not None else None
+    return {"name": volume.name(), "path": volume.path(), "capacity_bytes": volume.info()[1],
+            "format": fmt.get("type") if fmt is not None else "raw"}
+
+
+def find_volume(pool, name):
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            return None
+        raise
+
+
+def _backing_format(conn, backing_path):
+    try:
+        backing = conn.storageVolLookupByPath(backing_path)
+    except libvirt.libvirtError:
+        return "qcow2"  # not a libvirt volume: labcloud images are qcow2
+    return volume_info(backing)["format"]
+
+
+def _volume_xml(name, capacity_bytes, fmt, backing_path=None, backing_format=None):
+    volume = ET.Element("volume")
+    ET.SubElement(volume, "name").text = name
+    ET.SubElement(volume, "capacity", unit="bytes").text = str(capacity_bytes)
+    ET.SubElement(ET.SubElement(volume, "target"), "format", type=fmt)
+    if backing_path:
+        backing = ET.SubElement(volume, "backingStore")
+        ET.SubElement(backing, "path").text = backing_path
+        ET.SubElement(backing, "format", type=backing_format)
+    return ET.tostring(volume, encoding="unicode")
+
+
+def create_volume(conn, pool, name, capacity_bytes, fmt="qcow2", backing_path=None):
+    """A volume (copy-on-write over `backing_path` if given); an existing one is returned as is."""
+    volume = find_volume(pool, name)
+    if volume is None:
+        backing_format = _backing_format(conn, backing_path) if backing_path else None
+        try:
+            volume = pool.createXML(_volume_xml(name, capacity_bytes, fmt, backing_path, backing_format), 0)
+        except libvirt.libvirtError as exc:
+            # A concurrent redelivery created it first.
+            volume = find_volume(pool, name)
+            if exc.get_error_code() != libvirt.VIR_ERR_STORAGE_VOL_EXIST or volume is None:
+                raise
+    return volume_info(volume)
+
+
+def delete_volume(pool, name):
+    volume = find_volume(pool, name)
+    if volume is None:
+        return False
+    volume.delete(0)
+    return True
+
+
+def ensure_image(conn, pool, image_id, capacity_bytes, fmt="qcow2", source_path=None, upload=True):
+    """The image volume `image-<id>.<fmt>`, its content streamed from `source_path` when `upload`.
+
+    The test driver keeps volumes in memory and cannot take uploads, so there `upload` is False
+    and the volume only has the right name and capacity.
+    """
+    name = image_volume_name(image_id, fmt)
+    volume = find_volume(pool, name)
+    if volume is not None:
+        return volume_info(volume)
+    if upload and source_path and not os.path.isfile(source_path):
+        raise HostOperationFailed(f"image {image_id}: source {source_path} is not a file on this host")
+    volume = pool.createXML(_volume_xml(name, capacity_bytes, fmt), 0)
+    if upload and source_path:
+        try:
+            _upload(conn, volume, source_path)
+            pool.refresh(0)  # re-read capacity and format from the uploaded header
+        except Exception:
+            volume.delete(0)  # never leave a half-written image that later calls would reuse
+            raise
+        volume = pool.storageVolLookupByName(name)
+    return volume_info(volume)
+
+
+def _upload(conn, volume, source_path):
+    stream = conn.newStream(0)
+    volume.upload(stream, 0, os.path.getsize(source_path), 0)
+    try:
+        with open(source_path, "rb") as source:
+            stream.sendAll(lambda _stream, nbytes, fh: fh.read(min(nbytes, UPLOAD_CHUNK_BYTES)), source)
+        stream.finish()
+    except Exception:
+        try:
+            stream.abort()
+        except libvirt.libvirtError:
+            pass
+        raise

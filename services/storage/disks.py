@@ -1,0 +1,160 @@
+"""Images and root disks. A root disk is a qcow2 volume in the host's pool, copy-on-write over
+the image volume the host keeps once per image.
+
+Order matters for crashes: the volume row is committed ('creating') before any host call, so a
+disk the host made is always findable by delete_root_disk; no write transaction spans an RPC.
+"""
+import os
+
+import eventlet
+from nameko.exceptions import UnknownService
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from common.errors import Conflict, HostOperationFailed, NotFound
+from services.storage.models import Image, Volume
+
+GIB = 1 << 30
+DEFAULT_HOST_TIMEOUT_S = 60
+
+
+def root_volume_name(instance_id):
+    return f"root-{instance_id}.qcow2"
+
+
+def describe_image(image):
+    return {"id": image.id, "name": image.name, "description": image.description, "format": image.format,
+            "size_bytes": image.size_bytes, "min_disk_gib": image.min_disk_gib,
+            "created_at": image.created_at}
+
+
+def describe_volume(volume):
+    return {column: getattr(volume, column) for column in (
+        "id", "name", "kind", "host", "pool", "path", "capacity_bytes", "image_id", "instance_id",
+        "state", "created_at")}
+
+
+def list_images(session):
+    return [describe_image(i) for i in session.scalars(select(Image).order_by(Image.id))]
+
+
+def find_image(session, image_id):
+    image = session.get(Image, image_id)
+    if image is None:
+        raise NotFound(f"no image {image_id}", {"image_id": ["unknown image"]})
+    return image
+
+
+def list_volumes(session, host=None):
+    query = select(Volume).order_by(Volume.id)
+    if host is not None:
+        query = query.where(Volume.host == host)
+    return [describe_volume(v) for v in session.scalars(query)]
+
+
+def root_volume_of(session, instance_id):
+    return session.scalars(
+        select(Volume).where(Volume.instance_id == instance_id, Volume.kind == "root")).first()
+
+
+def image_source(image, data_dir):
+    if os.path.isabs(image.source_path):
+        return image.source_path
+    return os.path.join(os.path.abspath(data_dir), image.source_path)
+
+
+def call_host(hosts, host, method, payload=None, timeout=DEFAULT_HOST_TIMEOUT_S):
+    """One RPC to a host agent, bounded: a stopped agent's queue outlives it and would swallow the
+    call forever. Whatever goes wrong comes back as HostOperationFailed, except UnknownService
+    (no agent ever served that host on this broker), which callers treat as "nothing there"."""
+    proxy = getattr(hosts(host), method)
+    try:
+        with eventlet.Timeout(timeout):
+            reply = proxy.call_async() if payload is None else proxy.call_async(payload)
+            return reply.result()
+    except eventlet.Timeout:
+        raise HostOperationFailed(f"host {host}: {method} got no answer in {timeout} s") from None
+    except (HostOperationFailed, UnknownService):
+        raise
+    except Exception as exc:  # noqa: BLE001  (a RemoteError or broker error: the host op failed)
+        raise HostOperationFailed(f"host {host}: {method} failed: {exc}") from None
+
+
+def _record_root_volume(session, request, capacity_bytes):
+    """Insert the 'creating' row, or return the one a previous (or concurrent) call made."""
+    existing = root_volume_of(session, request["instance_id"])
+    if existing is not None:
+        return existing
+    volume = Volume(name=root_volume_name(request["instance_id"]), kind="root", host=request["host"],
+                    capacity_bytes=capacity_bytes, image_id=request["image_id"],
+                    instance_id=request["instance_id"], state="creating")
+    session.add(volume)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # a redelivered request won the race: use its row
+        return root_volume_of(session, request["instance_id"])
+    return volume
+
+
+def create_root_disk(session, hosts, request, data_dir, timeout=DEFAULT_HOST_TIMEOUT_S):
+    """The instance's root disk on `request['host']`; asking again returns the same volume."""
+    image = find_image(session, request["image_id"])
+    capacity_bytes = max(request["size_gib"], image.min_disk_gib) * GIB
+    volume = _record_root_volume(session, request, capacity_bytes)
+    if volume.state == "available":
+        return describe_volume(volume)
+    if volume.state == "deleting" or volume.host != request["host"]:
+        raise Conflict(f"instance {request['instance_id']} has a root disk {volume.state} on {volume.host}",
+                       {"instance_id": ["root disk exists"]})
+    session.commit()  # nothing open while we wait on the host
+
+    host = volume.host
+    try:
+        info = call_host(hosts, host, "get_host_info", timeout=timeout)
+        image_volume = call_host(hosts, host, "ensure_image", {
+            "image_id": image.id, "source_path": image_source(image, data_dir), "format": image.format,
+            "capacity_bytes": image.size_bytes}, timeout)
+        made = call_host(hosts, host, "create_volume", {
+            "name": volume.name, "capacity_bytes": capacity_bytes, "format": "qcow2",
+            "backing_path": image_volume["path"]}, timeout)
+    except (HostOperationFailed, UnknownService) as exc:
+        _undo_create(session, hosts, volume, timeout)
+        if isinstance(exc, UnknownService):
+            raise HostOperationFailed(f"host {host}: no host agent is serving it") from None
+        raise
+    volume.pool, volume.path = info["pool"], made["path"]
+    volume.capacity_bytes, volume.state = made["capacity_bytes"], "available"
+    session.commit()
+    return describe_volume(volume)
+
+
+def _undo_create(session, hosts, volume, timeout):
+    """Remove what a failed create may have made. If the host cannot confirm, keep the row as
+    'deleting' so delete_root_disk (the saga's undo step) can finish the job later."""
+    try:
+        call_host(hosts, volume.host, "delete_volume", {"name": volume.name}, timeout)
+    except UnknownService:
+        pass  # no agent has ever served this host: nothing was made there
+    except HostOperationFailed:
+        volume.state = "deleting"
+        session.commit()
+        return
+    session.delete(volume)
+    session.commit()
+
+
+def delete_root_disk(session, hosts, instance_id, timeout=DEFAULT_HOST_TIMEOUT_S):
+    """Delete the instance's root disk on its host, then its row. False when there is none."""
+    volume = root_volume_of(session, instance_id)
+    if volume is None:
+        return False
+    volume.state = "deleting"
+    session.commit()
+    try:
+        call_host(hosts, volume.host, "delete_volume", {"name": volume.name}, timeout)
+    except UnknownService:
+        pass  # no agent has ever served this host: nothing to delete there
+    session.delete(volume)
+    session.commit()
+    return True

@@ -1,0 +1,45 @@
+"""Storage service: images and root disks. Entry points only; logic is in disks.py."""
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
+from common.db import Database
+from common.hostrpc import HostAgentRpc
+from common.schemas import dump, load
+from services.storage import disks
+from services.storage.schemas import CreateRootDiskRequest, DeleteRootDiskRequest, ImageSchema, VolumeSchema
+
+
+class StorageService:
+    name = "storage"
+
+    db = Database()
+    hosts = HostAgentRpc()
+    config = Config()
+
+    def _host_timeout(self):
+        return float(self.config.get("HOST_RPC_TIMEOUT", disks.DEFAULT_HOST_TIMEOUT_S))
+
+    @rpc
+    def list_images(self):
+        return dump(ImageSchema, disks.list_images(self.db), many=True)
+
+    @rpc
+    def get_image(self, image_id):
+        return dump(ImageSchema, disks.describe_image(disks.find_image(self.db, image_id)))
+
+    @rpc
+    def create_root_disk(self, request):
+        request = load(CreateRootDiskRequest, request)
+        volume = disks.create_root_disk(self.db, self.hosts, request, self.config.get("DATA_DIR", "var"),
+                                        self._host_timeout())
+        return dump(VolumeSchema, volume)
+
+    @rpc
+    def delete_root_disk(self, request):
+        request = load(DeleteRootDiskRequest, request)
+        deleted = disks.delete_root_disk(self.db, self.hosts, request["instance_id"], self._host_timeout())
+        return {"deleted": deleted}
+
+    @rpc
+    def list_volumes(self, host=None):
+        return dump(VolumeSchema, disks.list_volumes(self.db, host), many=True)

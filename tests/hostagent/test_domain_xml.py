@@ -1,0 +1,81 @@
+"""Unit tests of the domain XML builder, parsed back with xml.etree."""
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from common.errors import InvalidInput
+from common.schemas import load
+from hostagent.domain_xml import METADATA_NS, build_domain_xml, cpu_quota_us
+from hostagent.schemas import DomainSpec
+
+SPEC = {"instance_id": "7A1B2C3D-0000-4000-8000-000000000001", "name": "web-1", "vcpus": 2,
+        "memory_mib": 256, "cpu_weight": 512, "cpu_cap_percent": 50,
+        "disk_path": "/pools/h1/root-x.qcow2", "mac": "aa:00:0a:63:00:02", "ip": "10.99.0.2"}
+
+
+def parse(spec=SPEC, config=None, uri="qemu:///system"):
+    return ET.fromstring(build_domain_xml(load(DomainSpec, spec), config or {}, uri))
+
+
+def test_identity_size_and_cpu_tuning():
+    root = parse()
+    assert root.get("type") == "qemu"
+    assert root.findtext("uuid") == "7a1b2c3d-0000-4000-8000-000000000001"  # canonical form
+    assert root.findtext("name") == "web-1"
+    assert root.find("memory").get("unit") == "MiB" and root.findtext("memory") == "256"
+    assert root.findtext("vcpu") == "2"
+    assert root.findtext("cputune/shares") == "512"
+    assert root.findtext("cputune/period") == "100000"
+    assert root.findtext("cputune/quota") == "100000"  # 50% of each of 2 vCPUs
+    assert root.find("features/acpi") is not None
+    assert root.find(f"metadata/{{{METADATA_NS}}}instance").get("ip") == "10.99.0.2"
+
+
+def test_uncapped_has_no_quota():
+    assert parse({**SPEC, "cpu_cap_percent": 0}).find("cputune/quota") is None
+    assert cpu_quota_us(0, 4) is None and cpu_quota_us(100, 1) == 100000
+
+
+def test_devices():
+    devices = parse(config={"HOST_NETWORK": "labnet", "CONSOLE_DIR": "/var/console"}).find("devices")
+    disk = devices.find("disk")
+    assert disk.find("driver").get("type") == "qcow2"
+    assert disk.find("source").get("file") == SPEC["disk_path"]
+    assert disk.find("target").attrib == {"dev": "vda", "bus": "virtio"}
+    nic = devices.find("interface")
+    assert nic.get("type") == "network"
+    assert nic.find("mac").get("address") == SPEC["mac"]
+    assert nic.find("source").get("network") == "labnet"
+    assert nic.find("model").get("type") == "virtio"
+    assert devices.find("memballoon").get("model") == "virtio"
+    assert devices.find("memballoon/stats").get("period")
+    assert devices.find("serial/source").get("path") == \
+        "/var/console/7a1b2c3d-0000-4000-8000-000000000001.log"
+
+
+def test_domain_type_follows_uri_and_config():
+    assert parse(config={"DOMAIN_TYPE": "kvm"}).get("type") == "kvm"
+    test_root = parse(uri="test:///default")
+    assert test_root.get("type") == "test"
+    assert test_root.find("devices/serial") is None  # the test driver has no character devices
+    assert test_root.find("devices/interface/source").get("network") == "default"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("vcpus", 0), ("vcpus", 65), ("memory_mib", 16), ("cpu_weight", 1), ("cpu_cap_percent", 101),
+    ("mac", "AA-00-0a-63-00-02"), ("ip", "10.99.0.300"), ("instance_id", "not-a-uuid"),
+    ("disk_path", "relative.qcow2"), ("name", "bad name"),
+])
+def test_spec_validation_names_the_field(field, value):
+    with pytest.raises(InvalidInput) as err:
+        load(DomainSpec, {**SPEC, field: value})
+    assert set(err.value.fields) == {field}
+
+
+def test_direct_kernel_boot_when_configured():
+    root = parse(config={"GUEST_KERNEL": "/k/vmlinux", "GUEST_INITRD": "/k/initrd.gz",
+                         "GUEST_CMDLINE": "console=ttyS0 ip={ip}"})
+    assert root.findtext("os/kernel") == "/k/vmlinux" and root.findtext("os/initrd") == "/k/initrd.gz"
+    assert root.findtext("os/cmdline") == "console=ttyS0 ip=10.99.0.2"
+    assert root.find("os/boot") is None
+    assert parse(config={"GUEST_KERNEL": "/k/vmlinux"}, uri="test:///default").find("os/kernel") is None

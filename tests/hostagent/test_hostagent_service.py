@@ -1,0 +1,120 @@
+"""The host agent over the real RabbitMQ node, driving libvirt's test:///default driver."""
+import uuid
+
+import pytest
+from nameko.events import event_handler
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter
+
+from common.errors import InvalidInput
+from hostagent.service import make_service
+
+
+class HostEventListener:
+    """Stands in for the instances and metrics services: events come from source 'hostagent'."""
+    name = "hostagent_test_listener"
+
+    @event_handler("hostagent", "host_heartbeat")
+    def heartbeat(self, payload):
+        return payload
+
+    @event_handler("hostagent", "domain_stats")
+    def stats(self, payload):
+        return payload
+
+
+@pytest.fixture
+def agent_config(service_config):
+    pool = f"svc-{uuid.uuid4().hex[:8]}"
+    return service_config(LIBVIRT_URI="test:///default", POOL_NAME=pool, POOL_PATH=f"/labcloud-test/{pool}",
+                          HEARTBEAT_INTERVAL=0.3, STATS_INTERVAL=0.3)
+
+
+@pytest.fixture
+def listener(container_factory, agent_config):
+    container = container_factory(HostEventListener, agent_config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def agent(container_factory, agent_config, listener):
+    container = container_factory(make_service("t1"), agent_config)
+    with entrypoint_waiter(listener, "heartbeat", timeout=10,
+                           callback=lambda _ctx, result, _exc: result["host"] == "t1") as first:
+        container.start()  # the first heartbeat goes out at start, not after one interval
+    assert first.get()["hypervisor"] == "TEST"
+    return container
+
+
+def spec(instance_id, disk_path):
+    return {"instance_id": instance_id, "name": f"vm-{instance_id[:8]}", "vcpus": 1, "memory_mib": 128,
+            "cpu_weight": 1024, "cpu_cap_percent": 50, "disk_path": disk_path,
+            "mac": "aa:00:0a:63:00:02", "ip": "10.99.0.2"}
+
+
+def test_volumes_and_domain_lifecycle(agent, agent_config):
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        info = host.get_host_info()
+        assert info == {"host": "t1", "hypervisor": "TEST", "uri": "test:///default", "vcpus": 16,
+                        "memory_mib": 3072, "pool": agent_config["POOL_NAME"],
+                        "pool_path": agent_config["POOL_PATH"]}
+
+        image = host.ensure_image({"image_id": 1, "format": "qcow2", "capacity_bytes": 64 << 20,
+                                   "source_path": "/nonexistent/tiny.qcow2"})
+        assert image["name"] == "image-1.qcow2" and image["capacity_bytes"] == 64 << 20
+        request = {"name": f"root-{instance_id}.qcow2", "capacity_bytes": 1 << 30, "format": "qcow2",
+                   "backing_path": image["path"]}
+        root = host.create_volume(request)
+        assert host.create_volume(request) == root
+        assert root["path"] == f"{agent_config['POOL_PATH']}/root-{instance_id}.qcow2"
+
+        created = host.create_domain(spec(instance_id, root["path"]))
+        assert created == {"instance_id": instance_id, "state": "running"}
+        assert host.create_domain(spec(instance_id, root["path"])) == created
+        assert host.list_domains() == [created]  # the driver's own 'test' domain is not ours
+
+        assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": True}
+        assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": False}
+        assert host.list_domains() == []
+        assert host.delete_volume({"name": root["name"]}) == {"deleted": True}
+        assert host.delete_volume({"name": root["name"]}) == {"deleted": False}
+        assert host.delete_volume({"name": image["name"]}) == {"deleted": True}
+
+
+def test_stopped_domain_is_started_again(agent, agent_config, conn):
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        host.create_domain(spec(instance_id, "/labcloud-test/x.qcow2"))
+        # The test driver's state is per process: this connection sees the agent's domain.
+        conn.lookupByUUIDString(instance_id).destroy()
+        assert host.list_domains() == [{"instance_id": instance_id, "state": "shutoff"}]
+        assert host.create_domain(spec(instance_id, "/labcloud-test/x.qcow2"))["state"] == "running"
+        assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": True}
+
+
+def test_events_come_from_source_hostagent(agent, agent_config, listener):
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        host.create_domain(spec(instance_id, "/labcloud-test/y.qcow2"))
+        try:
+            with entrypoint_waiter(listener, "heartbeat", timeout=10,
+                                   callback=lambda _c, r, _e: r["domains"] == 1) as beat:
+                pass
+            assert beat.get()["host"] == "t1" and beat.get()["vcpus"] == 16
+            with entrypoint_waiter(listener, "stats", timeout=10,
+                                   callback=lambda _c, r, _e: len(r["domains"]) == 1) as sampled:
+                pass
+            sample = sampled.get()["domains"][0]
+            assert sample["instance_id"] == instance_id and sample["state"] == "running"
+            assert sample["cpu_time_ns"] > 0 and sample["disk_read_bytes"] > 0
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
+
+
+def test_bad_request_names_the_field(agent, agent_config):
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        with pytest.raises(InvalidInput) as err:
+            host.create_domain({**spec(str(uuid.uuid4()), "/x.qcow2"), "vcpus": 0, "colour": "red"})
+    assert set(err.value.fields) == {"vcpus", "colour"}
