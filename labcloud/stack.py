@@ -143,9 +143,13 @@ class Stack:
 
     def _hosts_known(self):
         """Asks the scheduler (the instances service owns the hosts table) over RPC."""
+        from nameko.exceptions import UnknownService
         from nameko.standalone.rpc import ClusterRpcProxy
-        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=5) as rpc:
-            known = {host["name"] for host in rpc.instances.list_hosts()}
+        try:
+            with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=5) as rpc:
+                known = {host["name"] for host in rpc.instances.list_hosts()}
+        except UnknownService:  # the instances service has not consumed its queue yet
+            return False
         return set(self.hosts) <= known
 
     def check_alive(self):

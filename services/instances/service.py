@@ -1,5 +1,6 @@
 """Instances service: flavors, placement, lifecycle. Entry points only: lifecycle.py records what
 users ask, saga.py does the work on other services and hosts, scheduler.py places."""
+from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import RpcProxy, rpc
 
@@ -19,6 +20,7 @@ class InstancesService:
 
     db = Database()
     clock = Clock()
+    config = Config()
     dispatch = EventDispatcher()
     accounts = RpcProxy("accounts")
     network = RpcProxy("network")
@@ -68,7 +70,7 @@ class InstancesService:
     def on_create_requested(self, payload):
         instance_id = load(InstanceIdSchema, payload)["instance_id"]
         state = saga.run_create(self.db, instance_id, self._peers(),
-                                scheduler.policy_from_config(self.container.config), self.clock)
+                                scheduler.policy_from_config(self.config), self.clock)
         self._announce(instance_id, state)
 
     @event_handler("instances", "instance_delete_requested")
