@@ -1,5 +1,5 @@
 """Marshmallow helpers: every RPC payload and REST body is loaded through `load`."""
-from marshmallow import RAISE, Schema, ValidationError
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from common.errors import InvalidInput
 
@@ -9,6 +9,24 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+
+ROLES = ("user", "admin")
+
+
+class UuidString(fields.UUID):
+    """A UUID in, its canonical lowercase string out: instance ids are libvirt domain UUIDs, and
+    JSON and libvirt both want strings."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return str(super()._deserialize(value, attr, data, **kwargs))
+
+
+class ActorSchema(StrictSchema):
+    """Who is asking: what `accounts.authenticate` returns and every user-facing RPC takes first."""
+    id = fields.Integer(required=True, strict=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
 def load(schema, payload, partial=False):

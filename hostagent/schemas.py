@@ -3,7 +3,7 @@ import ipaddress
 
 from marshmallow import ValidationError, fields, validate, validates
 
-from common.schemas import StrictSchema
+from common.schemas import StrictSchema, UuidString
 
 MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
 DOMAIN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -11,13 +11,6 @@ VOLUME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 DISK_FORMATS = ("qcow2", "raw")
 DOMAIN_STATES = ("nostate", "running", "blocked", "paused", "shutdown", "shutoff", "crashed",
                  "pmsuspended", "unknown")
-
-
-class UuidString(fields.UUID):
-    """A UUID in, its canonical lowercase string out: libvirt and JSON both want strings."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        return str(super()._deserialize(value, attr, data, **kwargs))
 
 
 class HostInfoSchema(StrictSchema):

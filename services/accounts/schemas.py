@@ -1,12 +1,11 @@
 """RPC payloads of the accounts service (the gateway reuses them for REST bodies and OpenAPI)."""
 from marshmallow import ValidationError, fields, validate, validates
 
-from common.schemas import StrictSchema
+from common.schemas import ActorSchema, ROLES, StrictSchema
 from services.accounts import openssh
 from services.accounts.passwords import MIN_LENGTH
 
 USERNAME_PATTERN = r"^[a-z][a-z0-9_-]{2,31}$"
-ROLES = ("user", "admin")
 STATUSES = ("pending", "active", "disabled")
 
 
@@ -36,12 +35,6 @@ class AddKeyRequest(StrictSchema):
             openssh.parse_public_key(value)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
-
-
-class ActorSchema(StrictSchema):
-    id = fields.Integer(required=True, strict=True)
-    username = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
 class UserSchema(StrictSchema):

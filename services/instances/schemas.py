@@ -1,17 +1,11 @@
 """RPC payloads of the instances service."""
 from marshmallow import fields, validate
 
-from common.schemas import StrictSchema
+from common.schemas import StrictSchema, UuidString
 
 INSTANCE_NAME = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
                                 error="lower-case letters, digits and '-', at most 63, like a hostname")
 USER_DATA_MAX_BYTES = 16 * 1024
-
-
-class ActorSchema(StrictSchema):
-    id = fields.Integer(required=True)
-    username = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(["user", "admin"]))
 
 
 class CreateInstanceRequest(StrictSchema):
@@ -52,7 +46,7 @@ class InstanceSchema(StrictSchema):
 
 
 class InstanceIdSchema(StrictSchema):
-    instance_id = fields.String(required=True, validate=validate.Length(equal=36))
+    instance_id = UuidString(required=True)
 
 
 class HostSchema(StrictSchema):
@@ -66,10 +60,3 @@ class HostSchema(StrictSchema):
     used_vcpus = fields.Integer()
 
 
-class HeartbeatSchema(StrictSchema):
-    host = fields.String(required=True)
-    hypervisor = fields.String(required=True)
-    vcpus = fields.Integer(required=True)
-    memory_mib = fields.Integer(required=True)
-    domains = fields.Integer(load_default=0)
-    at = fields.DateTime(required=True)

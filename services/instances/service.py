@@ -7,12 +7,12 @@ from nameko.rpc import RpcProxy, rpc
 from common.clock import Clock
 from common.db import Database
 from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
-from common.schemas import dump, load
+from common.schemas import ActorSchema, dump, load
+from hostagent.schemas import HeartbeatSchema
 from services.instances import lifecycle, saga, scheduler
 from services.instances.models import Instance
 from services.instances.schemas import (
-    ActorSchema, CreateInstanceRequest, FlavorSchema, HeartbeatSchema, HostSchema, InstanceIdSchema,
-    InstanceSchema)
+    CreateInstanceRequest, FlavorSchema, HostSchema, InstanceIdSchema, InstanceSchema)
 
 
 class InstancesService:

@@ -2,14 +2,7 @@
 from marshmallow import fields, validate
 
 from common.hostrpc import HOST_NAME_PATTERN
-from common.schemas import StrictSchema
-
-
-class UuidString(fields.UUID):
-    """A UUID in, its canonical lowercase string out (instance ids are domain UUIDs on hosts)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        return str(super()._deserialize(value, attr, data, **kwargs))
+from common.schemas import StrictSchema, UuidString
 
 
 class ImageSchema(StrictSchema):
