@@ -3,10 +3,15 @@ and all of them publish events under the one source name `hostagent`, so listene
 which hosts exist."""
 import re
 
+import eventlet
+from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy, ServiceProxy
+
+from common.errors import HostOperationFailed
 
 HOST_EVENT_SOURCE = "hostagent"
 HOST_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
+DEFAULT_HOST_TIMEOUT_S = 60
 
 
 def host_service_name(host):
@@ -29,3 +34,32 @@ class HostAgentRpc(RpcProxy):
             return ServiceProxy(worker_ctx, host_service_name(host), self.rpc_reply_listener,
                                 **self.options)
         return for_host
+
+
+def call_host(hosts, host, method, payload=None, timeout=DEFAULT_HOST_TIMEOUT_S):
+    """One RPC to a host agent, bounded: a stopped agent's queue outlives it and would swallow the
+    call forever. Whatever goes wrong comes back as HostOperationFailed, except UnknownService
+    (no agent ever served that host on this broker), which callers treat as "nothing there"."""
+    proxy = getattr(hosts(host), method)
+    try:
+        with eventlet.Timeout(timeout):
+            reply = proxy.call_async() if payload is None else proxy.call_async(payload)
+            return reply.result()
+    except eventlet.Timeout:
+        raise HostOperationFailed(f"host {host}: {method} got no answer in {timeout} s") from None
+    except (HostOperationFailed, UnknownService):
+        raise
+    except Exception as exc:  # noqa: BLE001  (a RemoteError or broker error: the host op failed)
+        raise HostOperationFailed(f"host {host}: {method} failed: {exc}") from None
+
+
+class BoundedHost:
+    """`hosts(host)` whose every call goes through `call_host`: bounded, errors normalised."""
+
+    def __init__(self, hosts, host, timeout=DEFAULT_HOST_TIMEOUT_S):
+        self.hosts, self.host, self.timeout = hosts, host, timeout
+
+    def __getattr__(self, method):
+        def call(payload=None):
+            return call_host(self.hosts, self.host, method, payload, self.timeout)
+        return call

@@ -4,6 +4,7 @@ full teardown, which is idempotent too, so nothing is left behind even when a st
 doing its work (a lost reply)."""
 import logging
 
+from nameko.exceptions import UnknownService
 from sqlalchemy import update
 
 from common.errors import LabcloudError
@@ -111,6 +112,8 @@ def teardown(session, instance_id, peers):
     if instance is not None and instance.host:
         try:
             peers.hosts(instance.host).destroy_domain({"instance_id": instance_id})
+        except UnknownService:
+            pass  # no agent has ever served this host on this broker: no domain can be there
         except Exception as exc:
             failures.append(exc)
     for step in (lambda: peers.storage.delete_root_disk({"instance_id": instance_id}),

@@ -6,7 +6,7 @@ from nameko.rpc import RpcProxy, rpc
 
 from common.clock import Clock
 from common.db import Database
-from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
+from common.hostrpc import DEFAULT_HOST_TIMEOUT_S, HOST_EVENT_SOURCE, BoundedHost, HostAgentRpc
 from common.schemas import ActorSchema, dump, load
 from hostagent.schemas import HeartbeatSchema
 from services.instances import lifecycle, saga, scheduler
@@ -84,7 +84,9 @@ class InstancesService:
         scheduler.record_heartbeat(self.db, HeartbeatSchema(unknown="exclude").load(payload), self.clock())
 
     def _peers(self):
-        return saga.Collaborators(network=self.network, storage=self.storage, hosts=self.hosts)
+        timeout = float(self.config.get("HOST_RPC_TIMEOUT", DEFAULT_HOST_TIMEOUT_S))
+        return saga.Collaborators(network=self.network, storage=self.storage,
+                                  hosts=lambda host: BoundedHost(self.hosts, host, timeout))
 
     def _announce(self, instance_id, state):
         event = {"running": "instance_running", "error": "instance_failed",

@@ -6,16 +6,15 @@ disk the host made is always findable by delete_root_disk; no write transaction 
 """
 import os
 
-import eventlet
 from nameko.exceptions import UnknownService
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, HostOperationFailed, NotFound
+from common.hostrpc import DEFAULT_HOST_TIMEOUT_S, call_host
 from services.storage.models import Image, Volume
 
 GIB = 1 << 30
-DEFAULT_HOST_TIMEOUT_S = 60
 
 
 def root_volume_name(instance_id):
@@ -61,23 +60,6 @@ def image_source(image, data_dir):
     if os.path.isabs(image.source_path):
         return image.source_path
     return os.path.join(os.path.abspath(data_dir), image.source_path)
-
-
-def call_host(hosts, host, method, payload=None, timeout=DEFAULT_HOST_TIMEOUT_S):
-    """One RPC to a host agent, bounded: a stopped agent's queue outlives it and would swallow the
-    call forever. Whatever goes wrong comes back as HostOperationFailed, except UnknownService
-    (no agent ever served that host on this broker), which callers treat as "nothing there"."""
-    proxy = getattr(hosts(host), method)
-    try:
-        with eventlet.Timeout(timeout):
-            reply = proxy.call_async() if payload is None else proxy.call_async(payload)
-            return reply.result()
-    except eventlet.Timeout:
-        raise HostOperationFailed(f"host {host}: {method} got no answer in {timeout} s") from None
-    except (HostOperationFailed, UnknownService):
-        raise
-    except Exception as exc:  # noqa: BLE001  (a RemoteError or broker error: the host op failed)
-        raise HostOperationFailed(f"host {host}: {method} failed: {exc}") from None
 
 
 def _record_root_volume(session, request, capacity_bytes):
