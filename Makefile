@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rabbitmq-server \
-	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2
+	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2 postgresql
 
 .PHONY: run test setup system-packages venv
 

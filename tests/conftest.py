@@ -50,9 +50,13 @@ def rabbit_config(rabbit_node, vhosts):
     return {"AMQP_URI": rabbit_node.amqp_uri_for(vhosts.take())}
 
 
-@pytest.fixture
-def database_url(tmp_path):
-    return f"sqlite:///{tmp_path}/service.sqlite"
+@pytest.fixture(scope="session")
+def postgres():
+    """One private PostgreSQL cluster per test session (the database compose deploys with)."""
+    from labcloud.postgres import PostgresCluster
+    cluster = PostgresCluster(tempfile.mkdtemp(prefix="labcloud-pg-")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
