@@ -11,6 +11,7 @@ COPY labcloud ./labcloud
 COPY services ./services
 COPY hostagent ./hostagent
 COPY gateway ./gateway
+COPY imagebuilder ./imagebuilder
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e .
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore::DeprecationWarning
 CMD ["labcloud", "--help"]

@@ -1,0 +1,241 @@
+"""Boot a built image with bare qemu-system-x86_64 (no libvirt) and log in over SSH.
+
+This is the reference for "how fast can this image boot here": QEMU user-mode networking with a
+host port forwarded to the guest's port 22, a tiny metadata server on 127.0.0.1 that the guest
+reaches as 10.0.2.2 (QEMU's user-mode gateway is the host's loopback), the ELF kernel booted
+directly (PVH). Only loopback is used. The boot test and bench/boot_to_ssh.py's (a) side use it.
+"""
+import contextlib
+import http.server
+import io
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import paramiko
+
+USER_NET_HOST = "10.0.2.2"   # the host's loopback as seen from a QEMU user-mode guest
+USER_NET_GUEST = "10.0.2.15"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def public_key_line(key, comment="labcloud"):
+    return f"{key.get_name()} {key.get_base64()} {comment}"
+
+
+def generate_ed25519_key():
+    """A fresh paramiko Ed25519Key (paramiko cannot generate one itself)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem.decode()))
+
+
+class MetadataServer:
+    """EC2-style paths the image's /init reads, for one guest, on 127.0.0.1:<port>."""
+
+    def __init__(self, hostname, public_key, user_data=None, port=0):
+        self.documents = {
+            "/latest/meta-data/hostname": hostname,
+            "/latest/meta-data/public-keys/0/openssh-key": public_key + "\n",
+        }
+        if user_data is not None:
+            self.documents["/latest/user-data"] = user_data
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                body = server.documents.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def guest_url(self):
+        return f"http://{USER_NET_HOST}:{self.port}/latest"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def qemu_command(image_dir, disk, ssh_port, metadata_url, console_log, hostname="tinyvm",
+                 memory_mib=128, kernel="vmlinux", accel="tcg", extra_cmdline="", monitor_socket=None,
+                 network="static"):
+    """network: "static" passes ip=... on the kernel command line; "dhcp" leaves it out so /init
+    asks QEMU's built-in DHCP server (which hands out 10.0.2.15 as well)."""
+    ip = f"ip={USER_NET_GUEST}::{USER_NET_HOST}:255.255.255.0:{hostname}:eth0:off " if network == "static" else ""
+    cmdline = f"console=ttyS0 {ip}labcloud.metadata={metadata_url} {extra_cmdline}".strip()
+    return [
+        "qemu-system-x86_64", "-accel", accel, "-m", str(memory_mib), "-smp", "1",
+        "-nographic", "-nodefaults", "-no-user-config",
+        "-kernel", os.path.join(image_dir, kernel), "-initrd", os.path.join(image_dir, "initrd.img"),
+        "-append", cmdline,
+        "-drive", f"file={disk},format=qcow2,if=virtio",
+        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        "-device", "virtio-net-pci,netdev=n0",
+        # Entropy for the guest: without it dropbearkey blocks ~1 s until the kernel's CRNG is ready.
+        "-device", "virtio-rng-pci",
+        "-serial", f"file:{console_log}",
+        "-monitor", f"unix:{monitor_socket},server=on,wait=off" if monitor_socket else "none",
+    ]
+
+
+def wait_for_banner(port, deadline):
+    """Poll until an SSH server answers with its banner. QEMU's forward accepts TCP at once and
+    closes it while nothing listens in the guest; polling with a raw socket keeps paramiko from
+    logging a traceback for each early attempt."""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
+            if sock.recv(4).startswith(b"SSH-"):
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def wait_for_ssh(port, key, deadline, user="root"):
+    """A connected, authenticated paramiko SSHClient, retrying until `deadline` (time.monotonic())."""
+    last = None
+    while time.monotonic() < deadline:
+        if not wait_for_banner(port, deadline):
+            break
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect("127.0.0.1", port=port, username=user, pkey=key, timeout=5, banner_timeout=5,
+                           auth_timeout=10, look_for_keys=False, allow_agent=False)
+            return client
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            last = exc
+            client.close()
+            time.sleep(0.2)
+    raise TimeoutError(f"no SSH login on 127.0.0.1:{port}: {last!r}")
+
+
+class BareGuest:
+    """One QEMU process booting `image_dir` with a throwaway copy-on-write disk; always killed on exit."""
+
+    def __init__(self, image_dir, metadata_url, hostname="tinyvm", memory_mib=128, kernel="vmlinux",
+                 workdir=None, extra_cmdline="", network="static"):
+        self.image_dir, self.metadata_url, self.hostname = image_dir, metadata_url, hostname
+        self.network = network
+        self.memory_mib, self.kernel, self.extra_cmdline = memory_mib, kernel, extra_cmdline
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="labcloud-bareboot-")
+        self.console_log = os.path.join(self.workdir, "console.log")
+        self.disk = os.path.join(self.workdir, "disk.qcow2")
+        self.monitor_socket = os.path.join(self.workdir, "monitor.sock")
+        self.ssh_port = free_port()
+        self.proc = None
+
+    def start(self):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                        os.path.abspath(os.path.join(self.image_dir, "root.qcow2")), self.disk],
+                       check=True, capture_output=True)
+        cmd = qemu_command(self.image_dir, self.disk, self.ssh_port, self.metadata_url, self.console_log,
+                           self.hostname, self.memory_mib, self.kernel, extra_cmdline=self.extra_cmdline,
+                           monitor_socket=self.monitor_socket, network=self.network)
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.workdir, "qemu.err"), "wb"))
+        return self
+
+    def console(self):
+        with contextlib.suppress(OSError), open(self.console_log, errors="replace") as f:
+            return f.read()
+        return ""
+
+    def powerdown(self, timeout=30):
+        """ACPI power button (what libvirt's shutdown sends); returns seconds until QEMU exited."""
+        started = time.monotonic()
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(self.monitor_socket)
+            sock.sendall(b"system_powerdown\n")
+            self.proc.wait(timeout=timeout)
+        return time.monotonic() - started
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def boot_and_ssh(image_dir, key, hostname="tinyvm", user_data=None, memory_mib=128, timeout=120,
+                 kernel="vmlinux", on_ssh=None, keep_console=None, extra_cmdline="", network="static"):
+    """Boot the image with bare QEMU (TCG, user-mode net), log in as root with `key` (a paramiko
+    PKey), return seconds from starting QEMU to a logged-in SSH session.
+
+    on_ssh(client, guest): optional check run while the guest is up (e.g. commands over SSH).
+    keep_console: a path to copy the serial console log to (useful when a boot fails).
+    kernel: "vmlinux" (PVH, fast) or "bzImage"; extra_cmdline: appended to the kernel command line;
+    network: "static" (ip= on the command line) or "dhcp".
+    QEMU is killed on return or on any error.
+    """
+    with MetadataServer(hostname, public_key_line(key), user_data) as metadata, \
+            BareGuest(image_dir, metadata.guest_url, hostname, memory_mib, kernel,
+                      extra_cmdline=extra_cmdline, network=network) as guest:
+        try:
+            client = wait_for_ssh(guest.ssh_port, key, guest.started_at + timeout)
+            seconds = time.monotonic() - guest.started_at
+            try:
+                if on_ssh:
+                    on_ssh(client, guest)
+            finally:
+                client.close()
+            return seconds
+        except BaseException:
+            if guest.proc.poll() is not None:
+                raise RuntimeError(f"QEMU exited ({guest.proc.returncode}); console:\n{guest.console()[-3000:]}")
+            raise
+        finally:
+            if keep_console and os.path.exists(guest.console_log):
+                shutil.copy(guest.console_log, keep_console)
+
+
+def run(client, command, timeout=20):
+    """stdout of a command over SSH; raises on a non-zero exit."""
+    _, stdout, stderr = client.exec_command(command, timeout=timeout)
+    out = stdout.read().decode()
+    status = stdout.channel.recv_exit_status()
+    if status != 0:
+        raise RuntimeError(f"{command!r} exited {status}: {stderr.read().decode()}")
+    return out
+
