@@ -1,0 +1,409 @@
+"""A local hypervisor host: a private libvirtd inside a network namespace labcloud creates.
+
+The system's libvirt configuration is never touched. The daemon runs in a private mount namespace
+in which this host's directories under `<data_dir>/hosts/<host>/` are bind-mounted over libvirt's
+system paths (config, run, state, cache, log), so it has its own socket, `host_uuid`, domains and
+networks, and two hosts can run side by side on one machine. Its QEMU and dnsmasq children inherit
+both namespaces. In the network namespace: an isolated libvirt network `labcloud` on bridge `lcbr0`
+(gateway address + DHCP), and 169.254.169.254/32 on the bridge for the guest metadata server.
+
+Clients in the machine's own namespace talk to the daemon over its unix socket (`uri`) and reach
+guests through sockets opened inside the namespace (`labcloud.netns.connect_in_netns`).
+"""
+import hashlib
+import ipaddress
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import libvirt
+
+from labcloud import netns
+
+NETWORK_NAME = "labcloud"
+BRIDGE = "lcbr0"
+METADATA_IP = "169.254.169.254"
+# Our directory -> the system path the daemon sees it at.
+SYSTEM_PATHS = {"etc": "/etc/libvirt", "run": "/run/libvirt", "lib": "/var/lib/libvirt",
+                "cache": "/var/cache/libvirt", "log": "/var/log/libvirt"}
+# Processes a host's daemon leaves behind, by the pid files it writes (relative to the run dir).
+CHILD_PID_DIRS = {"qemu": "qemu-system", "network": "dnsmasq"}
+# libvirt's QEMU driver looks up its build-time run user and group at start-up, before reading
+# qemu.conf (which then says root). Machines without libvirt-daemon-system lack them.
+QEMU_ACCOUNT = "libvirt-qemu"
+DYNAMIC_DHCP_ADDRESSES = 64
+STOP_GRACE_S = 5.0
+
+
+def _process_state(pid):
+    """'R', 'S', ..., 'Z' for a zombie, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name is in parentheses and may contain spaces: the state follows it.
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid):
+    # A killed daemon can stay a zombie for a while; kill -0 would call it alive.
+    return _process_state(pid) not in (None, "Z")
+
+
+def _command_name(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _dynamic_range(subnet):
+    """A small dynamic DHCP range at the top of the subnet, for guests without a host entry. The
+    network service hands out addresses from the bottom, so the two meet only in a full subnet."""
+    hosts = list(subnet.hosts())
+    count = max(1, min(DYNAMIC_DHCP_ADDRESSES, len(hosts) // 4))
+    return str(hosts[-count]), str(hosts[-1])
+
+
+class LocalQemuHost:
+    def __init__(self, data_dir, host_name, subnet_cidr="10.99.0.0/22", gateway="10.99.0.1"):
+        self.data_dir = os.path.abspath(data_dir)
+        self.host_name = host_name
+        self.subnet = ipaddress.ip_network(subnet_cidr)
+        self.gateway = gateway
+        if ipaddress.ip_address(gateway) not in self.subnet:
+            raise ValueError(f"gateway {gateway} is not in {subnet_cidr}")
+        self.base_dir = os.path.join(self.data_dir, "hosts", host_name)
+        self.dirs = {key: os.path.join(self.base_dir, key) for key in SYSTEM_PATHS}
+        # A hash of the data dir keeps two stacks' namespaces apart; it stays short because netns
+        # names become file names and, later, parts of interface names (15 characters at most).
+        digest = hashlib.sha1(self.data_dir.encode()).hexdigest()[:6]
+        self.netns = f"lc-{digest}-{host_name}"
+        self.bridge = BRIDGE
+        self.network_name = NETWORK_NAME
+        self.socket_path = os.path.join(self.dirs["run"], "libvirt-sock")
+        self.uri = f"qemu+unix:///system?socket={self.socket_path}"
+        self.pid_file = os.path.join(self.dirs["run"], "libvirtd.pid")
+        self.process = None
+        self.timings = {}
+
+    # ----- start -----
+    def start(self, timeout=30):
+        self._cleanup()  # what a previous run (or a crash) may have left
+        netns.create(self.netns)
+        self._write_config()
+        # A killed daemon leaves its socket file: waiting for it to appear must mean the new one.
+        for name in ("libvirt-sock", "libvirt-sock-ro", "libvirt-admin-sock"):
+            if os.path.lexists(os.path.join(self.dirs["run"], name)):
+                os.remove(os.path.join(self.dirs["run"], name))
+        started = time.monotonic()
+        self._spawn_libvirtd()
+        conn = self._wait_for_socket(timeout)
+        self.timings["libvirtd_start_s"] = time.monotonic() - started
+        try:
+            started = time.monotonic()
+            self._start_network(conn)
+            self.timings["network_start_s"] = time.monotonic() - started
+            # Probe QEMU now (or load the cached probe), not in the first domain start.
+            started = time.monotonic()
+            conn.getDomainCapabilities(None, None, None, "qemu", 0)
+            self.timings["qemu_capabilities_s"] = time.monotonic() - started
+        finally:
+            conn.close()
+        netns.run(self.netns, ["ip", "addr", "replace", f"{METADATA_IP}/32", "dev", self.bridge])
+        return self
+
+    def open(self):
+        """A new libvirt connection to this host's daemon."""
+        return libvirt.open(self.uri)
+
+    def _host_uuid(self):
+        # Generated once per host and kept, so the host keeps its identity across restarts.
+        path = os.path.join(self.base_dir, "host_uuid")
+        try:
+            with open(path) as f:
+                return str(uuid.UUID(f.read().strip()))
+        except (OSError, ValueError):
+            value = str(uuid.uuid4())
+            with open(path, "w") as f:
+                f.write(value + "\n")
+            return value
+
+    @property
+    def host_uuid(self):
+        return self._host_uuid()
+
+    def _write_config(self):
+        for path in self.dirs.values():
+            os.makedirs(path, exist_ok=True)
+        os.chmod(self.dirs["run"], 0o700)
+        libvirtd_conf = "\n".join([
+            # Only the unix socket: nothing listens on TCP/TLS (no --listen either).
+            "listen_tls = 0", "listen_tcp = 0",
+            f'unix_sock_dir = "{self.dirs["run"]}"',
+            'unix_sock_rw_perms = "0700"',
+            # Debian builds with polkit, which is not running here; the socket is root-only anyway.
+            'auth_unix_ro = "none"', 'auth_unix_rw = "none"',
+            f'host_uuid = "{self._host_uuid()}"',
+            f'log_outputs = "3:file:{os.path.join(self.dirs["log"], "libvirtd.log")}"',
+        ]) + "\n"
+        qemu_conf = "\n".join([
+            # As root, libvirt probes QEMU with KVM visible; a `libvirt-qemu` run user then cannot
+            # open /dev/kvm and every start re-probes (~45 s instead of ~0.4 s).
+            'user = "root"', 'group = "root"',
+            # Console/stdio to files directly: no virtlogd to run.
+            'stdio_handler = "file"',
+            # No AppArmor/SELinux profiles are set up for these private daemons.
+            'security_driver = "none"',
+        ]) + "\n"
+        self._write(os.path.join(self.dirs["etc"], "libvirtd.conf"), libvirtd_conf)
+        self._write(os.path.join(self.dirs["etc"], "qemu.conf"), qemu_conf)
+        self._seed_capabilities_cache()
+        # libvirt's `default` network (192.168.122.0/24 with NAT) must never exist here.
+        networks = os.path.join(self.dirs["etc"], "qemu", "networks")
+        for path in (os.path.join(networks, "autostart", "default.xml"),
+                     os.path.join(networks, "default.xml")):
+            if os.path.lexists(path):
+                os.remove(path)
+
+    def _seed_capabilities_cache(self):
+        """A new host copies a sibling host's cached QEMU probe (same machine, same binaries); the
+        daemon still checks it and re-probes if it does not fit."""
+        mine = os.path.join(self.dirs["cache"], "qemu", "capabilities")
+        if os.path.isdir(mine) and os.listdir(mine):
+            return
+        hosts_dir = os.path.dirname(self.base_dir)
+        for sibling in sorted(os.listdir(hosts_dir)):
+            theirs = os.path.join(hosts_dir, sibling, "cache", "qemu", "capabilities")
+            if sibling != self.host_name and os.path.isdir(theirs) and os.listdir(theirs):
+                shutil.copytree(theirs, mine, dirs_exist_ok=True)
+                return
+
+    @staticmethod
+    def _write(path, text):
+        with open(path, "w") as f:
+            f.write(text)
+
+    def _mount_script(self):
+        """Shell run inside the new private mount namespace before exec'ing libvirtd."""
+        lines = ["set -e"]
+        missing = [target for target in SYSTEM_PATHS.values() if not os.path.isdir(target)]
+        if missing:
+            # Without libvirt-daemon-system there is no /etc/libvirt (nor /var/lib/libvirt, ...).
+            # Rather than create mount points on the machine, each parent gets a throw-away overlay
+            # inside this mount namespace and they are created there.
+            scratch = os.path.join(self.base_dir, "overlay")
+            os.makedirs(scratch, exist_ok=True)
+            lines.append(f"mount -t tmpfs lc-overlay {shlex.quote(scratch)}")
+            for i, parent in enumerate(sorted({os.path.dirname(t) for t in missing})):
+                upper, work = f"{scratch}/{i}/upper", f"{scratch}/{i}/work"
+                lines.append(f"mkdir -p {shlex.quote(upper)} {shlex.quote(work)}")
+                lines.append(f"mount -t overlay overlay -o lowerdir={parent},upperdir={upper},"
+                             f"workdir={work} {shlex.quote(parent)}")
+            lines.append("mkdir -p " + " ".join(shlex.quote(t) for t in missing))
+        for key, target in SYSTEM_PATHS.items():
+            lines.append(f"mount --bind {shlex.quote(self.dirs[key])} {shlex.quote(target)}")
+        for source, target in self._account_files():
+            lines.append(f"mount --bind {shlex.quote(source)} {shlex.quote(target)}")
+        # Pinned to one CPU: libvirt keys its cached QEMU capabilities on the CPUID it reads at
+        # start-up, and the vCPUs here answer differently, so an unpinned daemon found the cache
+        # stale every other start and re-probed QEMU (~4 s) in the first domain start. libvirt
+        # gives each QEMU process all host CPUs again.
+        config = os.path.join(self.dirs["etc"], "libvirtd.conf")
+        lines.append(f"exec taskset -c 0 libvirtd --config {shlex.quote(config)} "
+                     f"--pid-file {shlex.quote(self.pid_file)}")
+        return "\n".join(lines)
+
+    def _account_files(self):
+        """Copies of /etc/passwd and /etc/group with the QEMU driver's account added where it is
+        missing, bind-mounted in the daemon's mount namespace only (the machine's files stay)."""
+        files = {}
+        for system_file in ("/etc/passwd", "/etc/group"):
+            with open(system_file) as f:
+                files[system_file] = [line for line in f.read().splitlines()
+                                      if line.count(":") >= 2]
+        lacking = [path for path, lines in files.items()
+                   if not any(line.split(":", 1)[0] == QEMU_ACCOUNT for line in lines)]
+        if not lacking:
+            return []
+        used = {line.split(":")[2] for lines in files.values() for line in lines}
+        free_id = next(i for i in range(64055, 1000, -1) if str(i) not in used)
+        added = {"/etc/passwd": f"{QEMU_ACCOUNT}:x:{free_id}:{free_id}::/nonexistent:"
+                                "/usr/sbin/nologin",
+                 "/etc/group": f"{QEMU_ACCOUNT}:x:{free_id}:"}
+        overrides = []
+        for system_file in lacking:
+            copy = os.path.join(self.base_dir, os.path.basename(system_file))
+            self._write(copy, "\n".join(files[system_file] + [added[system_file]]) + "\n")
+            overrides.append((copy, system_file))
+        return overrides
+
+    def _spawn_libvirtd(self):
+        # Network namespace first (nsenter, not `ip netns exec`, which remounts /sys and hides the
+        # cgroup mounts libvirt needs for CPU stats), then the private mount namespace. nsenter,
+        # unshare and sh all exec, so the child's PID is libvirtd's.
+        argv = netns.nsenter_argv(self.netns) + [
+            "unshare", "-m", "--propagation", "private", "sh", "-c", self._mount_script()]
+        output = open(os.path.join(self.dirs["log"], "libvirtd.out"), "ab")
+        try:
+            # Own session: a Ctrl-C meant for `make run` must not kill the daemon before stop()
+            # has destroyed its domains.
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            output.close()
+
+    def _wait_for_socket(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"libvirtd for {self.host_name} exited with "
+                                   f"{self.process.returncode}; see {self.dirs['log']}")
+            # Waiting for the socket file first keeps libvirt from printing a connect error per try.
+            if os.path.exists(self.socket_path):
+                try:
+                    return libvirt.open(self.uri)
+                except libvirt.libvirtError:
+                    pass
+            time.sleep(0.02)
+        raise TimeoutError(f"libvirtd for {self.host_name} did not answer within {timeout} s")
+
+    def network_xml(self):
+        low, high = _dynamic_range(self.subnet)
+        return (f"<network><name>{NETWORK_NAME}</name><bridge name='{BRIDGE}'/>"
+                # No <forward>: isolated, guests reach only the host's namespace and each other.
+                f"<ip address='{self.gateway}' netmask='{self.subnet.netmask}'>"
+                f"<dhcp><range start='{low}' end='{high}'/></dhcp></ip></network>")
+
+    def _start_network(self, conn):
+        # Listed rather than looked up: a failed lookup makes libvirt print an error.
+        for old in conn.listAllNetworks():
+            if old.name() != NETWORK_NAME:
+                continue
+            # Redefined every start so a changed subnet applies; DHCP entries are re-added by the
+            # agent for the domains it runs.
+            if old.isActive():
+                old.destroy()
+            old.undefine()
+        network = conn.networkDefineXML(self.network_xml())
+        network.setAutostart(0)
+        network.create()
+
+    # ----- stop -----
+    def stop(self):
+        """Destroy every domain and the network, stop the daemon and everything it started in the
+        namespace, delete the namespace. The host's directories stay."""
+        # Also for a daemon another process started (the one that started it may have crashed).
+        if self._our_daemon_pid() is not None and os.path.exists(self.socket_path):
+            try:
+                conn = libvirt.open(self.uri)
+            except libvirt.libvirtError:
+                conn = None
+            if conn is not None:
+                try:
+                    self._destroy_all(conn)
+                finally:
+                    conn.close()
+        self._cleanup()
+
+    @staticmethod
+    def _destroy_all(conn):
+        for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            try:
+                domain.destroy()
+            except libvirt.libvirtError:
+                pass  # already gone
+        for network in conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE):
+            try:
+                network.destroy()
+            except libvirt.libvirtError:
+                pass
+
+    def _cleanup(self):
+        daemon = self._our_daemon_pid()
+        if daemon is not None:
+            self._terminate([daemon])
+        if self.process is not None:
+            self.process.poll()  # reap our child so it does not linger as a zombie
+            self.process = None
+        self._terminate(self._leftover_pids())
+        netns.delete(self.netns)
+
+    def _netns_inode(self):
+        try:
+            return os.stat(netns.netns_path(self.netns)).st_ino
+        except OSError:
+            return None
+
+    def _in_our_netns(self, pid, inode):
+        try:
+            return os.stat(f"/proc/{pid}/ns/net").st_ino == inode
+        except OSError:
+            return False
+
+    def _our_daemon_pid(self):
+        if self.process is not None and self.process.poll() is None:
+            return self.process.pid
+        pid = _read_pid(self.pid_file)
+        if pid is None or not _alive(pid):
+            return None
+        # A stale pid file may name a reused PID: only a libvirtd reading our config is ours.
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            return None
+        return pid if self.dirs["etc"].encode() in cmdline else None
+
+    def _leftover_pids(self):
+        """QEMU and dnsmasq processes of this host: every process still in our namespace, plus those
+        named by pid files in our run dir (in case the namespace is already gone)."""
+        inode = self._netns_inode()
+        pids = set()
+        if inode is not None:
+            for entry in os.listdir("/proc"):
+                if entry.isdigit() and self._in_our_netns(entry, inode):
+                    pids.add(int(entry))
+        for subdir, command in CHILD_PID_DIRS.items():
+            directory = os.path.join(self.dirs["run"], subdir)
+            if not os.path.isdir(directory):
+                continue
+            for name in os.listdir(directory):
+                if not name.endswith(".pid"):
+                    continue
+                pid = _read_pid(os.path.join(directory, name))
+                if pid is None or not _command_name(pid).startswith(command[:15]):
+                    continue
+                if inode is None or self._in_our_netns(pid, inode):
+                    pids.add(pid)
+        return sorted(pid for pid in pids if _alive(pid))
+
+    def _terminate(self, pids):
+        """SIGTERM, then SIGKILL after a grace period; a zombie counts as gone."""
+        for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+            pids = [pid for pid in pids if _alive(pid)]
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if self.process is not None:
+                    self.process.poll()
+                if not any(_alive(pid) for pid in pids):
+                    return
+                time.sleep(0.02)
