@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rabbitmq-server \
-	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2 postgresql
+	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2 postgresql \
+	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client
 
 .PHONY: run test setup system-packages venv
 
@@ -30,7 +31,9 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(VENV)/bin/labcloud run
 
-# Fast tests first (unit, then services over RabbitMQ), then the whole system end to end.
+# Fast tests first (unit, then services over RabbitMQ), then the whole system end to end on
+# libvirt's test driver, then real QEMU guests.
 test: setup
-	$(VENV)/bin/python -m pytest -q tests -m "not e2e"
+	$(VENV)/bin/python -m pytest -q tests -m "not e2e and not realguest"
 	$(VENV)/bin/python -m pytest -q tests -m e2e
+	$(VENV)/bin/python -m pytest -q tests -m realguest

@@ -114,6 +114,31 @@ def delete_instance(rpc, actor, instance_id):
     return rpc.instances.delete_instance(actor, instance_id)
 
 
+@route("POST", "/api/v1/instances/<uuid:instance_id>/stop", tag="instances",
+       summary="Stop an instance: ACPI shutdown, then power off after a timeout (accepted)",
+       response=INSTANCES + "InstanceSchema", status=202)
+def stop_instance(rpc, actor, instance_id):
+    return rpc.instances.stop_instance(actor, instance_id)
+
+
+@route("POST", "/api/v1/instances/<uuid:instance_id>/start", tag="instances",
+       summary="Start a stopped instance (accepted)", response=INSTANCES + "InstanceSchema", status=202)
+def start_instance(rpc, actor, instance_id):
+    return rpc.instances.start_instance(actor, instance_id)
+
+
+@route("POST", "/api/v1/instances/<uuid:instance_id>/reboot", tag="instances",
+       summary="Reboot a running instance (accepted)", response=INSTANCES + "InstanceSchema", status=202)
+def reboot_instance(rpc, actor, instance_id):
+    return rpc.instances.reboot_instance(actor, instance_id)
+
+
+@route("GET", "/api/v1/instances/<uuid:instance_id>/console", tag="instances",
+       summary="Serial console output of an instance (EC2 GetConsoleOutput)", response=own.ConsoleSchema)
+def get_console(rpc, actor, instance_id):
+    return rpc.instances.get_console(actor, instance_id)
+
+
 @route("GET", "/api/v1/instances/<uuid:instance_id>/metrics", tag="instances",
        summary="Resource usage time series of an instance",
        response=METRICS + "InstanceMetricsSchema",

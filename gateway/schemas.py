@@ -21,3 +21,7 @@ class DeletedSchema(Schema):
 
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ConsoleSchema(Schema):
+    output = fields.String(metadata={"description": "the last 64 KiB of the serial console"})

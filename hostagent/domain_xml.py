@@ -1,14 +1,15 @@
 """Domain XML for one labcloud instance, built from a loaded DomainSpec."""
-import os
 import xml.etree.ElementTree as ET
 
+from hostagent.console import console_log_path
 from hostagent.hypervisor import is_test_uri
 
 # Marks the domains labcloud defined, so the agent leaves other domains on the host alone.
 METADATA_NS = "https://labcloud.dev/xmlns/instance/1.0"
 METADATA_PREFIX = "labcloud"
 CPU_PERIOD_US = 100000
-BALLOON_STATS_PERIOD_S = 10
+BALLOON_STATS_PERIOD_S = 2
+DEFAULT_CMDLINE = "console=ttyS0 root=/dev/vda"
 
 ET.register_namespace(METADATA_PREFIX, METADATA_NS)  # <labcloud:instance>, not <ns0:instance>
 
@@ -32,13 +33,33 @@ def _sub(parent, tag, text=None, **attrs):
     return element
 
 
-def build_domain_xml(spec, config, uri):
+def boot_config(spec, config):
+    """(kernel, initrd, cmdline) for direct kernel boot, or None to boot the disk. The spec's own
+    kernel wins; GUEST_KERNEL/GUEST_INITRD/GUEST_CMDLINE are a host-wide fallback (its cmdline may
+    name the guest's address as {ip} and {mac})."""
+    if spec.get("kernel"):
+        return spec["kernel"], spec.get("initrd"), spec.get("cmdline") or DEFAULT_CMDLINE
+    if config.get("GUEST_KERNEL"):
+        cmdline = config.get("GUEST_CMDLINE") or DEFAULT_CMDLINE
+        return (config["GUEST_KERNEL"], config.get("GUEST_INITRD") or None,
+                cmdline.format(ip=spec["ip"], mac=spec["mac"]))
+    return None
+
+
+def build_domain_xml(spec, config, uri, ssh_port=None):
+    """The domain's XML. `ssh_port` (the agent's forward to the guest's port 22) is kept in our
+    metadata element so a restarted agent forwards the same port again."""
+    test_driver = is_test_uri(uri)
     root = ET.Element("domain", type=domain_type(config, uri))
     _sub(root, "name", spec["name"])
     _sub(root, "uuid", spec["instance_id"])
     metadata = _sub(root, "metadata")
-    ET.SubElement(metadata, f"{{{METADATA_NS}}}instance",
-                  {"id": spec["instance_id"], "ip": spec["ip"], "mac": spec["mac"]})
+    labcloud = {"id": spec["instance_id"], "ip": spec["ip"], "mac": spec["mac"]}
+    if spec.get("hostname"):
+        labcloud["hostname"] = spec["hostname"]
+    if ssh_port is not None:
+        labcloud["ssh_port"] = str(ssh_port)
+    ET.SubElement(metadata, f"{{{METADATA_NS}}}instance", labcloud)
     _sub(root, "memory", spec["memory_mib"], unit="MiB")
     _sub(root, "vcpu", spec["vcpus"])
 
@@ -50,16 +71,19 @@ def build_domain_xml(spec, config, uri):
         _sub(cputune, "quota", quota)
 
     os_element = _sub(root, "os")
-    _sub(os_element, "type", "hvm")
-    kernel = config.get("GUEST_KERNEL")
-    if kernel and not is_test_uri(uri):
+    boot = None if test_driver else boot_config(spec, config)  # the test driver cannot boot kernels
+    if test_driver:
+        _sub(os_element, "type", "hvm")
+    else:
+        _sub(os_element, "type", "hvm", arch="x86_64", machine="pc")
+    if boot:
         # Direct kernel boot (see HYPERVISOR.md: an uncompressed PVH kernel boots ~3 s faster
-        # under TCG); the cmdline may name the guest's address as {ip} and {mac}.
+        # under TCG than a bootloader and a compressed kernel).
+        kernel, initrd, cmdline = boot
         _sub(os_element, "kernel", kernel)
-        if config.get("GUEST_INITRD"):
-            _sub(os_element, "initrd", config["GUEST_INITRD"])
-        cmdline = config.get("GUEST_CMDLINE") or "console=ttyS0 root=/dev/vda"
-        _sub(os_element, "cmdline", cmdline.format(ip=spec["ip"], mac=spec["mac"]))
+        if initrd:
+            _sub(os_element, "initrd", initrd)
+        _sub(os_element, "cmdline", cmdline)
     else:
         _sub(os_element, "boot", dev="hd")
     # Without ACPI libvirt passes -no-acpi: no ACPI shutdown and no disk hot-unplug.
@@ -79,15 +103,22 @@ def build_domain_xml(spec, config, uri):
     _sub(interface, "source", network=config.get("HOST_NETWORK", "default"))
     _sub(interface, "model", type="virtio")
 
-    if not is_test_uri(uri):
-        # The test driver has no character devices; real guests log their console to a file
-        # the instances service can serve as console output.
-        log_path = os.path.join(config.get("CONSOLE_DIR") or "var/console", f"{spec['instance_id']}.log")
+    if not test_driver:
+        # The test driver has no character devices; real guests log their console to a file the
+        # agent serves as console output. <console> names the same port as the primary console.
+        log_path = console_log_path(config, spec["instance_id"])
         serial = _sub(devices, "serial", type="file")
-        _sub(serial, "source", path=os.path.abspath(log_path))
+        _sub(serial, "source", path=log_path)
         _sub(serial, "target", port=0)
+        console = _sub(devices, "console", type="file")
+        _sub(console, "source", path=log_path)
+        _sub(console, "target", type="serial", port=0)
+        # Entropy: without a virtio-rng the guest's first key generation (dropbear's host key)
+        # waits about a second for the kernel's CRNG to be seeded.
+        rng = _sub(devices, "rng", model="virtio")
+        _sub(rng, "backend", "/dev/urandom", model="random")
 
+    # Stats every 2 s: libvirt's memory stats come from the guest's balloon driver at this period.
     balloon = _sub(devices, "memballoon", model="virtio")
     _sub(balloon, "stats", period=BALLOON_STATS_PERIOD_S)
     return ET.tostring(root, encoding="unicode")
-

@@ -1,8 +1,11 @@
 """Domain lifecycle on one host. Functions take a libvirt connection and are run in a native
 thread by HypervisorConnection.run (see hypervisor.py): libvirt and plain Python only."""
+import xml.etree.ElementTree as ET
+
 import libvirt
 
-from hostagent.domain_xml import METADATA_NS
+from common.errors import NotFound
+from hostagent.domain_xml import METADATA_NS, METADATA_PREFIX
 
 STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate", libvirt.VIR_DOMAIN_RUNNING: "running",
@@ -38,6 +41,35 @@ def is_managed(domain):
     return True
 
 
+def is_managed_id(conn, instance_id):
+    domain = find_domain(conn, instance_id)
+    return domain is not None and is_managed(domain)
+
+
+def instance_metadata(domain):
+    """The attributes of our <labcloud:instance> element (id, ip, mac, ssh_port, hostname), or
+    None for a domain labcloud did not define."""
+    try:
+        xml = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS, 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_NO_DOMAIN):
+            return None
+        raise
+    return dict(ET.fromstring(xml).attrib)
+
+
+def set_instance_metadata(domain, **attrs):
+    """Add/replace attributes of our metadata element, in the persistent definition and, when the
+    domain runs, in the live one (so both survive the next restart of the agent)."""
+    element = ET.Element("instance", instance_metadata(domain) or {})
+    element.attrib.update({k: str(v) for k, v in attrs.items()})
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    if domain.isActive():
+        flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+    domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, ET.tostring(element, encoding="unicode"),
+                       METADATA_PREFIX, METADATA_NS, flags)
+
+
 def managed_domains(conn):
     return [d for d in conn.listAllDomains(0) if is_managed(d)]
 
@@ -51,11 +83,29 @@ def find_domain(conn, instance_id):
         raise
 
 
+def require_domain(conn, instance_id):
+    domain = find_domain(conn, instance_id)
+    if domain is None or not is_managed(domain):
+        raise NotFound(f"no domain {instance_id} on this host")
+    return domain
+
+
+def existing_metadata(conn, instance_id):
+    """Our metadata of the domain with this UUID, or None when there is no such domain."""
+    domain = find_domain(conn, instance_id)
+    return None if domain is None else instance_metadata(domain)
+
+
 def create_domain(conn, instance_id, xml):
     """Define and start; an existing domain with this UUID is only started (at-least-once RPC)."""
     domain = find_domain(conn, instance_id)
     if domain is None:
         domain = conn.defineXML(xml)
+    _start(domain)
+    return describe(domain)
+
+
+def _start(domain):
     if not domain.isActive():
         try:
             domain.create()
@@ -63,7 +113,62 @@ def create_domain(conn, instance_id, xml):
             # Started by a concurrent redelivery of the same request between the two calls.
             if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or not domain.isActive():
                 raise
+
+
+def start_domain(conn, instance_id):
+    domain = require_domain(conn, instance_id)
+    _start(domain)
     return describe(domain)
+
+
+def domain_state(conn, instance_id):
+    return describe(require_domain(conn, instance_id))
+
+
+def request_shutdown(conn, instance_id):
+    """Press the ACPI power button of a running domain; the guest decides when it is off."""
+    domain = require_domain(conn, instance_id)
+    if domain.isActive():
+        _ignore_not_running(domain.shutdown)
+    return describe(domain)
+
+
+def request_reboot(conn, instance_id):
+    """Ask the guest to reboot (ACPI); libvirt restarts it once the guest has shut down."""
+    domain = require_domain(conn, instance_id)
+    _ignore_not_running(lambda: domain.reboot(0))
+    return describe(domain)
+
+
+def power_off(conn, instance_id):
+    """Pull the plug: the guest gets no say."""
+    domain = require_domain(conn, instance_id)
+    _ignore_not_running(domain.destroy)
+    return describe(domain)
+
+
+def _ignore_not_running(call):
+    try:
+        call()
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # stopped meanwhile: fine
+            raise
+
+
+def forward_targets(conn):
+    """[(instance_id, metadata, is_active)] of labcloud's domains, for restoring SSH forwards."""
+    targets = []
+    for domain in conn.listAllDomains(0):
+        metadata = instance_metadata(domain)
+        if metadata is not None:
+            targets.append((domain.UUIDString(), metadata, bool(domain.isActive())))
+    return targets
+
+
+def record_ssh_port(conn, instance_id, port):
+    domain = find_domain(conn, instance_id)
+    if domain is not None:
+        set_instance_metadata(domain, ssh_port=port)
 
 
 def destroy_domain(conn, instance_id):

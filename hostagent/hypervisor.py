@@ -11,9 +11,11 @@ libvirt calls are blocking C calls: made from a greenthread they stall the whole
   returns in a plain list would not be proxied anyway.
 Operations given to `run` must only call libvirt and plain Python (no logging, no eventlet).
 """
+import logging
+
 import libvirt
 from eventlet import patcher, semaphore, tpool
-from nameko.extensions import DependencyProvider
+from nameko.extensions import DependencyProvider, SharedExtension
 
 from common.errors import HostOperationFailed
 
@@ -23,6 +25,7 @@ KEEPALIVE_COUNT = 3
 PROXIED_TYPES = (libvirt.virConnect, libvirt.virDomain, libvirt.virStoragePool,
                  libvirt.virStorageVol, libvirt.virStream, libvirt.virNetwork)
 
+log = logging.getLogger(__name__)
 native_threading = patcher.original("threading")
 _event_loop_lock = native_threading.Lock()
 _event_loop_thread = None
@@ -61,6 +64,7 @@ class HypervisorConnection:
         self.uri = uri
         self._raw = None
         self._lock = semaphore.Semaphore()  # greenthreads share one connection: open it once
+        self._open_hooks = []
 
     @property
     def is_test_driver(self):
@@ -80,10 +84,32 @@ class HypervisorConnection:
         except libvirt.libvirtError as exc:
             raise HostOperationFailed(f"libvirt ({self.uri}): {exc}") from None
 
+    def add_open_hook(self, on_open, on_close=None):
+        """Run `on_open(raw_conn)` (in a native thread) on every connection opened from now on, and
+        `on_close(raw_conn)` before this object closes it.
+
+        libvirt forgets event callbacks with the connection that registered them, so whoever
+        needs them registers through a hook and gets them back when a dead connection is reopened."""
+        with self._lock:
+            self._open_hooks.append((on_open, on_close))
+            if self._raw is not None:  # opened before the hook came: it needs the hook too
+                self._run_open_hook(on_open, self._raw)
+
+    def ensure_open(self):
+        """Open (or reopen) the connection now; lets a watchdog restore hooks without waiting for
+        the next libvirt call."""
+        self._connection()
+
     def close(self):
         with self._lock:
             raw, self._raw = self._raw, None
         if raw is not None:
+            for _on_open, on_close in self._open_hooks:
+                if on_close is not None:
+                    try:
+                        tpool.execute(on_close, raw)
+                    except libvirt.libvirtError:
+                        pass  # a dead connection has dropped its callbacks anyway
             try:
                 tpool.execute(raw.close)
             except libvirt.libvirtError:
@@ -113,16 +139,28 @@ class HypervisorConnection:
             tpool.execute(raw.setKeepAlive, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
         except libvirt.libvirtError:
             pass
+        for on_open, _on_close in self._open_hooks:
+            self._run_open_hook(on_open, raw)
         return raw
 
+    def _run_open_hook(self, on_open, raw):
+        try:
+            tpool.execute(on_open, raw)
+        except libvirt.libvirtError as exc:
+            # Calls on the connection still work; only what the hook adds (events) is missing.
+            log.warning("libvirt (%s): connection hook %r failed: %s", self.uri, on_open, exc)
 
-class Hypervisor(DependencyProvider):
-    """Injects the container's HypervisorConnection (config LIBVIRT_URI, default test:///default).
+
+class HostConnection(SharedExtension):
+    """The container's one HypervisorConnection (config LIBVIRT_URI, default test:///default),
+    shared by every extension that talks to libvirt (RPC workers, lifecycle events, port forwards),
+    so they all see the same connection and its event callbacks.
 
     The test driver's state lives in this process only, so only the host agent may hold it."""
 
     def setup(self):
-        self.connection = HypervisorConnection(self.container.config.get("LIBVIRT_URI", DEFAULT_URI))
+        if getattr(self, "connection", None) is None:
+            self.connection = HypervisorConnection(self.container.config.get("LIBVIRT_URI", DEFAULT_URI))
 
     def stop(self):
         self.connection.close()
@@ -130,5 +168,11 @@ class Hypervisor(DependencyProvider):
     def kill(self):
         self.connection.close()
 
+
+class Hypervisor(DependencyProvider):
+    """Injects the container's HypervisorConnection."""
+
+    host = HostConnection()
+
     def get_dependency(self, worker_ctx):
-        return self.connection
+        return self.host.connection

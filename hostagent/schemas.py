@@ -9,6 +9,9 @@ MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
 DOMAIN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 VOLUME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 DISK_FORMATS = ("qcow2", "raw")
+HOSTNAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+MAX_STOP_TIMEOUT_S = 600
+MAX_CONSOLE_BYTES = 1 << 20
 DOMAIN_STATES = ("nostate", "running", "blocked", "paused", "shutdown", "shutoff", "crashed",
                  "pmsuspended", "unknown")
 
@@ -58,6 +61,18 @@ class DomainSpec(StrictSchema):
     disk_path = fields.String(required=True, validate=validate.Length(min=1, max=4096))
     mac = fields.String(required=True, validate=validate.Regexp(MAC_PATTERN, error="not a lowercase MAC"))
     ip = fields.String(required=True)
+    # Direct kernel boot (real hosts): paths on the host; the cmdline comes complete from the
+    # instances service (ip=..., console=ttyS0). Without a kernel the disk boots.
+    kernel = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=4096))
+    initrd = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=4096))
+    cmdline = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2048))
+    hostname = fields.String(load_default=None, allow_none=True,
+                             validate=validate.Regexp(HOSTNAME_PATTERN, error="not a hostname label"))
+
+    @validates("kernel", "initrd")
+    def _boot_path(self, value, **_):
+        if value is not None and not value.startswith("/"):
+            raise ValidationError("must be an absolute path")
 
     @validates("ip")
     def _ip(self, value, **_):
@@ -76,9 +91,45 @@ class DestroyDomainRequest(StrictSchema):
     instance_id = UuidString(required=True)
 
 
+class StopDomainRequest(StrictSchema):
+    instance_id = UuidString(required=True)
+    # Seconds the guest gets to shut down after the ACPI power button before it is destroyed.
+    timeout = fields.Float(load_default=20, validate=validate.Range(min=0, max=MAX_STOP_TIMEOUT_S))
+
+
+class StartDomainRequest(StrictSchema):
+    instance_id = UuidString(required=True)
+
+
+class RebootDomainRequest(StrictSchema):
+    instance_id = UuidString(required=True)
+    # Seconds to wait for the guest to act on the ACPI reboot before destroying and starting it.
+    timeout = fields.Float(load_default=20, validate=validate.Range(min=0, max=MAX_STOP_TIMEOUT_S))
+
+
+class GetConsoleRequest(StrictSchema):
+    instance_id = UuidString(required=True)
+    max_bytes = fields.Integer(load_default=65536, validate=validate.Range(min=1, max=MAX_CONSOLE_BYTES))
+
+
+class ConsoleOutputSchema(StrictSchema):
+    output = fields.String()
+
+
 class DomainStateSchema(StrictSchema):
     instance_id = fields.String()
     state = fields.String()
+    # Port on 127.0.0.1 of the agent's machine forwarded to the guest's port 22; null when the
+    # host has no forwarding (HOST_NETNS empty, as on test:///default).
+    ssh_port = fields.Integer(allow_none=True)
+
+
+class DomainLifecycleSchema(StrictSchema):
+    """Event `domain_lifecycle`: a labcloud domain changed state (seen from libvirt's callbacks)."""
+    host = fields.String()
+    instance_id = fields.String()
+    state = fields.String()
+    at = fields.DateTime()
 
 
 class HeartbeatSchema(StrictSchema):

@@ -4,7 +4,7 @@ hypervisor (off the eventlet hub, see hypervisor.py) and dump the answer.
 One class per host: `make_service("h1")` serves RPC on `hostagent_h1`; every host publishes its
 events under the one source `hostagent` (HostEventDispatcher), so listeners need no host list.
 """
-import os
+import logging
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
@@ -13,15 +13,27 @@ from nameko.rpc import rpc
 from nameko.standalone.events import get_event_exchange
 
 from common.clock import Clock
+from common.errors import HostOperationFailed
 from common.hostrpc import HOST_EVENT_SOURCE, host_service_name
 from common.schemas import dump, load
 from common.timers import config_timer
-from hostagent import domains, stats, storage_pool
+from eventlet import semaphore
+
+from hostagent import console, dhcp, domains, power, stats, storage_pool
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
+from hostagent.lifecycle import DomainEvents, domain_lifecycle_handler
+from hostagent.metadata_server import MetadataServer
+from hostagent.port_forward import SshForwarding
 from hostagent.schemas import (
-    CreateVolumeRequest, DeleteVolumeRequest, DestroyDomainRequest, DomainSpec, DomainStateSchema,
-    DomainStatsSchema, EnsureImageRequest, HeartbeatSchema, HostInfoSchema, VolumeInfoSchema)
+    ConsoleOutputSchema, CreateVolumeRequest, DeleteVolumeRequest, DestroyDomainRequest,
+    DomainLifecycleSchema, DomainSpec, DomainStateSchema, DomainStatsSchema, EnsureImageRequest,
+    GetConsoleRequest, HeartbeatSchema, HostInfoSchema, RebootDomainRequest, StartDomainRequest,
+    StopDomainRequest, VolumeInfoSchema)
+
+log = logging.getLogger(__name__)
+# dhcp.py reads then writes the network's host list: one update at a time per agent process.
+_dhcp_lock = semaphore.Semaphore()
 
 DEFAULT_POOL_NAME = "labcloud"
 DEFAULT_POOL_PATH = "var/pools/host1"
@@ -54,6 +66,9 @@ class HostAgent:
     dispatch = HostEventDispatcher()
     config = Config()
     now = Clock()
+    domain_events = DomainEvents()
+    ssh_forwarder = SshForwarding()  # None when the host has no namespace to forward into
+    metadata_server = MetadataServer()  # runs by itself inside HOST_NETNS; workers never use it
 
     def _pool(self, conn):
         return storage_pool.ensure_pool(conn, self.config.get("POOL_NAME", DEFAULT_POOL_NAME),
@@ -98,20 +113,115 @@ class HostAgent:
     @rpc
     def create_domain(self, request):
         spec = load(DomainSpec, request)
-        if not self.hypervisor.is_test_driver:
-            os.makedirs(self.config.get("CONSOLE_DIR") or "var/console", exist_ok=True)
-        xml = build_domain_xml(spec, self.config, self.hypervisor.uri)
-        state = self.hypervisor.run(domains.create_domain, spec["instance_id"], xml)
-        return dump(DomainStateSchema, state)
+        instance_id = spec["instance_id"]
+        existing = self.hypervisor.run(domains.existing_metadata, instance_id)
+        recorded_port = _recorded_port(existing)
+        # The port is taken before the domain is defined, so its metadata can record it.
+        ssh_port = self._forward(instance_id, spec["ip"], recorded_port)
+        if existing is None and not self.hypervisor.is_test_driver:
+            console.prepare(self.config, instance_id)
+        xml = build_domain_xml(spec, self.config, self.hypervisor.uri, ssh_port)
+        # Before the start, so a guest that asks DHCP (cloud images) gets its address at once.
+        self._dhcp(dhcp.add_dhcp_host, spec["mac"], spec["ip"], _dhcp_name(instance_id))
+        try:
+            state = self.hypervisor.run(domains.create_domain, instance_id, xml)
+        except Exception:
+            if existing is None and self.ssh_forwarder is not None:
+                self.ssh_forwarder.stop(instance_id)  # a redelivery makes it again
+            raise
+        if existing is not None and ssh_port != recorded_port:
+            self.hypervisor.run(domains.record_ssh_port, instance_id, ssh_port)
+        return self._domain_state(state)
 
     @rpc
     def destroy_domain(self, request):
         request = load(DestroyDomainRequest, request)
-        return {"deleted": self.hypervisor.run(domains.destroy_domain, request["instance_id"])}
+        instance_id = request["instance_id"]
+        metadata = self.hypervisor.run(domains.existing_metadata, instance_id)
+        deleted = self.hypervisor.run(domains.destroy_domain, instance_id)
+        if metadata and metadata.get("mac"):
+            self._dhcp(dhcp.remove_dhcp_host, metadata["mac"], metadata.get("ip"))
+        if self.ssh_forwarder is not None:
+            self.ssh_forwarder.stop(instance_id)
+        console.remove(self.config, instance_id)
+        return {"deleted": deleted}
+
+    @rpc
+    def stop_domain(self, request):
+        request = load(StopDomainRequest, request)
+        state = power.stop(self.hypervisor, request["instance_id"], request["timeout"])
+        return self._domain_state(state)
+
+    @rpc
+    def start_domain(self, request):
+        request = load(StartDomainRequest, request)
+        state = self.hypervisor.run(domains.start_domain, request["instance_id"])
+        self._restore_forward(request["instance_id"])
+        return self._domain_state(state)
+
+    @rpc
+    def reboot_domain(self, request):
+        request = load(RebootDomainRequest, request)
+        state = power.reboot(self.hypervisor, self.domain_events, request["instance_id"],
+                             request["timeout"])
+        self._restore_forward(request["instance_id"])
+        return self._domain_state(state)
+
+    @rpc
+    def get_console(self, request):
+        request = load(GetConsoleRequest, request)
+        path = console.console_log_path(self.config, request["instance_id"])
+        return dump(ConsoleOutputSchema, {"output": console.tail(path, request["max_bytes"])})
 
     @rpc
     def list_domains(self):
-        return dump(DomainStateSchema, self.hypervisor.run(domains.list_domains), many=True)
+        listed = self.hypervisor.run(domains.list_domains)
+        return dump(DomainStateSchema, [self._with_port(state) for state in listed], many=True)
+
+    @domain_lifecycle_handler
+    def domain_lifecycle(self, event):
+        self.dispatch("domain_lifecycle", dump(DomainLifecycleSchema, {"host": self.host_name, **event}))
+
+    def _dhcp(self, operation, *args):
+        """A DHCP host entry change on HOST_NETWORK; real hosts only (the test driver's network
+        serves no guests)."""
+        if self.hypervisor.is_test_driver:
+            return
+        network = self.config.get("HOST_NETWORK", "default")
+        with _dhcp_lock:
+            self.hypervisor.run(lambda conn: operation(conn, *args, network=network))
+
+    def _forward(self, instance_id, ip, port=None):
+        """The SSH forward's port (None: this host forwards nothing)."""
+        if self.ssh_forwarder is None:
+            return None
+        try:
+            return self.ssh_forwarder.ensure(instance_id, ip, port)
+        except OSError as exc:
+            if port is None:
+                raise HostOperationFailed(f"no SSH port for {instance_id}: {exc}") from None
+        log.warning("recorded SSH port %s of %s is taken: picking another", port, instance_id)
+        try:
+            return self.ssh_forwarder.ensure(instance_id, ip)
+        except OSError as exc:
+            raise HostOperationFailed(f"no SSH port for {instance_id}: {exc}") from None
+
+    def _restore_forward(self, instance_id):
+        """start/reboot: the forward comes back (after an agent restart) on its recorded port."""
+        if self.ssh_forwarder is None or self.ssh_forwarder.port_of(instance_id) is not None:
+            return
+        metadata = self.hypervisor.run(domains.existing_metadata, instance_id)
+        if metadata and metadata.get("ip"):
+            port = self._forward(instance_id, metadata["ip"], _recorded_port(metadata))
+            if port != _recorded_port(metadata):
+                self.hypervisor.run(domains.record_ssh_port, instance_id, port)
+
+    def _with_port(self, state):
+        port = None if self.ssh_forwarder is None else self.ssh_forwarder.port_of(state["instance_id"])
+        return {**state, "ssh_port": port}
+
+    def _domain_state(self, state):
+        return dump(DomainStateSchema, self._with_port(state))
 
     @config_timer("HEARTBEAT_INTERVAL", 5, eager=True)
     def host_heartbeat(self):
@@ -126,6 +236,15 @@ class HostAgent:
         samples = self.hypervisor.run(stats.collect)
         self.dispatch("domain_stats", dump(DomainStatsSchema, {
             "host": self.host_name, "at": self.now(), "domains": samples}))
+
+
+def _dhcp_name(instance_id):
+    # DHCP entry names must be unique on the network; instance names need not be.
+    return f"i-{instance_id.replace('-', '')}"
+
+
+def _recorded_port(metadata):
+    return int(metadata["ssh_port"]) if metadata and metadata.get("ssh_port") else None
 
 
 def make_service(host_name):

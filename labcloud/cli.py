@@ -2,6 +2,8 @@
 
   labcloud run            the whole system on this machine (Ctrl-C stops everything it started)
   labcloud serve SERVICE  migrate, then run one service in the foreground (containers)
+  labcloud image build N  build a bootable image from Debian packages (see --help)
+  labcloud ssh NAME       log in to your instance NAME with your SSH key
 """
 import argparse
 import os
@@ -16,8 +18,9 @@ def cmd_run(args):
     port = int(os.environ.get("LABCLOUD_PORT", "8080"))
     stack = Stack(data_dir, port=port, amqp_uri=os.environ.get("AMQP_URI"),
                   hosts=int(os.environ.get("LABCLOUD_HOSTS", "1")),
-                  libvirt_uri=os.environ.get("LIBVIRT_URI", "test:///default"),
-                  admin_password=os.environ.get("LABCLOUD_ADMIN_PASSWORD"))
+                  hypervisor=os.environ.get("LABCLOUD_HYPERVISOR", "qemu"),
+                  admin_password=os.environ.get("LABCLOUD_ADMIN_PASSWORD"),
+                  image_cache_dir=os.environ.get("LABCLOUD_IMAGE_CACHE"))
     stopping = {"now": False}
 
     def on_signal(signum, _frame):
@@ -69,6 +72,27 @@ def cmd_serve(args):
                                f"services.{args.service}.service"])
 
 
+def cmd_image(args):
+    from imagebuilder.cli import main as image_main
+    return image_main(args.rest)
+
+
+def cmd_ssh(args):
+    """Finds the instance through the REST API (token in LABCLOUD_TOKEN, gateway in LABCLOUD_URL),
+    then hands over to the system's ssh client on the instance's endpoint."""
+    from labcloud.client import ApiClient, ClientError
+    try:
+        client = ApiClient.from_environment()
+        endpoint = client.ssh_endpoint(args.name)
+    except ClientError as exc:
+        print(f"labcloud ssh: {exc}", file=sys.stderr)
+        return 2
+    argv = ["ssh", "-p", str(endpoint["port"]), "-i", args.identity, "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            f"{args.user}@{endpoint['host']}"] + args.command
+    os.execvp("ssh", argv)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="labcloud", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,6 +101,16 @@ def main(argv=None):
     serve = sub.add_parser("serve", help="migrate and run one service (containers)")
     serve.add_argument("service", choices=["accounts", "network", "storage", "instances", "metrics"])
     serve.set_defaults(func=cmd_serve)
+    image = sub.add_parser("image", help="build images (labcloud image build --help)", add_help=False)
+    image.add_argument("rest", nargs=argparse.REMAINDER)
+    image.set_defaults(func=cmd_image)
+    ssh = sub.add_parser("ssh", help="log in to an instance with your key")
+    ssh.add_argument("name", help="instance name (or id)")
+    ssh.add_argument("-i", "--identity", default=os.path.expanduser("~/.ssh/id_ed25519"),
+                     help="private key file (default ~/.ssh/id_ed25519)")
+    ssh.add_argument("-l", "--user", default="root")
+    ssh.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
+    ssh.set_defaults(func=cmd_ssh)
     args = parser.parse_args(argv)
     return args.func(args)
 

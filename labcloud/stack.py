@@ -23,13 +23,19 @@ def database_url(data_dir, service):
 
 
 class Stack:
-    def __init__(self, data_dir, port=8080, amqp_uri=None, hosts=1, libvirt_uri="test:///default",
-                 admin_password=None, extra_env=None, quiet=False):
+    def __init__(self, data_dir, port=8080, amqp_uri=None, hosts=1, hypervisor="test",
+                 admin_password=None, extra_env=None, quiet=False, image_cache_dir=None):
+        """hypervisor: "test" (libvirt's in-process test:///default driver in each host agent) or
+        "qemu" (one private libvirtd per host in a network namespace, real guests)."""
         self.data_dir = os.path.abspath(data_dir)
         self.port = port
         self.amqp_uri = amqp_uri
         self.hosts = [f"host{i + 1}" for i in range(hosts)]
-        self.libvirt_uri = libvirt_uri
+        if hypervisor not in ("test", "qemu"):
+            raise ValueError(f"unknown hypervisor {hypervisor!r}: test or qemu")
+        self.hypervisor = hypervisor
+        self.image_cache_dir = image_cache_dir
+        self.qemu_hosts = {}
         self.admin_password = admin_password
         self.extra_env = extra_env or {}
         self.quiet = quiet
@@ -56,6 +62,8 @@ class Stack:
             self.amqp_uri = self.rabbit.amqp_uri
         self.migrate()
         self.bootstrap_admin()
+        if self.hypervisor == "qemu":
+            self.start_qemu_hosts()
         for service in SERVICES:
             self._spawn(service, [sys.executable, "-m", "nameko", "run", "--config",
                                   os.path.join(REPO_ROOT, "services", service, "config.yaml"),
@@ -76,6 +84,18 @@ class Stack:
         with open(path, "w") as fh:
             fh.write(name)
         return name
+
+    def start_qemu_hosts(self):
+        """The default image is built the first time (cached packages make later runs quick), then
+        each host gets its private libvirtd inside its own network namespace."""
+        from imagebuilder.build import build
+        from labcloud.qemu_host import LocalQemuHost
+        self.say("building the tiny image (first run only) ...")
+        build("tiny", self.data_dir, cache_dir=self.image_cache_dir,
+              log=(lambda msg: None) if self.quiet else (lambda msg: print(msg, flush=True)))
+        for host in self.hosts:
+            self.say(f"starting hypervisor host {host} (private libvirtd + QEMU) ...")
+            self.qemu_hosts[host] = LocalQemuHost(self.data_dir, host).start()
 
     def migrate(self):
         from common.migrate import upgrade
@@ -111,9 +131,14 @@ class Stack:
 
     def _host_env(self, host):
         env = self._base_env()
-        env.update(HOST_NAME=host, LIBVIRT_URI=self.libvirt_uri,
-                   POOL_PATH=os.path.join(self.data_dir, "pools", host),
+        env.update(HOST_NAME=host, POOL_PATH=os.path.join(self.data_dir, "pools", host),
                    CONSOLE_DIR=os.path.join(self.data_dir, "consoles", host))
+        qemu_host = self.qemu_hosts.get(host)
+        if qemu_host is None:
+            env.update(LIBVIRT_URI="test:///default")
+        else:
+            env.update(LIBVIRT_URI=qemu_host.uri, HOST_NETNS=qemu_host.netns,
+                       HOST_NETWORK=qemu_host.network_name, DOMAIN_TYPE="qemu")
         return env
 
     def _gateway_env(self):
@@ -175,6 +200,9 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
         self.processes.clear()
+        for qemu_host in self.qemu_hosts.values():
+            qemu_host.stop()  # destroys guests, stops libvirtd, removes the network namespace
+        self.qemu_hosts.clear()
         if self.rabbit is not None:
             self.rabbit.stop()
             self.rabbit = None

@@ -48,6 +48,11 @@ class Instance(Base):
     ip: Mapped[str] = mapped_column(String(39), nullable=True)
     mac: Mapped[str] = mapped_column(String(17), nullable=True)
     root_volume_id: Mapped[int] = mapped_column(Integer, nullable=True)
+    # SSH endpoint: a port on the host's loopback that its agent forwards to <ip>:22, and when SSH
+    # first answered after the guest started (Orca's post-boot check).
+    ssh_port: Mapped[int] = mapped_column(Integer, nullable=True)
+    started_at = mapped_column(DateTime, nullable=True)
+    ssh_ready_at = mapped_column(DateTime, nullable=True)
     created_at = mapped_column(DateTime, default=utcnow)
     updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     running_at = mapped_column(DateTime, nullable=True)

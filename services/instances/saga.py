@@ -2,6 +2,7 @@
 name, same domain uuid), so a redelivered event simply runs the saga again; any failure runs the
 full teardown, which is idempotent too, so nothing is left behind even when a step failed after
 doing its work (a lost reply)."""
+import ipaddress
 import logging
 
 from nameko.exceptions import UnknownService
@@ -32,13 +33,23 @@ def transition(session, instance_id, from_states, to_state, **values):
     return result.rowcount == 1
 
 
-def domain_spec(instance, flavor, disk_path):
-    return {
+def domain_spec(instance, flavor, disk_path, address, boot):
+    spec = {
         "instance_id": instance.id, "name": f"lc-{instance.id}", "vcpus": flavor.vcpus,
         "memory_mib": flavor.memory_mib, "cpu_weight": flavor.cpu_weight,
         "cpu_cap_percent": flavor.cpu_cap_percent, "disk_path": disk_path,
-        "mac": instance.mac, "ip": instance.ip,
+        "mac": instance.mac, "ip": instance.ip, "hostname": instance.name,
     }
+    if boot:
+        spec.update(kernel=boot["kernel"], initrd=boot["initrd"],
+                    cmdline=f"{boot['cmdline']} {kernel_ip_argument(instance, address)}".strip())
+    return spec
+
+
+def kernel_ip_argument(instance, address):
+    """The kernel's `ip=` (nfsroot.txt form), parsed by the tiny image's /init: no DHCP wait."""
+    netmask = str(ipaddress.IPv4Network(f"0.0.0.0/{address['prefixlen']}").netmask)
+    return f"ip={instance.ip}::{address['gateway']}:{netmask}:{instance.name}:eth0:off"
 
 
 def run_create(session, instance_id, peers, policy, now):
@@ -68,8 +79,11 @@ def run_create(session, instance_id, peers, policy, now):
             return _abandon(session, instance_id, peers, now)
 
         session.refresh(instance)
-        peers.hosts(instance.host).create_domain(domain_spec(instance, flavor, volume["path"]))
-        if not transition(session, instance_id, ["building"], "running", running_at=now(), reason=None):
+        boot = peers.storage.get_boot_files(instance.image_id)
+        domain = peers.hosts(instance.host).create_domain(
+            domain_spec(instance, flavor, volume["path"], address, boot))
+        if not transition(session, instance_id, ["building"], "running", running_at=now(), started_at=now(),
+                          ssh_port=domain.get("ssh_port"), ssh_ready_at=None, reason=None):
             return _abandon(session, instance_id, peers, now)
         return "running"
     except Exception as exc:  # every failure is compensated, whatever raised it

@@ -31,7 +31,8 @@ class InstanceSchema(StrictSchema):
     id = fields.String()
     name = fields.String()
     user_id = fields.Integer()
-    state = fields.String(metadata={"description": "pending, building, running, error, deleting, deleted"})
+    state = fields.String(metadata={"description": "pending, building, running, stopping, stopped, "
+                                                   "starting, rebooting, error, deleting, deleted"})
     reason = fields.String(allow_none=True)
     host = fields.String(allow_none=True)
     ip = fields.String(allow_none=True)
@@ -43,10 +44,48 @@ class InstanceSchema(StrictSchema):
     updated_at = fields.DateTime()
     running_at = fields.DateTime(allow_none=True)
     deleted_at = fields.DateTime(allow_none=True)
+    ssh = fields.Method("ssh_endpoint", metadata={"description": "{host, port} to reach the guest's SSH"})
+    ready = fields.Method("is_ready", metadata={"description": "SSH answered since the guest last started"})
+    ssh_ready_seconds = fields.Method("ready_seconds", allow_none=True,
+                                      metadata={"description": "guest start to SSH answering"})
+
+    def ssh_endpoint(self, instance):
+        port = getattr(instance, "ssh_port", None)
+        return {"host": "127.0.0.1", "port": port} if port else None
+
+    def is_ready(self, instance):
+        return getattr(instance, "ssh_ready_at", None) is not None
+
+    def ready_seconds(self, instance):
+        ready, started = getattr(instance, "ssh_ready_at", None), getattr(instance, "started_at", None)
+        return round((ready - started).total_seconds(), 2) if ready and started else None
 
 
 class InstanceIdSchema(StrictSchema):
     instance_id = UuidString(required=True)
+
+
+class PowerActionSchema(StrictSchema):
+    instance_id = UuidString(required=True)
+    action = fields.String(required=True, validate=validate.OneOf(["stop", "start", "reboot"]))
+
+
+class DomainLifecycleEvent(StrictSchema):
+    """The part of the host agent's `domain_lifecycle` event the instances service acts on."""
+    instance_id = UuidString(required=True)
+    state = fields.String(required=True)
+
+
+class GuestMetadataSchema(StrictSchema):
+    """What the host agent's metadata server serves to one guest."""
+    instance_id = fields.String()
+    hostname = fields.String()
+    local_ipv4 = fields.String()
+    mac = fields.String()
+    public_keys = fields.List(fields.String())
+    instance_type = fields.String()
+    availability_zone = fields.String()
+    user_data = fields.String(allow_none=True)
 
 
 class HostSchema(StrictSchema):

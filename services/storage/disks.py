@@ -27,6 +27,15 @@ def describe_image(image):
             "created_at": image.created_at}
 
 
+def boot_files(image, data_dir):
+    """Kernel, initramfs (absolute paths) and command line for direct kernel boot, or None for an
+    image that boots from its disk. Internal: users never see server paths."""
+    if not image.kernel_path:
+        return None
+    return {"kernel": resolve(image.kernel_path, data_dir), "initrd": resolve(image.initrd_path, data_dir),
+            "cmdline": image.cmdline or ""}
+
+
 def describe_volume(volume):
     return {column: getattr(volume, column) for column in (
         "id", "name", "kind", "host", "pool", "path", "capacity_bytes", "image_id", "instance_id",
@@ -56,10 +65,14 @@ def root_volume_of(session, instance_id):
         select(Volume).where(Volume.instance_id == instance_id, Volume.kind == "root")).first()
 
 
+def resolve(path, data_dir):
+    if path is None or os.path.isabs(path):
+        return path
+    return os.path.join(os.path.abspath(data_dir), path)
+
+
 def image_source(image, data_dir):
-    if os.path.isabs(image.source_path):
-        return image.source_path
-    return os.path.join(os.path.abspath(data_dir), image.source_path)
+    return resolve(image.source_path, data_dir)
 
 
 def _record_root_volume(session, request, capacity_bytes):

@@ -18,6 +18,11 @@ class Image(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     min_disk_gib: Mapped[int] = mapped_column(Integer, default=1)
     source_path: Mapped[str] = mapped_column(String(1024))
+    # Direct kernel boot (the tiny image): kernel and initramfs files, relative to the data dir like
+    # source_path, and the kernel command line the image wants (the instances service adds ip=).
+    kernel_path: Mapped[str] = mapped_column(String(1024), nullable=True)
+    initrd_path: Mapped[str] = mapped_column(String(1024), nullable=True)
+    cmdline: Mapped[str] = mapped_column(String(1024), nullable=True)
     created_at = mapped_column(DateTime, default=utcnow)
 
 

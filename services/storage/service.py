@@ -28,6 +28,11 @@ class StorageService:
         return dump(ImageSchema, disks.describe_image(disks.find_image(self.db, image_id)))
 
     @rpc
+    def get_boot_files(self, image_id):
+        image = disks.find_image(self.db, image_id)
+        return disks.boot_files(image, self.config.get("DATA_DIR", "var"))
+
+    @rpc
     def create_root_disk(self, request):
         request = load(CreateRootDiskRequest, request)
         volume = disks.create_root_disk(self.db, self.hosts, request, self.config.get("DATA_DIR", "var"),

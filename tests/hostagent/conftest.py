@@ -24,3 +24,19 @@ def pool(conn):
         volume.delete(0)
     made.destroy()
     made.undefine()
+
+
+@pytest.fixture
+def netns():
+    """A network namespace of the test's own with an empty bridge `lab0` (up) carrying no
+    addresses yet: tests add what they need (netutil.add_address)."""
+    from labcloud import netns as ns
+    name = f"lct-{uuid.uuid4().hex[:8]}"
+    ns.create(name)
+    try:
+        ns.run(name, ["ip", "link", "add", "lab0", "type", "bridge"])
+        ns.run(name, ["ip", "link", "set", "lab0", "up"])
+        yield name
+    finally:
+        ns.delete(name)
+

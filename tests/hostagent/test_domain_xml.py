@@ -79,3 +79,61 @@ def test_direct_kernel_boot_when_configured():
     assert root.findtext("os/cmdline") == "console=ttyS0 ip=10.99.0.2"
     assert root.find("os/boot") is None
     assert parse(config={"GUEST_KERNEL": "/k/vmlinux"}, uri="test:///default").find("os/kernel") is None
+
+
+def test_kernel_boot_from_the_spec():
+    spec = {**SPEC, "kernel": "/images/tiny/vmlinux", "initrd": "/images/tiny/initrd.gz",
+            "cmdline": "console=ttyS0 ip=10.99.0.2::10.99.0.1:255.255.252.0:web-1:eth0:off",
+            "hostname": "web-1"}
+    # The spec's kernel wins over the host-wide fallback, and its cmdline is used as given.
+    root = parse(spec, config={"GUEST_KERNEL": "/other/vmlinux", "GUEST_CMDLINE": "x ip={ip}"})
+    os_element = root.find("os")
+    assert os_element.find("type").attrib == {"arch": "x86_64", "machine": "pc"}
+    assert os_element.findtext("type") == "hvm"
+    assert os_element.findtext("kernel") == "/images/tiny/vmlinux"
+    assert os_element.findtext("initrd") == "/images/tiny/initrd.gz"
+    assert os_element.findtext("cmdline") == spec["cmdline"]
+    assert os_element.find("boot") is None
+    assert root.findtext("on_poweroff") == "destroy" and root.findtext("on_reboot") == "restart"
+    assert root.find(f"metadata/{{{METADATA_NS}}}instance").get("hostname") == "web-1"
+
+
+def test_serial_console_and_balloon_stats():
+    root = parse(config={"CONSOLE_DIR": "/var/console/h1"})
+    log_path = "/var/console/h1/7a1b2c3d-0000-4000-8000-000000000001.log"
+    serial = root.find("devices/serial")
+    assert serial.get("type") == "file" and serial.find("source").get("path") == log_path
+    console = root.find("devices/console")
+    assert console.get("type") == "file" and console.find("source").get("path") == log_path
+    assert console.find("target").attrib == {"type": "serial", "port": "0"}
+    assert root.find("devices/memballoon/stats").get("period") == "2"
+
+
+def test_ssh_port_is_recorded_in_the_metadata():
+    spec = load(DomainSpec, SPEC)
+    root = ET.fromstring(build_domain_xml(spec, {}, "qemu:///system", ssh_port=22007))
+    assert root.find(f"metadata/{{{METADATA_NS}}}instance").get("ssh_port") == "22007"
+    assert ET.fromstring(build_domain_xml(spec, {}, "qemu:///system")).find(
+        f"metadata/{{{METADATA_NS}}}instance").get("ssh_port") is None
+
+
+def test_test_driver_ignores_the_spec_kernel():
+    root = parse({**SPEC, "kernel": "/k/vmlinux"}, uri="test:///default")
+    assert root.find("os/kernel") is None and root.find("os/type").attrib == {}
+    assert root.find("devices/console") is None
+
+
+@pytest.mark.parametrize("field,value", [
+    ("kernel", "vmlinux"), ("initrd", "rel/initrd.gz"), ("hostname", "bad_host"), ("hostname", "-x"),
+])
+def test_boot_fields_validation(field, value):
+    with pytest.raises(InvalidInput) as err:
+        load(DomainSpec, {**SPEC, field: value})
+    assert set(err.value.fields) == {field}
+
+
+def test_real_guests_get_an_entropy_source_the_test_driver_does_not():
+    rng = parse().find("devices/rng")
+    assert rng.get("model") == "virtio"
+    assert rng.find("backend").attrib == {"model": "random"} and rng.find("backend").text == "/dev/urandom"
+    assert parse(uri="test:///default").find("devices/rng") is None

@@ -1,4 +1,5 @@
 """The host agent over the real RabbitMQ node, driving libvirt's test:///default driver."""
+import os
 import uuid
 
 import pytest
@@ -8,6 +9,9 @@ from nameko.testing.services import entrypoint_waiter
 
 from common.errors import InvalidInput
 from hostagent.service import make_service
+
+
+LIFECYCLE_SEEN = []  # every domain_lifecycle payload the listener got, in order
 
 
 class HostEventListener:
@@ -22,12 +26,17 @@ class HostEventListener:
     def stats(self, payload):
         return payload
 
+    @event_handler("hostagent", "domain_lifecycle")
+    def lifecycle(self, payload):
+        LIFECYCLE_SEEN.append(payload)
+        return payload
+
 
 @pytest.fixture
-def agent_config(service_config):
+def agent_config(service_config, tmp_path):
     pool = f"svc-{uuid.uuid4().hex[:8]}"
     return service_config(LIBVIRT_URI="test:///default", POOL_NAME=pool, POOL_PATH=f"/labcloud-test/{pool}",
-                          HEARTBEAT_INTERVAL=0.3, STATS_INTERVAL=0.3)
+                          HEARTBEAT_INTERVAL=0.3, STATS_INTERVAL=0.3, CONSOLE_DIR=str(tmp_path / "console"))
 
 
 @pytest.fixture
@@ -71,7 +80,8 @@ def test_volumes_and_domain_lifecycle(agent, agent_config):
         assert root["path"] == f"{agent_config['POOL_PATH']}/root-{instance_id}.qcow2"
 
         created = host.create_domain(spec(instance_id, root["path"]))
-        assert created == {"instance_id": instance_id, "state": "running"}
+        # No HOST_NETNS on the test driver: nothing to forward SSH into.
+        assert created == {"instance_id": instance_id, "state": "running", "ssh_port": None}
         assert host.create_domain(spec(instance_id, root["path"])) == created
         assert host.list_domains() == [created]  # the driver's own 'test' domain is not ours
 
@@ -89,7 +99,7 @@ def test_stopped_domain_is_started_again(agent, agent_config, conn):
         host.create_domain(spec(instance_id, "/labcloud-test/x.qcow2"))
         # The test driver's state is per process: this connection sees the agent's domain.
         conn.lookupByUUIDString(instance_id).destroy()
-        assert host.list_domains() == [{"instance_id": instance_id, "state": "shutoff"}]
+        assert host.list_domains() == [{"instance_id": instance_id, "state": "shutoff", "ssh_port": None}]
         assert host.create_domain(spec(instance_id, "/labcloud-test/x.qcow2"))["state"] == "running"
         assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": True}
 
@@ -118,3 +128,86 @@ def test_bad_request_names_the_field(agent, agent_config):
         with pytest.raises(InvalidInput) as err:
             host.create_domain({**spec(str(uuid.uuid4()), "/x.qcow2"), "vcpus": 0, "colour": "red"})
     assert set(err.value.fields) == {"vcpus", "colour"}
+
+
+def lifecycle_of(instance_id, state):
+    return lambda _ctx, result, _exc: result["instance_id"] == instance_id and result["state"] == state
+
+
+def test_stop_start_reboot_are_idempotent_and_emit_lifecycle_events(agent, agent_config, listener):
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        with entrypoint_waiter(listener, "lifecycle", timeout=10,
+                               callback=lifecycle_of(instance_id, "running")) as started:
+            host.create_domain(spec(instance_id, "/labcloud-test/z.qcow2"))
+        event = started.get()
+        assert event["host"] == "t1" and event["at"]
+        try:
+            with entrypoint_waiter(listener, "lifecycle", timeout=10,
+                                   callback=lifecycle_of(instance_id, "shutoff")):
+                stopped = host.stop_domain({"instance_id": instance_id, "timeout": 5})
+            assert stopped == {"instance_id": instance_id, "state": "shutoff", "ssh_port": None}
+            assert host.stop_domain({"instance_id": instance_id}) == stopped
+
+            with entrypoint_waiter(listener, "lifecycle", timeout=10,
+                                   callback=lifecycle_of(instance_id, "running")):
+                assert host.start_domain({"instance_id": instance_id})["state"] == "running"
+            assert host.start_domain({"instance_id": instance_id})["state"] == "running"
+
+            # The test driver's reboot changes nothing a guest would: no reboot or lifecycle event
+            # comes, so after the timeout the agent destroys and starts the domain.
+            with entrypoint_waiter(listener, "lifecycle", timeout=10,
+                                   callback=lifecycle_of(instance_id, "shutoff")):
+                assert host.reboot_domain({"instance_id": instance_id, "timeout": 0.5})["state"] == "running"
+            assert host.list_domains()[0]["state"] == "running"
+            # A stopped domain is simply started by a reboot.
+            host.stop_domain({"instance_id": instance_id, "timeout": 0})
+            assert host.reboot_domain({"instance_id": instance_id})["state"] == "running"
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
+
+
+def test_lifecycle_of_domains_that_are_not_labcloud_is_not_reported(agent, agent_config, listener, conn):
+    instance_id = str(uuid.uuid4())
+    foreign = conn.lookupByName("test")  # the driver's own sample domain
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        host.create_domain(spec(instance_id, "/labcloud-test/f.qcow2"))
+        try:
+            # Events are handled in order: once ours is seen, the foreign one before it was skipped.
+            with entrypoint_waiter(listener, "lifecycle", timeout=10,
+                                   callback=lifecycle_of(instance_id, "shutoff")) as ours:
+                foreign.destroy()
+                foreign.create()
+                host.stop_domain({"instance_id": instance_id})
+            assert ours.get()["instance_id"] == instance_id
+            assert instance_id in {seen["instance_id"] for seen in LIFECYCLE_SEEN}
+            assert foreign.UUIDString() not in {seen["instance_id"] for seen in LIFECYCLE_SEEN}
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
+
+
+def test_missing_domain_is_not_found(agent, agent_config):
+    from common.errors import NotFound
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        for method in ("stop_domain", "start_domain", "reboot_domain"):
+            with pytest.raises(NotFound):
+                getattr(host, method)({"instance_id": str(uuid.uuid4())})
+
+
+def test_console_output_is_the_tail_of_the_log(agent, agent_config):
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        host.create_domain(spec(instance_id, "/labcloud-test/c.qcow2"))
+        assert host.get_console({"instance_id": instance_id}) == {"output": ""}
+        # The test driver has no serial port: write what QEMU would have written.
+        log_path = os.path.join(agent_config["CONSOLE_DIR"], f"{instance_id}.log")
+        os.makedirs(agent_config["CONSOLE_DIR"], exist_ok=True)
+        with open(log_path, "w") as log:
+            log.write("Linux version 6.1\n" + "x" * 100 + "\nweb-1 login: ")
+        assert host.get_console({"instance_id": instance_id, "max_bytes": 13}) == {"output": "web-1 login: "}
+        assert host.get_console({"instance_id": instance_id})["output"].startswith("Linux version")
+        with pytest.raises(InvalidInput):
+            host.get_console({"instance_id": instance_id, "max_bytes": 0})
+        host.destroy_domain({"instance_id": instance_id})
+        assert not os.path.exists(log_path)  # delete leaves no console log behind
+        assert host.get_console({"instance_id": instance_id}) == {"output": ""}

@@ -28,7 +28,8 @@ class FakeCloud:
             def allocate_address(self, req):
                 outer._maybe_fail("allocate_address")
                 return outer.addresses.setdefault(req["owner"], {"ip": f"10.99.0.{len(outer.addresses) + 2}",
-                                                                 "mac": "aa:00:0a:63:00:02"})
+                                                                 "mac": "aa:00:0a:63:00:02",
+                                                                 "gateway": "10.99.0.1", "prefixlen": 22})
 
             def release_address(self, req):
                 return {"released": outer.addresses.pop(req["owner"], None) is not None}
@@ -39,6 +40,10 @@ class FakeCloud:
                 return outer.disks.setdefault(req["instance_id"], {"id": len(outer.disks) + 1,
                                                                    "path": f"/pool/root-{req['instance_id']}"})
 
+            def get_boot_files(self, image_id):
+                return {"kernel": "/images/tiny/vmlinux", "initrd": "/images/tiny/initrd.img",
+                        "cmdline": "console=ttyS0"}
+
             def delete_root_disk(self, req):
                 return {"deleted": outer.disks.pop(req["instance_id"], None) is not None}
 
@@ -46,7 +51,7 @@ class FakeCloud:
             def create_domain(self, spec):
                 outer._maybe_fail("create_domain")
                 outer.domains[spec["instance_id"]] = spec
-                return {"instance_id": spec["instance_id"], "state": "running"}
+                return {"instance_id": spec["instance_id"], "state": "running", "ssh_port": 22001}
 
             def destroy_domain(self, req):
                 return {"deleted": outer.domains.pop(req["instance_id"], None) is not None}
@@ -85,6 +90,9 @@ def test_create_runs_every_step_and_delete_undoes_them(session):
     assert (inst.host, inst.ip, inst.root_volume_id) == ("h1", "10.99.0.2", 1)
     spec = cloud.domains[inst.id]
     assert spec["memory_mib"] == 128 and spec["cpu_weight"] == 256 and spec["disk_path"].endswith(inst.id)
+    assert spec["kernel"] == "/images/tiny/vmlinux"
+    assert spec["cmdline"] == "console=ttyS0 ip=10.99.0.2::10.99.0.1:255.255.252.0:vm1:eth0:off"
+    assert inst.ssh_port == 22001 and inst.started_at == NOW
     # Redelivered event: nothing new happens.
     assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "running"
     assert len(cloud.domains) == 1

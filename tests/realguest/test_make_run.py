@@ -1,5 +1,5 @@
-"""The README's first command: `make run` starts everything, Ctrl-C stops everything it started,
-and running it again on the same data directory works."""
+"""The README's first command: `make run` starts everything (with a real QEMU host by default),
+Ctrl-C stops everything it started, and running it again on the same data directory works."""
 import os
 import re
 import signal
@@ -10,6 +10,7 @@ import requests
 
 from labcloud.rabbit import free_port
 from labcloud.stack import REPO_ROOT
+from tests.realguest.conftest import IMAGE_CACHE
 
 
 def processes_using(data_dir):
@@ -29,14 +30,15 @@ def processes_using(data_dir):
 
 
 def run_once(data_dir, port, expect_password):
-    env = dict(os.environ, LABCLOUD_DATA_DIR=data_dir, LABCLOUD_PORT=str(port))
+    env = dict(os.environ, LABCLOUD_DATA_DIR=data_dir, LABCLOUD_PORT=str(port),
+               LABCLOUD_IMAGE_CACHE=IMAGE_CACHE)
     env.pop("LABCLOUD_ADMIN_PASSWORD", None)
     env.pop("AMQP_URI", None)
     proc = subprocess.Popen(["make", "-s", "run"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output = []
     try:
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 300  # the first run builds the tiny image
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
@@ -67,6 +69,15 @@ def test_make_run_starts_and_stops_everything_twice(tmp_path):
     run_once(data_dir, port, expect_password=True)   # first run prints the generated password
     time.sleep(1)
     assert processes_using(data_dir) == [], "Ctrl-C left processes behind"
+    assert our_namespaces(data_dir) == [], "Ctrl-C left a network namespace behind"
     run_once(data_dir, port, expect_password=False)  # second run: same data, admin already there
     time.sleep(1)
     assert processes_using(data_dir) == []
+    assert our_namespaces(data_dir) == []
+
+
+def our_namespaces(data_dir):
+    from labcloud.qemu_host import LocalQemuHost
+    prefix = LocalQemuHost(data_dir, "host1").netns
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line for line in listed.splitlines() if line.split()[0] == prefix] if listed else []

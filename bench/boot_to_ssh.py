@@ -1,0 +1,108 @@
+"""Boot-to-SSH of the tiny image: (a) bare qemu-system-x86_64, (b) through the labcloud API.
+
+(a) starts QEMU directly (TCG, user-mode networking with a port forward, a local metadata server)
+    and times QEMU start -> logged-in SSH session (imagebuilder.bareboot).
+(b) runs the whole stack with one real QEMU host (private libvirtd in a network namespace) and
+    times POST /api/v1/instances -> logged-in SSH session through the instance's ssh endpoint.
+Both log in as root with the same key, several times each, interleaved. Prints both medians and
+their ratio (target: b <= 1.15 x a).
+
+    .venv/bin/python bench/boot_to_ssh.py [-n 5]
+"""
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import paramiko  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
+
+from imagebuilder.bareboot import boot_and_ssh  # noqa: E402
+from labcloud.rabbit import free_port  # noqa: E402
+from labcloud.stack import Stack  # noqa: E402
+from tests.e2e.api import Api  # noqa: E402
+
+ADMIN_PASSWORD = "bench-admin-password"
+IMAGE_CACHE = os.path.join(tempfile.gettempdir(), "labcloud-debcache")
+
+
+def machine():
+    mem_kib = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+    return f"{os.cpu_count()} cores, {mem_kib / 1024 / 1024:.0f} GiB"
+
+
+def new_key():
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem))
+
+
+def ssh_login(host, port, key, deadline):
+    while time.monotonic() < deadline:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect(host, port=port, username="root", pkey=key, timeout=2, banner_timeout=2,
+                           auth_timeout=2, look_for_keys=False, allow_agent=False)
+            client.close()
+            return True
+        except (paramiko.SSHException, OSError, EOFError):
+            client.close()
+            time.sleep(0.05)
+    return False
+
+
+def labcloud_boot(api, body, key, index):
+    started = time.monotonic()
+    inst = api.call("POST", "/instances", 202, json=dict(body, name=f"boot-{index}")).json()
+    while True:
+        inst = api.call("GET", f"/instances/{inst['id']}", 200).json()
+        if inst["state"] == "error":
+            raise RuntimeError(f"instance failed: {inst['reason']}")
+        if inst["state"] == "running" and inst.get("ssh"):
+            break
+        time.sleep(0.02)
+    if not ssh_login(inst["ssh"]["host"], inst["ssh"]["port"], key, started + 180):
+        raise RuntimeError("no SSH login within 180 s")
+    seconds = time.monotonic() - started
+    api.call("DELETE", f"/instances/{inst['id']}", 202)
+    api.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "deleted", timeout=60)
+    return seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--runs", type=int, default=5)
+    args = parser.parse_args()
+    key = new_key()
+    bare, through = [], []
+    with Stack(tempfile.mkdtemp(prefix="labcloud-bootbench-"), port=free_port(), hypervisor="qemu",
+               admin_password=ADMIN_PASSWORD, image_cache_dir=IMAGE_CACHE, quiet=True) as stack:
+        image_dir = os.path.join(stack.data_dir, "images", "tiny")
+        anon = Api(stack.url)
+        admin = anon.login("admin", ADMIN_PASSWORD)
+        registered = admin.call("POST", "/keys", 201, json={
+            "name": "bench", "public_key": f"{key.get_name()} {key.get_base64()}"}).json()
+        flavor = min(admin.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+        image = next(i for i in admin.call("GET", "/images", 200).json() if i["name"] == "tiny")
+        body = {"flavor": flavor["id"], "image": image["id"], "key": registered["id"]}
+        for run in range(args.runs):  # interleaved, so drift on the machine hits both alike
+            bare.append(boot_and_ssh(image_dir, key, memory_mib=flavor["memory_mib"]))
+            through.append(labcloud_boot(admin, body, key, run))
+            print(f"run {run + 1}: bare {bare[-1]:.2f} s, labcloud {through[-1]:.2f} s", flush=True)
+    a, b = statistics.median(bare), statistics.median(through)
+    print(f"machine: {machine()}; QEMU TCG; tiny image, {flavor['memory_mib']} MiB guest; {args.runs} runs each")
+    print(f"(a) bare qemu-system-x86_64 boot-to-SSH median: {a:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in bare)})")
+    print(f"(b) labcloud API boot-to-SSH median:           {b:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in through)})")
+    print(f"ratio b/a: {b / a:.3f} (target <= 1.15)")
+    return 0 if b <= 1.15 * a else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

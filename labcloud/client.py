@@ -1,0 +1,49 @@
+"""A small REST client for the CLI: the gateway URL and token come from the environment
+(`LABCLOUD_URL`, default http://127.0.0.1:$LABCLOUD_PORT; `LABCLOUD_TOKEN`)."""
+import os
+
+import requests
+
+
+class ClientError(Exception):
+    pass
+
+
+class ApiClient:
+    def __init__(self, base_url, token):
+        self.base = base_url.rstrip("/") + "/api/v1"
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    @classmethod
+    def from_environment(cls):
+        token = os.environ.get("LABCLOUD_TOKEN")
+        if not token:
+            raise ClientError("set LABCLOUD_TOKEN (POST /api/v1/tokens gives one)")
+        url = os.environ.get("LABCLOUD_URL", f"http://127.0.0.1:{os.environ.get('LABCLOUD_PORT', '8080')}")
+        return cls(url, token)
+
+    def get(self, path):
+        try:
+            resp = self.http.get(self.base + path, timeout=30)
+        except requests.RequestException as exc:
+            raise ClientError(f"cannot reach labcloud at {self.base}: {exc}") from None
+        if resp.status_code != 200:
+            try:
+                message = resp.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = resp.text[:200]
+            raise ClientError(f"{resp.status_code}: {message}")
+        return resp.json()
+
+    def find_instance(self, name_or_id):
+        matches = [i for i in self.get("/instances") if name_or_id in (i["name"], i["id"])]
+        if not matches:
+            raise ClientError(f"no instance named {name_or_id}")
+        return matches[0]
+
+    def ssh_endpoint(self, name_or_id):
+        instance = self.find_instance(name_or_id)
+        if instance["state"] != "running" or not instance.get("ssh"):
+            raise ClientError(f"{instance['name']} is {instance['state']} and has no SSH endpoint yet")
+        return instance["ssh"]

@@ -1,0 +1,135 @@
+"""The agent with a host namespace (HOST_NETNS) on test:///default: SSH endpoints forward into the
+namespace and the metadata server answers there, asking a stand-in instances service."""
+import socket
+import uuid
+
+import pytest
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from common.errors import NotFound
+from hostagent.service import make_service
+from tests.hostagent.netutil import add_address, connect_from, echo_server, http_get
+
+GUEST_IP = "10.99.0.2"
+METADATA = ("169.254.169.254", 80)
+
+
+class FakeInstances:
+    """Answers get_guest_metadata as the instances service does, for one guest."""
+    name = "instances"
+    asked = []
+
+    @rpc
+    def get_guest_metadata(self, host, ip):
+        FakeInstances.asked.append((host, ip))
+        if ip != GUEST_IP:
+            raise NotFound(f"no instance at {ip} on {host}")
+        return {"instance_id": "7a1b2c3d-0000-4000-8000-000000000001", "hostname": "web-1",
+                "local_ipv4": ip, "mac": "aa:00:0a:63:00:02", "public_keys": ["ssh-ed25519 AAAA k"],
+                "instance_type": "m1.tiny", "availability_zone": host, "user_data": "hello"}
+
+
+@pytest.fixture
+def host_netns(netns):
+    add_address(netns, f"{METADATA[0]}/32")
+    add_address(netns, "10.99.0.1/22")
+    add_address(netns, f"{GUEST_IP}/22")  # stands in for the guest on the bridge
+    sshd, listener = echo_server(netns, (GUEST_IP, 22))
+    yield netns
+    sshd.kill()
+    listener.close()
+
+
+@pytest.fixture
+def config(service_config, host_netns, tmp_path):
+    pool = f"ns-{uuid.uuid4().hex[:8]}"
+    return service_config(LIBVIRT_URI="test:///default", POOL_NAME=pool, POOL_PATH=f"/labcloud-test/{pool}",
+                          HOST_NETNS=host_netns, SSH_PORT_RANGE="22950-22979",
+                          CONSOLE_DIR=str(tmp_path / "console"), METADATA_CACHE_SECONDS=0)
+
+
+@pytest.fixture
+def agent(container_factory, config):
+    container_factory(FakeInstances, config).start()
+    container = container_factory(make_service("n1"), config)
+    container.start()
+    return container
+
+
+def spec(instance_id):
+    return {"instance_id": instance_id, "name": f"vm-{instance_id[:8]}", "vcpus": 1, "memory_mib": 128,
+            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": "/labcloud-test/n.qcow2",
+            "mac": "aa:00:0a:63:00:02", "ip": GUEST_IP, "hostname": "web-1"}
+
+
+def ssh_roundtrip(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(b"SSH-2.0-test\r\n")
+        return client.recv(100)
+
+
+def test_ssh_endpoint_follows_the_domain(agent, config, conn, container_factory):
+    # `conn` also keeps the test driver's state alive while no agent holds a connection to it.
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_n1", config) as host:
+        created = host.create_domain(spec(instance_id))
+        port = created["ssh_port"]
+        assert 22950 <= port <= 22979
+        assert host.create_domain(spec(instance_id)) == created  # redelivery: same port
+        assert host.list_domains() == [created]
+        assert ssh_roundtrip(port) == b"echo:SSH-2.0-test\r\n"
+        # The port is recorded with the domain, for a restarted agent.
+        assert f'ssh_port="{port}"' in conn.lookupByUUIDString(instance_id).XMLDesc(0)
+        assert host.stop_domain({"instance_id": instance_id})["ssh_port"] == port
+
+    # A new agent (restart) forwards the recorded port again once the domain runs.
+    agent.stop()
+    with pytest.raises(ConnectionRefusedError):
+        ssh_roundtrip(port)
+    restarted = container_factory(make_service("n1"), config)
+    restarted.start()
+    with ServiceRpcProxy("hostagent_n1", config) as host:
+        assert host.start_domain({"instance_id": instance_id})["ssh_port"] == port
+        assert ssh_roundtrip(port) == b"echo:SSH-2.0-test\r\n"
+        assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": True}
+    with pytest.raises(ConnectionRefusedError):
+        ssh_roundtrip(port)  # delete leaves no forwarded port behind
+
+
+def test_running_domains_get_their_forward_back_when_the_agent_starts(agent, config, container_factory,
+                                                                      conn):
+    # `conn` keeps the test driver's state alive while no agent holds a connection to it.
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_n1", config) as host:
+        port = host.create_domain(spec(instance_id))["ssh_port"]
+    agent.stop()
+    restarted = container_factory(make_service("n1"), config)
+    restarted.start()
+    try:
+        assert ssh_roundtrip(port) == b"echo:SSH-2.0-test\r\n"
+    finally:
+        with ServiceRpcProxy("hostagent_n1", config) as host:
+            host.destroy_domain({"instance_id": instance_id})
+
+
+def test_metadata_server_answers_guests_in_the_namespace(agent, host_netns):
+    import eventlet
+    deadline = eventlet.Timeout(10)
+    try:
+        while True:  # the server binds shortly after the agent starts
+            try:
+                sock = connect_from(host_netns, GUEST_IP, METADATA)
+                break
+            except ConnectionRefusedError:
+                eventlet.sleep(0.05)
+    finally:
+        deadline.cancel()
+    assert http_get(sock, "/latest/meta-data/hostname") == (200, b"web-1")
+    assert http_get(connect_from(host_netns, GUEST_IP, METADATA), "/latest/user-data") == (200, b"hello")
+    assert http_get(connect_from(host_netns, GUEST_IP, METADATA),
+                    "/latest/meta-data/placement/availability-zone") == (200, b"n1")
+    # Another source address in the namespace is no guest: nothing to read.
+    assert http_get(connect_from(host_netns, "10.99.0.1", METADATA),
+                    "/latest/meta-data/hostname")[0] == 404
+    assert ("n1", GUEST_IP) in FakeInstances.asked and ("n1", "10.99.0.1") in FakeInstances.asked

@@ -1,0 +1,90 @@
+"""SSH endpoint forwarding: 127.0.0.1:<port> in the test's namespace -> a server inside a network
+namespace the test creates (an echo server standing in for a guest's sshd)."""
+import socket
+
+import pytest
+
+from hostagent.port_forward import PortForwarder, connect_in_namespace, parse_port_range
+from tests.hostagent.netutil import add_address, echo_server, listen_in
+
+GUEST = "10.250.0.7"
+GUEST_PORT = 2222
+
+
+@pytest.fixture
+def guest(netns):
+    add_address(netns, f"{GUEST}/24")
+    server, listener = echo_server(netns, (GUEST, GUEST_PORT))
+    yield netns
+    server.kill()
+    listener.close()
+
+
+@pytest.fixture
+def forwarder(guest):
+    made = PortForwarder(connect_in_namespace(guest), "22900-22949")
+    yield made
+    made.stop_all()
+
+
+def talk(port, message=b"hello"):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(message)
+        client.shutdown(socket.SHUT_WR)  # the half-close must reach the guest and come back
+        data = b""
+        while chunk := client.recv(4096):
+            data += chunk
+    return data
+
+
+def test_forward_reaches_the_server_inside_the_namespace(forwarder):
+    port = forwarder.ensure("i-1", GUEST, guest_port=GUEST_PORT)
+    assert 22900 <= port <= 22949 and forwarder.port_of("i-1") == port
+    assert talk(port) == b"echo:hello"
+    assert talk(port, b"x" * 200000).count(b"x") == 200000  # big transfers in both directions
+    # The same request again (at-least-once RPC): same port, same forward.
+    assert forwarder.ensure("i-1", GUEST, guest_port=GUEST_PORT) == port
+
+
+def test_ports_are_distinct_and_skip_ports_in_use(forwarder):
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 22900))  # someone else's port in our range
+    squatter.listen(1)
+    try:
+        first = forwarder.ensure("i-1", GUEST, guest_port=GUEST_PORT)
+        second = forwarder.ensure("i-2", GUEST, guest_port=GUEST_PORT)
+        assert 22900 not in (first, second) and first != second
+    finally:
+        squatter.close()
+
+
+def test_recorded_port_is_reused(forwarder):
+    assert forwarder.ensure("i-1", GUEST, 22940, guest_port=GUEST_PORT) == 22940
+    assert talk(22940) == b"echo:hello"
+
+
+def test_stop_closes_the_port_and_open_sessions(forwarder):
+    port = forwarder.ensure("i-1", GUEST, guest_port=GUEST_PORT)
+    session = socket.create_connection(("127.0.0.1", port), timeout=5)
+    session.sendall(b"ping")
+    assert session.recv(100) == b"echo:ping"
+    assert forwarder.stop("i-1") is True and forwarder.stop("i-1") is False
+    assert forwarder.port_of("i-1") is None
+    assert session.recv(100) == b""  # the session was ended
+    session.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_unreachable_guest_closes_the_client(forwarder, guest):
+    listen_in(guest, (GUEST, 2223)).close()  # nothing listens on 2223
+    port = forwarder.ensure("i-down", GUEST, guest_port=2223)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        assert client.recv(100) == b""
+
+
+def test_port_range_parsing():
+    assert parse_port_range("22000-22999") == (22000, 22999)
+    assert parse_port_range("2200") == (2200, 2200)
+    with pytest.raises(ValueError):
+        parse_port_range("9-1")

@@ -1,0 +1,175 @@
+"""The agent on a real private QEMU host (labcloud.qemu_host) with the tiny image: kernel boot,
+SSH through the forwarded endpoint, metadata from the namespace, console, ACPI stop, reboot, and
+the lifecycle event of a guest powering itself off. Marked `realguest` (needs root, libvirtd,
+QEMU and the Debian package cache the image builder fills)."""
+import datetime
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+
+import paramiko
+import pytest
+from nameko.events import event_handler
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter
+
+from common.errors import NotFound
+from hostagent.service import make_service
+
+pytestmark = pytest.mark.realguest
+
+IMAGE_CACHE = os.path.join(tempfile.gettempdir(), "labcloud-debcache")
+GUEST_IP, GATEWAY, MAC = "10.99.0.20", "10.99.0.1", "aa:00:0a:63:00:14"
+
+
+class Guests:
+    """Stands in for the instances service (metadata) and for its lifecycle listener."""
+    name = "instances"
+    public_key = None
+    events = []
+
+    @rpc
+    def get_guest_metadata(self, host, ip):
+        if ip != GUEST_IP:
+            raise NotFound(ip)
+        return {"instance_id": "x", "hostname": "web-1", "local_ipv4": ip, "mac": MAC,
+                "public_keys": [Guests.public_key], "instance_type": "tiny",
+                "availability_zone": host, "user_data": "#!/bin/sh\necho from-user-data > /tmp/ud\n"}
+
+    @event_handler("hostagent", "domain_lifecycle")
+    def lifecycle(self, payload):
+        # How long the event took from libvirt's callback (its `at`) to a listener.
+        delay = (datetime.datetime.utcnow() - datetime.datetime.fromisoformat(payload["at"])).total_seconds()
+        Guests.events.append((time.monotonic(), payload, delay))
+        return payload
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    from imagebuilder import build
+    data_dir = str(tmp_path_factory.mktemp("img"))
+    build.build("tiny", data_dir=data_dir, cache_dir=IMAGE_CACHE, log=lambda *_: None)
+    return os.path.join(data_dir, "images", "tiny")
+
+
+@pytest.fixture(scope="module")
+def qemu_host(tmp_path_factory):
+    from labcloud.qemu_host import LocalQemuHost
+    host = LocalQemuHost(str(tmp_path_factory.mktemp("hosts")), "rq1").start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture
+def key(tmp_path):
+    path = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    private = paramiko.Ed25519Key.from_private_key_file(str(path))
+    Guests.public_key = f"{private.get_name()} {private.get_base64()}"
+    return private
+
+
+@pytest.fixture
+def agent(container_factory, service_config, qemu_host, key, tmp_path):
+    config = service_config(LIBVIRT_URI=qemu_host.uri, HOST_NETNS=qemu_host.netns, HOST_NETWORK="labcloud",
+                            DOMAIN_TYPE="qemu", POOL_NAME="rq", POOL_PATH=str(tmp_path / "pool"),
+                            CONSOLE_DIR=str(tmp_path / "console"), SSH_PORT_RANGE="22980-22999",
+                            HEARTBEAT_INTERVAL=5, STATS_INTERVAL=60)
+    listener = container_factory(Guests, config)
+    listener.start()
+    container = container_factory(make_service("rq1"), config)
+    container.start()
+    return config, listener
+
+
+def ssh(port, key, command, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect("127.0.0.1", port, username="root", pkey=key, timeout=5, banner_timeout=5,
+                           auth_timeout=5, look_for_keys=False, allow_agent=False)
+            _in, out, _err = client.exec_command(command, timeout=10)
+            return out.read().decode()
+        except (paramiko.SSHException, OSError, EOFError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+        finally:
+            client.close()
+
+
+def lifecycle_of(instance_id, state):
+    return lambda _ctx, result, _exc: result["instance_id"] == instance_id and result["state"] == state
+
+
+def dhcp_macs(qemu_host):
+    from hostagent import dhcp
+    conn = qemu_host.open()
+    try:
+        return {entry["mac"] for entry in dhcp.dhcp_hosts(conn)}
+    finally:
+        conn.close()
+
+
+def test_real_guest_lifecycle(agent, image, key, tmp_path, qemu_host):
+    config, listener = agent
+    instance_id = str(uuid.uuid4())
+    disk = tmp_path / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                    os.path.join(image, "root.qcow2"), str(disk)], check=True)
+    spec = {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1, "memory_mib": 128,
+            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
+            "hostname": "web-1", "kernel": os.path.join(image, "vmlinux"),
+            "initrd": os.path.join(image, "initrd.img"),
+            "cmdline": f"console=ttyS0 ip={GUEST_IP}::{GATEWAY}:255.255.252.0:web-1:eth0:off"}
+    with ServiceRpcProxy("hostagent_rq1", config, timeout=120) as host:
+        try:
+            with entrypoint_waiter(listener, "lifecycle", timeout=30,
+                                   callback=lifecycle_of(instance_id, "running")):
+                created = host.create_domain(spec)
+            port = created["ssh_port"]
+            assert created["state"] == "running" and 22980 <= port <= 22999
+            assert MAC in dhcp_macs(qemu_host)
+
+            # SSH through the endpoint with the key the metadata server handed the guest.
+            assert ssh(port, key, "hostname; cat /tmp/ud").split() == ["web-1", "from-user-data"]
+            assert "Linux version" in host.get_console({"instance_id": instance_id})["output"]
+
+            # ACPI stop: the guest powers off by itself, well before the timeout.
+            started = time.monotonic()
+            with entrypoint_waiter(listener, "lifecycle", timeout=30,
+                                   callback=lifecycle_of(instance_id, "shutoff")):
+                assert host.stop_domain({"instance_id": instance_id, "timeout": 20})["state"] == "shutoff"
+            assert time.monotonic() - started < 15
+
+            with entrypoint_waiter(listener, "lifecycle", timeout=30,
+                                   callback=lifecycle_of(instance_id, "running")):
+                assert host.start_domain({"instance_id": instance_id})["ssh_port"] == port
+            ssh(port, key, "true")
+
+            rebooted = host.reboot_domain({"instance_id": instance_id, "timeout": 20})
+            assert rebooted["state"] == "running"
+            ssh(port, key, "true")  # up again
+
+            # The guest powers itself off: the event comes at once, not at the next poll.
+            Guests.events.clear()
+            with entrypoint_waiter(listener, "lifecycle", timeout=30,
+                                   callback=lifecycle_of(instance_id, "shutoff")):
+                try:
+                    ssh(port, key, "poweroff", timeout=10)
+                except Exception:  # noqa: BLE001  (the session may die with the guest)
+                    pass
+                asked = time.monotonic()
+            seen_at, _payload, delay = [e for e in Guests.events if e[1]["state"] == "shutoff"][0]
+            # The guest's own shutdown (~1-2 s) plus the event's way here: no polling interval.
+            assert seen_at - asked < 5 and delay < 1
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
+        assert host.list_domains() == []
+        assert MAC not in dhcp_macs(qemu_host)  # delete leaves no DHCP entry behind
+        assert not os.path.exists(os.path.join(config["CONSOLE_DIR"], f"{instance_id}.log"))

@@ -1,0 +1,111 @@
+"""A real guest, end to end: create from the tiny image with a user's key and user-data, SSH in
+through the instance's endpoint, console, metrics, stop/start, delete, and nothing left behind."""
+import io
+import os
+import socket
+
+import libvirt
+import paramiko
+import pytest
+
+from tests.e2e.api import ADMIN_PASSWORD, Api
+
+USER_DATA = "#!/bin/sh\necho user-data-ran-$(hostname) > /root/user-data.out\n"
+
+
+@pytest.fixture(scope="module")
+def user(qemu_stack):
+    anon = Api(qemu_stack.url)
+    admin = anon.login("admin", ADMIN_PASSWORD)
+    made = anon.call("POST", "/users", 201, json={"username": "student", "email": "s@lab.example",
+                                                 "password": "student-pass"}).json()
+    admin.call("POST", f"/users/{made['id']}/approve", 200)
+    api = anon.login("student", "student-pass")
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(_new_private_key()))
+    registered = api.call("POST", "/keys", 201, json={
+        "name": "laptop", "public_key": f"{key.get_name()} {key.get_base64()} student@lab"}).json()
+    return api, key, registered
+
+
+def _new_private_key():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()).decode()
+
+
+def ssh(instance, key):
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(instance["ssh"]["host"], port=instance["ssh"]["port"], username="root", pkey=key,
+                   timeout=20, banner_timeout=20, auth_timeout=20, look_for_keys=False, allow_agent=False)
+    return client
+
+
+def run(client, command):
+    _, out, err = client.exec_command(command, timeout=30)
+    return out.read().decode().strip()
+
+
+def wait_ready(api, instance_id, timeout=240):
+    return api.wait_for(f"/instances/{instance_id}",
+                        lambda r: r.json()["state"] == "error" or (r.json()["state"] == "running" and r.json()["ready"]),
+                        timeout=timeout, interval=0.5).json()
+
+
+def test_real_guest_lifecycle(qemu_stack, user):
+    api, key, registered = user
+    flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = next(i for i in api.call("GET", "/images", 200).json() if i["name"] == "tiny")
+    created = api.call("POST", "/instances", 202, json={
+        "name": "lab1", "flavor": flavor["id"], "image": image["id"], "key": registered["id"],
+        "user_data": USER_DATA}).json()
+    iid = created["id"]
+
+    inst = wait_ready(api, iid)
+    assert inst["state"] == "running" and inst["ready"], inst
+    assert inst["ssh"]["host"] == "127.0.0.1" and inst["ssh_ready_seconds"] > 0
+    print(f"\nboot to SSH through labcloud: {inst['ssh_ready_seconds']} s")
+
+    with ssh(inst, key) as client:
+        assert run(client, "hostname") == "lab1"
+        assert inst["ip"] in run(client, "ip -4 addr show eth0")
+        assert run(client, "cat /root/user-data.out") == "user-data-ran-lab1"
+        assert run(client, "timeout 5 wget -qO- http://169.254.169.254/latest/meta-data/instance-id") == iid
+
+    console = api.call("GET", f"/instances/{iid}/console", 200).json()["output"]
+    assert "Linux version" in console
+
+    def cpu_seen(resp):
+        series = resp.json().get("series", {}) if resp.status_code == 200 else {}
+        return any(v for _, v in series.get("cpu_percent", []) if v) and \
+            any(v for _, v in series.get("net_rx_bps", []) if v)
+    api.wait_for(f"/instances/{iid}/metrics?seconds=300", cpu_seen, timeout=60, interval=1)
+
+    # stop (ACPI) and start again: SSH comes back
+    assert api.call("POST", f"/instances/{iid}/stop", 202).json()["state"] == "stopping"
+    api.wait_for(f"/instances/{iid}", lambda r: r.json()["state"] == "stopped", timeout=60, interval=0.5)
+    api.call("POST", f"/instances/{iid}/start", 202)
+    inst = wait_ready(api, iid)
+    assert inst["state"] == "running" and inst["ready"]
+    with ssh(inst, key) as client:
+        assert run(client, "hostname") == "lab1"
+
+    # delete: no domain, disk, DHCP entry or forwarded port left on the host
+    host = qemu_stack.qemu_hosts[inst["host"]]
+    api.call("DELETE", f"/instances/{iid}", 202)
+    api.wait_for(f"/instances/{iid}", lambda r: r.status_code == 404 or r.json()["state"] == "deleted",
+                 timeout=60, interval=0.5)
+    conn = libvirt.open(host.uri)
+    try:
+        assert [d.UUIDString() for d in conn.listAllDomains()] == []
+        network_xml = conn.networkLookupByName(host.network_name).XMLDesc()
+        assert inst["mac"] not in network_xml
+        pool_files = [v.name() for p in conn.listAllStoragePools() for v in p.listAllVolumes()]
+        assert not any(iid in name for name in pool_files)
+    finally:
+        conn.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", inst["ssh"]["port"]), timeout=2).close()
+    assert not os.path.exists(os.path.join(qemu_stack.data_dir, "consoles", inst["host"], f"{iid}.log"))
