@@ -4,6 +4,7 @@ Debian's /usr/sbin wrapper switches to the `rabbitmq` user, which cannot write i
 directory, so the node is started through /usr/lib/rabbitmq/bin/rabbitmq-server with every
 location pointed inside `base_dir`.
 """
+import ctypes
 import os
 import signal
 import socket
@@ -12,6 +13,14 @@ import time
 import uuid
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """In the child before exec: SIGTERM when whoever started it dies, even by SIGKILL, so a
+    killed launcher or test run cannot leave a node (or a service) behind."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port():
@@ -74,7 +83,7 @@ class RabbitNode:
             log = open(os.path.join(self.base_dir, "server.out"), "ab")
         self.process = subprocess.Popen(
             [RABBITMQ_SERVER], env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from labcloud.rabbit import RabbitNode, free_port
+from labcloud.rabbit import RabbitNode, die_with_parent, free_port
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,6 +53,13 @@ class Stack:
 
     # ----- start -----
     def start(self, timeout=90):
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # a half-started stack must not leave processes or namespaces behind
+            raise
+
+    def _start(self, timeout):
         for sub in ("db", "logs", "metrics", "pools", "images", "consoles"):
             os.makedirs(os.path.join(self.data_dir, sub), exist_ok=True)
         if self.amqp_uri is None:
@@ -150,7 +157,7 @@ class Stack:
         log = open(os.path.join(self.data_dir, "logs", f"{name}.log"), "ab")
         self.processes[name] = subprocess.Popen(argv, env=env, cwd=self.data_dir, stdout=log,
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
+                                                start_new_session=True, preexec_fn=die_with_parent)
 
     def wait_ready(self, timeout):
         """Ready = the gateway answers and every host has sent a heartbeat the scheduler knows."""
