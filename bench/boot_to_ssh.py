@@ -67,7 +67,7 @@ def labcloud_boot(api, body, key, index):
             raise RuntimeError(f"instance failed: {inst['reason']}")
         if inst["state"] == "running" and inst.get("ssh"):
             break
-        time.sleep(0.02)
+        time.sleep(0.05)
     if not ssh_login(inst["ssh"]["host"], inst["ssh"]["port"], key, started + 180):
         raise RuntimeError("no SSH login within 180 s")
     seconds = time.monotonic() - started

@@ -125,6 +125,9 @@ class CachedLookup:
         self._cache[ip] = (now + self.ttl, value)
         return value
 
+    def forget(self, ip):
+        self._cache.pop(ip, None)
+
 
 class InstancesMetadataClient:
     """`instances.get_guest_metadata(host, ip)` over a standalone RPC proxy, made once.
@@ -192,8 +195,8 @@ class MetadataServer(DependencyProvider):
         self.port = int(config.get("METADATA_PORT") or METADATA_PORT)
         host = getattr(self.container.service_cls, "host_name", None) or config.get("HOST_NAME")
         self.client = InstancesMetadataClient(config, host)
-        self.app = make_app(CachedLookup(self.client, float(config.get("METADATA_CACHE_SECONDS",
-                                                                      CACHE_SECONDS))))
+        self.lookup = CachedLookup(self.client, float(config.get("METADATA_CACHE_SECONDS", CACHE_SECONDS)))
+        self.app = make_app(self.lookup)
         self.sock = None
         self._gt = None
 
@@ -222,6 +225,11 @@ class MetadataServer(DependencyProvider):
         self.client.close()
 
     kill = stop
+
+    def forget(self, ip):
+        """An address changed hands (domain created or destroyed): released IPs are reused at once,
+        so a cached answer for the previous guest must never reach the next one."""
+        self.lookup.forget(ip)
 
     def get_dependency(self, worker_ctx):
         return self

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT_RANGE = "22000-22999"
 GUEST_SSH_PORT = 22
 LISTEN_HOST = "127.0.0.1"
-CONNECT_TIMEOUT_S = 5.0
+# Short: while the guest boots nothing answers, and a client (ssh, paramiko) retrying after a quick
+# close gets in sooner than one left waiting on a connect that cannot succeed yet.
+CONNECT_TIMEOUT_S = 1.0
 CHUNK = 65536
 
 

@@ -19,7 +19,7 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from eventlet import semaphore
 
-from hostagent import console, dhcp, domains, power, stats, storage_pool
+from hostagent import console, dhcp, domains, neighbours, power, stats, storage_pool
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
 from hostagent.lifecycle import DomainEvents, domain_lifecycle_handler
@@ -68,7 +68,7 @@ class HostAgent:
     now = Clock()
     domain_events = DomainEvents()
     ssh_forwarder = SshForwarding()  # None when the host has no namespace to forward into
-    metadata_server = MetadataServer()  # runs by itself inside HOST_NETNS; workers never use it
+    metadata_server = MetadataServer()  # serves inside HOST_NETNS; workers only invalidate its cache
 
     def _pool(self, conn):
         return storage_pool.ensure_pool(conn, self.config.get("POOL_NAME", DEFAULT_POOL_NAME),
@@ -123,6 +123,8 @@ class HostAgent:
         xml = build_domain_xml(spec, self.config, self.hypervisor.uri, ssh_port)
         # Before the start, so a guest that asks DHCP (cloud images) gets its address at once.
         self._dhcp(dhcp.add_dhcp_host, spec["mac"], spec["ip"], _dhcp_name(instance_id))
+        self._neighbour(neighbours.pin, spec["ip"], spec["mac"])
+        self.metadata_server.forget(spec["ip"])
         try:
             state = self.hypervisor.run(domains.create_domain, instance_id, xml)
         except Exception:
@@ -141,6 +143,9 @@ class HostAgent:
         deleted = self.hypervisor.run(domains.destroy_domain, instance_id)
         if metadata and metadata.get("mac"):
             self._dhcp(dhcp.remove_dhcp_host, metadata["mac"], metadata.get("ip"))
+        if metadata and metadata.get("ip"):
+            self._neighbour(neighbours.unpin, metadata["ip"])
+            self.metadata_server.forget(metadata["ip"])
         if self.ssh_forwarder is not None:
             self.ssh_forwarder.stop(instance_id)
         console.remove(self.config, instance_id)
@@ -190,6 +195,15 @@ class HostAgent:
         network = self.config.get("HOST_NETWORK", "default")
         with _dhcp_lock:
             self.hypervisor.run(lambda conn: operation(conn, *args, network=network))
+
+    def _neighbour(self, operation, *args):
+        """A static neighbour entry on the host network's bridge, inside HOST_NETNS (real hosts)."""
+        namespace = self.config.get("HOST_NETNS")
+        if self.hypervisor.is_test_driver or not namespace:
+            return
+        network = self.config.get("HOST_NETWORK", "default")
+        bridge = self.hypervisor.run(lambda conn: conn.networkLookupByName(network).bridgeName())
+        operation(namespace, bridge, *args)
 
     def _forward(self, instance_id, ip, port=None):
         """The SSH forward's port (None: this host forwards nothing)."""

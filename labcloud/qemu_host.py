@@ -283,7 +283,9 @@ class LocalQemuHost:
 
     def network_xml(self):
         low, high = _dynamic_range(self.subnet)
-        return (f"<network><name>{NETWORK_NAME}</name><bridge name='{BRIDGE}'/>"
+        # stp='off': a new guest's tap port forwards at once; with STP on, the guest's first
+        # packets (its metadata request) can be dropped and wait out a retry.
+        return (f"<network><name>{NETWORK_NAME}</name><bridge name='{BRIDGE}' stp='off' delay='0'/>"
                 # No <forward>: isolated, guests reach only the host's namespace and each other.
                 f"<ip address='{self.gateway}' netmask='{self.subnet.netmask}'>"
                 f"<dhcp><range start='{low}' end='{high}'/></dhcp></ip></network>")

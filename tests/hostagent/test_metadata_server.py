@@ -91,6 +91,15 @@ def test_cache_remembers_answers_for_a_while():
     assert calls == ["10.99.0.2", "10.99.0.9", "10.99.0.2"]
 
 
+def test_a_reused_address_is_forgotten_so_the_next_guest_never_gets_the_previous_answer():
+    owners = {"10.99.0.2": dict(GUESTS["10.99.0.2"], hostname="old-guest")}
+    lookup = CachedLookup(owners.get, ttl=60, clock=lambda: 0.0)
+    assert lookup("10.99.0.2")["hostname"] == "old-guest"
+    owners["10.99.0.2"] = dict(GUESTS["10.99.0.2"], hostname="new-guest")  # IP released, reused
+    lookup.forget("10.99.0.2")  # what create_domain/destroy_domain do
+    assert lookup("10.99.0.2")["hostname"] == "new-guest"
+
+
 def test_server_inside_a_namespace_identifies_guests_by_source_address(netns):
     add_address(netns, "169.254.169.254/32")
     add_address(netns, "10.99.0.2/22")
