@@ -8,6 +8,7 @@ the namespace.
 """
 import errno
 import logging
+import time
 import socket
 
 import eventlet
@@ -22,9 +23,11 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT_RANGE = "22000-22999"
 GUEST_SSH_PORT = 22
 LISTEN_HOST = "127.0.0.1"
-# Short: while the guest boots nothing answers, and a client (ssh, paramiko) retrying after a quick
-# close gets in sooner than one left waiting on a connect that cannot succeed yet.
-CONNECT_TIMEOUT_S = 1.0
+# One upstream attempt is short; the forward keeps trying for UPSTREAM_PATIENCE_S while it holds
+# the client (see ForwardedPort._connect_patiently).
+CONNECT_TIMEOUT_S = 0.25
+UPSTREAM_RETRY_S = 0.05
+UPSTREAM_PATIENCE_S = 15.0
 CHUNK = 65536
 
 
@@ -39,8 +42,9 @@ def parse_port_range(text):
 class Forward:
     """One listening port and the sessions it carries to one guest."""
 
-    def __init__(self, listener, target, connect):
+    def __init__(self, listener, target, connect, patience=UPSTREAM_PATIENCE_S):
         self.listener = listener
+        self.patience = patience
         self.port = listener.getsockname()[1]
         self.target = target  # (ip, port) inside the namespace
         self._connect = connect
@@ -60,12 +64,9 @@ class Forward:
             eventlet.spawn_n(self._serve, client)
 
     def _serve(self, client):
-        try:
-            upstream = self._connect(self.target, CONNECT_TIMEOUT_S)
-        except OSError as exc:
-            # Guest not up (yet): the client sees the connection closed, as with a refused port.
-            log.info("forward :%s -> %s:%s: %s", self.port, *self.target, exc)
-            client.close()
+        upstream = self._connect_patiently()
+        if upstream is None:
+            client.close()  # the guest never answered: the client sees the connection closed
             return
         upstream.settimeout(None)
         client.settimeout(None)
@@ -79,6 +80,20 @@ class Forward:
             self._sessions.discard(session)
             client.close()
             upstream.close()
+
+    def _connect_patiently(self):
+        """Hold the client while the guest boots and try the guest every UPSTREAM_RETRY_S: a
+        client connecting early is joined to SSH as soon as it listens, instead of failing, or
+        waiting out a TCP SYN retransmit (1 s, then 3 s) sent while the guest had no address yet."""
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                return self._connect(self.target, CONNECT_TIMEOUT_S)
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    log.info("forward :%s -> %s:%s: %s", self.port, *self.target, exc)
+                    return None
+            eventlet.sleep(UPSTREAM_RETRY_S)
 
     def stop(self):
         self._acceptor.kill()
@@ -113,8 +128,10 @@ class PortForwarder:
     """Forwards per instance. `connect((ip, port), timeout)` opens an upstream socket (inside the
     host's namespace in production)."""
 
-    def __init__(self, connect, port_range=DEFAULT_PORT_RANGE, listen_host=LISTEN_HOST):
+    def __init__(self, connect, port_range=DEFAULT_PORT_RANGE, listen_host=LISTEN_HOST,
+                 patience=UPSTREAM_PATIENCE_S):
         self._connect = connect
+        self.patience = patience
         self.low, self.high = parse_port_range(port_range)
         self.listen_host = listen_host
         self._forwards = {}  # instance_id -> Forward
@@ -128,7 +145,7 @@ class PortForwarder:
                 return existing.port
             self.stop(instance_id)
         listener = self._listen(port) if port is not None else self._listen_on_free_port()
-        self._forwards[instance_id] = Forward(listener, (ip, guest_port), self._connect)
+        self._forwards[instance_id] = Forward(listener, (ip, guest_port), self._connect, self.patience)
         return self._forwards[instance_id].port
 
     def port_of(self, instance_id):

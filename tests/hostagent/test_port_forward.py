@@ -1,7 +1,9 @@
 """SSH endpoint forwarding: 127.0.0.1:<port> in the test's namespace -> a server inside a network
 namespace the test creates (an echo server standing in for a guest's sshd)."""
 import socket
+import time
 
+import eventlet
 import pytest
 
 from hostagent.port_forward import PortForwarder, connect_in_namespace, parse_port_range
@@ -48,6 +50,8 @@ def test_forward_reaches_the_server_inside_the_namespace(forwarder):
 
 def test_ports_are_distinct_and_skip_ports_in_use(forwarder):
     squatter = socket.socket()
+    # REUSEADDR: an earlier test's connection may leave 22900 in TIME_WAIT; listening still takes it.
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     squatter.bind(("127.0.0.1", 22900))  # someone else's port in our range
     squatter.listen(1)
     try:
@@ -76,11 +80,31 @@ def test_stop_closes_the_port_and_open_sessions(forwarder):
         socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
-def test_unreachable_guest_closes_the_client(forwarder, guest):
-    listen_in(guest, (GUEST, 2223)).close()  # nothing listens on 2223
-    port = forwarder.ensure("i-down", GUEST, guest_port=2223)
+def test_unreachable_guest_closes_the_client_after_the_patience(guest):
+    impatient = PortForwarder(connect_in_namespace(guest), "22950-22959", patience=0.5)
+    try:
+        port = impatient.ensure("i-down", GUEST, guest_port=2223)  # nothing listens on 2223
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            assert client.recv(100) == b""
+        assert 0.5 <= time.monotonic() - started < 3
+    finally:
+        impatient.stop_all()
+
+
+def test_client_connecting_before_the_guest_listens_is_joined_when_it_does(forwarder, guest):
+    """A user's ssh started while the guest boots waits instead of failing."""
+    port = forwarder.ensure("i-late", GUEST, guest_port=2224)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
-        assert client.recv(100) == b""
+        eventlet.sleep(0.6)  # the guest is still booting: nothing listens yet
+        thread, server = echo_server(guest, (GUEST, 2224))
+        try:
+            client.sendall(b"hello")
+            client.settimeout(5)
+            assert client.recv(100) == b"echo:hello"
+        finally:
+            thread.kill()
+            server.close()
 
 
 def test_port_range_parsing():
