@@ -25,8 +25,8 @@ GUEST_SSH_PORT = 22
 LISTEN_HOST = "127.0.0.1"
 # One upstream attempt is short; the forward keeps trying for UPSTREAM_PATIENCE_S while it holds
 # the client (see ForwardedPort._connect_patiently).
-CONNECT_TIMEOUT_S = 0.25
-UPSTREAM_RETRY_S = 0.05
+CONNECT_TIMEOUT_S = 0.1
+UPSTREAM_RETRY_S = 0.02
 UPSTREAM_PATIENCE_S = 15.0
 CHUNK = 65536
 

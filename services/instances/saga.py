@@ -5,6 +5,8 @@ doing its work (a lost reply)."""
 import ipaddress
 import logging
 
+import eventlet
+
 from nameko.exceptions import UnknownService
 from sqlalchemy import update
 
@@ -52,6 +54,21 @@ def kernel_ip_argument(instance, address):
     return f"ip={instance.ip}::{address['gateway']}:{netmask}:{instance.name}:eth0:off"
 
 
+def in_parallel(*calls):
+    """Run the calls in greenthreads; wait for all of them (so nothing is still being made when a
+    teardown starts), then return their results or raise the first failure."""
+    threads = [eventlet.spawn(call) for call in calls]
+    results, failure = [], None
+    for thread in threads:
+        try:
+            results.append(thread.wait())
+        except Exception as exc:  # collected: every call must finish before we decide
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return results
+
+
 def run_create(session, instance_id, peers, policy, now):
     """Returns the final state. Safe to call again for the same instance."""
     instance = session.get(Instance, instance_id)
@@ -67,19 +84,19 @@ def run_create(session, instance_id, peers, policy, now):
             return _abandon(session, instance_id, peers, now)
         session.refresh(instance)
 
-        address = peers.network.allocate_address({"owner": instance_id})
-        if not transition(session, instance_id, ["building"], "building",
-                          ip=address["ip"], mac=address["mac"]):
-            return _abandon(session, instance_id, peers, now)
-
-        volume = peers.storage.create_root_disk({
-            "instance_id": instance_id, "image_id": instance.image_id, "host": instance.host,
-            "size_gib": flavor.disk_gib})
-        if not transition(session, instance_id, ["building"], "building", root_volume_id=volume["id"]):
+        # The address, the disk and the boot files do not depend on each other: ask for all three
+        # at once (each is idempotent, and a failure of one is undone by the full teardown).
+        address, volume, boot = in_parallel(
+            lambda: peers.network.allocate_address({"owner": instance_id}),
+            lambda: peers.storage.create_root_disk({
+                "instance_id": instance_id, "image_id": instance.image_id, "host": instance.host,
+                "size_gib": flavor.disk_gib}),
+            lambda: peers.storage.get_boot_files(instance.image_id))
+        if not transition(session, instance_id, ["building"], "building", ip=address["ip"],
+                          mac=address["mac"], root_volume_id=volume["id"]):
             return _abandon(session, instance_id, peers, now)
 
         session.refresh(instance)
-        boot = peers.storage.get_boot_files(instance.image_id)
         domain = peers.hosts(instance.host).create_domain(
             domain_spec(instance, flavor, volume["path"], address, boot))
         if not transition(session, instance_id, ["building"], "running", running_at=now(), started_at=now(),
