@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rabbitmq-server \
 	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2 postgresql \
-	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client
+	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client cpio
 
 .PHONY: run test setup system-packages venv
 

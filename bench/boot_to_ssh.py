@@ -10,7 +10,6 @@ their ratio (target: b <= 1.15 x a).
     .venv/bin/python bench/boot_to_ssh.py [-n 5]
 """
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -20,27 +19,15 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import paramiko  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 
-from imagebuilder.bareboot import boot_and_ssh  # noqa: E402
+from imagebuilder.bareboot import boot_and_ssh, generate_ed25519_key, public_key_line  # noqa: E402
+from bench.machine import describe_machine  # noqa: E402
 from labcloud.rabbit import free_port  # noqa: E402
 from labcloud.stack import Stack  # noqa: E402
 from tests.e2e.api import Api  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password"
 IMAGE_CACHE = os.path.join(tempfile.gettempdir(), "labcloud-debcache")
-
-
-def machine():
-    mem_kib = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
-    return f"{os.cpu_count()} cores, {mem_kib / 1024 / 1024:.0f} GiB"
-
-
-def new_key():
-    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
-    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem))
 
 
 def ssh_login(host, port, key, deadline):
@@ -80,7 +67,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--runs", type=int, default=5)
     args = parser.parse_args()
-    key = new_key()
+    key = generate_ed25519_key()
     bare, through = [], []
     with Stack(tempfile.mkdtemp(prefix="labcloud-bootbench-"), port=free_port(), hypervisor="qemu",
                admin_password=ADMIN_PASSWORD, image_cache_dir=IMAGE_CACHE, quiet=True) as stack:
@@ -88,7 +75,7 @@ def main():
         anon = Api(stack.url)
         admin = anon.login("admin", ADMIN_PASSWORD)
         registered = admin.call("POST", "/keys", 201, json={
-            "name": "bench", "public_key": f"{key.get_name()} {key.get_base64()}"}).json()
+            "name": "bench", "public_key": public_key_line(key)}).json()
         # One vCPU, not throttled: the bare QEMU side runs uncapped, so a flavor with a CPU cap
         # below 100% (the `small` flavor's 50%) would compare a half-speed guest with a full one.
         flavor = min((f for f in admin.call("GET", "/flavors", 200).json()
@@ -100,7 +87,7 @@ def main():
             through.append(labcloud_boot(admin, body, key, run))
             print(f"run {run + 1}: bare {bare[-1]:.2f} s, labcloud {through[-1]:.2f} s", flush=True)
     a, b = statistics.median(bare), statistics.median(through)
-    print(f"machine: {machine()}; QEMU TCG; tiny image; flavor {flavor['name']}: 1 vCPU, "
+    print(f"machine: {describe_machine()}; QEMU TCG; tiny image; flavor {flavor['name']}: 1 vCPU, "
           f"{flavor['memory_mib']} MiB; {args.runs} runs each")
     print(f"(a) bare qemu-system-x86_64 boot-to-SSH median: {a:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in bare)})")
     print(f"(b) labcloud API boot-to-SSH median:           {b:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in through)})")

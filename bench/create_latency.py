@@ -18,19 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
-
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line  # noqa: E402
+from bench.machine import describe_machine  # noqa: E402
 from labcloud.rabbit import free_port  # noqa: E402
 from labcloud.stack import Stack  # noqa: E402
 from tests.e2e.api import Api  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password"
-
-
-def machine():
-    mem_kib = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
-    return f"{os.cpu_count()} cores, {mem_kib / 1024 / 1024:.0f} GiB"
 
 
 def percentile(values, pct):
@@ -47,9 +41,8 @@ def prepare_user(base_url):
                                                  "password": "bench-password"}).json()
     admin.call("POST", f"/users/{user['id']}/approve", 200)
     api = anon.login(name, "bench-password")
-    pub = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    key = api.call("POST", "/keys", 201, json={"name": "bench", "public_key": pub}).json()
+    key = api.call("POST", "/keys", 201, json={"name": "bench",
+                                               "public_key": public_key_line(generate_ed25519_key())}).json()
     flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
     image = api.call("GET", "/images", 200).json()[0]
     return api, {"flavor": flavor["id"], "image": image["id"], "key": key["id"]}
@@ -87,7 +80,7 @@ def run(base_url, count, concurrency):
     observed = [r[2] for r in results if r[1] == "running"]
     server = [r[3] for r in results if r[1] == "running"]
     failed = [r for r in results if r[1] != "running"]
-    print(f"machine: {machine()}; hypervisor: test:///default; {count} instances, {concurrency} at a time")
+    print(f"machine: {describe_machine()}; hypervisor: test:///default; {count} instances, {concurrency} at a time")
     print(f"running: {len(observed)}  failed: {len(failed)}")
     for label, values in (("client (POST to first GET seeing running, 20 ms polls)", observed),
                           ("server (created_at to running_at)", server)):

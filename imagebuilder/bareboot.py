@@ -32,12 +32,16 @@ def public_key_line(key, comment="labcloud"):
     return f"{key.get_name()} {key.get_base64()} {comment}"
 
 
-def generate_ed25519_key():
-    """A fresh paramiko Ed25519Key (paramiko cannot generate one itself)."""
+def generate_ed25519_key(path=None):
+    """A fresh paramiko Ed25519Key (paramiko cannot generate one itself, nor write one back out);
+    with `path`, also saved there in OpenSSH format (mode 600) for the system's ssh client."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    if path is not None:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+            fh.write(pem)
     return paramiko.Ed25519Key.from_private_key(io.StringIO(pem.decode()))
 
 

@@ -15,6 +15,19 @@ import pytest
 from labcloud.rabbit import RabbitNode
 
 
+# Tiers by folder: `make test` runs the fast tier, then e2e, then realguest.
+TIER_FOLDERS = {"e2e": "e2e", "realguest": "realguest"}
+
+
+def pytest_collection_modifyitems(items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        relative = os.path.relpath(str(item.fspath), here)
+        marker = TIER_FOLDERS.get(relative.split(os.sep, 1)[0])
+        if marker:
+            item.add_marker(getattr(pytest.mark, marker))
+
+
 @pytest.fixture(scope="session")
 def rabbit_node():
     base = tempfile.mkdtemp(prefix="labcloud-rabbit-")

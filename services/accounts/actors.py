@@ -1,8 +1,7 @@
 """Who is calling. Callers pass the actor that `accounts.authenticate` returned; internal RPC is
 trusted, so the dict is validated for shape, not re-checked against the database."""
 from common.errors import Forbidden, InvalidInput
-from common.schemas import load
-from services.accounts.schemas import ActorSchema
+from common.schemas import ActorSchema, load
 
 
 def load_actor(actor):

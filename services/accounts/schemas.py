@@ -1,7 +1,7 @@
 """RPC payloads of the accounts service (the gateway reuses them for REST bodies and OpenAPI)."""
 from marshmallow import ValidationError, fields, validate, validates
 
-from common.schemas import ActorSchema, ROLES, StrictSchema
+from common.schemas import StrictSchema
 from services.accounts import openssh
 from services.accounts.passwords import MIN_LENGTH
 

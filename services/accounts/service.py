@@ -6,11 +6,11 @@ from nameko.rpc import rpc
 
 from common.clock import Clock
 from common.db import Database
-from common.schemas import dump, load
+from common.schemas import ActorSchema, dump, load
 from services.accounts import keys, tokens, users
 from services.accounts.actors import load_actor
 from services.accounts.schemas import (
-    ActorSchema, AddKeyRequest, KeySchema, SignupRequest, TokenRequest, TokenSchema, UserSchema)
+    AddKeyRequest, KeySchema, SignupRequest, TokenRequest, TokenSchema, UserSchema)
 
 
 class AccountsService:

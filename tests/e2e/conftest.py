@@ -1,4 +1,3 @@
-import os
 import tempfile
 
 import pytest
@@ -6,6 +5,7 @@ import pytest
 from labcloud.rabbit import free_port
 from labcloud.stack import Stack
 from tests.e2e.api import ADMIN_PASSWORD
+
 FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "METRICS_STEP": "1"}
 
 
@@ -16,10 +16,3 @@ def stack(rabbit_node, vhosts):
     with Stack(data_dir, port=free_port(), amqp_uri=rabbit_node.amqp_uri_for(vhosts.take()),
                admin_password=ADMIN_PASSWORD, extra_env=FAST_TIMERS, quiet=True) as running:
         yield running
-
-
-def pytest_collection_modifyitems(items):
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.e2e)

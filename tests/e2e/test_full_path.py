@@ -1,15 +1,8 @@
 """Steps 1-7 of the foundation, over HTTP, against the whole system running as processes."""
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.api import ADMIN_PASSWORD, Api
-
-
-def public_key():
-    raw = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return raw.decode() + " student@lab"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,8 @@ def test_full_path(stack, anon, admin):
     # 2. SSH key (garbage refused, naming the field)
     bad = alice.call("POST", "/keys", 400, json={"name": "bad", "public_key": "ssh-rsa not-base64!"})
     assert "public_key" in bad.json()["error"]["fields"]
-    key = alice.call("POST", "/keys", 201, json={"name": "laptop", "public_key": public_key()}).json()
+    laptop = public_key_line(generate_ed25519_key(), "student@lab")
+    key = alice.call("POST", "/keys", 201, json={"name": "laptop", "public_key": laptop}).json()
     assert key["fingerprint"].startswith("SHA256:") and key["id"]
 
     # 3. flavors and images

@@ -7,7 +7,7 @@ import eventlet
 import pytest
 
 from hostagent.port_forward import PortForwarder, connect_in_namespace, parse_port_range
-from tests.hostagent.netutil import add_address, echo_server, listen_in
+from tests.hostagent.netutil import add_address, echo_server
 
 GUEST = "10.250.0.7"
 GUEST_PORT = 2222

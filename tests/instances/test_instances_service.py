@@ -6,11 +6,10 @@ import uuid
 
 import libvirt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from hostagent.service import make_service
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from services.accounts.service import AccountsService
 from services.instances.service import InstancesService
 from services.network.service import NetworkService
@@ -45,9 +44,7 @@ def cloud(container_factory, service_config, migrated_database):
         actor = {"id": rpc.accounts.signup({"username": "ada", "email": "ada@lab.example",
                                              "password": "long-enough"})["id"],
                  "username": "ada", "role": "user"}
-        pub = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-        key = rpc.accounts.add_key(actor, {"name": "k", "public_key": pub})
+        key = rpc.accounts.add_key(actor, {"name": "k", "public_key": public_key_line(generate_ed25519_key())})
         wait(lambda: any(h["name"] == host for h in rpc.instances.list_hosts()), what="heartbeat")
         yield rpc, actor, key, host, agent
 

@@ -21,10 +21,3 @@ def qemu_stack(rabbit_node, vhosts):
                extra_env={"STATS_INTERVAL": "2", "HEARTBEAT_INTERVAL": "1", "METRICS_STEP": "2"},
                quiet=True) as running:
         yield running
-
-
-def pytest_collection_modifyitems(items):
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.realguest)

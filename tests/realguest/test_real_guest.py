@@ -1,13 +1,16 @@
 """A real guest, end to end: create from the tiny image with a user's key and user-data, SSH in
 through the instance's endpoint, console, metrics, stop/start, delete, and nothing left behind."""
-import io
 import os
 import socket
+import subprocess
+import sys
 
 import libvirt
 import paramiko
 import pytest
 
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
+from labcloud import netns
 from tests.e2e.api import ADMIN_PASSWORD, Api
 
 USER_DATA = "#!/bin/sh\necho user-data-ran-$(hostname) > /root/user-data.out\n"
@@ -21,18 +24,10 @@ def user(qemu_stack):
                                                  "password": "student-pass"}).json()
     admin.call("POST", f"/users/{made['id']}/approve", 200)
     api = anon.login("student", "student-pass")
-    key = paramiko.Ed25519Key.from_private_key(io.StringIO(_new_private_key()))
+    key = generate_ed25519_key(os.path.join(qemu_stack.data_dir, "student-key"))
     registered = api.call("POST", "/keys", 201, json={
-        "name": "laptop", "public_key": f"{key.get_name()} {key.get_base64()} student@lab"}).json()
+        "name": "laptop", "public_key": public_key_line(key, "student@lab")}).json()
     return api, key, registered
-
-
-def _new_private_key():
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-    return ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption()).decode()
 
 
 def ssh(instance, key):
@@ -74,6 +69,15 @@ def test_real_guest_lifecycle(qemu_stack, user):
         assert run(client, "cat /root/user-data.out") == "user-data-ran-lab1"
         assert run(client, "timeout 5 wget -qO- http://169.254.169.254/latest/meta-data/instance-id") == iid
 
+    # `labcloud ssh NAME`, as a user on this machine runs it (the system's ssh client, our key file)
+    key_file = os.path.join(qemu_stack.data_dir, "student-key")  # written by the `user` fixture
+    cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "labcloud"), "ssh", "lab1",
+                          "-i", key_file, "cat", "/etc/hostname"],
+                         env=dict(os.environ, LABCLOUD_URL=qemu_stack.url,
+                                  LABCLOUD_TOKEN=api.http.headers["Authorization"][len("Bearer "):]),
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cli.returncode == 0 and cli.stdout.strip() == "lab1", cli.stderr
+
     console = api.call("GET", f"/instances/{iid}/console", 200).json()["output"]
     assert f"labcloud: ssh ready {inst['ip']}" in console  # the tiny image's /init markers
 
@@ -108,4 +112,6 @@ def test_real_guest_lifecycle(qemu_stack, user):
         conn.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", inst["ssh"]["port"]), timeout=2).close()
+    links = netns.run(host.netns, ["ip", "-o", "link", "show"]).stdout
+    assert "vnet" not in links, links  # the guest's tap (libvirt names them vnetN) is gone
     assert not os.path.exists(os.path.join(qemu_stack.data_dir, "consoles", inst["host"], f"{iid}.log"))
