@@ -70,12 +70,6 @@ class PowerActionSchema(StrictSchema):
     action = fields.String(required=True, validate=validate.OneOf(["stop", "start", "reboot"]))
 
 
-class DomainLifecycleEvent(StrictSchema):
-    """The part of the host agent's `domain_lifecycle` event the instances service acts on."""
-    instance_id = UuidString(required=True)
-    state = fields.String(required=True)
-
-
 class GuestMetadataSchema(StrictSchema):
     """What the host agent's metadata server serves to one guest."""
     instance_id = fields.String()

@@ -9,11 +9,11 @@ from common.clock import Clock
 from common.db import Database
 from common.hostrpc import DEFAULT_HOST_TIMEOUT_S, HOST_EVENT_SOURCE, BoundedHost, HostAgentRpc
 from common.schemas import ActorSchema, dump, load
-from hostagent.schemas import HeartbeatSchema
+from hostagent.schemas import DomainLifecycleSchema, HeartbeatSchema
 from services.instances import guest_access, lifecycle, power, saga, scheduler
 from services.instances.models import Instance
 from services.instances.schemas import (
-    CreateInstanceRequest, DomainLifecycleEvent, FlavorSchema, GuestMetadataSchema, HostSchema, InstanceIdSchema, InstanceSchema,
+    CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostSchema, InstanceIdSchema, InstanceSchema,
     PowerActionSchema)
 
 
@@ -121,7 +121,7 @@ class InstancesService:
 
     @event_handler(HOST_EVENT_SOURCE, "domain_lifecycle")
     def on_domain_lifecycle(self, payload):
-        event = DomainLifecycleEvent(unknown="exclude").load(payload)
+        event = DomainLifecycleSchema(unknown="exclude").load(payload)
         state = power.observe_domain_state(self.db, event["instance_id"], event["state"], self.clock)
         self._announce(event["instance_id"], state)
 
