@@ -23,27 +23,33 @@ def host_service_name(host):
 class HostAgentRpc(RpcProxy):
     """RPC to one host's agent, chosen per call: `self.hosts("h1").create_domain(spec)`.
 
-    Hosts come and go, so the target queue is not known when the service class is declared.
+    Hosts come and go, so the target queue is not known when the service class is declared. Every
+    call is bounded by the service's HOST_RPC_TIMEOUT (see `call_host`).
     """
 
     def __init__(self, **options):
         super().__init__(target_service=None, **options)
+        self.timeout = DEFAULT_HOST_TIMEOUT_S
+
+    def setup(self):
+        self.timeout = float(self.container.config.get("HOST_RPC_TIMEOUT", DEFAULT_HOST_TIMEOUT_S))
 
     def get_dependency(self, worker_ctx):
         def for_host(host):
-            return ServiceProxy(worker_ctx, host_service_name(host), self.rpc_reply_listener,
-                                **self.options)
+            proxy = ServiceProxy(worker_ctx, host_service_name(host), self.rpc_reply_listener,
+                                 **self.options)
+            return BoundedHost(proxy, host, self.timeout)
         return for_host
 
 
-def call_host(hosts, host, method, payload=None, timeout=DEFAULT_HOST_TIMEOUT_S):
+def call_host(proxy, host, method, payload=None, timeout=DEFAULT_HOST_TIMEOUT_S):
     """One RPC to a host agent, bounded: a stopped agent's queue outlives it and would swallow the
     call forever. Whatever goes wrong comes back as HostOperationFailed, except UnknownService
     (no agent ever served that host on this broker), which callers treat as "nothing there"."""
-    proxy = getattr(hosts(host), method)
+    method_proxy = getattr(proxy, method)
     try:
         with eventlet.Timeout(timeout):
-            reply = proxy.call_async() if payload is None else proxy.call_async(payload)
+            reply = method_proxy.call_async() if payload is None else method_proxy.call_async(payload)
             return reply.result()
     except eventlet.Timeout:
         raise HostOperationFailed(f"host {host}: {method} got no answer in {timeout} s") from None
@@ -54,12 +60,12 @@ def call_host(hosts, host, method, payload=None, timeout=DEFAULT_HOST_TIMEOUT_S)
 
 
 class BoundedHost:
-    """`hosts(host)` whose every call goes through `call_host`: bounded, errors normalised."""
+    """One host's agent whose every call goes through `call_host`: bounded, errors normalised."""
 
-    def __init__(self, hosts, host, timeout=DEFAULT_HOST_TIMEOUT_S):
-        self.hosts, self.host, self.timeout = hosts, host, timeout
+    def __init__(self, proxy, host, timeout=DEFAULT_HOST_TIMEOUT_S):
+        self.proxy, self.host, self.timeout = proxy, host, timeout
 
     def __getattr__(self, method):
         def call(payload=None):
-            return call_host(self.hosts, self.host, method, payload, self.timeout)
+            return call_host(self.proxy, self.host, method, payload, self.timeout)
         return call

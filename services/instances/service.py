@@ -7,7 +7,7 @@ from nameko.rpc import RpcProxy, rpc
 
 from common.clock import Clock
 from common.db import Database
-from common.hostrpc import DEFAULT_HOST_TIMEOUT_S, HOST_EVENT_SOURCE, BoundedHost, HostAgentRpc
+from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
 from common.schemas import ActorSchema, dump, load
 from hostagent.schemas import DomainLifecycleSchema, HeartbeatSchema
 from services.instances import guest_access, lifecycle, power, saga, scheduler
@@ -85,8 +85,7 @@ class InstancesService:
         instance = lifecycle.visible_instance(self.db, load(ActorSchema, actor), instance_id)
         if not instance.host:
             return {"output": ""}
-        timeout = float(self.config.get("HOST_RPC_TIMEOUT", DEFAULT_HOST_TIMEOUT_S))
-        return BoundedHost(self.hosts, instance.host, timeout).get_console(
+        return self.hosts(instance.host).get_console(
             {"instance_id": instance.id, "max_bytes": int(max_bytes)})
 
     @rpc
@@ -116,7 +115,7 @@ class InstancesService:
     def on_power_requested(self, payload):
         request = load(PowerActionSchema, payload)
         state = power.run_power(self.db, request["instance_id"], request["action"],
-                                self._peers().hosts, self.clock)
+                                self.hosts, self.clock)
         self._announce(request["instance_id"], state)
 
     @event_handler(HOST_EVENT_SOURCE, "domain_lifecycle")
@@ -146,9 +145,7 @@ class InstancesService:
         scheduler.record_heartbeat(self.db, HeartbeatSchema(unknown="exclude").load(payload), self.clock())
 
     def _peers(self):
-        timeout = float(self.config.get("HOST_RPC_TIMEOUT", DEFAULT_HOST_TIMEOUT_S))
-        return saga.Collaborators(network=self.network, storage=self.storage,
-                                  hosts=lambda host: BoundedHost(self.hosts, host, timeout))
+        return saga.Collaborators(network=self.network, storage=self.storage, hosts=self.hosts)
 
     def _announce(self, instance_id, state):
         event = {"running": "instance_running", "error": "instance_failed",

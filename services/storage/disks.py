@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, HostOperationFailed, NotFound
-from common.hostrpc import DEFAULT_HOST_TIMEOUT_S, call_host
 from services.storage.models import Image, Volume
 
 GIB = 1 << 30
@@ -92,7 +91,7 @@ def _record_root_volume(session, request, capacity_bytes):
     return volume
 
 
-def create_root_disk(session, hosts, request, data_dir, timeout=DEFAULT_HOST_TIMEOUT_S):
+def create_root_disk(session, hosts, request, data_dir):
     """The instance's root disk on `request['host']`; asking again returns the same volume."""
     image = find_image(session, request["image_id"])
     capacity_bytes = max(request["size_gib"], image.min_disk_gib) * GIB
@@ -106,15 +105,16 @@ def create_root_disk(session, hosts, request, data_dir, timeout=DEFAULT_HOST_TIM
 
     host = volume.host
     try:
-        info = call_host(hosts, host, "get_host_info", timeout=timeout)
-        image_volume = call_host(hosts, host, "ensure_image", {
+        agent = hosts(host)  # every call bounded by HOST_RPC_TIMEOUT (common.hostrpc)
+        info = agent.get_host_info()
+        image_volume = agent.ensure_image({
             "image_id": image.id, "source_path": image_source(image, data_dir), "format": image.format,
-            "capacity_bytes": image.size_bytes}, timeout)
-        made = call_host(hosts, host, "create_volume", {
+            "capacity_bytes": image.size_bytes})
+        made = agent.create_volume({
             "name": volume.name, "capacity_bytes": capacity_bytes, "format": "qcow2",
-            "backing_path": image_volume["path"]}, timeout)
+            "backing_path": image_volume["path"]})
     except (HostOperationFailed, UnknownService) as exc:
-        _undo_create(session, hosts, volume, timeout)
+        _undo_create(session, hosts, volume)
         if isinstance(exc, UnknownService):
             raise HostOperationFailed(f"host {host}: no host agent is serving it") from None
         raise
@@ -124,11 +124,11 @@ def create_root_disk(session, hosts, request, data_dir, timeout=DEFAULT_HOST_TIM
     return describe_volume(volume)
 
 
-def _undo_create(session, hosts, volume, timeout):
+def _undo_create(session, hosts, volume):
     """Remove what a failed create may have made. If the host cannot confirm, keep the row as
     'deleting' so delete_root_disk (the saga's undo step) can finish the job later."""
     try:
-        call_host(hosts, volume.host, "delete_volume", {"name": volume.name}, timeout)
+        hosts(volume.host).delete_volume({"name": volume.name})
     except UnknownService:
         pass  # no agent has ever served this host: nothing was made there
     except HostOperationFailed:
@@ -139,7 +139,7 @@ def _undo_create(session, hosts, volume, timeout):
     session.commit()
 
 
-def delete_root_disk(session, hosts, instance_id, timeout=DEFAULT_HOST_TIMEOUT_S):
+def delete_root_disk(session, hosts, instance_id):
     """Delete the instance's root disk on its host, then its row. False when there is none."""
     volume = root_volume_of(session, instance_id)
     if volume is None:
@@ -147,7 +147,7 @@ def delete_root_disk(session, hosts, instance_id, timeout=DEFAULT_HOST_TIMEOUT_S
     volume.state = "deleting"
     session.commit()
     try:
-        call_host(hosts, volume.host, "delete_volume", {"name": volume.name}, timeout)
+        hosts(volume.host).delete_volume({"name": volume.name})
     except UnknownService:
         pass  # no agent has ever served this host: nothing to delete there
     session.delete(volume)

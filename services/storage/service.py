@@ -16,9 +16,6 @@ class StorageService:
     hosts = HostAgentRpc()
     config = Config()
 
-    def _host_timeout(self):
-        return float(self.config.get("HOST_RPC_TIMEOUT", disks.DEFAULT_HOST_TIMEOUT_S))
-
     @rpc
     def list_images(self):
         return dump(ImageSchema, disks.list_images(self.db), many=True)
@@ -35,14 +32,13 @@ class StorageService:
     @rpc
     def create_root_disk(self, request):
         request = load(CreateRootDiskRequest, request)
-        volume = disks.create_root_disk(self.db, self.hosts, request, self.config.get("DATA_DIR", "var"),
-                                        self._host_timeout())
+        volume = disks.create_root_disk(self.db, self.hosts, request, self.config.get("DATA_DIR", "var"))
         return dump(VolumeSchema, volume)
 
     @rpc
     def delete_root_disk(self, request):
         request = load(DeleteRootDiskRequest, request)
-        deleted = disks.delete_root_disk(self.db, self.hosts, request["instance_id"], self._host_timeout())
+        deleted = disks.delete_root_disk(self.db, self.hosts, request["instance_id"])
         return {"deleted": deleted}
 
     @rpc
