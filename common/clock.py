@@ -16,7 +16,3 @@ class Clock(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.now
-
-
-def isoformat(value):
-    return None if value is None else value.isoformat(timespec="seconds") + "Z"

@@ -37,12 +37,16 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
+def new_node_name():
+    return f"labcloud-{uuid.uuid4().hex[:8]}"
+
+
 class RabbitNode:
     def __init__(self, base_dir, amqp_port=None, dist_port=None, name=None):
         self.base_dir = os.path.abspath(base_dir)
         self.amqp_port = amqp_port or free_port()
         self.dist_port = dist_port or free_port()
-        self.name = name or f"labcloud-{uuid.uuid4().hex[:8]}"
+        self.name = name or new_node_name()
         self.process = None
 
     @property

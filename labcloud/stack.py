@@ -1,7 +1,6 @@
 """A whole labcloud stack as local processes: a private RabbitMQ node (unless AMQP_URI is given),
 migrated databases, the bootstrap admin, every service, one host agent per configured host and the
 gateway. Used by `labcloud run`, the end-to-end tests and the benchmarks."""
-import json
 import os
 import signal
 import subprocess
@@ -9,7 +8,7 @@ import sys
 import time
 import urllib.request
 
-from labcloud.rabbit import RabbitNode, die_with_parent, free_port
+from labcloud.rabbit import RabbitNode, die_with_parent, new_node_name
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,7 +86,7 @@ class Stack:
         if os.path.exists(path):
             return open(path).read().strip()
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        name = RabbitNode(self.data_dir).name
+        name = new_node_name()
         with open(path, "w") as fh:
             fh.write(name)
         return name
@@ -219,15 +218,3 @@ class Stack:
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def describe(stack):
-    return json.dumps({"url": stack.url, "data_dir": stack.data_dir, "amqp_uri": stack.amqp_uri,
-                       "hosts": stack.hosts}, indent=2)
-
-
-def default_port():
-    return int(os.environ.get("LABCLOUD_PORT", "8080"))
-
-
-__all__ = ["Stack", "free_port", "describe", "default_port"]
