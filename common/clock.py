@@ -16,3 +16,7 @@ class Clock(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.now
+
+
+def isoformat(value):
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"
