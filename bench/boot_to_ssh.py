@@ -18,9 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import paramiko  # noqa: E402
-
-from imagebuilder.bareboot import boot_and_ssh, generate_ed25519_key, public_key_line  # noqa: E402
+from imagebuilder.bareboot import boot_and_ssh, generate_ed25519_key, public_key_line, wait_for_ssh  # noqa: E402
 from bench.machine import describe_machine  # noqa: E402
 from labcloud.rabbit import free_port  # noqa: E402
 from labcloud.stack import Stack  # noqa: E402
@@ -28,21 +26,6 @@ from tests.e2e.api import Api  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password"
 IMAGE_CACHE = os.path.join(tempfile.gettempdir(), "labcloud-debcache")
-
-
-def ssh_login(host, port, key, deadline):
-    while time.monotonic() < deadline:
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        try:
-            client.connect(host, port=port, username="root", pkey=key, timeout=2, banner_timeout=2,
-                           auth_timeout=2, look_for_keys=False, allow_agent=False)
-            client.close()
-            return True
-        except (paramiko.SSHException, OSError, EOFError):
-            client.close()
-            time.sleep(0.05)
-    return False
 
 
 def labcloud_boot(api, body, key, index):
@@ -55,8 +38,8 @@ def labcloud_boot(api, body, key, index):
         if inst["state"] == "running" and inst.get("ssh"):
             break
         time.sleep(0.05)
-    if not ssh_login(inst["ssh"]["host"], inst["ssh"]["port"], key, started + 180):
-        raise RuntimeError("no SSH login within 180 s")
+    # The same login as the bare side's: poll for the banner, then log in with paramiko.
+    wait_for_ssh(inst["ssh"]["port"], key, started + 180, host=inst["ssh"]["host"]).close()
     seconds = time.monotonic() - started
     api.call("DELETE", f"/instances/{inst['id']}", 202)
     api.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "deleted", timeout=60)

@@ -128,12 +128,24 @@ class HostAgent:
         try:
             state = self.hypervisor.run(domains.create_domain, instance_id, xml)
         except Exception:
-            if existing is None and self.ssh_forwarder is not None:
-                self.ssh_forwarder.stop(instance_id)  # a redelivery makes it again
+            self._undo_undefined(spec)
             raise
         if existing is not None and ssh_port != recorded_port:
             self.hypervisor.run(domains.record_ssh_port, instance_id, ssh_port)
         return self._domain_state(state)
+
+    def _undo_undefined(self, spec):
+        """After a failed create: when no domain was defined, destroy_domain (the saga's undo)
+        finds no metadata to clean up after, so the DHCP entry, the neighbour entry and the
+        forward made for it go now. A defined domain keeps them for destroy_domain (and a
+        redelivery makes them again)."""
+        instance_id = spec["instance_id"]
+        if self.hypervisor.run(domains.existing_metadata, instance_id) is not None:
+            return
+        self._dhcp(dhcp.remove_dhcp_host, spec["mac"], spec["ip"])
+        self._neighbour(neighbours.unpin, spec["ip"])
+        if self.ssh_forwarder is not None:
+            self.ssh_forwarder.stop(instance_id)
 
     @rpc
     def destroy_domain(self, request):

@@ -117,12 +117,12 @@ def qemu_command(image_dir, disk, ssh_port, metadata_url, console_log, hostname=
 BANNER_POLL_S = 0.25
 
 
-def wait_for_banner(port, deadline):
+def wait_for_banner(port, deadline, host="127.0.0.1"):
     """Poll until an SSH server answers with its banner. QEMU's forward accepts TCP at once and
     closes it while nothing listens in the guest; polling with a raw socket keeps paramiko from
     logging a traceback for each early attempt."""
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=2) as sock:
             # Short: slirp's connection into a guest that has no address yet waits out TCP's SYN
             # retransmit (1 s, 3 s); a fresh attempt every BANNER_POLL_S finds a booted guest sooner,
             # so the bare baseline is not made slower by this harness.
@@ -133,23 +133,23 @@ def wait_for_banner(port, deadline):
     return False
 
 
-def wait_for_ssh(port, key, deadline, user="root"):
+def wait_for_ssh(port, key, deadline, user="root", host="127.0.0.1"):
     """A connected, authenticated paramiko SSHClient, retrying until `deadline` (time.monotonic())."""
     last = None
     while time.monotonic() < deadline:
-        if not wait_for_banner(port, deadline):
+        if not wait_for_banner(port, deadline, host):
             break
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         try:
-            client.connect("127.0.0.1", port=port, username=user, pkey=key, timeout=5, banner_timeout=5,
+            client.connect(host, port=port, username=user, pkey=key, timeout=5, banner_timeout=5,
                            auth_timeout=10, look_for_keys=False, allow_agent=False)
             return client
         except (paramiko.SSHException, OSError, EOFError) as exc:
             last = exc
             client.close()
             time.sleep(0.2)
-    raise TimeoutError(f"no SSH login on 127.0.0.1:{port}: {last!r}")
+    raise TimeoutError(f"no SSH login on {host}:{port}: {last!r}")
 
 
 class BareGuest:

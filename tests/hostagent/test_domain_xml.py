@@ -51,6 +51,9 @@ def test_devices():
     assert devices.find("memballoon/stats").get("period")
     assert devices.find("serial/source").get("path") == \
         "/var/console/7a1b2c3d-0000-4000-8000-000000000001.log"
+    # No USB controller (libvirt would add one): its probe slows the guest's boot.
+    assert [c.attrib for c in devices.findall("controller")] == [{"type": "usb", "model": "none"}]
+    assert parse(uri="test:///default").find("devices/controller") is None
 
 
 def test_domain_type_follows_uri_and_config():

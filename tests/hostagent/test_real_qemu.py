@@ -4,6 +4,7 @@ the lifecycle event of a guest powering itself off. Marked `realguest` (needs ro
 QEMU and the Debian package cache the image builder fills)."""
 import datetime
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +19,7 @@ from nameko.testing.services import entrypoint_waiter
 
 from common.errors import NotFound
 from hostagent.service import make_service
+from labcloud.netns import nsenter_argv
 
 pytestmark = pytest.mark.realguest
 
@@ -173,3 +175,32 @@ def test_real_guest_lifecycle(agent, image, key, tmp_path, qemu_host):
         assert host.list_domains() == []
         assert MAC not in dhcp_macs(qemu_host)  # delete leaves no DHCP entry behind
         assert not os.path.exists(os.path.join(config["CONSOLE_DIR"], f"{instance_id}.log"))
+
+
+def test_refused_create_leaves_no_dhcp_entry_neighbour_or_port(agent, tmp_path, qemu_host):
+    """libvirt refuses the definition (a domain of that name exists with another UUID): the agent
+    undoes what it made for the guest before defining it, since no domain will carry the record."""
+    config, _listener = agent
+    instance_id = str(uuid.uuid4())
+    conn = qemu_host.open()
+    squatter = conn.defineXML(
+        f"<domain type='qemu'><name>rq-clash</name><memory unit='MiB'>64</memory>"
+        f"<os><type arch='x86_64'>hvm</type></os></domain>")
+    spec = {"instance_id": instance_id, "name": "rq-clash", "vcpus": 1, "memory_mib": 64,
+            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(tmp_path / "none.qcow2"),
+            "mac": MAC, "ip": GUEST_IP, "hostname": "web-1"}
+    try:
+        with ServiceRpcProxy("hostagent_rq1", config, timeout=60) as host:
+            with pytest.raises(Exception) as refused:
+                host.create_domain(spec)
+            assert "rq-clash" in str(refused.value)
+        assert MAC not in dhcp_macs(qemu_host)
+        neighbours = subprocess.run(nsenter_argv(qemu_host.netns) + ["ip", "neigh", "show", GUEST_IP],
+                                    capture_output=True, text=True, check=True).stdout
+        assert "PERMANENT" not in neighbours
+        for port in range(22980, 23000):  # the agent's SSH_PORT_RANGE
+            with socket.socket() as probe:
+                assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still forwarded"
+    finally:
+        squatter.undefine()
+        conn.close()

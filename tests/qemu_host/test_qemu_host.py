@@ -36,7 +36,15 @@ def test_isolated_network_with_bridge_and_metadata_address(host, conn):
     assert network.isActive() and not network.autostart()
     assert network.bridgeName() == "lcbr0" == host.bridge
     root = ET.fromstring(network.XMLDesc(0))
-    assert root.find("forward") is None  # isolated: no NAT, no route out
+    # Isolated by the namespace itself: libvirt adds no firewall rules ('open': each DHCP entry
+    # would otherwise reload them, ~0.2 s), and there is no link or route out of the namespace.
+    assert root.find("forward").get("mode") == "open"
+    links = subprocess.run(netns.nsenter_argv(host.netns) + ["ip", "-o", "link"], capture_output=True,
+                           text=True, check=True).stdout
+    assert sorted(line.split(":")[1].strip() for line in links.splitlines()) == ["lcbr0", "lo"]
+    routes = subprocess.run(netns.nsenter_argv(host.netns) + ["ip", "route"], capture_output=True,
+                            text=True, check=True).stdout
+    assert [line.split()[0] for line in routes.splitlines()] == ["10.99.0.0/22"]  # no default route
     assert root.find("ip").get("address") == "10.99.0.1"
     assert ip_addresses(host, "lcbr0") == {"10.99.0.1/22", f"{METADATA_IP}/32"}
     # Only inside the namespace: the machine's own namespace has no such bridge.
