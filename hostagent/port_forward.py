@@ -12,7 +12,7 @@ import time
 import socket
 
 import eventlet
-from eventlet.green import socket as green_socket
+from eventlet.green import select, socket as green_socket
 from nameko.extensions import DependencyProvider
 
 from hostagent import domains
@@ -24,7 +24,7 @@ DEFAULT_PORT_RANGE = "22000-22999"
 GUEST_SSH_PORT = 22
 LISTEN_HOST = "127.0.0.1"
 # One upstream attempt is short; the forward keeps trying for UPSTREAM_PATIENCE_S while it holds
-# the client (see ForwardedPort._connect_patiently).
+# the client (see Forward._connect_patiently).
 CONNECT_TIMEOUT_S = 0.1
 UPSTREAM_RETRY_S = 0.02
 UPSTREAM_PATIENCE_S = 15.0
@@ -64,12 +64,15 @@ class Forward:
             eventlet.spawn_n(self._serve, client)
 
     def _serve(self, client):
-        upstream = self._connect_patiently()
+        upstream = self._connect_patiently(client)
         if upstream is None:
-            client.close()  # the guest never answered: the client sees the connection closed
+            client.close()  # the guest never answered (or the client left): close our end
             return
-        upstream.settimeout(None)
-        client.settimeout(None)
+        for sock in (client, upstream):
+            sock.settimeout(None)
+            # A relay passes small writes on at once (no Nagle): SSH's handshake is a series
+            # of small messages.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session = (client, upstream)
         self._sessions.add(session)
         try:
@@ -81,12 +84,14 @@ class Forward:
             client.close()
             upstream.close()
 
-    def _connect_patiently(self):
+    def _connect_patiently(self, client):
         """Hold the client while the guest boots and try the guest every UPSTREAM_RETRY_S: a
         client connecting early is joined to SSH as soon as it listens, instead of failing, or
-        waiting out a TCP SYN retransmit (1 s, then 3 s) sent while the guest had no address yet."""
+        waiting out a TCP SYN retransmit (1 s, then 3 s) sent while the guest had no address yet.
+        A client that gives up (closes) is let go at once: clients that poll with short timeouts
+        would otherwise leave a pile of retry loops that all land on the guest when it is up."""
         deadline = time.monotonic() + self.patience
-        while True:
+        while not _closed_by_peer(client):
             try:
                 return self._connect(self.target, CONNECT_TIMEOUT_S)
             except OSError as exc:
@@ -94,6 +99,7 @@ class Forward:
                     log.info("forward :%s -> %s:%s: %s", self.port, *self.target, exc)
                     return None
             eventlet.sleep(UPSTREAM_RETRY_S)
+        return None
 
     def stop(self):
         self._acceptor.kill()
@@ -106,6 +112,18 @@ class Forward:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+def _closed_by_peer(sock):
+    """True when the peer has closed (EOF is waiting), without consuming what it may have sent
+    (an SSH client sends its version line before it hears the server's)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _pump(source, sink):

@@ -107,6 +107,45 @@ def test_client_connecting_before_the_guest_listens_is_joined_when_it_does(forwa
             server.close()
 
 
+def test_client_that_speaks_first_is_still_joined(forwarder, guest):
+    """An SSH client sends its version line at once, before the guest listens: what it sent
+    waits in the forward and reaches the guest when it is up."""
+    port = forwarder.ensure("i-eager", GUEST, guest_port=2225)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(b"SSH-2.0-eager")
+        eventlet.sleep(0.3)
+        thread, server = echo_server(guest, (GUEST, 2225))
+        try:
+            client.settimeout(5)
+            assert client.recv(100) == b"echo:SSH-2.0-eager"
+        finally:
+            thread.kill()
+            server.close()
+
+
+def test_client_that_gives_up_is_let_go(guest):
+    """A client polling with short timeouts must not leave retry loops behind: once it closed,
+    the forward stops trying the guest for it."""
+    attempts = []
+
+    def counting_connect(target, timeout):
+        attempts.append(time.monotonic())
+        return connect_in_namespace(guest)(target, timeout)
+
+    forwarder = PortForwarder(counting_connect, "22960-22969")
+    try:
+        port = forwarder.ensure("i-poll", GUEST, guest_port=2226)  # nothing listens on 2226
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            eventlet.sleep(0.3)
+        assert attempts, "the forward should have tried the guest while the client waited"
+        eventlet.sleep(0.2)  # one retry interval and one connect timeout, with room
+        settled = len(attempts)
+        eventlet.sleep(0.5)
+        assert len(attempts) == settled
+    finally:
+        forwarder.stop_all()
+
+
 def test_port_range_parsing():
     assert parse_port_range("22000-22999") == (22000, 22999)
     assert parse_port_range("2200") == (2200, 2200)
