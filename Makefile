@@ -6,10 +6,17 @@ VENV ?= .venv
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rabbitmq-server \
 	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2 postgresql \
 	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client cpio
+# Only for `make test`: the system python3 libraries Debian's cloud-init needs, so a test can run
+# cloud-init's own EC2 datasource against the metadata service.
+APT_TEST_PACKAGES := python3-requests python3-yaml python3-jinja2 python3-configobj python3-jsonpatch \
+	python3-jsonschema python3-netifaces python3-oauthlib
 
-.PHONY: run test setup system-packages venv
+.PHONY: run test setup test-setup system-packages venv
 
 setup: system-packages venv
+
+test-setup: setup
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(APT_TEST_PACKAGES)"
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -33,7 +40,7 @@ run: setup
 
 # Fast tests first (unit, then services over RabbitMQ), then the whole system end to end on
 # libvirt's test driver, then real QEMU guests.
-test: setup
+test: test-setup
 	$(VENV)/bin/python -m pytest -q tests -m "not e2e and not realguest"
 	$(VENV)/bin/python -m pytest -q tests -m e2e
 	$(VENV)/bin/python -m pytest -q tests -m realguest

@@ -1,7 +1,7 @@
 """The guest metadata service: EC2-style HTTP on 169.254.169.254:80 inside the host's namespace.
 
 Guests (cloud-init, or the tiny image's /init) fetch their hostname, address, SSH keys and
-user-data here. A guest is known only by the TCP source address of its request on the host's
+user-data here (the paths: metadata_tree.py; IMDSv2 session tokens: imds_tokens.py). A guest is known only by the TCP source address of its request on the host's
 bridge (nothing it sends is trusted), so it can read its own data and nobody else's. The data
 comes from the instances service (`instances.get_guest_metadata(host, ip)`), cached for a few
 seconds because a booting guest asks for a dozen paths in a row.
@@ -15,6 +15,8 @@ from eventlet import semaphore
 from nameko.extensions import DependencyProvider
 
 from common.errors import NotFound
+from hostagent.imds_tokens import SessionTokens, TokenTtlInvalid, parse_ttl
+from hostagent.metadata_tree import NOT_FOUND, Response, answer
 
 log = logging.getLogger(__name__)
 
@@ -24,86 +26,53 @@ CACHE_SECONDS = 5.0
 RPC_TIMEOUT_S = 5.0
 BIND_RETRY_S = 2.0
 TEXT = [("Content-Type", "text/plain; charset=utf-8")]
-
-META_DATA_LISTING = ["instance-id", "hostname", "local-ipv4", "mac", "public-keys/",
-                     "instance-type", "placement/"]
+TOKEN_PATH = "/latest/api/token"
+TOKEN_HEADER = "HTTP_X_AWS_EC2_METADATA_TOKEN"
+TOKEN_TTL_HEADER = "HTTP_X_AWS_EC2_METADATA_TOKEN_TTL_SECONDS"
 
 
 class LookupUnavailable(Exception):
     """The instances service could not be asked (down, timed out)."""
 
 
-class Response:
-    def __init__(self, status, body=b""):
-        self.status, self.body = status, body if isinstance(body, bytes) else body.encode()
+def _error(status):
+    return Response(status, status.split(" ", 1)[1] + "\n")
 
 
-NOT_FOUND = Response("404 Not Found", "Not Found\n")
-
-
-def _lines(items):
-    return Response("200 OK", "\n".join(items))
-
-
-def _value(value):
-    return NOT_FOUND if value in (None, "") else Response("200 OK", str(value))
-
-
-def _key_name(index):
-    return "key" if index == 0 else f"key{index}"
-
-
-def answer(path, data):
-    """The response to GET `path` for a guest whose metadata is `data` (a dict; see module doc)."""
-    meta = "/latest/meta-data/"
-    if path in ("/latest", "/latest/"):
-        return _lines(["meta-data/"] + (["user-data"] if data.get("user_data") is not None else []))
-    if path == "/latest/user-data":
-        user_data = data.get("user_data")
-        return NOT_FOUND if user_data is None else Response("200 OK", user_data)
-    if path in ("/latest/meta-data", meta):
-        return _lines(META_DATA_LISTING)
-    if not path.startswith(meta):
-        return NOT_FOUND
-    name = path[len(meta):]
-    simple = {"instance-id": data.get("instance_id"), "hostname": data.get("hostname"),
-              "local-ipv4": data.get("local_ipv4"), "mac": data.get("mac"),
-              "instance-type": data.get("instance_type"),
-              "placement/availability-zone": data.get("availability_zone")}
-    if name in simple:
-        return _value(simple[name])
-    if name in ("placement", "placement/"):
-        return _lines(["availability-zone"])
-    keys = data.get("public_keys") or []
-    if name in ("public-keys", "public-keys/"):
-        return _lines([f"{i}={_key_name(i)}" for i in range(len(keys))]) if keys else NOT_FOUND
-    parts = name.rstrip("/").split("/")
-    if len(parts) in (2, 3) and parts[0] == "public-keys" and parts[1].isdigit():
-        index = int(parts[1])
-        if index >= len(keys):
-            return NOT_FOUND
-        if len(parts) == 2:
-            return _lines(["openssh-key"])
-        if parts[2] == "openssh-key":
-            return Response("200 OK", keys[index].strip() + "\n")
-    return NOT_FOUND
-
-
-def make_app(lookup):
+def make_app(lookup, tokens=None):
     """The WSGI app. `lookup(ip)` returns the metadata dict of the guest at `ip`, None for an
-    address that is no guest, or raises LookupUnavailable."""
-    def app(environ, start_response):
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            response = Response("405 Method Not Allowed", "Method Not Allowed\n")
-        else:
+    address that is no guest, or raises LookupUnavailable. `tokens`: IMDSv2 session tokens."""
+    tokens = tokens or SessionTokens()
+
+    def respond(environ):
+        method, ip = environ.get("REQUEST_METHOD"), environ.get("REMOTE_ADDR", "")
+        path = environ.get("PATH_INFO") or "/"
+        if method == "PUT" and path == TOKEN_PATH:
+            # As EC2: a request relayed by a proxy in the guest gets no token.
+            if environ.get("HTTP_X_FORWARDED_FOR"):
+                return _error("403 Forbidden")
             try:
-                data = lookup(environ.get("REMOTE_ADDR", ""))
-            except LookupUnavailable as exc:
-                log.warning("metadata for %s unavailable: %s", environ.get("REMOTE_ADDR"), exc)
-                data, response = None, Response("503 Service Unavailable", "Service Unavailable\n")
-            else:
-                response = NOT_FOUND if data is None else answer(environ.get("PATH_INFO") or "/", data)
-        start_response(response.status, TEXT + [("Content-Length", str(len(response.body)))])
+                ttl = parse_ttl(environ.get(TOKEN_TTL_HEADER))
+            except TokenTtlInvalid as exc:
+                return Response("400 Bad Request", f"{exc}\n")
+            return Response("200 OK", tokens.issue(ip, ttl),
+                            [("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))])
+        if method not in ("GET", "HEAD"):
+            return _error("405 Method Not Allowed")
+        # IMDSv1 (no token) is allowed; a token that is sent must be valid for this address.
+        if TOKEN_HEADER in environ and not tokens.valid(ip, environ[TOKEN_HEADER]):
+            return _error("401 Unauthorized")
+        try:
+            data = lookup(ip)
+        except LookupUnavailable as exc:
+            log.warning("metadata for %s unavailable: %s", ip, exc)
+            return _error("503 Service Unavailable")
+        return NOT_FOUND if data is None else answer(path, data)
+
+    def app(environ, start_response):
+        response = respond(environ)
+        start_response(response.status,
+                       TEXT + response.headers + [("Content-Length", str(len(response.body)))])
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [response.body]
     return app
 

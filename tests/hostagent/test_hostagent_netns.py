@@ -1,6 +1,10 @@
 """The agent with a host namespace (HOST_NETNS) on test:///default: SSH endpoints forward into the
 namespace and the metadata server answers there, asking a stand-in instances service."""
+import json
+import os
 import socket
+import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -9,6 +13,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from common.errors import NotFound
 from hostagent.service import make_service
+from labcloud.netns import nsenter_argv
 from tests.hostagent.netutil import add_address, connect_from, echo_server, http_get
 
 GUEST_IP = "10.99.0.2"
@@ -133,3 +138,29 @@ def test_metadata_server_answers_guests_in_the_namespace(agent, host_netns):
     assert http_get(connect_from(host_netns, "10.99.0.1", METADATA),
                     "/latest/meta-data/hostname")[0] == 404
     assert ("n1", GUEST_IP) in FakeInstances.asked and ("n1", "10.99.0.1") in FakeInstances.asked
+
+
+@pytest.fixture(scope="module")
+def debian_cloud_init(tmp_path_factory):
+    """Debian 12's cloud-init, unpacked (not installed): the client a Debian cloud image runs."""
+    from imagebuilder import packages
+    [deb] = packages.fetch(["cloud-init"], os.path.join(tempfile.gettempdir(), "labcloud-debcache"),
+                           log=lambda *_: None)
+    root = tmp_path_factory.mktemp("cloud-init")
+    subprocess.run(["dpkg-deb", "-x", deb.path, str(root)], check=True)
+    return str(root / "usr" / "lib" / "python3" / "dist-packages")
+
+
+@pytest.mark.realguest  # downloads the Debian package
+def test_cloud_init_reads_its_guest_data_through_the_ec2_datasource(agent, host_netns, debian_cloud_init):
+    """An image made elsewhere (cloud-init's EC2 datasource) finds the same data as the tiny image."""
+    probe = os.path.join(os.path.dirname(__file__), "cloudinit_probe.py")
+    done = subprocess.run(nsenter_argv(host_netns) + ["/usr/bin/python3", probe, debian_cloud_init, GUEST_IP],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "found": True, "api_version": "2021-03-23",
+        "instance_id": "7a1b2c3d-0000-4000-8000-000000000001", "hostname": "web-1",
+        "local_ipv4": GUEST_IP, "public_keys": ["ssh-ed25519 AAAA k"], "user_data": "hello",
+        "availability_zone": "n1", "instance_type": "m1.tiny"}

@@ -4,6 +4,7 @@ import eventlet
 import eventlet.wsgi
 import pytest
 
+from hostagent.imds_tokens import SessionTokens
 from hostagent.metadata_server import (
     CachedLookup, LookupUnavailable, make_app, metadata_listener)
 from tests.hostagent.netutil import add_address, connect_from, http_get
@@ -20,13 +21,13 @@ GUESTS = {
 }
 
 
-def get(path, ip="10.99.0.2", method="GET", lookup=GUESTS.get):
+def get(path, ip="10.99.0.2", method="GET", lookup=GUESTS.get, headers=None, tokens=None):
     captured = {}
 
     def start_response(status, headers):
         captured["status"], captured["headers"] = status, dict(headers)
-    body = b"".join(make_app(lookup)({"REQUEST_METHOD": method, "PATH_INFO": path,
-                                      "REMOTE_ADDR": ip}, start_response))
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "REMOTE_ADDR": ip, **(headers or {})}
+    body = b"".join(make_app(lookup, tokens)(environ, start_response))
     return int(captured["status"].split()[0]), body.decode()
 
 
@@ -41,6 +42,12 @@ def get(path, ip="10.99.0.2", method="GET", lookup=GUESTS.get):
     ("/latest/meta-data/public-keys/0/", "openssh-key"),
     ("/latest/meta-data/public-keys/0/openssh-key", KEY + "\n"),
     ("/latest/user-data", "#!/bin/sh\necho hi > /tmp/hi\n"),
+    # The dated versions cloud-init's EC2 datasource asks for, and EC2's version listing.
+    ("/2009-04-04/meta-data/instance-id", "7a1b2c3d-0000-4000-8000-000000000001"),
+    ("/2021-03-23/meta-data/local-hostname", "web-1"),
+    ("/2021-03-23/user-data", "#!/bin/sh\necho hi > /tmp/hi\n"),
+    ("/2016-09-02/", "meta-data/\nuser-data"),
+    ("/", "1.0\n2009-04-04\n2016-09-02\n2018-09-24\n2021-03-23\nlatest"),
 ])
 def test_paths(path, expected):
     assert get(path) == (200, expected)
@@ -49,13 +56,14 @@ def test_paths(path, expected):
 def test_listing_names_every_entry():
     status, body = get("/latest/meta-data/")
     assert status == 200
-    assert body.split("\n") == ["instance-id", "hostname", "local-ipv4", "mac", "public-keys/",
-                                "instance-type", "placement/"]
+    assert body.split("\n") == ["instance-id", "hostname", "local-hostname", "local-ipv4", "mac",
+                                "public-keys/", "instance-type", "placement/"]
 
 
 @pytest.mark.parametrize("path", [
     "/latest/meta-data/nope", "/latest/meta-data/public-keys/1/openssh-key",
-    "/latest/meta-data/public-keys/0/other", "/2009-04-04/meta-data/instance-id", "/", "/latest/x",
+    "/latest/meta-data/public-keys/0/other", "/2030-01-01/meta-data/instance-id", "/latest/x",
+    "/meta-data/instance-id", "//latest/meta-data/instance-id",
 ])
 def test_unknown_paths_are_404(path):
     assert get(path)[0] == 404
@@ -73,6 +81,36 @@ def test_lookup_failure_is_503_and_writes_are_refused():
         raise LookupUnavailable("instances service down")
     assert get("/latest/meta-data/hostname", lookup=down)[0] == 503
     assert get("/latest/meta-data/hostname", method="POST")[0] == 405
+
+
+TTL = "HTTP_X_AWS_EC2_METADATA_TOKEN_TTL_SECONDS"
+TOKEN = "HTTP_X_AWS_EC2_METADATA_TOKEN"
+
+
+def test_imdsv2_session_tokens():
+    now = [1000.0]
+    tokens = SessionTokens(clock=lambda: now[0])
+    status, token = get("/latest/api/token", method="PUT", headers={TTL: "60"}, tokens=tokens)
+    assert status == 200 and token
+    path = "/latest/meta-data/hostname"
+    assert get(path, headers={TOKEN: token}, tokens=tokens) == (200, "web-1")
+    assert get(path, tokens=tokens) == (200, "web-1")  # IMDSv1 still answers
+    # Bound to the address that asked for it, refused when wrong or expired.
+    assert get(path, ip="10.99.0.3", headers={TOKEN: token}, tokens=tokens)[0] == 401
+    assert get(path, headers={TOKEN: token[:-1] + "0"}, tokens=tokens)[0] == 401
+    assert get(path, headers={TOKEN: "garbage"}, tokens=tokens)[0] == 401
+    now[0] += 61
+    assert get(path, headers={TOKEN: token}, tokens=tokens)[0] == 401
+    # Another agent (restart, another secret) does not take it either.
+    assert get(path, headers={TOKEN: token}, tokens=SessionTokens(clock=lambda: 1000.0))[0] == 401
+
+
+@pytest.mark.parametrize("headers,status", [
+    ({}, 400), ({TTL: "0"}, 400), ({TTL: "21601"}, 400), ({TTL: "x"}, 400),
+    ({TTL: "21600", "HTTP_X_FORWARDED_FOR": "10.0.0.1"}, 403), ({TTL: "21600"}, 200),
+])
+def test_token_requests_are_checked(headers, status):
+    assert get("/latest/api/token", method="PUT", headers=headers)[0] == status
 
 
 def test_cache_remembers_answers_for_a_while():
