@@ -86,6 +86,13 @@ def list_images(rpc, actor):
     return rpc.storage.list_images()
 
 
+@route("POST", "/api/v1/images", tag="catalogue",
+       summary="Register an image (admin): a built course image or a qcow2 made elsewhere",
+       body=STORAGE + "RegisterImageRequest", response=STORAGE + "ImageSchema", status=201)
+def register_image(rpc, actor, body):
+    return rpc.storage.register_image(actor, body)
+
+
 # -- instances -----------------------------------------------------------------------------------
 
 @route("POST", "/api/v1/instances", tag="instances",

@@ -3,6 +3,7 @@
   labcloud run            the whole system on this machine (Ctrl-C stops everything it started)
   labcloud serve SERVICE  migrate, then run one service in the foreground (containers)
   labcloud image build N  build a bootable image from Debian packages (see --help)
+  labcloud image register N  make a built image (or --disk FILE) bootable for users (admin)
   labcloud ssh NAME       log in to your instance NAME with your SSH key
 """
 import argparse
@@ -73,6 +74,9 @@ def cmd_serve(args):
 
 
 def cmd_image(args):
+    if args.rest[:1] == ["register"]:  # a REST client action, not a build
+        from labcloud.image_register import main as register_main
+        return register_main(args.rest[1:])
     from imagebuilder.cli import main as image_main
     return image_main(args.rest)
 
@@ -101,7 +105,7 @@ def main(argv=None):
     serve = sub.add_parser("serve", help="migrate and run one service (containers)")
     serve.add_argument("service", choices=["accounts", "network", "storage", "instances", "metrics"])
     serve.set_defaults(func=cmd_serve)
-    image = sub.add_parser("image", help="build images (labcloud image build --help)", add_help=False)
+    image = sub.add_parser("image", help="build and register images (labcloud image build|register --help)", add_help=False)
     image.add_argument("rest", nargs=argparse.REMAINDER)
     image.set_defaults(func=cmd_image)
     ssh = sub.add_parser("ssh", help="log in to an instance with your key")

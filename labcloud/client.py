@@ -24,14 +24,22 @@ class ApiClient:
         return cls(url, token)
 
     def get(self, path):
+        return self._request("GET", path, 200)
+
+    def post(self, path, body, expect=201):
+        return self._request("POST", path, expect, json=body)
+
+    def _request(self, method, path, expect, **kwargs):
         try:
-            resp = self.http.get(self.base + path, timeout=30)
+            resp = self.http.request(method, self.base + path, timeout=30, **kwargs)
         except requests.RequestException as exc:
             raise ClientError(f"cannot reach labcloud at {self.base}: {exc}") from None
-        if resp.status_code != 200:
+        if resp.status_code != expect:
             try:
-                message = resp.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
+                error = resp.json()["error"]
+                message = error["message"] + "".join(
+                    f"; {field}: {', '.join(map(str, problems))}" for field, problems in (error.get("fields") or {}).items())
+            except (ValueError, KeyError, TypeError, AttributeError):
                 message = resp.text[:200]
             raise ClientError(f"{resp.status_code}: {message}")
         return resp.json()

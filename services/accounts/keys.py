@@ -4,7 +4,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, InvalidInput, NotFound
 from services.accounts import openssh
-from services.accounts.actors import is_admin
+from common.actors import is_admin
 from services.accounts.models import SshKey, is_id
 
 

@@ -8,7 +8,7 @@ from common.clock import Clock
 from common.db import Database
 from common.schemas import ActorSchema, dump, load
 from services.accounts import keys, tokens, users
-from services.accounts.actors import load_actor
+from common.actors import load_actor
 from services.accounts.schemas import (
     AddKeyRequest, KeySchema, SignupRequest, TokenRequest, TokenSchema, UserSchema)
 

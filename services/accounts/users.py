@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, NotFound
 from services.accounts import passwords
-from services.accounts.actors import is_admin, require_admin
+from common.actors import is_admin, require_admin
 from services.accounts.models import User, is_id
 
 

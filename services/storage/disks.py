@@ -23,7 +23,7 @@ def root_volume_name(instance_id):
 def describe_image(image):
     return {"id": image.id, "name": image.name, "description": image.description, "format": image.format,
             "size_bytes": image.size_bytes, "min_disk_gib": image.min_disk_gib,
-            "created_at": image.created_at}
+            "boot": "kernel" if image.kernel_path else "disk", "created_at": image.created_at}
 
 
 def boot_files(image, data_dir):

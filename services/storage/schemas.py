@@ -1,5 +1,5 @@
 """RPC payloads of the storage service."""
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from common.hostrpc import HOST_NAME_PATTERN
 from common.schemas import StrictSchema, UuidString
@@ -12,7 +12,34 @@ class ImageSchema(StrictSchema):
     format = fields.String()
     size_bytes = fields.Integer()
     min_disk_gib = fields.Integer()
+    # "kernel": the labcloud image builder's direct kernel boot; "disk": its own bootloader.
+    boot = fields.String()
     created_at = fields.DateTime()
+
+
+IMAGE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+PATH_FIELD = dict(validate=validate.Length(min=1, max=1024))
+
+
+class RegisterImageRequest(StrictSchema):
+    """Paths are on the storage service's machine: relative to its data dir, or absolute."""
+    name = fields.String(required=True, validate=validate.Regexp(
+        IMAGE_NAME, error="lower-case letters, digits and '-', at most 63"))
+    description = fields.String(load_default="", validate=validate.Length(max=255))
+    source_path = fields.String(required=True, **PATH_FIELD)
+    format = fields.String(load_default="qcow2", validate=validate.OneOf(["qcow2", "raw"]))
+    min_disk_gib = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2048))
+    # Direct kernel boot (images from `labcloud image build`); without a kernel the disk boots.
+    kernel_path = fields.String(load_default=None, **PATH_FIELD)
+    initrd_path = fields.String(load_default=None, **PATH_FIELD)
+    cmdline = fields.String(load_default=None, validate=validate.Length(max=1024))
+
+    @validates_schema
+    def boot_files_need_a_kernel(self, data, **_kwargs):
+        if not data.get("kernel_path"):
+            given = [f for f in ("initrd_path", "cmdline") if data.get(f)]
+            if given:
+                raise ValidationError("only with kernel_path (direct kernel boot)", given[0])
 
 
 class CreateRootDiskRequest(StrictSchema):

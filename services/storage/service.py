@@ -4,9 +4,11 @@ from nameko.rpc import rpc
 
 from common.db import Database
 from common.hostrpc import HostAgentRpc
+from common.actors import load_actor
 from common.schemas import dump, load
-from services.storage import disks
-from services.storage.schemas import CreateRootDiskRequest, DeleteRootDiskRequest, ImageSchema, VolumeSchema
+from services.storage import disks, images
+from services.storage.schemas import (
+    CreateRootDiskRequest, DeleteRootDiskRequest, ImageSchema, RegisterImageRequest, VolumeSchema)
 
 
 class StorageService:
@@ -15,10 +17,19 @@ class StorageService:
     db = Database()
     hosts = HostAgentRpc()
     config = Config()
+    inspect_disk = images.DiskInspector()
 
     @rpc
     def list_images(self):
         return dump(ImageSchema, disks.list_images(self.db), many=True)
+
+    @rpc
+    def register_image(self, actor, request):
+        actor = load_actor(actor)
+        request = load(RegisterImageRequest, request)
+        image = images.register_image(self.db, actor, request, self.config.get("DATA_DIR", "var"),
+                                      self.inspect_disk)
+        return dump(ImageSchema, image)
 
     @rpc
     def get_image(self, image_id):

@@ -4,7 +4,7 @@ import pytest
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from common.schemas import load
 from services.accounts import users
-from services.accounts.actors import load_actor
+from common.actors import load_actor
 from services.accounts.bootstrap import ensure_admin
 from services.accounts.schemas import SignupRequest
 

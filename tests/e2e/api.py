@@ -10,6 +10,7 @@ class Api:
     def __init__(self, base_url, token=None):
         self.base = base_url.rstrip("/") + "/api/v1"
         self.http = requests.Session()
+        self.token = token
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
 

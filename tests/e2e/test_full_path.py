@@ -92,3 +92,53 @@ def test_errors_are_json_with_fields_and_no_traces(stack, anon, admin):
     assert "Traceback" not in resp.text
     spec = anon.call("GET", "/openapi.json", 200).json()
     assert spec["openapi"].startswith("3.") and "/api/v1/instances" in str(spec["paths"])
+
+
+def test_admin_registers_an_image_users_boot(stack, anon, admin, tmp_path):
+    """A disk image made elsewhere (here: an empty qcow2; the test driver boots nothing) is
+    registered over REST by an admin and becomes bootable for users."""
+    import subprocess
+    disk = tmp_path / "made-elsewhere.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1G"], check=True)
+    carol = signup_and_approve(anon, admin, "carol")
+    body = {"name": "debian-cloud", "source_path": str(disk), "description": "cloud-init"}
+    refused = carol.call("POST", "/images", 403, json=body).json()
+    assert refused["error"]["code"] == "forbidden"
+    bad = admin.call("POST", "/images", 400, json={**body, "source_path": str(tmp_path / "nope.qcow2")}).json()
+    assert "source_path" in bad["error"]["fields"]
+    image = admin.call("POST", "/images", 201, json=body).json()
+    assert image["boot"] == "disk" and image["min_disk_gib"] == 1 and "source_path" not in image
+    assert admin.call("POST", "/images", 409, json=body).json()["error"]["fields"] == {"name": ["already registered"]}
+    assert image in carol.call("GET", "/images", 200).json()
+
+    key = carol.call("POST", "/keys", 201, json={
+        "name": "k", "public_key": public_key_line(generate_ed25519_key())}).json()
+    flavor = min(carol.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    inst = carol.call("POST", "/instances", 202, json={
+        "name": "cloudy", "flavor": flavor["id"], "image": image["id"], "key": key["id"]}).json()
+    inst = carol.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] in ("running", "error")).json()
+    assert inst["state"] == "running" and inst["image"] == image["id"], inst
+    carol.call("DELETE", f"/instances/{inst['id']}", 202)
+    carol.wait_for(f"/instances/{inst['id']}", lambda r: r.status_code == 404 or r.json()["state"] == "deleted")
+
+
+def test_image_register_command(stack, admin, tmp_path):
+    import os
+    import subprocess
+    import sys
+    disk = tmp_path / "other.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "2G"], check=True)
+    env = {**os.environ, "LABCLOUD_URL": stack.url, "LABCLOUD_TOKEN": admin.token}
+
+    def register(*argv):
+        return subprocess.run([sys.executable, "-m", "labcloud.cli", "image", "register", *argv],
+                              capture_output=True, text=True, env=env, timeout=60)
+    done = register("debian-cli", "--disk", str(disk), "--description", "from the CLI")
+    assert done.returncode == 0, done.stderr
+    assert "boots from its disk" in done.stdout and "at least 2 GiB" in done.stdout
+    assert any(i["name"] == "debian-cli" and i["description"] == "from the CLI"
+               for i in admin.call("GET", "/images", 200).json())
+    refused = register("Bad_Name", "--disk", str(disk))
+    assert refused.returncode == 2 and "name:" in refused.stderr
+    missing = register("course-x", "--data-dir", str(tmp_path))  # nothing built there
+    assert missing.returncode == 2 and "labcloud image build course-x" in missing.stderr

@@ -1,0 +1,73 @@
+"""Registering images: a course image the builder made (direct kernel boot) or a disk image made
+elsewhere (a qcow2 with its own bootloader and cloud-init). Admins only.
+
+Paths are the storage service's: relative to its data dir or absolute; hosts get the disk from
+there (ensure_image). A name is registered once: hosts keep their copy of an image under its id,
+so "the same name with new content" would leave old copies in use. Register a new name instead.
+"""
+import json
+import math
+import subprocess
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy.exc import IntegrityError
+
+from common.actors import require_admin
+from common.errors import Conflict, InvalidInput
+from services.storage.disks import GIB, describe_image, resolve
+from services.storage.models import Image
+
+QEMU_IMG_TIMEOUT_S = 30
+
+
+def qemu_img_info(path):
+    """{'format': ..., 'virtual-size': bytes} of a disk image, or None when it is not one."""
+    done = subprocess.run(["qemu-img", "info", "--output=json", path], capture_output=True, text=True,
+                          timeout=QEMU_IMG_TIMEOUT_S)
+    if done.returncode != 0:
+        return None
+    return json.loads(done.stdout)
+
+
+class DiskInspector(DependencyProvider):
+    """`inspect(path)` for the service (qemu-img), swappable in tests."""
+
+    def get_dependency(self, worker_ctx):
+        return qemu_img_info
+
+
+def _existing_file(request, field, data_dir):
+    path = resolve(request.get(field), data_dir)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb"):
+            return path
+    except OSError as exc:
+        raise InvalidInput(f"{field}: cannot read {request[field]}: {exc.strerror}",
+                           {field: ["no readable file there"]}) from None
+
+
+def register_image(session, actor, request, data_dir, inspect):
+    require_admin(actor, "register images")
+    source = _existing_file(request, "source_path", data_dir)
+    _existing_file(request, "kernel_path", data_dir)
+    _existing_file(request, "initrd_path", data_dir)
+    info = inspect(source)
+    if info is None or info.get("format") != request["format"]:
+        found = "not a disk image" if info is None else f"a {info.get('format')} image"
+        raise InvalidInput(f"source_path is {found}, not {request['format']}",
+                           {"source_path": [f"expected a {request['format']} image"]})
+    size_bytes = int(info["virtual-size"])
+    min_disk_gib = max(request.get("min_disk_gib") or 1, math.ceil(size_bytes / GIB))
+    image = Image(name=request["name"], description=request["description"], format=request["format"],
+                  size_bytes=size_bytes, min_disk_gib=min_disk_gib, source_path=request["source_path"],
+                  kernel_path=request.get("kernel_path"), initrd_path=request.get("initrd_path"),
+                  cmdline=request.get("cmdline"))
+    session.add(image)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"an image named {request['name']} exists", {"name": ["already registered"]}) from None
+    return describe_image(image)
