@@ -475,13 +475,13 @@ def test_openapi_document_covers_every_route(client, app):
     schemas = doc["components"]["schemas"]
     for name in ("User", "Token", "Key", "Flavor", "Image", "Instance", "InstanceMetrics",
                  "Error", "SignupRequest", "TokenRequest", "AddKeyRequest",
-                 "CreateInstanceRequest"):
+                 "CreateInstanceRequest", "RegisterImageRequest"):
         assert name in schemas, name
     for ref in _refs(doc):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
 
     rules = [r for r in app.url_map.iter_rules()]
-    assert len(rules) == 23  # 19 of the foundation + stop, start, reboot, console
+    assert len(rules) == 24  # 19 of the foundation + stop, start, reboot, console, register image
     for rule in rules:
         path = rule.rule.replace("<int:", "{").replace("<uuid:", "{").replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
