@@ -47,6 +47,7 @@ def test_devices():
     assert nic.find("mac").get("address") == SPEC["mac"]
     assert nic.find("source").get("network") == "labnet"
     assert nic.find("model").get("type") == "virtio"
+    assert nic.find("rom").attrib == {"enabled": "no"}  # no network boot ROM to initialise
     assert devices.find("memballoon").get("model") == "virtio"
     assert devices.find("memballoon/stats").get("period")
     assert devices.find("serial/source").get("path") == \
