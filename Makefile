@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rabbitmq-server \
 	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2 postgresql \
-	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client cpio
+	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client cpio \
+	syslinux syslinux-common mtools dosfstools fdisk
 # Only for `make test`: the system python3 libraries Debian's cloud-init needs, so a test can run
 # cloud-init's own EC2 datasource against the metadata service.
 APT_TEST_PACKAGES := python3-requests python3-yaml python3-jinja2 python3-configobj python3-jsonpatch \

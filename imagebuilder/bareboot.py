@@ -4,22 +4,52 @@ This is the reference for "how fast can this image boot here": QEMU user-mode ne
 host port forwarded to the guest's port 22, a tiny metadata server on 127.0.0.1 that the guest
 reaches as 10.0.2.2 (QEMU's user-mode gateway is the host's loopback), the ELF kernel booted
 directly (PVH). Only loopback is used. The boot test and bench/boot_to_ssh.py's (a) side use it.
+
+With kernel=None the guest boots from its disk (disk.qcow2: its own bootloader, no command line),
+so it takes DHCP and the default metadata URL http://169.254.169.254/latest. For that URL to reach
+the MetadataServer, the user-mode network is put on the link-local range and QEMU forwards
+169.254.169.254:80 to it (see link_local_netdev).
 """
 import contextlib
 import http.server
 import io
 import os
+import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 import paramiko
 
+from imagebuilder import init_script
+
 USER_NET_HOST = "10.0.2.2"   # the host's loopback as seen from a QEMU user-mode guest
 USER_NET_GUEST = "10.0.2.15"
+# Disk boots: QEMU's user network moved onto the link-local range, because slirp forwards a guest
+# address (guestfwd) only when it lies inside its own network. The guest still gets its address
+# from QEMU's DHCP server, just this one instead of 10.0.2.15.
+LINK_LOCAL_NET = "169.254.0.0/16"
+LINK_LOCAL_HOST = "169.254.0.2"
+LINK_LOCAL_GUEST = "169.254.0.15"
+# guestfwd's "cmd:" form starts this once per guest connection with the connection as stdin and
+# stdout, so every HTTP request gets its own TCP connection to the MetadataServer. (The chardev
+# form, guestfwd=...-tcp:127.0.0.1:PORT, connects once when QEMU starts and would carry every guest
+# connection over that one stream.)
+RELAY_CODE = """import os, socket, sys, threading
+os.set_blocking(0, True)  # stdin = stdout, one socket; it may come non-blocking (eventlet's do)
+server = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def up():
+    while data := os.read(0, 65536):
+        server.sendall(data)
+    server.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while data := server.recv(65536):
+    os.write(1, data)
+"""
 
 
 def free_port():
@@ -92,20 +122,41 @@ class MetadataServer:
         self.httpd.server_close()
 
 
+def link_local_netdev(metadata_port):
+    """-netdev user options that give the guest the link-local network and make
+    http://169.254.169.254/ reach 127.0.0.1:<metadata_port> on the host."""
+    relay = shlex.join([sys.executable, "-S", "-c", RELAY_CODE, str(metadata_port)])
+    forward = f"tcp:{init_script.METADATA_IP}:80-cmd:{relay}"
+    return (f"net={LINK_LOCAL_NET},host={LINK_LOCAL_HOST},dhcpstart={LINK_LOCAL_GUEST},"
+            f"guestfwd={forward.replace(',', ',,')}")  # a comma inside a QEMU option value is doubled
+
+
 def qemu_command(image_dir, disk, ssh_port, metadata_url, console_log, hostname="tinyvm",
                  memory_mib=128, kernel="vmlinux", accel="tcg", extra_cmdline="", monitor_socket=None,
-                 network="static"):
+                 network="static", metadata_port=None):
     """network: "static" passes ip=... on the kernel command line; "dhcp" leaves it out so /init
-    asks QEMU's built-in DHCP server (which hands out 10.0.2.15 as well)."""
-    ip = f"ip={USER_NET_GUEST}::{USER_NET_HOST}:255.255.255.0:{hostname}:eth0:off " if network == "static" else ""
-    cmdline = f"console=ttyS0 {ip}labcloud.metadata={metadata_url} {extra_cmdline}".strip()
+    asks QEMU's built-in DHCP server (which hands out 10.0.2.15 as well).
+    kernel=None: boot from the disk's own bootloader; there is no command line (metadata_url,
+    hostname, extra_cmdline are unused), so the network is DHCP.
+    metadata_port: put the guest on LINK_LOCAL_NET with 169.254.169.254:80 forwarded to this port."""
+    if kernel is None:
+        if network != "dhcp":
+            raise ValueError("a disk boot has no kernel command line: its network can only be DHCP")
+        boot = []
+    else:
+        ip = f"ip={USER_NET_GUEST}::{USER_NET_HOST}:255.255.255.0:{hostname}:eth0:off " if network == "static" else ""
+        cmdline = f"console=ttyS0 {ip}labcloud.metadata={metadata_url} {extra_cmdline}".strip()
+        boot = ["-kernel", os.path.join(image_dir, kernel), "-initrd", os.path.join(image_dir, "initrd.img"),
+                "-append", cmdline]
+    netdev = f"user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
+    if metadata_port is not None:
+        netdev += "," + link_local_netdev(metadata_port)
     return [
         "qemu-system-x86_64", "-accel", accel, "-m", str(memory_mib), "-smp", "1",
         "-nographic", "-nodefaults", "-no-user-config",
-        "-kernel", os.path.join(image_dir, kernel), "-initrd", os.path.join(image_dir, "initrd.img"),
-        "-append", cmdline,
+        *boot,
         "-drive", f"file={disk},format=qcow2,if=virtio",
-        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        "-netdev", netdev,
         "-device", "virtio-net-pci,netdev=n0",
         # Entropy for the guest: without it dropbearkey blocks ~1 s until the kernel's CRNG is ready.
         "-device", "virtio-rng-pci",
@@ -153,12 +204,13 @@ def wait_for_ssh(port, key, deadline, user="root", host="127.0.0.1"):
 
 
 class BareGuest:
-    """One QEMU process booting `image_dir` with a throwaway copy-on-write disk; always killed on exit."""
+    """One QEMU process booting `image_dir` with a throwaway copy-on-write disk over image_dir/`disk`
+    (root.qcow2, or disk.qcow2 with kernel=None); always killed on exit."""
 
     def __init__(self, image_dir, metadata_url, hostname="tinyvm", memory_mib=128, kernel="vmlinux",
-                 workdir=None, extra_cmdline="", network="static"):
+                 workdir=None, extra_cmdline="", network="static", disk="root.qcow2", metadata_port=None):
         self.image_dir, self.metadata_url, self.hostname = image_dir, metadata_url, hostname
-        self.network = network
+        self.network, self.source_disk, self.metadata_port = network, disk, metadata_port
         self.memory_mib, self.kernel, self.extra_cmdline = memory_mib, kernel, extra_cmdline
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="labcloud-bareboot-")
@@ -170,11 +222,12 @@ class BareGuest:
 
     def start(self):
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                        os.path.abspath(os.path.join(self.image_dir, "root.qcow2")), self.disk],
+                        os.path.abspath(os.path.join(self.image_dir, self.source_disk)), self.disk],
                        check=True, capture_output=True)
         cmd = qemu_command(self.image_dir, self.disk, self.ssh_port, self.metadata_url, self.console_log,
                            self.hostname, self.memory_mib, self.kernel, extra_cmdline=self.extra_cmdline,
-                           monitor_socket=self.monitor_socket, network=self.network)
+                           monitor_socket=self.monitor_socket, network=self.network,
+                           metadata_port=self.metadata_port)
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.workdir, "qemu.err"), "wb"))
@@ -209,7 +262,8 @@ class BareGuest:
 
 
 def boot_and_ssh(image_dir, key, hostname="tinyvm", user_data=None, memory_mib=128, timeout=120,
-                 kernel="vmlinux", on_ssh=None, keep_console=None, extra_cmdline="", network="static"):
+                 kernel="vmlinux", on_ssh=None, keep_console=None, extra_cmdline="", network="static",
+                 disk="root.qcow2"):
     """Boot the image with bare QEMU (TCG, user-mode net), log in as root with `key` (a paramiko
     PKey), return seconds from starting QEMU to a logged-in SSH session.
 
@@ -217,11 +271,14 @@ def boot_and_ssh(image_dir, key, hostname="tinyvm", user_data=None, memory_mib=1
     keep_console: a path to copy the serial console log to (useful when a boot fails).
     kernel: "vmlinux" (PVH, fast) or "bzImage"; extra_cmdline: appended to the kernel command line;
     network: "static" (ip= on the command line) or "dhcp".
+    kernel=None, disk="disk.qcow2", network="dhcp": boot the self-booting disk image instead; the
+    guest finds the metadata server at its default URL (LINK_LOCAL_NET, see link_local_netdev).
     QEMU is killed on return or on any error.
     """
     with MetadataServer(hostname, public_key_line(key), user_data) as metadata, \
             BareGuest(image_dir, metadata.guest_url, hostname, memory_mib, kernel,
-                      extra_cmdline=extra_cmdline, network=network) as guest:
+                      extra_cmdline=extra_cmdline, network=network, disk=disk,
+                      metadata_port=metadata.port if kernel is None else None) as guest:
         try:
             client = wait_for_ssh(guest.ssh_port, key, guest.started_at + timeout)
             seconds = time.monotonic() - guest.started_at

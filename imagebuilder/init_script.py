@@ -158,10 +158,16 @@ chmod 700 /root /root/.ssh
 chmod 600 /root/.ssh/authorized_keys 2>/dev/null
 [ $METADATA_STATUS != 1 ] && fetch user-data /run/metadata/user-data
 
-# /dev/vda is the copy-on-write root disk (an ext4 template). virtio_blk may probe just after modprobe.
+# /dev/vda is the copy-on-write root disk. Kernel boot (root.qcow2): a bare ext4 on vda. Disk image
+# (disk.qcow2, booted by its own bootloader): an MBR with the boot FAT on vda1 and the same ext4 on
+# vda2. The kernel reads the partition table (msdos support is built in, no module) in the same step
+# that registers vda, so vda2 is there once vda is. virtio_blk may probe just after modprobe.
 for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 0.1; done
+DATA_DEV=/dev/vda
+[ -b /dev/vda2 ] && DATA_DEV=/dev/vda2
 if [ -b /dev/vda ]; then
-    if mount -t ext4 /dev/vda /data; then log "data disk mounted on /data"; else log "data disk mount failed"; fi
+    if mount -t ext4 $DATA_DEV /data; then log "data disk mounted on /data from $DATA_DEV"
+    else log "data disk mount failed"; fi
 fi
 
 # ed25519 only: fast even under TCG; dropbear -R makes other key types on demand.

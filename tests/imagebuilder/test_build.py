@@ -102,3 +102,69 @@ def test_cli_help_says_depends_are_not_resolved(capsys):
     with pytest.raises(SystemExit):
         cli.main(["build", "--help"])
     assert "NOT resolved" in capsys.readouterr().out.replace("\n", " ")
+
+
+@pytest.fixture
+def fake_disk_image(monkeypatch):
+    """diskimage.make replaced (it needs real kernel files); the host's syslinux fingerprint settable."""
+    state = {"tools": "syslinux-1", "made": 0}
+    monkeypatch.setattr(build_module.diskimage, "tools_fingerprint", lambda: state["tools"])
+
+    def fake_make(out_path, bzimage, initrd, data_qcow2, work, cmdline="console=ttyS0"):
+        state["made"] += 1
+        assert os.path.basename(bzimage) == "bzImage" and os.path.basename(data_qcow2) == "root.qcow2"
+        with open(out_path, "wb") as f:
+            f.write(b"disk image #%d" % state["made"])
+        return {"disk_image": os.path.basename(out_path), "disk_image_cmdline": cmdline}
+    monkeypatch.setattr(build_module.diskimage, "make", fake_make)
+    return state
+
+
+def test_disk_image_is_an_input_and_kept_by_later_builds(tmp_path, fake_builder, fake_disk_image):
+    data = str(tmp_path / "data")
+    image_dir = tmp_path / "data" / "images" / "tiny"
+    quiet = {"log": lambda m: None}
+    assert build_module.build("tiny", data, **quiet)["rebuilt"]
+    assert not (image_dir / "disk.qcow2").exists() and fake_disk_image["made"] == 0
+
+    # --disk-image after a build without it: rebuilt, with the disk, recorded like every other file
+    with_disk = build_module.build("tiny", data, disk_image=True, **quiet)
+    assert with_disk["rebuilt"] and fake_disk_image["made"] == 1
+    manifest = json.loads((image_dir / "manifest.json").read_text())
+    info = manifest["files"]["disk_image"]
+    assert info == {"path": "disk.qcow2", "size": len(b"disk image #1"),
+                    "sha256": build_module.sha256_file(image_dir / "disk.qcow2")}
+    assert manifest["disk_image"] == "disk.qcow2" and manifest["disk_image_cmdline"] == "console=ttyS0"
+    assert manifest["size"] == sum(f["size"] for f in manifest["files"].values())
+
+    # unchanged: skipped, with or without the flag (`labcloud run` builds tiny without it)
+    assert not build_module.build("tiny", data, disk_image=True, **quiet)["rebuilt"]
+    assert not build_module.build("tiny", data, **quiet)["rebuilt"]
+    assert fake_disk_image["made"] == 1 and len(fake_builder["calls"]) == 2
+
+    # a rebuild for another reason keeps the disk; so does a new syslinux on the host
+    fake_builder["versions"]["linux-image-6.1.0-9-amd64"] = "6.1.2-1"
+    assert build_module.build("tiny", data, **quiet)["rebuilt"]
+    assert (image_dir / "disk.qcow2").read_bytes() == b"disk image #2"
+    fake_disk_image["tools"] = "syslinux-2"
+    assert build_module.build("tiny", data, disk_image=True, **quiet)["rebuilt"]
+    assert fake_disk_image["made"] == 3
+
+    # a lost disk.qcow2 is noticed (every file in the manifest must be there)
+    os.unlink(image_dir / "disk.qcow2")
+    assert build_module.build("tiny", data, **quiet)["rebuilt"] and (image_dir / "disk.qcow2").exists()
+
+
+def test_cli_disk_image_flag(tmp_path, fake_builder, fake_disk_image, capsys):
+    assert cli.main(["build", "tiny", "--data-dir", str(tmp_path / "d"), "--disk-image"]) == 0
+    assert "bootable disk disk.qcow2" in capsys.readouterr().out
+    assert (tmp_path / "d" / "images" / "tiny" / "disk.qcow2").exists()
+
+
+def test_cli_reports_missing_disk_tools(tmp_path, fake_builder, monkeypatch, capsys):
+    def missing():
+        raise build_module.diskimage.DiskImageError("syslinux not found: --disk-image needs ...")
+    monkeypatch.setattr(build_module.diskimage, "tools_fingerprint", missing)
+    assert cli.main(["build", "tiny", "--data-dir", str(tmp_path / "d"), "--disk-image"]) == 1
+    assert "syslinux not found" in capsys.readouterr().err
+    assert fake_builder["calls"] == []  # refused before any work

@@ -81,3 +81,10 @@ def test_cmdline_template():
     template = init_script.cmdline_template()
     assert template.format(ip="10.99.0.5", gateway="10.99.0.1", netmask="255.255.252.0", hostname="vm1") == \
         "console=ttyS0 ip=10.99.0.5::10.99.0.1:255.255.252.0:vm1:eth0:off"
+
+
+def test_data_disk_is_the_second_partition_of_a_partitioned_disk():
+    """disk.qcow2 (own bootloader) has /data on vda2; root.qcow2 (kernel boot) is a bare ext4 on vda."""
+    text = init_script.render_init()
+    assert "DATA_DEV=/dev/vda\n[ -b /dev/vda2 ] && DATA_DEV=/dev/vda2\n" in text
+    assert "mount -t ext4 $DATA_DEV /data" in text

@@ -115,3 +115,50 @@ def test_real_guest_lifecycle(qemu_stack, user):
     links = netns.run(host.netns, ["ip", "-o", "link", "show"]).stdout
     assert "vnet" not in links, links  # the guest's tap (libvirt names them vnetN) is gone
     assert not os.path.exists(os.path.join(qemu_stack.data_dir, "consoles", inst["host"], f"{iid}.log"))
+
+
+def test_disk_image_made_elsewhere_boots_with_dhcp_and_metadata(qemu_stack, user):
+    """An image with its own bootloader (the builder's --disk-image, standing in for a cloud image
+    we cannot download here): registered with `labcloud image register --disk`, booted from its
+    disk (no kernel from the host), addressed by the host's DHCP entry, named and keyed by the
+    metadata service."""
+    from imagebuilder.build import build
+    from tests.realguest.conftest import IMAGE_CACHE
+    api, key, registered = user
+    manifest = build("clouddisk", data_dir=qemu_stack.data_dir, cache_dir=IMAGE_CACHE, disk_image=True,
+                     log=lambda *_: None)
+    disk = os.path.join(qemu_stack.data_dir, "images", "clouddisk", manifest["files"]["disk_image"]["path"])
+    admin = Api(qemu_stack.url).login("admin", ADMIN_PASSWORD)
+    cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "labcloud"), "image", "register",
+                          "clouddisk", "--disk", disk, "--description", "own bootloader"],
+                         env=dict(os.environ, LABCLOUD_URL=qemu_stack.url, LABCLOUD_TOKEN=admin.token),
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    image = next(i for i in api.call("GET", "/images", 200).json() if i["name"] == "clouddisk")
+    assert image["boot"] == "disk"
+
+    flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    created = api.call("POST", "/instances", 202, json={
+        "name": "cloudy", "flavor": flavor["id"], "image": image["id"], "key": registered["id"],
+        "user_data": USER_DATA}).json()
+    inst = wait_ready(api, created["id"])
+    assert inst["state"] == "running" and inst["ready"], inst
+    print(f"\ndisk image boot to SSH through labcloud: {inst['ssh_ready_seconds']} s")
+    with ssh(inst, key) as client:
+        assert "ip=" not in run(client, "cat /proc/cmdline")  # nothing told it its address...
+        assert inst["ip"] in run(client, "ip -4 addr show eth0")  # ...DHCP did
+        assert run(client, "hostname") == "cloudy"
+        assert run(client, "cat /root/user-data.out") == "user-data-ran-cloudy"
+        assert "/dev/vda2 /data ext4" in run(client, "cat /proc/mounts")
+    console = api.call("GET", f"/instances/{inst['id']}/console", 200).json()["output"]
+    assert "SYSLINUX" in console  # its own bootloader ran
+
+    host = qemu_stack.qemu_hosts[inst["host"]]
+    api.call("DELETE", f"/instances/{inst['id']}", 202)
+    api.wait_for(f"/instances/{inst['id']}", lambda r: r.status_code == 404 or r.json()["state"] == "deleted",
+                 timeout=60, interval=0.5)
+    conn = libvirt.open(host.uri)
+    try:
+        assert inst["mac"] not in conn.networkLookupByName(host.network_name).XMLDesc()
+    finally:
+        conn.close()
