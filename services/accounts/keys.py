@@ -2,9 +2,9 @@
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from common.actors import is_admin
 from common.errors import Conflict, InvalidInput, NotFound
 from services.accounts import openssh
-from common.actors import is_admin
 from services.accounts.models import SshKey, is_id
 
 

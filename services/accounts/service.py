@@ -4,11 +4,11 @@ from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
 
+from common.actors import load_actor
 from common.clock import Clock
 from common.db import Database
 from common.schemas import ActorSchema, dump, load
 from services.accounts import keys, tokens, users
-from common.actors import load_actor
 from services.accounts.schemas import (
     AddKeyRequest, KeySchema, SignupRequest, TokenRequest, TokenSchema, UserSchema)
 

@@ -3,9 +3,9 @@ service.py turns them into payloads."""
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from common.actors import is_admin, require_admin
 from common.errors import Conflict, NotFound
 from services.accounts import passwords
-from common.actors import is_admin, require_admin
 from services.accounts.models import User, is_id
 
 

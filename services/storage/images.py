@@ -58,6 +58,12 @@ def register_image(session, actor, request, data_dir, inspect):
         found = "not a disk image" if info is None else f"a {info.get('format')} image"
         raise InvalidInput(f"source_path is {found}, not {request['format']}",
                            {"source_path": [f"expected a {request['format']} image"]})
+    if info.get("backing-filename"):
+        # Hosts copy only this file, and a backing file named inside an image could be any file
+        # of the host: an image must stand alone.
+        raise InvalidInput(f"source_path has a backing file ({info['backing-filename']}); make it "
+                           "self-contained first (qemu-img convert -O qcow2 SRC DEST)",
+                           {"source_path": ["has a backing file"]})
     size_bytes = int(info["virtual-size"])
     min_disk_gib = max(request.get("min_disk_gib") or 1, math.ceil(size_bytes / GIB))
     image = Image(name=request["name"], description=request["description"], format=request["format"],

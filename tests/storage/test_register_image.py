@@ -20,6 +20,8 @@ def data_dir(tmp_path):
     (tmp_path / "images" / "course" / "initrd.img").write_bytes(b"initrd")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp_path / "cloud.qcow2"), "3G"], check=True)
     (tmp_path / "notes.txt").write_text("not a disk")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(tmp_path / "cloud.qcow2"),
+                    str(tmp_path / "layered.qcow2")], check=True)
     return tmp_path
 
 
@@ -59,6 +61,7 @@ def test_only_an_admin_registers(storage, data_dir):
     ({"name": "x", "source_path": "missing.qcow2"}, "source_path"),
     ({"name": "x", "source_path": "notes.txt"}, "source_path"),  # not a disk image
     ({"name": "x", "source_path": "cloud.qcow2", "format": "raw"}, "source_path"),  # it is qcow2
+    ({"name": "x", "source_path": "layered.qcow2"}, "source_path"),  # not self-contained
     ({"name": "x", "source_path": "cloud.qcow2", "format": "vmdk"}, "format"),
     ({"name": "x", "source_path": "cloud.qcow2", "initrd_path": "images/course/initrd.img"}, "initrd_path"),
     ({"name": "x", "source_path": "cloud.qcow2", "kernel_path": "images/course/none"}, "kernel_path"),
