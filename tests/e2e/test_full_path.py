@@ -1,4 +1,8 @@
 """Steps 1-7 of the foundation, over HTTP, against the whole system running as processes."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
@@ -97,7 +101,6 @@ def test_errors_are_json_with_fields_and_no_traces(stack, anon, admin):
 def test_admin_registers_an_image_users_boot(stack, anon, admin, tmp_path):
     """A disk image made elsewhere (here: an empty qcow2; the test driver boots nothing) is
     registered over REST by an admin and becomes bootable for users."""
-    import subprocess
     disk = tmp_path / "made-elsewhere.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1G"], check=True)
     carol = signup_and_approve(anon, admin, "carol")
@@ -123,9 +126,6 @@ def test_admin_registers_an_image_users_boot(stack, anon, admin, tmp_path):
 
 
 def test_image_register_command(stack, admin, tmp_path):
-    import os
-    import subprocess
-    import sys
     disk = tmp_path / "other.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "2G"], check=True)
     env = {**os.environ, "LABCLOUD_URL": stack.url, "LABCLOUD_TOKEN": admin.token}
