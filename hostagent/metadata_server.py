@@ -141,7 +141,7 @@ def metadata_listener(netns, address=METADATA_ADDRESS, port=METADATA_PORT):
     """A listening socket bound inside `netns` (the agent itself stays in its own namespace)."""
     import socket
 
-    from labcloud.netns import socket_in_netns
+    from common.netns import socket_in_netns
     sock = socket_in_netns(netns, socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

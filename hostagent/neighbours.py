@@ -3,7 +3,7 @@
 The agent knows each guest's MAC and IP before it boots. Without a static entry, the first packet
 towards a booting guest (an SSH connection through its endpoint) waits for ARP, whose retries come
 a second apart: pinning the entry removes that wait and the ARP traffic."""
-from labcloud import netns
+from common import netns
 
 
 def pin(namespace, bridge, ip, mac):

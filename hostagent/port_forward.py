@@ -2,7 +2,7 @@
 
 Guests live on a bridge inside the host's network namespace (HOST_NETNS), unreachable from the
 machine's own namespace. The agent (in the machine's namespace) listens on 127.0.0.1:<port> and, per
-accepted connection, opens the upstream socket inside the namespace (labcloud.netns) and pumps
+accepted connection, opens the upstream socket inside the namespace (common.netns) and pumps
 bytes both ways with two greenthreads. Nothing is routed or NATed, so no traffic leaves loopback and
 the namespace.
 """
@@ -208,7 +208,7 @@ class PortForwarder:
 
 def connect_in_namespace(netns):
     """A connect function opening the upstream socket inside `netns`."""
-    from labcloud.netns import connect_in_netns  # Linux-only; not needed without a namespace
+    from common.netns import connect_in_netns  # Linux-only; not needed without a namespace
 
     def connect(address, timeout):
         return connect_in_netns(netns, address, timeout)

@@ -8,7 +8,7 @@ both namespaces. In the network namespace: an isolated libvirt network `labcloud
 (gateway address + DHCP), and 169.254.169.254/32 on the bridge for the guest metadata server.
 
 Clients in the machine's own namespace talk to the daemon over its unix socket (`uri`) and reach
-guests through sockets opened inside the namespace (`labcloud.netns.connect_in_netns`).
+guests through sockets opened inside the namespace (`common.netns.connect_in_netns`).
 """
 import hashlib
 import ipaddress
@@ -22,7 +22,7 @@ import uuid
 
 import libvirt
 
-from labcloud import netns
+from common import netns
 
 NETWORK_NAME = "labcloud"
 BRIDGE = "lcbr0"

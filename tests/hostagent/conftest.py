@@ -30,7 +30,7 @@ def pool(conn):
 def netns():
     """A network namespace of the test's own with an empty bridge `lab0` (up) carrying no
     addresses yet: tests add what they need (netutil.add_address)."""
-    from labcloud import netns as ns
+    from common import netns as ns
     name = f"lct-{uuid.uuid4().hex[:8]}"
     ns.create(name)
     try:

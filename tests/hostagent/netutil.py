@@ -3,7 +3,7 @@ import socket
 
 import eventlet
 
-from labcloud import netns
+from common import netns
 
 
 def add_address(name, cidr, dev="lab0"):

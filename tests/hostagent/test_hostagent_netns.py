@@ -13,7 +13,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from common.errors import NotFound
 from hostagent.service import make_service
-from labcloud.netns import nsenter_argv
+from common.netns import nsenter_argv
 from tests.hostagent.netutil import add_address, connect_from, echo_server, http_get
 
 GUEST_IP = "10.99.0.2"

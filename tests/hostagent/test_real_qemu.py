@@ -19,7 +19,7 @@ from nameko.testing.services import entrypoint_waiter
 
 from common.errors import NotFound
 from hostagent.service import make_service
-from labcloud.netns import nsenter_argv
+from common.netns import nsenter_argv
 
 pytestmark = pytest.mark.realguest
 

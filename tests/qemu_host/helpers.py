@@ -5,7 +5,7 @@ import time
 
 import libvirt
 
-from labcloud import netns
+from common import netns
 from labcloud.qemu_host import _alive, _read_pid
 
 

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from labcloud import netns
+from common import netns
 
 pytestmark = pytest.mark.realguest
 

@@ -10,7 +10,7 @@ import libvirt
 import pytest
 
 from hostagent.dhcp import add_dhcp_host, dhcp_hosts, remove_dhcp_host
-from labcloud import netns
+from common import netns
 from labcloud.qemu_host import METADATA_IP, LocalQemuHost, _alive
 
 from .helpers import alive, destroy_quietly, host_pids, ip_addresses, network_names, \

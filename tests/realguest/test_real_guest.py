@@ -10,7 +10,7 @@ import paramiko
 import pytest
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
-from labcloud import netns
+from common import netns
 from tests.e2e.api import ADMIN_PASSWORD, Api
 
 USER_DATA = "#!/bin/sh\necho user-data-ran-$(hostname) > /root/user-data.out\n"
