@@ -6,6 +6,7 @@ import libvirt
 
 from common.errors import NotFound
 from hostagent.domain_xml import METADATA_NS, METADATA_PREFIX
+from hostagent.sequence import next_seq
 
 STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate", libvirt.VIR_DOMAIN_RUNNING: "running",
@@ -27,7 +28,10 @@ def state_name(code):
 
 
 def describe(domain):
-    return {"instance_id": domain.UUIDString(), "state": state_name(domain.state()[0])}
+    """{instance_id, state, seq}: seq is taken right after the state was read, so any lifecycle
+    event libvirt reported before the read carries a lower seq (see sequence.py)."""
+    state = state_name(domain.state()[0])
+    return {"instance_id": domain.UUIDString(), "state": state, "seq": next_seq()}
 
 
 def is_managed(domain):

@@ -21,6 +21,7 @@ from common.clock import utcnow
 from hostagent import domains
 from hostagent.handoff import NativeHandoff
 from hostagent.hypervisor import HostConnection
+from hostagent.sequence import next_seq
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,10 @@ log = logging.getLogger(__name__)
 # touches libvirt.
 WATCHDOG_INTERVAL_S = 5
 
-DomainEvent = collections.namedtuple("DomainEvent", "kind instance_id state at")
+DomainEvent = collections.namedtuple("DomainEvent", "kind instance_id state at seq", defaults=(None,))
 """kind: 'lifecycle' or 'reboot'; state: the domain state it entered, or None when the event is
-not a state change (defined, undefined, the guest shutting down, a reboot)."""
+not a state change (defined, undefined, the guest shutting down, a reboot); seq: next_seq() taken
+in libvirt's callback, so events are numbered in the order libvirt reported them."""
 
 _LIFECYCLE_STATES = {
     libvirt.VIR_DOMAIN_EVENT_STARTED: "running",
@@ -97,10 +99,10 @@ class DomainEventBridge(SharedExtension):
     def _on_lifecycle(self, _conn, domain, event, detail, _opaque):
         # UUIDString() reads the local object: no call to libvirtd from the event loop thread.
         self._handoff.put(DomainEvent("lifecycle", domain.UUIDString(),
-                                      lifecycle_state(event, detail), utcnow()))
+                                      lifecycle_state(event, detail), utcnow(), next_seq()))
 
     def _on_reboot(self, _conn, domain, _opaque):
-        self._handoff.put(DomainEvent("reboot", domain.UUIDString(), None, utcnow()))
+        self._handoff.put(DomainEvent("reboot", domain.UUIDString(), None, utcnow(), next_seq()))
 
     # --- greenthreads ---------------------------------------------------------------------------
     def _pump(self):
@@ -122,7 +124,7 @@ class DomainEventBridge(SharedExtension):
 
 
 class DomainLifecycleEntrypoint(Entrypoint):
-    """`@domain_lifecycle_handler`: the method gets `{instance_id, state, at}` for every state change
+    """`@domain_lifecycle_handler`: the method gets `{instance_id, state, at, seq}` for every state change
     of a labcloud domain, one worker at a time so listeners see the changes in order."""
 
     bridge = DomainEventBridge()
@@ -170,7 +172,8 @@ class DomainLifecycleEntrypoint(Entrypoint):
             done.send()
             return result, exc_info
 
-        payload = {"instance_id": event.instance_id, "state": event.state, "at": event.at}
+        payload = {"instance_id": event.instance_id, "state": event.state, "at": event.at,
+                   "seq": event.seq}
         self.container.spawn_worker(self, (payload,), {}, handle_result=handle_result)
         done.wait()
 

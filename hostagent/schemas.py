@@ -122,6 +122,9 @@ class DomainStateSchema(StrictSchema):
     # Port on 127.0.0.1 of the agent's machine forwarded to the guest's port 22; null when the
     # host has no forwarding (HOST_NETNS empty, as on test:///default).
     ssh_port = fields.Integer(allow_none=True)
+    # hostagent.sequence.next_seq() taken right after the state was read from libvirt: a
+    # domain_lifecycle event with a higher seq describes a later state.
+    seq = fields.Integer()
 
 
 class DomainLifecycleSchema(StrictSchema):
@@ -130,6 +133,7 @@ class DomainLifecycleSchema(StrictSchema):
     instance_id = fields.String()
     state = fields.String()
     at = fields.DateTime()
+    seq = fields.Integer(required=True)  # taken in libvirt's callback: the order libvirt reported
 
 
 class HeartbeatSchema(StrictSchema):

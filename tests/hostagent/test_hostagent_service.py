@@ -9,6 +9,7 @@ from nameko.testing.services import entrypoint_waiter
 
 from common.errors import InvalidInput
 from hostagent.service import make_service
+from tests.hostagent.payloads import without_seq
 
 
 LIFECYCLE_SEEN = []  # every domain_lifecycle payload the listener got, in order
@@ -81,9 +82,11 @@ def test_volumes_and_domain_lifecycle(agent, agent_config):
 
         created = host.create_domain(spec(instance_id, root["path"]))
         # No HOST_NETNS on the test driver: nothing to forward SSH into.
-        assert created == {"instance_id": instance_id, "state": "running", "ssh_port": None}
-        assert host.create_domain(spec(instance_id, root["path"])) == created
-        assert host.list_domains() == [created]  # the driver's own 'test' domain is not ours
+        assert without_seq(created) == {"instance_id": instance_id, "state": "running", "ssh_port": None}
+        again = host.create_domain(spec(instance_id, root["path"]))
+        assert without_seq(again) == without_seq(created) and again["seq"] > created["seq"]
+        [listed] = host.list_domains()  # the driver's own 'test' domain is not ours
+        assert without_seq(listed) == without_seq(created) and listed["seq"] > again["seq"]
 
         assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": True}
         assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": False}
@@ -99,7 +102,8 @@ def test_stopped_domain_is_started_again(agent, agent_config, conn):
         host.create_domain(spec(instance_id, "/labcloud-test/x.qcow2"))
         # The test driver's state is per process: this connection sees the agent's domain.
         conn.lookupByUUIDString(instance_id).destroy()
-        assert host.list_domains() == [{"instance_id": instance_id, "state": "shutoff", "ssh_port": None}]
+        assert [without_seq(d) for d in host.list_domains()] == [
+            {"instance_id": instance_id, "state": "shutoff", "ssh_port": None}]
         assert host.create_domain(spec(instance_id, "/labcloud-test/x.qcow2"))["state"] == "running"
         assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": True}
 
@@ -146,8 +150,8 @@ def test_stop_start_reboot_are_idempotent_and_emit_lifecycle_events(agent, agent
             with entrypoint_waiter(listener, "lifecycle", timeout=10,
                                    callback=lifecycle_of(instance_id, "shutoff")):
                 stopped = host.stop_domain({"instance_id": instance_id, "timeout": 5})
-            assert stopped == {"instance_id": instance_id, "state": "shutoff", "ssh_port": None}
-            assert host.stop_domain({"instance_id": instance_id}) == stopped
+            assert without_seq(stopped) == {"instance_id": instance_id, "state": "shutoff", "ssh_port": None}
+            assert without_seq(host.stop_domain({"instance_id": instance_id})) == without_seq(stopped)
 
             with entrypoint_waiter(listener, "lifecycle", timeout=10,
                                    callback=lifecycle_of(instance_id, "running")):
@@ -211,3 +215,31 @@ def test_console_output_is_the_tail_of_the_log(agent, agent_config):
         host.destroy_domain({"instance_id": instance_id})
         assert not os.path.exists(log_path)  # delete leaves no console log behind
         assert host.get_console({"instance_id": instance_id}) == {"output": ""}
+
+
+def test_lifecycle_events_and_domain_states_are_ordered_by_seq(agent, agent_config, listener):
+    """seq of an event is taken in libvirt's callback; seq of a state right after libvirt was read:
+    so events carry increasing seqs in the order libvirt reported them, and a state read after an
+    event was captured carries a higher seq than that event."""
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        try:
+            with entrypoint_waiter(listener, "lifecycle", timeout=10,
+                                   callback=lifecycle_of(instance_id, "running")) as started:
+                created = host.create_domain(spec(instance_id, "/labcloud-test/s.qcow2"))
+            with entrypoint_waiter(listener, "lifecycle", timeout=10,
+                                   callback=lifecycle_of(instance_id, "shutoff")) as stopped:
+                host.stop_domain({"instance_id": instance_id, "timeout": 0})
+            with entrypoint_waiter(listener, "lifecycle", timeout=10,
+                                   callback=lifecycle_of(instance_id, "running")) as restarted:
+                host.start_domain({"instance_id": instance_id})
+            seqs = [started.get()["seq"], stopped.get()["seq"], restarted.get()["seq"]]
+            assert all(isinstance(seq, int) for seq in seqs) and seqs == sorted(set(seqs))
+            assert created["seq"] < seqs[1]  # read before the stop happened
+            # Every event above was captured before this read.
+            [listed] = host.list_domains()
+            assert listed["state"] == "running" and listed["seq"] > seqs[-1]
+            ours = [seen["seq"] for seen in LIFECYCLE_SEEN if seen["instance_id"] == instance_id]
+            assert ours == sorted(ours)  # delivered in the order libvirt reported them
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
