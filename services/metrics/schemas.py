@@ -2,83 +2,106 @@
 import datetime as dt
 import uuid
 
-from marshmallow import EXCLUDE, ValidationError, fields, validate
+from marshmallow import EXCLUDE, ValidationError, fields, post_load, validate, validates
 
 from common.schemas import StrictSchema
+from hostagent import schemas as hostagent_schemas
+from services.instances import schemas as instances_schemas
 
 MIN_SECONDS = 60
 MAX_SECONDS = 86400
 
 
-class UnixTime(fields.Field):
-    """A moment as unix seconds (float). Accepts a number or an ISO-8601 string (what marshmallow
-    `DateTime` dumps, the host agent's format); a string without an offset is UTC."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool):
-            raise ValidationError("not a time")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                moment = dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise ValidationError("not an ISO-8601 datetime") from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.timezone.utc)
-            return moment.timestamp()
-        raise ValidationError("not a time")
+def canonical_uuid(value):
+    # An instance id names a file (rrd_store.py): nothing but a UUID gets through.
+    try:
+        return str(uuid.UUID(value))
+    except (TypeError, ValueError, AttributeError):
+        raise ValidationError("not a UUID") from None
 
 
 class InstanceId(fields.String):
     """A UUID, returned in canonical form. It names a file, so nothing else gets through."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return str(uuid.UUID(text))
-        except ValueError:
-            raise ValidationError("not a UUID") from None
+        return canonical_uuid(super()._deserialize(value, attr, data, **kwargs))
 
 
-class EventSchema(StrictSchema):
-    """Events come from other services, which may add fields before this one is upgraded:
-    unknown keys are ignored here, unlike RPC payloads."""
+# -- events -------------------------------------------------------------------------------
+# Read with the senders' own schemas: a service's schemas module is its public contract
+# (hostagent/schemas.py, services/instances/schemas.py); no field is declared again here but
+# `domains`, taken raw. Unknown keys are excluded (unlike RPC payloads): a sender upgraded before
+# this service may add fields. The subclasses add only what this service relies on to store.
+
+class _RequiredFields:
+    """Marks `required_fields` of the sender's schema required, in this schema's fields only:
+    the sender declares what it dumps, this service needs them all present to store a sample."""
+    required_fields = ()
+
+    def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
+        if field_name in self.required_fields:
+            field_obj.required = True
+
+
+class DomainStatsEvent(_RequiredFields, hostagent_schemas.DomainStatsSchema):
+    """`hostagent.domain_stats`. `at` comes back as unix seconds. `domains` is taken raw and each
+    entry loaded with DomainSampleEvent by the service, so a bad entry costs only itself."""
+    required_fields = ("host", "at")
+    domains = fields.List(fields.Raw(), required=True)
 
     class Meta:
         unknown = EXCLUDE
 
-
-def counter(**kwargs):
-    # None: the hypervisor had no such counter for this domain (e.g. no network interface).
-    return fields.Integer(required=True, allow_none=True, validate=validate.Range(min=0), **kwargs)
-
-
-class DomainSampleSchema(EventSchema):
-    """One domain in a `domain_stats` event; loaded one by one so a bad entry costs only itself."""
-    instance_id = InstanceId(required=True)
-    state = fields.String(load_default=None)
-    # null when the hypervisor cannot tell (hostagent/schemas.py): cpu_percent is then unknown
-    vcpus = fields.Integer(required=True, allow_none=True, validate=validate.Range(min=1))
-    cpu_time_ns = counter()
-    memory_kib = counter()
-    disk_read_bytes = counter()
-    disk_write_bytes = counter()
-    net_rx_bytes = counter()
-    net_tx_bytes = counter()
+    @post_load
+    def _unix_at(self, data, **_):
+        at = data["at"]
+        if at.tzinfo is None:  # the agent sends naive UTC (common.clock.utcnow)
+            at = at.replace(tzinfo=dt.timezone.utc)
+        return {**data, "at": at.timestamp()}
 
 
-class DomainStatsSchema(EventSchema):
-    """`hostagent.domain_stats`; `domains` are checked entry by entry with DomainSampleSchema."""
-    host = fields.String(required=True)
-    at = UnixTime(required=True)
-    domains = fields.List(fields.Raw(), required=True)
+COUNTERS = ("cpu_time_ns", "memory_kib", "disk_read_bytes", "disk_write_bytes", "net_rx_bytes",
+            "net_tx_bytes")
 
 
-class InstanceDeletedSchema(EventSchema):
-    """The part of `instances.instance_deleted` (an InstanceSchema) this service needs."""
-    id = InstanceId(required=True)
+class DomainSampleEvent(_RequiredFields, hostagent_schemas.DomainSampleSchema):
+    """One domain of a `domain_stats` event. A counter (or vcpus) is null when the hypervisor
+    cannot tell; cpu_percent is then unknown."""
+    required_fields = ("instance_id", "vcpus") + COUNTERS
 
+    class Meta:
+        unknown = EXCLUDE
+
+    @validates("instance_id")
+    def _instance_id(self, value, **_):
+        canonical_uuid(value)
+
+    @validates("vcpus")
+    def _vcpus(self, value, **_):
+        if value is not None and value < 1:
+            raise ValidationError("must be at least 1")
+
+    @validates(*COUNTERS)
+    def _counter(self, value, **_):
+        if value is not None and value < 0:
+            raise ValidationError("must not be negative")
+
+
+class InstanceDeletedEvent(_RequiredFields, instances_schemas.InstanceSchema):
+    """`instances.instance_deleted` carries an InstanceSchema; only `id` matters here."""
+    required_fields = ("id",)
+
+    class Meta:
+        unknown = EXCLUDE
+        fields = ("id",)
+
+    @validates("id")
+    def _id(self, value, **_):
+        canonical_uuid(value)
+
+
+# -- RPC ----------------------------------------------------------------------------------
 
 class MetricsQuery(StrictSchema):
     instance_id = InstanceId(required=True)

@@ -12,8 +12,8 @@ from services.metrics import counters
 from services.metrics.dependencies import RrdStore
 from services.metrics.rrd_store import STORED
 from services.metrics.schemas import (
-    DomainSampleSchema, DomainStatsSchema, InstanceDeletedSchema, InstanceMetricsSchema,
-    MetricsQuery, RrdUpdatesQuery)
+    DomainSampleEvent, DomainStatsEvent, InstanceDeletedEvent, InstanceMetricsSchema, MetricsQuery,
+    RrdUpdatesQuery)
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,14 @@ class MetricsService:
         # Nothing here raises: a bad event is logged and dropped (redelivering it cannot help),
         # and one bad domain must not cost the other domains of the batch their sample.
         try:
-            batch = load(DomainStatsSchema, payload)
+            batch = load(DomainStatsEvent, payload)
         except InvalidInput as exc:
             log.warning("dropping domain_stats event: %s %s", exc, exc.fields)
             counters.samples_rejected.labels("invalid").inc()
             return
         for entry in batch["domains"]:
             try:
-                sample = load(DomainSampleSchema, entry)
+                sample = load(DomainSampleEvent, entry)
             except InvalidInput as exc:
                 log.warning("skipping a domain in domain_stats from %s: %s %s",
                             batch["host"], exc, exc.fields)
@@ -50,7 +50,7 @@ class MetricsService:
     @event_handler("instances", "instance_deleted")
     def handle_instance_deleted(self, payload):
         try:
-            instance_id = load(InstanceDeletedSchema, payload)["id"]
+            instance_id = load(InstanceDeletedEvent, payload)["id"]
         except InvalidInput as exc:
             log.warning("ignoring instance_deleted event: %s %s", exc, exc.fields)
             return

@@ -54,9 +54,8 @@ def test_domain_stats_become_series_and_deletion_removes_them(metrics):
         if i == 5:
             # A malformed entry costs only itself, not the rest of the batch.
             domains.insert(0, {"instance_id": "../../etc/passwd", "vcpus": "many"})
-        # `at` as ISO-8601 (the host agent's format) and, for a few, as unix seconds.
-        publish(container, config, {"host": "h1", "at": iso(t0 + i) if i % 3 else t0 + i,
-                                    "domains": domains})
+        # `at` as ISO-8601 (the host agent's format); a field a newer agent adds is ignored.
+        publish(container, config, {"host": "h1", "at": iso(t0 + i), "seq": i, "domains": domains})
     # at-least-once: the same event again changes nothing.
     stale_before = rejected("stale")
     publish(container, config, {"host": "h1", "at": iso(t0 + 10),
@@ -116,7 +115,7 @@ def test_bad_events_are_dropped_without_breaking_the_service(metrics):
     with ServiceRpcProxy("metrics", config) as rpc:
         with pytest.raises(NotFound):
             rpc.get_instance_metrics(vm, 60)
-    publish(container, config, {"host": "h1", "at": time.time(), "domains": [domain(vm, 0)]})
+    publish(container, config, {"host": "h1", "at": iso(time.time()), "domains": [domain(vm, 0)]})
     with ServiceRpcProxy("metrics", config) as rpc:
         assert rpc.get_instance_metrics(vm, 60)["instance_id"] == vm
 
