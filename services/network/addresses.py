@@ -58,6 +58,12 @@ def address_of(session, owner):
     return describe(address, session.get(Subnet, address.subnet_id))
 
 
+def list_addresses(session):
+    """Every allocated address (reconcile releases those whose owner is gone)."""
+    subnets = {s.id: s for s in session.scalars(select(Subnet))}
+    return [describe(a, subnets[a.subnet_id]) for a in session.scalars(select(Address).order_by(Address.id))]
+
+
 def allocate_address(session, owner, subnet_name=None):
     """Give `owner` an address; asking twice for the same owner returns the same address."""
     for attempt in range(ALLOCATION_ATTEMPTS):

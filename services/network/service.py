@@ -39,6 +39,10 @@ class NetworkService:
         return None if address is None else dump(AddressSchema, address)
 
     @rpc
+    def list_addresses(self):
+        return dump(AddressSchema, addresses.list_addresses(self.db), many=True)
+
+    @rpc
     def list_subnets(self):
         return dump(SubnetSchema, addresses.list_subnets(self.db), many=True)
 

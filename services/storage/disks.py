@@ -91,8 +91,21 @@ def _record_root_volume(session, request, capacity_bytes):
     return volume
 
 
-def create_root_disk(session, hosts, request, data_dir):
+class HostFacts:
+    """What storage learnt of each host that does not change while it runs: its pool's name and
+    where it keeps each image. Saves two host round trips on every root disk after the first;
+    a copy lost behind our back is noticed when creating over it fails, and asked for again."""
+
+    def __init__(self):
+        self.pools, self.images = {}, {}
+
+    def forget_image(self, host, image_id):
+        self.images.pop((host, image_id), None)
+
+
+def create_root_disk(session, hosts, request, data_dir, facts=None):
     """The instance's root disk on `request['host']`; asking again returns the same volume."""
+    facts = facts or HostFacts()
     image = find_image(session, request["image_id"])
     capacity_bytes = max(request["size_gib"], image.min_disk_gib) * GIB
     volume = _record_root_volume(session, request, capacity_bytes)
@@ -106,22 +119,38 @@ def create_root_disk(session, hosts, request, data_dir):
     host = volume.host
     try:
         agent = hosts(host)  # every call bounded by HOST_RPC_TIMEOUT (common.hostrpc)
-        info = agent.get_host_info()
-        image_volume = agent.ensure_image({
-            "image_id": image.id, "source_path": image_source(image, data_dir), "format": image.format,
-            "capacity_bytes": image.size_bytes})
-        made = agent.create_volume({
-            "name": volume.name, "capacity_bytes": capacity_bytes, "format": "qcow2",
-            "backing_path": image_volume["path"]})
+        made = _make_volume(agent, host, image, volume, capacity_bytes, data_dir, facts)
+        if host not in facts.pools:
+            facts.pools[host] = agent.get_host_info()["pool"]
     except (HostOperationFailed, UnknownService) as exc:
         _undo_create(session, hosts, volume)
         if isinstance(exc, UnknownService):
             raise HostOperationFailed(f"host {host}: no host agent is serving it") from None
         raise
-    volume.pool, volume.path = info["pool"], made["path"]
+    volume.pool, volume.path = facts.pools[host], made["path"]
     volume.capacity_bytes, volume.state = made["capacity_bytes"], "available"
     session.commit()
     return describe_volume(volume)
+
+
+def _make_volume(agent, host, image, volume, capacity_bytes, data_dir, facts):
+    """The copy-on-write volume over the host's copy of the image (copied there first if needed)."""
+    for attempt in range(2):
+        backing = facts.images.get((host, image.id))
+        if backing is None:
+            backing = agent.ensure_image({
+                "image_id": image.id, "source_path": image_source(image, data_dir),
+                "format": image.format, "capacity_bytes": image.size_bytes})["path"]
+        try:
+            made = agent.create_volume({"name": volume.name, "capacity_bytes": capacity_bytes,
+                                        "format": "qcow2", "backing_path": backing})
+        except HostOperationFailed:
+            if attempt or (host, image.id) not in facts.images:
+                raise
+            facts.forget_image(host, image.id)  # the host may have lost its copy: ensure it again
+            continue
+        facts.images[(host, image.id)] = backing
+        return made
 
 
 def _undo_create(session, hosts, volume):
@@ -153,3 +182,20 @@ def delete_root_disk(session, hosts, instance_id):
     session.delete(volume)
     session.commit()
     return True
+
+
+def delete_orphan_volume(session, hosts, host, name):
+    """A root disk on `host` that no live instance owns (reconcile found it): delete it on the host
+    and forget its row if there is one. False when the host had no such volume."""
+    row = session.scalars(select(Volume).where(Volume.host == host, Volume.name == name)).first()
+    if row is not None:
+        row.state = "deleting"
+        session.commit()
+    try:
+        deleted = hosts(host).delete_volume({"name": name})["deleted"]
+    except UnknownService:
+        deleted = False  # no agent has ever served this host: nothing to delete there
+    if row is not None:
+        session.delete(row)
+        session.commit()
+    return deleted

@@ -53,6 +53,13 @@ class DeleteRootDiskRequest(StrictSchema):
     instance_id = UuidString(required=True)
 
 
+class DeleteOrphanVolumeRequest(StrictSchema):
+    """A root disk found on a host that no live instance owns (reconcile)."""
+    host = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))
+    name = fields.String(required=True, validate=validate.Regexp(
+        r"^root-[0-9a-f-]{36}\.qcow2$", error="only root disks (root-<instance id>.qcow2)"))
+
+
 class VolumeSchema(StrictSchema):
     id = fields.Integer()
     name = fields.String()
@@ -65,3 +72,16 @@ class VolumeSchema(StrictSchema):
     instance_id = fields.String(allow_none=True)
     state = fields.String()
     created_at = fields.DateTime()
+
+
+class BootFilesSchema(StrictSchema):
+    """Direct kernel boot (internal: absolute paths on the hosts)."""
+    kernel = fields.String()
+    initrd = fields.String(allow_none=True)
+    cmdline = fields.String()
+
+
+class RootDiskSchema(VolumeSchema):
+    """create_root_disk's answer: the disk, and how the image boots (null: from the disk itself),
+    so the create saga needs one call for both."""
+    boot = fields.Nested(BootFilesSchema, allow_none=True)

@@ -1,5 +1,6 @@
 """Storage service: images and root disks. Entry points only; logic is in disks.py."""
 from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
 from common.db import Database
@@ -8,7 +9,18 @@ from common.actors import load_actor
 from common.schemas import dump, load
 from services.storage import disks, images
 from services.storage.schemas import (
-    CreateRootDiskRequest, DeleteRootDiskRequest, ImageSchema, RegisterImageRequest, VolumeSchema)
+    CreateRootDiskRequest, DeleteOrphanVolumeRequest, DeleteRootDiskRequest, ImageSchema,
+    RegisterImageRequest, RootDiskSchema, VolumeSchema)
+
+
+class HostFactsProvider(DependencyProvider):
+    """Pool names and image copies per host, shared by this container's workers (disks.HostFacts)."""
+
+    def setup(self):
+        self.facts = disks.HostFacts()
+
+    def get_dependency(self, worker_ctx):
+        return self.facts
 
 
 class StorageService:
@@ -18,6 +30,7 @@ class StorageService:
     hosts = HostAgentRpc()
     config = Config()
     inspect_disk = images.DiskInspector()
+    host_facts = HostFactsProvider()
 
     @rpc
     def list_images(self):
@@ -43,14 +56,21 @@ class StorageService:
     @rpc
     def create_root_disk(self, request):
         request = load(CreateRootDiskRequest, request)
-        volume = disks.create_root_disk(self.db, self.hosts, request, self.config.get("DATA_DIR", "var"))
-        return dump(VolumeSchema, volume)
+        data_dir = self.config.get("DATA_DIR", "var")
+        volume = disks.create_root_disk(self.db, self.hosts, request, data_dir, self.host_facts)
+        boot = disks.boot_files(disks.find_image(self.db, request["image_id"]), data_dir)
+        return dump(RootDiskSchema, {**volume, "boot": boot})
 
     @rpc
     def delete_root_disk(self, request):
         request = load(DeleteRootDiskRequest, request)
         deleted = disks.delete_root_disk(self.db, self.hosts, request["instance_id"])
         return {"deleted": deleted}
+
+    @rpc
+    def delete_orphan_volume(self, request):
+        request = load(DeleteOrphanVolumeRequest, request)
+        return {"deleted": disks.delete_orphan_volume(self.db, self.hosts, request["host"], request["name"])}
 
     @rpc
     def list_volumes(self, host=None):

@@ -72,6 +72,8 @@ def test_root_disk_is_a_copy_on_write_clone_and_idempotent(storage, host_pool, l
         assert volume["path"] == f"{pool_path}/root-{instance_id}.qcow2"
         assert volume["capacity_bytes"] == 2 * GIB
         assert rpc.create_root_disk(request(instance_id, host)) == volume
+        # The answer says how the image boots too (the create saga needs one call for both).
+        assert volume.pop("boot") == rpc.get_boot_files(1)
         assert rpc.list_volumes() == [volume] and rpc.list_volumes(host) == [volume]
         assert rpc.list_volumes("elsewhere") == []
 
