@@ -1,6 +1,7 @@
 """Serial console logs: QEMU writes each guest's ttyS0 to `<CONSOLE_DIR>/<instance_id>.log` (see
 domain_xml.py); the agent serves their tail as console output (EC2 GetConsoleOutput)."""
 import os
+import uuid
 
 DEFAULT_CONSOLE_DIR = "var/console"
 DEFAULT_MAX_BYTES = 65536
@@ -29,6 +30,23 @@ def remove(config, instance_id):
     except FileNotFoundError:
         return False
     return True
+
+
+def present(config):
+    """The instance ids with a console log in CONSOLE_DIR (files named `<uuid>.log` only)."""
+    try:
+        names = os.listdir(console_dir(config))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in sorted(names):
+        stem, ext = os.path.splitext(name)
+        try:
+            if ext == ".log" and str(uuid.UUID(stem)) == stem:
+                found.append(stem)
+        except ValueError:
+            continue  # not one of ours
+    return found
 
 
 def tail(path, max_bytes=DEFAULT_MAX_BYTES):

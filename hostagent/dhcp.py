@@ -8,11 +8,26 @@ the caller serialises updates to one network.
 Both are idempotent. The network service owns the addresses, so an entry that holds the requested
 MAC or IP for someone else is stale and is replaced.
 """
+import re
+import uuid
 import xml.etree.ElementTree as ET
 
 import libvirt
 
 NETWORK_NAME = "labcloud"
+# labcloud names each entry after its instance (names must be unique on a network; instance
+# names need not be), so an entry can be found and cleaned up without the domain.
+_ENTRY_NAME = re.compile(r"^i-([0-9a-f]{32})$")
+
+
+def entry_name(instance_id):
+    return f"i-{instance_id.replace('-', '')}"
+
+
+def instance_id_of(name):
+    """The instance an entry named `i-<uuid hex>` belongs to; None for entries not labcloud's."""
+    match = _ENTRY_NAME.match(name or "")
+    return str(uuid.UUID(match.group(1))) if match else None
 
 
 def _update_flags(network):
@@ -74,3 +89,25 @@ def remove_dhcp_host(conn, mac, ip=None, name=None, network=NETWORK_NAME):
         _delete(net, entry)
         removed = True
     return removed
+
+
+def instance_entries(conn, network=NETWORK_NAME):
+    """labcloud's entries: [{name, mac, ip, instance_id}]."""
+    return [{**entry, "instance_id": instance_id_of(entry["name"])}
+            for entry in dhcp_hosts(conn, network) if instance_id_of(entry["name"])]
+
+
+def remove_instance_hosts(conn, instance_id, mac=None, ip=None, network=NETWORK_NAME):
+    """Remove the instance's entry (found by its name) and, when `mac` is given, any entry for
+    that MAC (and `ip`, when given). Returns (removed entries, entries left)."""
+    net = conn.networkLookupByName(network)
+    name = entry_name(instance_id)
+    removed, left = [], []
+    for entry in dhcp_hosts(conn, network):
+        by_mac = mac is not None and entry["mac"] == mac.lower() and (ip is None or entry["ip"] == ip)
+        if entry["name"] == name or by_mac:
+            _delete(net, entry)
+            removed.append(entry)
+        else:
+            left.append(entry)
+    return removed, left

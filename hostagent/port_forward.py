@@ -170,6 +170,15 @@ class PortForwarder:
         forward = self._forwards.get(instance_id)
         return None if forward is None else forward.port
 
+    def target_ip_of(self, instance_id):
+        forward = self._forwards.get(instance_id)
+        return None if forward is None else forward.target[0]
+
+    def forwards(self):
+        """[{instance_id, port}] of every forward this host holds."""
+        return [{"instance_id": instance_id, "port": forward.port}
+                for instance_id, forward in sorted(self._forwards.items())]
+
     def stop(self, instance_id):
         forward = self._forwards.pop(instance_id, None)
         if forward is None:

@@ -136,6 +136,39 @@ class DomainLifecycleSchema(StrictSchema):
     seq = fields.Integer(required=True)  # taken in libvirt's callback: the order libvirt reported
 
 
+class DomainSshReadySchema(StrictSchema):
+    """Event `domain_ssh_ready`: after a start, the guest's SSH answered (banner and key exchange)
+    from inside the host's namespace."""
+    host = fields.String()
+    instance_id = fields.String()
+    at = fields.DateTime()
+    seq = fields.Integer()  # taken when SSH answered
+
+
+class DhcpEntrySchema(StrictSchema):
+    """A labcloud DHCP host entry (named `i-<uuid hex>`) on the host's network."""
+    name = fields.String()
+    mac = fields.String()
+    ip = fields.String()
+    instance_id = fields.String()
+
+
+class SshForwardSchema(StrictSchema):
+    instance_id = fields.String()
+    port = fields.Integer()
+
+
+class HostInventorySchema(StrictSchema):
+    """`get_inventory()`: everything the host holds for labcloud, for reconciliation."""
+    host = fields.String()
+    seq = fields.Integer()  # taken after everything below was read
+    domains = fields.List(fields.Nested(DomainStateSchema))
+    volumes = fields.List(fields.Nested(VolumeInfoSchema))  # every volume of the pool
+    dhcp_entries = fields.List(fields.Nested(DhcpEntrySchema))
+    forwards = fields.List(fields.Nested(SshForwardSchema))
+    console_logs = fields.List(fields.String())  # instance ids with a console log
+
+
 class HeartbeatSchema(StrictSchema):
     host = fields.String()
     hypervisor = fields.String()

@@ -4,6 +4,7 @@ hypervisor (off the eventlet hub, see hypervisor.py) and dump the answer.
 One class per host: `make_service("h1")` serves RPC on `hostagent_h1`; every host publishes its
 events under the one source `hostagent` (HostEventDispatcher), so listeners need no host list.
 """
+import collections
 import logging
 
 from nameko.dependency_providers import Config
@@ -27,13 +28,20 @@ from hostagent.metadata_server import MetadataServer
 from hostagent.port_forward import SshForwarding
 from hostagent.schemas import (
     ConsoleOutputSchema, CreateVolumeRequest, DeleteVolumeRequest, DestroyDomainRequest,
-    DomainLifecycleSchema, DomainSpec, DomainStateSchema, DomainStatsSchema, EnsureImageRequest,
-    GetConsoleRequest, HeartbeatSchema, HostInfoSchema, RebootDomainRequest, StartDomainRequest,
-    StopDomainRequest, VolumeInfoSchema)
+    DomainLifecycleSchema, DomainSpec, DomainSshReadySchema, DomainStateSchema, DomainStatsSchema,
+    EnsureImageRequest, GetConsoleRequest, HeartbeatSchema, HostInfoSchema, HostInventorySchema,
+    RebootDomainRequest, StartDomainRequest, StopDomainRequest, VolumeInfoSchema)
+from hostagent.sequence import next_seq
+from hostagent.ssh_readiness import SshReadiness, ssh_ready_handler
 
 log = logging.getLogger(__name__)
 # dhcp.py reads then writes the network's host list: one update at a time per agent process.
 _dhcp_lock = semaphore.Semaphore()
+# Operations on one storage pool (defining it, uploading an image, creating and deleting volumes)
+# one at a time per agent process (one agent per host): a second ensure_image of an image waits
+# for the first one's upload instead of finding the volume half-written, and two first calls on a
+# fresh host do not both define the pool.
+_pool_locks = collections.defaultdict(semaphore.Semaphore)
 
 DEFAULT_POOL_NAME = "labcloud"
 DEFAULT_POOL_PATH = "var/pools/host1"
@@ -69,17 +77,22 @@ class HostAgent:
     domain_events = DomainEvents()
     ssh_forwarder = SshForwarding()  # None when the host has no namespace to forward into
     metadata_server = MetadataServer()  # serves inside HOST_NETNS; workers only invalidate its cache
+    ssh_probes = SshReadiness()  # None without HOST_NETNS, like ssh_forwarder
 
-    def _pool(self, conn):
-        return storage_pool.ensure_pool(conn, self.config.get("POOL_NAME", DEFAULT_POOL_NAME),
-                                        self.config.get("POOL_PATH", DEFAULT_POOL_PATH))
+    def _on_pool(self, operation, *args):
+        """`operation(conn, pool, *args)` in a native thread, on this host's pool (defined and
+        started first if needed), one operation at a time per pool."""
+        name = self.config.get("POOL_NAME", DEFAULT_POOL_NAME)
+        path = self.config.get("POOL_PATH", DEFAULT_POOL_PATH)
+        with _pool_locks[(self.hypervisor.uri, name)]:
+            return self.hypervisor.run(
+                lambda conn: operation(conn, storage_pool.ensure_pool(conn, name, path), *args))
 
     @rpc
     def get_host_info(self):
-        def read(conn):
-            pool = self._pool(conn)
+        def read(conn, pool):
             return host_facts(conn), pool.name(), storage_pool.pool_path(pool)
-        (hypervisor, cpus, memory_mib), pool_name, path = self.hypervisor.run(read)
+        (hypervisor, cpus, memory_mib), pool_name, path = self._on_pool(read)
         return dump(HostInfoSchema, {"host": self.host_name, "hypervisor": hypervisor,
                                      "uri": self.hypervisor.uri, "vcpus": cpus,
                                      "memory_mib": memory_mib, "pool": pool_name, "pool_path": path})
@@ -88,26 +101,21 @@ class HostAgent:
     def ensure_image(self, request):
         request = load(EnsureImageRequest, request)
         upload = not self.hypervisor.is_test_driver  # the test driver cannot take uploads
-        volume = self.hypervisor.run(
-            lambda conn: storage_pool.ensure_image(
-                conn, self._pool(conn), request["image_id"], request["capacity_bytes"],
-                request["format"], request["source_path"], upload))
+        volume = self._on_pool(storage_pool.ensure_image, request["image_id"], request["capacity_bytes"],
+                               request["format"], request["source_path"], upload)
         return dump(VolumeInfoSchema, volume)
 
     @rpc
     def create_volume(self, request):
         request = load(CreateVolumeRequest, request)
-        volume = self.hypervisor.run(
-            lambda conn: storage_pool.create_volume(
-                conn, self._pool(conn), request["name"], request["capacity_bytes"],
-                request["format"], request["backing_path"]))
+        volume = self._on_pool(storage_pool.create_volume, request["name"], request["capacity_bytes"],
+                               request["format"], request["backing_path"])
         return dump(VolumeInfoSchema, volume)
 
     @rpc
     def delete_volume(self, request):
         request = load(DeleteVolumeRequest, request)
-        deleted = self.hypervisor.run(
-            lambda conn: storage_pool.delete_volume(self._pool(conn), request["name"]))
+        deleted = self._on_pool(lambda _conn, pool: storage_pool.delete_volume(pool, request["name"]))
         return {"deleted": deleted}
 
     @rpc
@@ -122,7 +130,7 @@ class HostAgent:
             console.prepare(self.config, instance_id)
         xml = build_domain_xml(spec, self.config, self.hypervisor.uri, ssh_port)
         # Before the start, so a guest that asks DHCP (cloud images) gets its address at once.
-        self._dhcp(dhcp.add_dhcp_host, spec["mac"], spec["ip"], _dhcp_name(instance_id))
+        self._dhcp(dhcp.add_dhcp_host, spec["mac"], spec["ip"], dhcp.entry_name(instance_id))
         self._neighbour(neighbours.pin, spec["ip"], spec["mac"])
         self.metadata_server.forget(spec["ip"])
         try:
@@ -132,6 +140,7 @@ class HostAgent:
             raise
         if existing is not None and ssh_port != recorded_port:
             self.hypervisor.run(domains.record_ssh_port, instance_id, ssh_port)
+        self._probe_ssh(state, spec["ip"])
         return self._domain_state(state)
 
     def _undo_undefined(self, spec):
@@ -149,23 +158,33 @@ class HostAgent:
 
     @rpc
     def destroy_domain(self, request):
+        """Everything the host holds for the instance goes, found by the instance id even when the
+        domain (and the metadata naming its MAC and IP) is gone or was never defined."""
         request = load(DestroyDomainRequest, request)
         instance_id = request["instance_id"]
-        metadata = self.hypervisor.run(domains.existing_metadata, instance_id)
+        if self.ssh_probes is not None:
+            self.ssh_probes.cancel(instance_id)
+        metadata = self.hypervisor.run(domains.existing_metadata, instance_id) or {}
         deleted = self.hypervisor.run(domains.destroy_domain, instance_id)
-        if metadata and metadata.get("mac"):
-            self._dhcp(dhcp.remove_dhcp_host, metadata["mac"], metadata.get("ip"))
-        if metadata and metadata.get("ip"):
-            self._neighbour(neighbours.unpin, metadata["ip"])
-            self.metadata_server.forget(metadata["ip"])
+        forwarded_ip = None
         if self.ssh_forwarder is not None:
+            forwarded_ip = self.ssh_forwarder.target_ip_of(instance_id)
             self.ssh_forwarder.stop(instance_id)
+        removed, left = self._dhcp(dhcp.remove_instance_hosts, instance_id, metadata.get("mac"),
+                                   metadata.get("ip")) or ([], [])
+        ips = {metadata.get("ip"), forwarded_ip} | {entry["ip"] for entry in removed}
+        ips -= {None, ""} | {entry["ip"] for entry in left}  # an address another guest holds now
+        for ip in sorted(ips):
+            self._neighbour(neighbours.unpin, ip)
+            self.metadata_server.forget(ip)
         console.remove(self.config, instance_id)
         return {"deleted": deleted}
 
     @rpc
     def stop_domain(self, request):
         request = load(StopDomainRequest, request)
+        if self.ssh_probes is not None:
+            self.ssh_probes.cancel(request["instance_id"])
         state = power.stop(self.hypervisor, request["instance_id"], request["timeout"])
         return self._domain_state(state)
 
@@ -174,6 +193,7 @@ class HostAgent:
         request = load(StartDomainRequest, request)
         state = self.hypervisor.run(domains.start_domain, request["instance_id"])
         self._restore_forward(request["instance_id"])
+        self._probe_ssh(state)
         return self._domain_state(state)
 
     @rpc
@@ -182,6 +202,7 @@ class HostAgent:
         state = power.reboot(self.hypervisor, self.domain_events, request["instance_id"],
                              request["timeout"])
         self._restore_forward(request["instance_id"])
+        self._probe_ssh(state)
         return self._domain_state(state)
 
     @rpc
@@ -195,18 +216,44 @@ class HostAgent:
         listed = self.hypervisor.run(domains.list_domains)
         return dump(DomainStateSchema, [self._with_port(state) for state in listed], many=True)
 
+    @rpc
+    def get_inventory(self):
+        """Everything this host holds for labcloud; seq is taken after all of it was read."""
+        network = None if self.hypervisor.is_test_driver else self.config.get("HOST_NETWORK", "default")
+        listed, volumes, dhcp_entries = self._on_pool(_read_inventory, network)
+        forwards = [] if self.ssh_forwarder is None else self.ssh_forwarder.forwards()
+        console_logs = console.present(self.config)
+        return dump(HostInventorySchema, {
+            "host": self.host_name, "domains": [self._with_port(state) for state in listed],
+            "volumes": volumes, "dhcp_entries": dhcp_entries, "forwards": forwards,
+            "console_logs": console_logs, "seq": next_seq()})
+
     @domain_lifecycle_handler
     def domain_lifecycle(self, event):
         self.dispatch("domain_lifecycle", dump(DomainLifecycleSchema, {"host": self.host_name, **event}))
 
-    def _dhcp(self, operation, *args):
-        """A DHCP host entry change on HOST_NETWORK; real hosts only (the test driver's network
-        serves no guests)."""
-        if self.hypervisor.is_test_driver:
+    @ssh_ready_handler
+    def domain_ssh_ready(self, ready):
+        self.dispatch("domain_ssh_ready", dump(DomainSshReadySchema, {"host": self.host_name, **ready}))
+
+    def _probe_ssh(self, state, ip=None):
+        """A start left the domain running: probe its SSH from inside HOST_NETNS (replacing an
+        earlier probe of it); `domain_ssh_ready` follows when it answers."""
+        if self.ssh_probes is None or state["state"] != "running":
             return
+        instance_id = state["instance_id"]
+        ip = ip or (self.ssh_forwarder and self.ssh_forwarder.target_ip_of(instance_id))
+        if ip:
+            self.ssh_probes.start(instance_id, ip)
+
+    def _dhcp(self, operation, *args):
+        """A DHCP host entry change on HOST_NETWORK and its result; real hosts only (the test
+        driver's network serves no guests: None)."""
+        if self.hypervisor.is_test_driver:
+            return None
         network = self.config.get("HOST_NETWORK", "default")
         with _dhcp_lock:
-            self.hypervisor.run(lambda conn: operation(conn, *args, network=network))
+            return self.hypervisor.run(lambda conn: operation(conn, *args, network=network))
 
     def _neighbour(self, operation, *args):
         """A static neighbour entry on the host network's bridge, inside HOST_NETNS (real hosts)."""
@@ -264,9 +311,10 @@ class HostAgent:
             "host": self.host_name, "at": self.now(), "domains": samples}))
 
 
-def _dhcp_name(instance_id):
-    # DHCP entry names must be unique on the network; instance names need not be.
-    return f"i-{instance_id.replace('-', '')}"
+def _read_inventory(conn, pool, network):
+    """(labcloud's domains, every volume of the pool, labcloud's DHCP entries on `network`)."""
+    entries = dhcp.instance_entries(conn, network) if network else []
+    return domains.list_domains(conn), storage_pool.list_volumes(pool), entries
 
 
 def _recorded_port(metadata):

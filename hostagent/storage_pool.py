@@ -104,6 +104,8 @@ def delete_volume(pool, name):
 def ensure_image(conn, pool, image_id, capacity_bytes, fmt="qcow2", source_path=None, upload=True):
     """The image volume `image-<id>.<fmt>`, its content streamed from `source_path` when `upload`.
 
+    Callers serialise calls on one pool (the agent's pool lock): a second call must never find
+    the volume while the first is still uploading into it.
     The test driver keeps volumes in memory and cannot take uploads, so there `upload` is False
     and the volume only has the right name and capacity.
     """
@@ -117,12 +119,17 @@ def ensure_image(conn, pool, image_id, capacity_bytes, fmt="qcow2", source_path=
     if upload and source_path:
         try:
             _upload(conn, volume, source_path)
-            pool.refresh(0)  # re-read capacity and format from the uploaded header
         except Exception:
             volume.delete(0)  # never leave a half-written image that later calls would reuse
             raise
-        volume = pool.storageVolLookupByName(name)
+    # No pool.refresh(): info() and XMLDesc() re-read the volume's file (libvirt 9.0 reports the
+    # uploaded header's capacity at once), while a refresh drops and re-scans every volume of
+    # the pool, failing lookups that other calls make meanwhile.
     return volume_info(volume)
+
+
+def list_volumes(pool):
+    return [volume_info(volume) for volume in pool.listAllVolumes(0)]
 
 
 def _upload(conn, volume, source_path):
