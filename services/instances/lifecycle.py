@@ -1,13 +1,14 @@
-"""What users ask of instances: create (record it), look, delete (mark it). The work on hosts
-happens in saga.py, driven by events, so a request returns in milliseconds."""
+"""What users ask of instances: create (record it), look, delete and power actions (mark them).
+The work on hosts happens in saga.py and power.py, driven by events, so a request returns in
+milliseconds. Which request is allowed from which state is asked of states.py."""
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from common.errors import Conflict, InvalidInput, NotFound
+from services.instances import instance_store, states
 from services.instances.models import Flavor, Instance
-
-LIVE_STATES = ("pending", "building", "running", "error", "deleting")
 
 
 def list_flavors(session):
@@ -21,11 +22,14 @@ def get_flavor(session, flavor_id):
     return flavor
 
 
-def visible_instance(session, actor, instance_id):
-    """An instance the actor may see: their own, or any for an admin. Others' look missing."""
+def visible_instance(session, actor, instance_id, include_deleted=False):
+    """An instance the actor may see: their own, or any for an admin. Others' look missing, and so
+    does a deleted one (unless asked for)."""
     instance = session.get(Instance, instance_id)
     if instance is None or (actor["role"] != "admin" and instance.user_id != actor["id"]):
         raise NotFound(f"no instance {instance_id}")
+    if instance.state == "deleted" and not include_deleted:
+        raise NotFound(f"instance {instance_id} was deleted")
     return instance
 
 
@@ -38,37 +42,59 @@ def list_instances(session, actor, include_deleted=False):
     return session.scalars(query).all()
 
 
-def check_name_free(session, actor, name):
-    taken = session.scalars(select(Instance.id).where(
-        Instance.user_id == actor["id"], Instance.name == name,
-        Instance.state.in_(LIVE_STATES))).first()
-    if taken:
-        raise Conflict(f"you already have an instance named {name}", {"name": ["already in use"]})
+def _name_taken(name, holder_state=None):
+    detail = f" (it is {holder_state})" if holder_state else ""
+    return Conflict(f"you already have an instance named {name}{detail}", {"name": ["already in use"]})
 
 
 def record_instance(session, actor, request, flavor, key):
-    check_name_free(session, actor, request["name"])
+    """Store the instance `pending`. The name is held by a unique key on (owner, name_key), so two
+    creates with one name on different replicas cannot both succeed."""
+    holder = session.scalars(select(Instance).where(
+        Instance.user_id == actor["id"], Instance.name_key == request["name"])).first()
+    if holder is not None:
+        raise _name_taken(request["name"], holder.state)
     instance = Instance(
-        id=str(uuid.uuid4()), name=request["name"], user_id=actor["id"], flavor_id=flavor.id,
-        image_id=request["image"], key_id=key["id"], public_key=key["public_key"],
+        id=str(uuid.uuid4()), name=request["name"], name_key=request["name"], user_id=actor["id"],
+        flavor_id=flavor.id, image_id=request["image"], key_id=key["id"], public_key=key["public_key"],
         user_data=request.get("user_data"), state="pending")
     session.add(instance)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise _name_taken(request["name"]) from None
+    instance_store.start_action(session, instance.id, "create", actor)
     return instance
 
 
-def request_delete(session, actor, instance_id, now):
-    """Returns (instance, needs_teardown). A pending instance owns nothing yet; a building one is
-    torn down by its own saga at the next checkpoint; others need a teardown run."""
+def request_delete(session, actor, instance_id):
+    """Returns the instance after the request: `deleted` when nothing was made yet, `deleting`
+    when the delete saga must remove things (the caller dispatches it), unchanged when a delete is
+    already under way."""
     instance = visible_instance(session, actor, instance_id)
-    if instance.state in ("deleted", "deleting"):
+    if states.state(instance.state).on_delete != states.DELETE_UNDER_WAY:
+        moved = instance_store.move(session, instance.id, "delete", reason=None)
+        if moved is not None:
+            instance_store.start_action(session, instance.id, "delete", actor)
+            if moved == "deleted":
+                instance_store.finish_action(session, instance.id, "create", "error", "deleted before it was built")
+                instance_store.finish_action(session, instance.id, "delete", "success")
+    session.refresh(instance)
+    return instance
+
+
+def request_power(session, actor, instance_id, action):
+    """Mark a stop, start or reboot; the power saga carries it out. Asked twice while the first is
+    under way, it answers with the instance as it is."""
+    instance = visible_instance(session, actor, instance_id)
+    if instance.state == states.UNDER_WAY[action]:
         return instance, False
-    if instance.user_id != actor["id"] and actor["role"] != "admin":
-        raise Forbidden("not your instance")
-    previous = instance.state
-    if previous == "pending":
-        instance.state, instance.deleted_at = "deleted", now
-    else:
-        instance.state = "deleting"
-    session.commit()
-    return instance, previous in ("running", "error")
+    states.require(action, instance.state)  # 409 naming the current state
+    if instance_store.move(session, instance.id, action, reason=None) is None:
+        session.refresh(instance)  # moved by someone else meanwhile: say where it is now
+        states.require(action, instance.state)
+        return instance, False
+    instance_store.start_action(session, instance.id, action, actor)
+    session.refresh(instance)
+    return instance, True

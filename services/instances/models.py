@@ -1,4 +1,4 @@
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.clock import utcnow
@@ -30,10 +30,17 @@ class Host(Base):
     memory_mib: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="enabled")
     last_heartbeat = mapped_column(DateTime)
+    # Reconcile of this host: one replica at a time holds the lease (compare-and-set on it).
+    reconcile_lease_until = mapped_column(DateTime, nullable=True)
+    reconcile_lease_holder: Mapped[str] = mapped_column(String(64), nullable=True)
 
 
 class Instance(Base):
+    """States and their transitions: states.py; every change goes through instance_store.py."""
     __tablename__ = "instances"
+    # A name is held while the state keeps it (name_key = name), released (NULL) once deleted:
+    # the database refuses a second live instance of one owner with that name, across replicas.
+    __table_args__ = (UniqueConstraint("user_id", "name_key", name="uq_instances_user_name_key"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(63))
     user_id: Mapped[int] = mapped_column(Integer, index=True)
@@ -42,7 +49,9 @@ class Instance(Base):
     key_id: Mapped[int] = mapped_column(Integer, nullable=True)
     public_key: Mapped[str] = mapped_column(Text, nullable=True)
     user_data: Mapped[str] = mapped_column(Text, nullable=True)
+    name_key: Mapped[str] = mapped_column(String(63), nullable=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
+    state_changed_at = mapped_column(DateTime, nullable=True)
     reason: Mapped[str] = mapped_column(Text, nullable=True)
     host: Mapped[str] = mapped_column(String(48), nullable=True, index=True)
     ip: Mapped[str] = mapped_column(String(39), nullable=True)
@@ -53,7 +62,52 @@ class Instance(Base):
     ssh_port: Mapped[int] = mapped_column(Integer, nullable=True)
     started_at = mapped_column(DateTime, nullable=True)
     ssh_ready_at = mapped_column(DateTime, nullable=True)
+    # The newest thing its host reported about the domain (libvirt state, or `missing`) and that
+    # report's sequence number: reports older than host_seq are ignored, so events handled out of
+    # order never move a guest back. started_seq: the report that started the guest last, so an
+    # SSH-ready report from an earlier boot is ignored.
+    host_seq = mapped_column(BigInteger, nullable=True)
+    host_state: Mapped[str] = mapped_column(String(16), nullable=True)
+    started_seq = mapped_column(BigInteger, nullable=True)
     created_at = mapped_column(DateTime, default=utcnow)
     updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     running_at = mapped_column(DateTime, nullable=True)
     deleted_at = mapped_column(DateTime, nullable=True)
+
+
+class InstanceAction(Base):
+    """Nova's instance actions: every request and saga on an instance, who asked and how it ended."""
+    __tablename__ = "instance_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column(Integer, nullable=True)   # None: labcloud itself
+    username: Mapped[str] = mapped_column(String(64), nullable=True)
+    requested_at = mapped_column(DateTime, default=utcnow)
+    finished_at = mapped_column(DateTime, nullable=True)
+    result: Mapped[str] = mapped_column(String(16), default="in_progress")  # success, error
+    message: Mapped[str] = mapped_column(Text, nullable=True)
+
+
+class Orphan(Base):
+    """Something on a host that no instance owns, first seen at `first_seen`; removed by reconcile
+    once it has been there for the grace period (a create may be making it right now)."""
+    __tablename__ = "orphans"
+    __table_args__ = (UniqueConstraint("host", "kind", "name", name="uq_orphans_host_kind_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(48))
+    kind: Mapped[str] = mapped_column(String(16))   # domain, volume, leftovers, address
+    name: Mapped[str] = mapped_column(String(128))
+    first_seen = mapped_column(DateTime, default=utcnow)
+
+
+class ReconcileReport(Base):
+    """What one reconcile run found and did."""
+    __tablename__ = "reconcile_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at = mapped_column(DateTime, default=utcnow)
+    finished_at = mapped_column(DateTime, nullable=True)
+    replica: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(16))   # timer, admin, host_returned
+    hosts: Mapped[str] = mapped_column(Text, default="")  # comma-separated hosts it checked
+    findings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of {host, kind, subject, action, detail}

@@ -1,54 +1,67 @@
-"""Stop, start and reboot, and what the hypervisor reports on its own (a guest that powers itself
-off). Requests are recorded with a transitional state and carried out by an event handler, like the
-sagas, so HTTP answers at once and an ACPI shutdown may take its time."""
-from common.errors import Conflict
-from services.instances.lifecycle import visible_instance
+"""Stop, start and reboot (requested in lifecycle.py, carried out here by an event handler so HTTP
+answers at once and an ACPI shutdown may take its time), and what hosts report on their own: a
+guest that powers itself off, SSH answering after a boot.
+
+Host reports carry the agent's sequence number: only a report newer than the newest one recorded
+counts, so reports handled out of order (concurrent workers, replicas) never move a guest back."""
+from services.instances import instance_store, states
 from services.instances.models import Instance
-from services.instances.saga import describe_failure, transition
+from services.instances.saga import describe_failure
 
-# action -> (states it may start from, transitional state, final state, host agent method)
-ACTIONS = {
-    "stop": (("running",), "stopping", "stopped", "stop_domain"),
-    "start": (("stopped",), "starting", "running", "start_domain"),
-    "reboot": (("running",), "rebooting", "running", "reboot_domain"),
-}
-
-
-def request_power(session, actor, instance_id, action):
-    instance = visible_instance(session, actor, instance_id)
-    allowed, transitional, _, _ = ACTIONS[action]
-    if instance.state == transitional:
-        return instance  # asked twice: already under way
-    if not transition(session, instance.id, allowed, transitional):
-        raise Conflict(f"cannot {action} an instance that is {instance.state}",
-                       {"state": [f"must be {' or '.join(allowed)}"]})
-    session.refresh(instance)
-    return instance
+HOST_METHODS = {"stop": "stop_domain", "start": "start_domain", "reboot": "reboot_domain"}
+EXPECTED = {"stop": "stopped", "start": "running", "reboot": "running"}
+# Host events correct only settled states; `error` is left to reconcile, which knows whether the
+# domain still exists.
+EVENT_CORRECTS = ("running", "stopped", "host_down")
 
 
 def run_power(session, instance_id, action, hosts, now):
-    _, transitional, final, method = ACTIONS[action]
+    """Returns the state the instance ended in, or None when there was nothing to do."""
     instance = session.get(Instance, instance_id)
-    if instance is None or instance.state != transitional:
+    if instance is None or instance.state != states.UNDER_WAY[action]:
         return None
     try:
-        getattr(hosts(instance.host), method)({"instance_id": instance_id})
-    except Exception as exc:  # the domain is in an unknown state: say so, keep the record
-        transition(session, instance_id, [transitional], "error",
-                   reason=f"{action} failed: {describe_failure(exc)}"[:2000])
-        return "error"
-    values = {"started_at": now(), "ssh_ready_at": None} if final == "running" else {}
-    if transition(session, instance_id, [transitional], final, **values):
-        return final
-    return None
+        reply = getattr(hosts(instance.host), HOST_METHODS[action])({"instance_id": instance_id})
+    except Exception as exc:  # the domain is in an unknown state: say so; reconcile will look
+        message = f"{action} failed: {describe_failure(exc)}"
+        instance_store.finish_action(session, instance_id, action, "error", message)
+        return instance_store.move(session, instance_id, "saga:power_failed", reason=message)
+    instance_store.record_host_report(session, instance_id, reply["state"], reply["seq"])
+    return _settle(session, instance_id, action, reply, now)
 
 
-def observe_domain_state(session, instance_id, domain_state, now):
-    """The host saw the domain change on its own: keep the instance's state true to it."""
-    if domain_state == "shutoff":
-        if transition(session, instance_id, ["running", "rebooting"], "stopped", ssh_ready_at=None):
-            return "stopped"
-    elif domain_state == "running":
-        if transition(session, instance_id, ["stopped"], "running", started_at=now(), ssh_ready_at=None):
-            return "running"
-    return None
+def _settle(session, instance_id, action, reply, now):
+    """End the power saga where the host's newest report puts the guest."""
+    session.expire_all()
+    instance = session.get(Instance, instance_id)
+    observed = states.observed_action(instance.host_state)
+    step = {"host:running": "saga:powered_on", "host:shutoff": "saga:powered_off"}.get(observed)
+    if step is None:  # paused or the like: trust the reply of our own call
+        step = "saga:powered_on" if states.observed_action(reply["state"]) == "host:running" else "saga:powered_off"
+    values = {"ssh_ready_at": None}
+    if step == "saga:powered_on":
+        values.update(started_at=now(), started_seq=instance.host_seq, ssh_port=reply.get("ssh_port"),
+                      reason=None)
+    moved = instance_store.move(session, instance_id, step, **values)
+    if moved is not None:
+        ok = moved == EXPECTED[action]
+        instance_store.finish_action(session, instance_id, action, "success" if ok else "error",
+                                     None if ok else f"the guest is {moved}")
+    return moved
+
+
+def observe_domain_state(session, instance_id, domain_state, seq):
+    """A host reported a domain's new state on its own (libvirt lifecycle event)."""
+    if not instance_store.record_host_report(session, instance_id, domain_state, seq):
+        return None  # older than what we know
+    return instance_store.follow_host(session, instance_id, EVENT_CORRECTS)
+
+
+def observe_ssh_ready(session, instance_id, host, seq, at):
+    """The host agent saw the guest's SSH answer. Counts only for the boot it was probed after."""
+    instance = session.get(Instance, instance_id)
+    if (instance is None or instance.state != "running" or instance.host != host
+            or instance.ssh_ready_at is not None
+            or (instance.started_seq is not None and seq <= instance.started_seq)):
+        return False
+    return instance_store.update_fields(session, instance_id, ["running"], ssh_ready_at=at)

@@ -1,17 +1,16 @@
 """The create and delete sagas. Each step is idempotent on the far side (same owner, same disk
 name, same domain uuid), so a redelivered event simply runs the saga again; any failure runs the
 full teardown, which is idempotent too, so nothing is left behind even when a step failed after
-doing its work (a lost reply)."""
+doing its work (a lost reply). State changes are compare-and-set moves (instance_store), so a
+delete that arrives while the create is under way is seen at the saga's next checkpoint."""
 import ipaddress
 import logging
 
 import eventlet
-
 from nameko.exceptions import UnknownService
-from sqlalchemy import update
 
 from common.errors import LabcloudError
-from services.instances import scheduler
+from services.instances import instance_store, scheduler
 from services.instances.models import Flavor, Instance
 
 log = logging.getLogger(__name__)
@@ -24,15 +23,6 @@ class Collaborators:
         self.network = network
         self.storage = storage
         self.hosts = hosts
-
-
-def transition(session, instance_id, from_states, to_state, **values):
-    """Compare-and-set on the state column: False when someone else (a delete) moved it first."""
-    result = session.execute(
-        update(Instance).where(Instance.id == instance_id, Instance.state.in_(from_states))
-        .values(state=to_state, **values))
-    session.commit()
-    return result.rowcount == 1
 
 
 def domain_spec(instance, flavor, disk_path, address, boot):
@@ -69,88 +59,107 @@ def in_parallel(*calls):
     return results
 
 
-def run_create(session, instance_id, peers, policy, now):
-    """Returns the final state. Safe to call again for the same instance."""
-    instance = session.get(Instance, instance_id)
-    if instance is None or instance.state not in ("pending", "building"):
-        return None if instance is None else instance.state
-    flavor = session.get(Flavor, instance.flavor_id)
-    try:
-        if instance.host is None:
-            host = scheduler.pick_host(session, flavor, now(), policy)
-            if not transition(session, instance_id, ["pending"], "building", host=host):
-                return _abandon(session, instance_id, peers, now)
-        elif not transition(session, instance_id, ["pending", "building"], "building"):
-            return _abandon(session, instance_id, peers, now)
-        session.refresh(instance)
-
-        # The address, the disk and the boot files do not depend on each other: ask for all three
-        # at once (each is idempotent, and a failure of one is undone by the full teardown).
-        address, volume, boot = in_parallel(
-            lambda: peers.network.allocate_address({"owner": instance_id}),
-            lambda: peers.storage.create_root_disk({
-                "instance_id": instance_id, "image_id": instance.image_id, "host": instance.host,
-                "size_gib": flavor.disk_gib}),
-            lambda: peers.storage.get_boot_files(instance.image_id))
-        if not transition(session, instance_id, ["building"], "building", ip=address["ip"],
-                          mac=address["mac"], root_volume_id=volume["id"]):
-            return _abandon(session, instance_id, peers, now)
-
-        session.refresh(instance)
-        domain = peers.hosts(instance.host).create_domain(
-            domain_spec(instance, flavor, volume["path"], address, boot))
-        if not transition(session, instance_id, ["building"], "running", running_at=now(), started_at=now(),
-                          ssh_port=domain.get("ssh_port"), ssh_ready_at=None, reason=None):
-            return _abandon(session, instance_id, peers, now)
-        return "running"
-    except Exception as exc:  # every failure is compensated, whatever raised it
-        reason = describe_failure(exc)
-        log.warning("create of %s failed, undoing: %s", instance_id, reason)
-        session.rollback()
-        try:
-            teardown(session, instance_id, peers)
-        except Exception as cleanup_exc:
-            reason = f"{reason}; cleanup incomplete: {describe_failure(cleanup_exc)}"
-            # Still holding something on a host: keep it visible as an error, never `deleted`.
-            transition(session, instance_id, ["deleting"], "error", reason=reason[:2000])
-        if transition(session, instance_id, ["pending", "building"], "error", reason=reason[:2000]):
-            return "error"
-        return _finish_delete(session, instance_id, now)
-
-
 def describe_failure(exc):
     return str(exc) if isinstance(exc, LabcloudError) else f"{type(exc).__name__}: {exc}"
 
 
+def run_create(session, instance_id, peers, policy, now):
+    """Returns the final state. Safe to call again for the same instance."""
+    instance = session.get(Instance, instance_id)
+    if instance is None:
+        return None
+    if instance.state == "deleting":
+        return _abandon(session, instance_id, peers, now)  # a redelivery after a crash mid-saga
+    if instance.state not in ("pending", "building"):
+        return instance.state
+    flavor = session.get(Flavor, instance.flavor_id)
+    try:
+        values = {}
+        if instance.host is None:
+            values["host"] = scheduler.pick_host(session, flavor, now(), policy)
+        if instance_store.move(session, instance_id, "saga:schedule", **values) is None:
+            return _abandon(session, instance_id, peers, now)
+        session.refresh(instance)
+
+        # The address and the disk (with the image's boot files) do not depend on each other: ask
+        # for both at once (each is idempotent; a failure of one is undone by the full teardown).
+        address, disk = in_parallel(
+            lambda: peers.network.allocate_address({"owner": instance_id}),
+            lambda: peers.storage.create_root_disk({
+                "instance_id": instance_id, "image_id": instance.image_id, "host": instance.host,
+                "size_gib": flavor.disk_gib}))
+        if not instance_store.update_fields(session, instance_id, ["building"], ip=address["ip"],
+                                            mac=address["mac"], root_volume_id=disk["id"]):
+            return _abandon(session, instance_id, peers, now)
+
+        session.refresh(instance)
+        domain = peers.hosts(instance.host).create_domain(
+            domain_spec(instance, flavor, disk["path"], address, disk.get("boot")))
+        instance_store.record_host_report(session, instance_id, domain["state"], domain["seq"])
+        if instance_store.move(session, instance_id, "saga:built", running_at=now(), started_at=now(),
+                               started_seq=domain["seq"], ssh_port=domain.get("ssh_port"),
+                               ssh_ready_at=None, reason=None) is None:
+            return _abandon(session, instance_id, peers, now)
+        instance_store.finish_action(session, instance_id, "create", "success")
+        return "running"
+    except Exception as exc:  # every failure is compensated, whatever raised it
+        return _undo_failed_create(session, instance_id, peers, now, describe_failure(exc))
+
+
+def _undo_failed_create(session, instance_id, peers, now, reason):
+    log.warning("create of %s failed, undoing: %s", instance_id, reason)
+    session.rollback()
+    cleaned = True
+    try:
+        teardown(session, instance_id, peers)
+    except Exception as cleanup_exc:
+        # Something may still be on the host: the instance stays visible as an error (a delete
+        # or reconcile finishes the cleanup), never `deleted`.
+        cleaned, reason = False, f"{reason}; cleanup incomplete: {describe_failure(cleanup_exc)}"
+    instance_store.finish_action(session, instance_id, "create", "error", reason)
+    if instance_store.move(session, instance_id, "saga:fail", reason=reason) is not None:
+        return "error"
+    if cleaned:  # deleted while it was being built
+        return _finish_delete(session, instance_id, peers, now)
+    return "deleting"  # reconcile runs the delete again
+
+
 def _abandon(session, instance_id, peers, now):
     """The instance was deleted while building: undo what the saga made, then finish the delete."""
-    teardown(session, instance_id, peers)
-    return _finish_delete(session, instance_id, now)
+    instance_store.finish_action(session, instance_id, "create", "error", "deleted while it was being built")
+    return run_delete(session, instance_id, peers, now)
 
 
-def _finish_delete(session, instance_id, now):
-    transition(session, instance_id, ["deleting"], "deleted", deleted_at=now())
+def _finish_delete(session, instance_id, peers, now):
+    moved = instance_store.move(session, instance_id, "saga:torn_down", now=now())
+    if moved is not None:
+        instance_store.finish_action(session, instance_id, "delete", "success")
     session.expire_all()
     instance = session.get(Instance, instance_id)
     return instance.state if instance else None
 
 
 def teardown(session, instance_id, peers):
-    """Remove domain, disk and address, in that order. Each call is idempotent; all are tried
-    even if one fails, and the first failure is raised after the others ran."""
+    """Remove everything the instance has: on its host (domain, DHCP and neighbour entries, SSH
+    forward, console log: one destroy_domain call), its disk, then its address (only once the
+    domain is gone, so the address is never handed out while a guest may still use it). Each call
+    is idempotent; the disk is tried even if the host call failed, and the first failure is raised."""
     instance = session.get(Instance, instance_id)
     failures = []
     if instance is not None and instance.host:
         try:
             peers.hosts(instance.host).destroy_domain({"instance_id": instance_id})
         except UnknownService:
-            pass  # no agent has ever served this host on this broker: no domain can be there
+            pass  # no agent has ever served this host on this broker: nothing can be there
         except Exception as exc:
             failures.append(exc)
-    for step in (lambda: peers.storage.delete_root_disk({"instance_id": instance_id}),
-                 lambda: peers.network.release_address({"owner": instance_id})):
+    try:
+        peers.storage.delete_root_disk({"instance_id": instance_id})
+    except Exception as exc:
+        failures.append(exc)
+    if not failures:
         try:
-            step()
+            peers.network.release_address({"owner": instance_id})
         except Exception as exc:
             failures.append(exc)
     if failures:
@@ -158,14 +167,20 @@ def teardown(session, instance_id, peers):
         raise failures[0]
 
 
-def run_delete(session, instance_id, peers, now):
+def run_delete(session, instance_id, peers, now, host_is_up=None):
+    """Tear down a `deleting` instance, then `deleted`. When its host is down (or the teardown
+    fails), it stays `deleting` with the reason, and reconcile runs the delete again later."""
     instance = session.get(Instance, instance_id)
     if instance is None or instance.state != "deleting":
         return None if instance is None else instance.state
+    if instance.host and host_is_up is not None and not host_is_up(instance.host):
+        instance_store.update_fields(session, instance_id, ["deleting"],
+                                     reason=f"waiting for host {instance.host} to come back")
+        return "deleting"
     try:
         teardown(session, instance_id, peers)
     except Exception as exc:
-        transition(session, instance_id, ["deleting"], "error",
-                   reason=f"delete failed: {describe_failure(exc)}"[:2000])
-        return "error"
-    return _finish_delete(session, instance_id, now)
+        instance_store.update_fields(session, instance_id, ["deleting"],
+                                     reason=f"delete will be retried: {describe_failure(exc)}"[:2000])
+        return "deleting"
+    return _finish_delete(session, instance_id, peers, now)

@@ -4,14 +4,15 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from common.errors import CapacityExhausted
+from services.instances import states
 from services.instances.models import Flavor, Host, Instance
 
-# States in which an instance holds memory and vCPUs on its host.
-OCCUPYING_STATES = ("building", "running", "deleting")
 
-
-def record_heartbeat(session, heartbeat, now):
+def record_heartbeat(session, heartbeat, now, policy):
+    """Returns (host, returned): returned is True when the host was new or had gone quiet, so its
+    instances' states need checking against what it runs now."""
     host = session.get(Host, heartbeat["host"])
+    returned = not is_up(host, now, policy)
     if host is None:
         host = Host(name=heartbeat["host"], state="enabled")
         session.add(host)
@@ -20,7 +21,7 @@ def record_heartbeat(session, heartbeat, now):
     host.memory_mib = heartbeat["memory_mib"]
     host.last_heartbeat = now
     session.commit()
-    return host
+    return host, returned
 
 
 def list_hosts(session):
@@ -36,16 +37,25 @@ def host_usage(session):
     rows = session.execute(
         select(Instance.host, func.sum(Flavor.memory_mib), func.sum(Flavor.vcpus))
         .join(Flavor, Flavor.id == Instance.flavor_id)
-        .where(Instance.state.in_(OCCUPYING_STATES), Instance.host.is_not(None))
+        .where(Instance.state.in_(states.HOLDS_HOST_RESOURCES), Instance.host.is_not(None))
         .group_by(Instance.host))
     return {host: (memory or 0, vcpus or 0) for host, memory, vcpus in rows}
 
 
+def is_up(host, now, policy):
+    """A host is up while its heartbeats are fresh."""
+    fresh_after = now - dt.timedelta(seconds=policy["host_stale_after"])
+    return host is not None and host.last_heartbeat is not None and host.last_heartbeat >= fresh_after
+
+
+def host_is_up(session, name, now, policy):
+    return is_up(session.get(Host, name), now, policy)
+
+
 def pick_host(session, flavor, now, policy):
     """Most free memory first (spreads load); raises CapacityExhausted naming why."""
-    fresh_after = now - dt.timedelta(seconds=policy["host_stale_after"])
     hosts = session.scalars(select(Host).where(Host.state == "enabled")).all()
-    live = [h for h in hosts if h.last_heartbeat and h.last_heartbeat >= fresh_after]
+    live = [h for h in hosts if is_up(h, now, policy)]
     if not live:
         raise CapacityExhausted("no hypervisor host is up")
     usage = host_usage(session)

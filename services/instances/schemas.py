@@ -1,4 +1,6 @@
 """RPC payloads of the instances service."""
+import json
+
 from marshmallow import fields, validate
 
 from common.schemas import StrictSchema, UuidString
@@ -31,8 +33,8 @@ class InstanceSchema(StrictSchema):
     id = fields.String()
     name = fields.String()
     user_id = fields.Integer()
-    state = fields.String(metadata={"description": "pending, building, running, stopping, stopped, "
-                                                   "starting, rebooting, error, deleting, deleted"})
+    state = fields.String(metadata={"description": "the instance's state; the states and their transitions "
+                                                   "are listed in docs/architecture.md (services/instances/states.py)"})
     reason = fields.String(allow_none=True)
     host = fields.String(allow_none=True)
     ip = fields.String(allow_none=True)
@@ -93,3 +95,42 @@ class HostSchema(StrictSchema):
     used_vcpus = fields.Integer()
 
 
+
+
+class InstanceActionSchema(StrictSchema):
+    """One entry of an instance's action log (Nova's instance actions)."""
+    id = fields.Integer()
+    instance_id = fields.String()
+    action = fields.String(metadata={"description": "create, stop, start, reboot, delete or reconcile"})
+    user_id = fields.Integer(allow_none=True, metadata={"description": "who asked; null: labcloud itself"})
+    username = fields.String(allow_none=True)
+    requested_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    result = fields.String(metadata={"description": "in_progress, success or error"})
+    message = fields.String(allow_none=True)
+
+
+class ReconcileFindingSchema(StrictSchema):
+    host = fields.String()
+    kind = fields.String(metadata={"description": "instance, domain, volume, leftovers, address, host"})
+    subject = fields.String()
+    action = fields.String(metadata={"description": "state_corrected, lost_domain, host_down, stuck, "
+                                                    "delete_retried, orphan_seen, orphan_waiting, "
+                                                    "orphan_removed, orphan_remove_failed, skipped, failed"})
+    detail = fields.String()
+
+
+class ReconcileReportSchema(StrictSchema):
+    id = fields.Integer()
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    replica = fields.String()
+    trigger = fields.String(metadata={"description": "timer, admin or host_returned"})
+    hosts = fields.Method("host_list", metadata={"description": "hosts whose inventory was read"})
+    findings = fields.Method("finding_list")
+
+    def host_list(self, report):
+        return [h for h in (report.hosts or "").split(",") if h]
+
+    def finding_list(self, report):
+        return ReconcileFindingSchema(many=True).dump(json.loads(report.findings or "[]"))

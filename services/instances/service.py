@@ -1,20 +1,31 @@
-"""Instances service: flavors, placement, lifecycle. Entry points only: lifecycle.py records what
-users ask, saga.py does the work on other services and hosts, scheduler.py places."""
-import eventlet
+"""Instances service: flavors, placement, lifecycle. Entry points only: states.py is the state
+machine, lifecycle.py records what users ask, saga.py and power.py do the work on other services
+and hosts, reconcile.py keeps the database true to the hosts, scheduler.py places."""
+import socket
+import uuid
+
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import RpcProxy, rpc
 
+from common.actors import load_actor, require_admin
 from common.clock import Clock
 from common.db import Database
 from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
-from common.schemas import ActorSchema, dump, load
-from hostagent.schemas import DomainLifecycleSchema, HeartbeatSchema
-from services.instances import guest_access, lifecycle, power, saga, scheduler
+from common.schemas import dump, load
+from common.timers import config_timer
+from hostagent.schemas import DomainLifecycleSchema, DomainSshReadySchema, HeartbeatSchema
+from services.instances import guest_access, instance_store, lifecycle, power, reconcile, saga, scheduler
 from services.instances.models import Instance
 from services.instances.schemas import (
-    CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostSchema, InstanceIdSchema, InstanceSchema,
-    PowerActionSchema)
+    CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostSchema, InstanceActionSchema,
+    InstanceIdSchema, InstanceSchema, PowerActionSchema, ReconcileReportSchema)
+
+# Which event announces that an instance reached a state.
+ANNOUNCED = {"running": "instance_running", "error": "instance_failed", "deleted": "instance_deleted",
+             "stopped": "instance_stopped", "host_down": "instance_host_down"}
+# Names this process as a reconcile lease holder (several replicas may run).
+REPLICA = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
 class InstancesService:
@@ -36,7 +47,7 @@ class InstancesService:
 
     @rpc
     def create_instance(self, actor, request):
-        actor = load(ActorSchema, actor)
+        actor = load_actor(actor)
         request = load(CreateInstanceRequest, request)
         flavor = lifecycle.get_flavor(self.db, request["flavor"])
         self.storage.get_image(request["image"])           # NotFound names the image
@@ -47,17 +58,22 @@ class InstancesService:
 
     @rpc
     def get_instance(self, actor, instance_id):
-        return dump(InstanceSchema, lifecycle.visible_instance(self.db, load(ActorSchema, actor), instance_id))
+        return dump(InstanceSchema, lifecycle.visible_instance(self.db, load_actor(actor), instance_id))
 
     @rpc
-    def list_instances(self, actor):
-        return dump(InstanceSchema, lifecycle.list_instances(self.db, load(ActorSchema, actor)), many=True)
+    def list_instances(self, actor, include_deleted=False):
+        return dump(InstanceSchema, lifecycle.list_instances(self.db, load_actor(actor), bool(include_deleted)),
+                    many=True)
+
+    @rpc
+    def list_instance_actions(self, actor, instance_id):
+        instance = lifecycle.visible_instance(self.db, load_actor(actor), instance_id, include_deleted=True)
+        return dump(InstanceActionSchema, instance_store.list_actions(self.db, instance.id), many=True)
 
     @rpc
     def delete_instance(self, actor, instance_id):
-        instance, needs_teardown = lifecycle.request_delete(
-            self.db, load(ActorSchema, actor), instance_id, self.clock())
-        if needs_teardown:
+        instance = lifecycle.request_delete(self.db, load_actor(actor), instance_id)
+        if instance.state == "deleting":
             self.dispatch("instance_delete_requested", {"instance_id": instance.id})
         elif instance.state == "deleted":
             self.dispatch("instance_deleted", dump(InstanceSchema, instance))
@@ -76,13 +92,14 @@ class InstancesService:
         return self._request_power(actor, instance_id, "reboot")
 
     def _request_power(self, actor, instance_id, action):
-        instance = power.request_power(self.db, load(ActorSchema, actor), instance_id, action)
-        self.dispatch("instance_power_requested", {"instance_id": instance.id, "action": action})
+        instance, requested = lifecycle.request_power(self.db, load_actor(actor), instance_id, action)
+        if requested:
+            self.dispatch("instance_power_requested", {"instance_id": instance.id, "action": action})
         return dump(InstanceSchema, instance)
 
     @rpc
     def get_console(self, actor, instance_id, max_bytes=65536):
-        instance = lifecycle.visible_instance(self.db, load(ActorSchema, actor), instance_id)
+        instance = lifecycle.visible_instance(self.db, load_actor(actor), instance_id)
         if not instance.host:
             return {"output": ""}
         return self.hosts(instance.host).get_console(
@@ -97,59 +114,87 @@ class InstancesService:
     def list_hosts(self):
         return dump(HostSchema, scheduler.list_hosts(self.db), many=True)
 
+    # ----- reconcile -----
+    @rpc
+    def reconcile(self, actor):
+        """Run reconcile now over every host (admins); returns its report."""
+        require_admin(load_actor(actor), "run reconcile")
+        return dump(ReconcileReportSchema, self._reconcile("admin"))
+
+    @rpc
+    def list_reconcile_reports(self, actor, limit=20):
+        require_admin(load_actor(actor), "read reconcile reports")
+        return dump(ReconcileReportSchema, reconcile.list_reports(self.db, max(1, min(int(limit), 200))),
+                    many=True)
+
+    @config_timer("RECONCILE_INTERVAL", 60)
+    def reconcile_periodically(self):
+        self._reconcile("timer")
+
+    @config_timer("HOST_CHECK_INTERVAL", 5)
+    def check_hosts(self):
+        for instance_id in reconcile.mark_hosts_down(self.db, self.clock(), self._policy()):
+            self._announce(instance_id, "host_down")
+
+    def _reconcile(self, trigger, only_host=None):
+        peers = reconcile.Peers(self.hosts, self.storage, self.network, self._retry_delete)
+        return reconcile.run(self.db, peers, REPLICA, trigger, self.clock(), self._policy(),
+                             reconcile.settings_from_config(self.config), only_host)
+
+    def _retry_delete(self, instance_id):
+        self.dispatch("instance_delete_requested", {"instance_id": instance_id})
+
     # ----- the sagas, driven by our own events so a crash mid-way is redelivered -----
     @event_handler("instances", "instance_create_requested")
     def on_create_requested(self, payload):
         instance_id = load(InstanceIdSchema, payload)["instance_id"]
-        state = saga.run_create(self.db, instance_id, self._peers(),
-                                scheduler.policy_from_config(self.config), self.clock)
+        state = saga.run_create(self.db, instance_id, self._peers(), self._policy(), self.clock)
         self._announce(instance_id, state)
 
     @event_handler("instances", "instance_delete_requested")
     def on_delete_requested(self, payload):
         instance_id = load(InstanceIdSchema, payload)["instance_id"]
-        state = saga.run_delete(self.db, instance_id, self._peers(), self.clock)
+        state = saga.run_delete(self.db, instance_id, self._peers(), self.clock, self._host_is_up)
         self._announce(instance_id, state)
 
     @event_handler("instances", "instance_power_requested")
     def on_power_requested(self, payload):
         request = load(PowerActionSchema, payload)
-        state = power.run_power(self.db, request["instance_id"], request["action"],
-                                self.hosts, self.clock)
+        state = power.run_power(self.db, request["instance_id"], request["action"], self.hosts, self.clock)
         self._announce(request["instance_id"], state)
 
+    # ----- what hosts report -----
     @event_handler(HOST_EVENT_SOURCE, "domain_lifecycle")
     def on_domain_lifecycle(self, payload):
         event = DomainLifecycleSchema(unknown="exclude").load(payload)
-        state = power.observe_domain_state(self.db, event["instance_id"], event["state"], self.clock)
+        state = power.observe_domain_state(self.db, event["instance_id"], event["state"], event["seq"])
         self._announce(event["instance_id"], state)
 
-    @event_handler("instances", "instance_running")
-    def check_ssh_after_start(self, payload):
-        """Orca's post-boot step: note when the guest's SSH first answers through its endpoint."""
-        instance = self.db.get(Instance, payload["id"])
-        if instance is None or not instance.ssh_port or instance.ssh_ready_at:
-            return
-        started_at = instance.started_at
-        endpoint = self.config.get("SSH_ENDPOINT_HOST", "127.0.0.1")
-        if guest_access.wait_for_ssh(endpoint, instance.ssh_port, float(self.config.get("SSH_READY_TIMEOUT", 300)),
-                                     sleep=eventlet.sleep):
-            saga.transition(self.db, instance.id, ["running"], "running", ssh_ready_at=self.clock())
-            self.db.expire_all()
-            instance = self.db.get(Instance, instance.id)
-            if instance.started_at == started_at:
-                self.dispatch("instance_ready", dump(InstanceSchema, instance))
+    @event_handler(HOST_EVENT_SOURCE, "domain_ssh_ready")
+    def on_domain_ssh_ready(self, payload):
+        event = DomainSshReadySchema(unknown="exclude").load(payload)
+        if power.observe_ssh_ready(self.db, event["instance_id"], event["host"], event["seq"], event["at"]):
+            self._announce(event["instance_id"], "ready")
 
     @event_handler(HOST_EVENT_SOURCE, "host_heartbeat")
     def on_host_heartbeat(self, payload):
-        scheduler.record_heartbeat(self.db, HeartbeatSchema(unknown="exclude").load(payload), self.clock())
+        heartbeat = HeartbeatSchema(unknown="exclude").load(payload)
+        _host, returned = scheduler.record_heartbeat(self.db, heartbeat, self.clock(), self._policy())
+        if returned:  # new, or back after going quiet: what it runs now decides its instances' states
+            self._reconcile("host_returned", only_host=heartbeat["host"])
+
+    # ----- helpers -----
+    def _policy(self):
+        return scheduler.policy_from_config(self.config)
+
+    def _host_is_up(self, host):
+        return scheduler.host_is_up(self.db, host, self.clock(), self._policy())
 
     def _peers(self):
         return saga.Collaborators(network=self.network, storage=self.storage, hosts=self.hosts)
 
     def _announce(self, instance_id, state):
-        event = {"running": "instance_running", "error": "instance_failed",
-                 "deleted": "instance_deleted"}.get(state)
+        event = "instance_ready" if state == "ready" else ANNOUNCED.get(state)
         if event:
             self.db.expire_all()
             instance = self.db.get(Instance, instance_id)

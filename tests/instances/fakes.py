@@ -1,67 +1,127 @@
 """Shared by the instances unit tests: fixed times and actors, and FakeCloud, in-memory stand-ins
-for network, storage and a host that hold real state so tests can check for leaks."""
+for network, storage and hosts that hold real state so tests can check for leaks."""
 import datetime as dt
+import itertools
 
-from common.errors import HostOperationFailed
+from common.errors import HostOperationFailed, NotFound
 from services.instances import lifecycle, saga
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, 0)
 POLICY = {"memory_overcommit": 1.0, "cpu_overcommit": 4.0, "host_stale_after": 30}
 ACTOR = {"id": 7, "username": "ada", "role": "user"}
+ADMIN = {"id": 1, "username": "admin", "role": "admin"}
 KEY = {"id": 3, "public_key": "ssh-ed25519 AAAA test"}
 
 
 class FakeCloud:
-    """Network, storage and one host, holding real state so tests can check for leaks."""
+    """Network, storage and hosts holding real state (addresses, disks, domains with power states,
+    host-side leftovers), numbering host reports like a host agent does."""
 
     def __init__(self, fail_on=None):
         self.addresses, self.disks, self.domains = {}, {}, {}
+        self.leftovers = set()   # instance ids with a DHCP entry / forward / console log but no domain
         self.fail_on = fail_on
+        self.calls = []
+        self._seq = itertools.count(1000)
         outer = self
 
         class Network:
             def allocate_address(self, req):
                 outer._maybe_fail("allocate_address")
-                return outer.addresses.setdefault(req["owner"], {"ip": f"10.99.0.{len(outer.addresses) + 2}",
-                                                                 "mac": "aa:00:0a:63:00:02",
-                                                                 "gateway": "10.99.0.1", "prefixlen": 22})
+                return outer.addresses.setdefault(req["owner"], {
+                    "owner": req["owner"], "ip": f"10.99.0.{len(outer.addresses) + 2}",
+                    "mac": "aa:00:0a:63:00:02", "gateway": "10.99.0.1", "prefixlen": 22})
 
             def release_address(self, req):
                 return {"released": outer.addresses.pop(req["owner"], None) is not None}
 
+            def list_addresses(self):
+                return list(outer.addresses.values())
+
         class Storage:
             def create_root_disk(self, req):
                 outer._maybe_fail("create_root_disk")
-                return outer.disks.setdefault(req["instance_id"], {"id": len(outer.disks) + 1,
-                                                                   "path": f"/pool/root-{req['instance_id']}"})
-
-            def get_boot_files(self, image_id):
-                return {"kernel": "/images/tiny/vmlinux", "initrd": "/images/tiny/initrd.img",
-                        "cmdline": "console=ttyS0"}
+                return outer.disks.setdefault(req["instance_id"], {
+                    "id": len(outer.disks) + 1, "path": f"/pool/root-{req['instance_id']}",
+                    "boot": {"kernel": "/images/tiny/vmlinux", "initrd": "/images/tiny/initrd.img",
+                             "cmdline": "console=ttyS0"}})
 
             def delete_root_disk(self, req):
+                outer._maybe_fail("delete_root_disk")
                 return {"deleted": outer.disks.pop(req["instance_id"], None) is not None}
+
+            def delete_orphan_volume(self, req):
+                instance_id = req["name"][len("root-"):-len(".qcow2")]
+                outer.calls.append(("delete_orphan_volume", req["name"]))
+                return {"deleted": outer.disks.pop(instance_id, None) is not None}
 
         class Host:
             def create_domain(self, spec):
                 outer._maybe_fail("create_domain")
-                outer.domains[spec["instance_id"]] = spec
-                return {"instance_id": spec["instance_id"], "state": "running", "ssh_port": 22001}
+                outer.domains[spec["instance_id"]] = dict(spec, state="running")
+                return outer.report(spec["instance_id"], ssh_port=22001)
 
             def destroy_domain(self, req):
+                outer._maybe_fail("destroy_domain")
+                outer.calls.append(("destroy_domain", req["instance_id"]))
+                outer.leftovers.discard(req["instance_id"])
                 return {"deleted": outer.domains.pop(req["instance_id"], None) is not None}
 
-        self.peers = saga.Collaborators(network=Network(), storage=Storage(), hosts=lambda host: Host())
+            def stop_domain(self, req):
+                return outer.set_power(req["instance_id"], "shutoff", "stop_domain")
+
+            def start_domain(self, req):
+                return outer.set_power(req["instance_id"], "running", "start_domain")
+
+            def reboot_domain(self, req):
+                return outer.set_power(req["instance_id"], "running", "reboot_domain")
+
+            def get_inventory(self):
+                outer._maybe_fail("get_inventory")
+                domains = [outer.report(i) for i in outer.domains]
+                return {"host": "h1", "domains": domains,
+                        "volumes": [{"name": f"root-{i}.qcow2", "path": d["path"], "capacity_bytes": 1,
+                                     "format": "qcow2"} for i, d in outer.disks.items()]
+                        + [{"name": "image-1.qcow2", "path": "/pool/image-1.qcow2", "capacity_bytes": 1,
+                            "format": "qcow2"}],
+                        "dhcp_entries": [{"name": "i-x", "mac": "aa:00:00:00:00:01", "ip": "10.99.0.9",
+                                          "instance_id": i} for i in outer.leftovers],
+                        "forwards": [], "console_logs": [], "seq": next(outer._seq)}
+
+        self.host = Host()
+        self.peers = saga.Collaborators(network=Network(), storage=Storage(), hosts=lambda host: self.host)
+
+    def report(self, instance_id, **extra):
+        """A DomainStateSchema answer, numbered after the state was read."""
+        return {"instance_id": instance_id, "state": self.domains[instance_id]["state"],
+                "seq": next(self._seq), "ssh_port": 22001, **extra}
+
+    def next_seq(self):
+        return next(self._seq)
+
+    def set_power(self, instance_id, state, method):
+        self._maybe_fail(method)
+        if instance_id not in self.domains:
+            raise NotFound(f"no domain {instance_id} on this host")
+        self.domains[instance_id]["state"] = state
+        return self.report(instance_id)
 
     def _maybe_fail(self, step):
         if self.fail_on == step:
             raise HostOperationFailed(f"{step} exploded")
 
     def empty(self):
-        return not (self.addresses or self.disks or self.domains)
+        return not (self.addresses or self.disks or self.domains or self.leftovers)
 
 
-def new_instance(session, name="vm1", flavor_name="small"):
+def new_instance(session, name="vm1", flavor_name="small", actor=ACTOR):
     flavor = next(f for f in lifecycle.list_flavors(session) if f.name == flavor_name)
-    return lifecycle.record_instance(session, ACTOR, {"name": name, "image": 1, "user_data": None},
+    return lifecycle.record_instance(session, actor, {"name": name, "image": 1, "user_data": None},
                                      flavor, KEY)
+
+
+def running_instance(session, cloud, name="vm1", flavor_name="small"):
+    inst = new_instance(session, name, flavor_name)
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "running"
+    session.refresh(inst)
+    return inst

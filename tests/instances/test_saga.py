@@ -4,9 +4,12 @@ import datetime as dt
 
 import pytest
 
-from services.instances import lifecycle, saga
+from services.instances import instance_store, lifecycle, saga
+from sqlalchemy.exc import IntegrityError
+
+from common.errors import NotFound
 from services.instances.models import Instance
-from tests.instances.fakes import ACTOR, NOW, POLICY, FakeCloud, new_instance
+from tests.instances.fakes import ACTOR, NOW, POLICY, FakeCloud, new_instance, running_instance
 
 
 def test_create_runs_every_step_and_delete_undoes_them(session):
@@ -24,10 +27,11 @@ def test_create_runs_every_step_and_delete_undoes_them(session):
     assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "running"
     assert len(cloud.domains) == 1
 
-    _, needs_teardown = lifecycle.request_delete(session, ACTOR, inst.id, NOW)
-    assert needs_teardown
+    assert lifecycle.request_delete(session, ACTOR, inst.id).state == "deleting"
     assert saga.run_delete(session, inst.id, cloud.peers, lambda: NOW) == "deleted"
     assert cloud.empty()
+    assert [(a.action, a.result) for a in instance_store.list_actions(session, inst.id)] == [
+        ("create", "success"), ("delete", "success")]
 
 
 @pytest.mark.parametrize("step", ["allocate_address", "create_root_disk", "create_domain"])
@@ -67,7 +71,7 @@ def test_delete_while_building_is_finished_by_the_saga(session):
 
     def delete_arrives_meanwhile(req):
         result = original(req)
-        lifecycle.request_delete(session, ACTOR, inst.id, NOW)
+        lifecycle.request_delete(session, ACTOR, inst.id)
         return result
     cloud.peers.storage.create_root_disk = delete_arrives_meanwhile
     assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "deleted"
@@ -79,6 +83,71 @@ def test_names_are_unique_per_user_among_live_instances(session):
     with pytest.raises(Exception) as err:
         new_instance(session, "same")
     assert err.value.fields == {"name": ["already in use"]}
+
+
+def test_a_deleted_instance_gives_its_name_back_and_looks_missing(session):
+    cloud = FakeCloud()
+    first = new_instance(session, "same")
+    assert saga.run_create(session, first.id, cloud.peers, POLICY, lambda: NOW) == "running"
+    lifecycle.request_delete(session, ACTOR, first.id)
+    with pytest.raises(Exception) as err:  # still being deleted: still holds the name
+        new_instance(session, "same")
+    assert "deleting" in str(err.value)
+    assert saga.run_delete(session, first.id, cloud.peers, lambda: NOW) == "deleted"
+    second = new_instance(session, "same")
+    assert second.id != first.id
+    with pytest.raises(NotFound):
+        lifecycle.visible_instance(session, ACTOR, first.id)
+    assert lifecycle.visible_instance(session, ACTOR, first.id, include_deleted=True).state == "deleted"
+    assert [i.id for i in lifecycle.list_instances(session, ACTOR)] == [second.id]
+    assert {i.id for i in lifecycle.list_instances(session, ACTOR, include_deleted=True)} == {first.id, second.id}
+
+
+def test_the_database_refuses_a_second_holder_of_a_name(session):
+    """Two replicas checking at once both see the name free: the unique key decides."""
+    new_instance(session, "race")
+    clash = Instance(id="00000000-0000-4000-8000-000000000001", name="race", name_key="race",
+                     user_id=ACTOR["id"], flavor_id=1, image_id=1, state="pending")
+    session.add(clash)
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()
+
+
+def test_a_redelivered_create_after_a_delete_cleans_up(session):
+    """The saga's worker died after making things; the user deleted meanwhile; the redelivered
+    create event must undo what was made, not leave it."""
+    cloud = FakeCloud()
+    inst = running_instance(session, cloud)
+    lifecycle.request_delete(session, ACTOR, inst.id)
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "deleted"
+    assert cloud.empty()
+
+
+def test_a_teardown_that_fails_stays_deleting_and_is_retried(session):
+    cloud = FakeCloud()
+    inst = running_instance(session, cloud)
+    lifecycle.request_delete(session, ACTOR, inst.id)
+    cloud.fail_on = "destroy_domain"
+    assert saga.run_delete(session, inst.id, cloud.peers, lambda: NOW) == "deleting"
+    session.refresh(inst)
+    assert "destroy_domain exploded" in inst.reason
+    assert cloud.addresses, "the address must stay taken while the domain may still exist"
+    cloud.fail_on = None
+    assert saga.run_delete(session, inst.id, cloud.peers, lambda: NOW) == "deleted"
+    assert cloud.empty()
+
+
+def test_delete_of_an_instance_whose_host_is_down_waits_for_the_host(session):
+    cloud = FakeCloud()
+    inst = running_instance(session, cloud)
+    lifecycle.request_delete(session, ACTOR, inst.id)
+    assert saga.run_delete(session, inst.id, cloud.peers, lambda: NOW, host_is_up=lambda h: False) == "deleting"
+    session.refresh(inst)
+    assert inst.reason == "waiting for host h1 to come back"
+    assert cloud.domains and cloud.addresses  # nothing released while the host may run the guest
+    assert saga.run_delete(session, inst.id, cloud.peers, lambda: NOW, host_is_up=lambda h: True) == "deleted"
+    assert cloud.empty()
 
 
 def test_others_instances_are_invisible(session):

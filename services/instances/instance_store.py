@@ -1,0 +1,128 @@
+"""Every change of an instance's state, as a compare-and-set on the database row.
+
+states.py says which transitions exist; this module applies them so that concurrent workers and
+replicas can never both win: a move only happens if the row is still in one of the action's source
+states (and, for host reports, only if the report is newer than the newest one recorded).
+"""
+from sqlalchemy import or_, select, update
+
+from common.clock import utcnow
+from services.instances import states
+from services.instances.models import Instance, InstanceAction
+
+REASON_MAX = 2000
+
+
+def move(session, instance_id, action, *, now=None, only_if_seq=None, **values):
+    """Apply `action` to the instance if its current state allows it. Returns the new state name,
+    or None when the row was not in a source state (someone else moved it first).
+
+    only_if_seq: the move also requires that the newest host report is still `only_if_seq`, so a
+    newer report recorded meanwhile wins."""
+    now = now or utcnow()
+    for to_state, from_states in _targets(action).items():
+        query = update(Instance).where(Instance.id == instance_id, Instance.state.in_(from_states))
+        if only_if_seq is not None:
+            query = query.where(Instance.host_seq == only_if_seq)
+        changes = dict(values, state=to_state, state_changed_at=now,
+                       name_key=Instance.name if states.state(to_state).keeps_name else None)
+        if to_state == "deleted":
+            changes.setdefault("deleted_at", now)
+        if "reason" in changes and changes["reason"]:
+            changes["reason"] = changes["reason"][:REASON_MAX]
+        result = session.execute(query.values(**changes))
+        session.commit()
+        if result.rowcount == 1:
+            return to_state
+    return None
+
+
+def _targets(action):
+    targets = {}
+    for source in states.sources(action):
+        targets.setdefault(states.target(action, source), []).append(source)
+    return targets
+
+
+def update_fields(session, instance_id, in_states, **values):
+    """Change fields (not the state) while the instance is in one of `in_states`."""
+    result = session.execute(update(Instance).where(
+        Instance.id == instance_id, Instance.state.in_(in_states)).values(**values))
+    session.commit()
+    return result.rowcount == 1
+
+
+def record_host_report(session, instance_id, domain_state, seq, **values):
+    """Remember the host's report if it is newer than the newest one recorded. True if it was."""
+    result = session.execute(
+        update(Instance).where(Instance.id == instance_id,
+                               or_(Instance.host_seq.is_(None), Instance.host_seq < seq))
+        .values(host_seq=seq, host_state=domain_state, **values))
+    session.commit()
+    return result.rowcount == 1
+
+
+def follow_host(session, instance_id, allowed_states=None, reason=None):
+    """Move a settled instance to where the newest host report puts it. `allowed_states` limits which
+    current states may be corrected (events correct fewer than reconcile). Returns the new state or
+    None."""
+    session.expire_all()
+    instance = session.get(Instance, instance_id)
+    if instance is None or instance.host_state is None:
+        return None
+    if allowed_states is not None and instance.state not in allowed_states:
+        return None
+    action = states.observed_action(instance.host_state)
+    to_state = action and states.target(action, instance.state)
+    if to_state is None or to_state == instance.state:
+        return None
+    values = {}
+    if to_state == "running":
+        values.update(started_at=utcnow(), ssh_ready_at=None, started_seq=instance.host_seq, reason=None)
+    elif to_state == "stopped":
+        values.update(ssh_ready_at=None,
+                      reason="the guest crashed" if instance.host_state == "crashed" else None)
+    elif to_state == "error":
+        values.update(reason=reason or f"host {instance.host} has no domain for this instance")
+    return move(session, instance_id, action, only_if_seq=instance.host_seq, **values)
+
+
+# ----- the action log -------------------------------------------------------------------------
+
+def start_action(session, instance_id, action, actor=None, message=None):
+    row = InstanceAction(instance_id=instance_id, action=action,
+                         user_id=actor["id"] if actor else None,
+                         username=actor["username"] if actor else None,
+                         requested_at=utcnow(), result="in_progress", message=message)
+    session.add(row)
+    session.commit()
+    return row
+
+
+def finish_action(session, instance_id, action, result, message=None):
+    """Close the newest open record of `action` (a redelivered saga finds it closed: no-op)."""
+    row = session.scalars(
+        select(InstanceAction).where(InstanceAction.instance_id == instance_id,
+                                     InstanceAction.action == action,
+                                     InstanceAction.finished_at.is_(None))
+        .order_by(InstanceAction.id.desc())).first()
+    if row is None:
+        return None
+    row.finished_at, row.result = utcnow(), result
+    if message:
+        row.message = message[:REASON_MAX]
+    session.commit()
+    return row
+
+
+def record_finished_action(session, instance_id, action, result, message):
+    """A record of something labcloud did by itself (reconcile repairs)."""
+    row = start_action(session, instance_id, action, None, message)
+    row.finished_at, row.result = utcnow(), result
+    session.commit()
+    return row
+
+
+def list_actions(session, instance_id):
+    return session.scalars(select(InstanceAction).where(InstanceAction.instance_id == instance_id)
+                           .order_by(InstanceAction.id)).all()
