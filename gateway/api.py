@@ -103,15 +103,23 @@ def create_instance(rpc, actor, body):
 
 
 @route("GET", "/api/v1/instances", tag="instances", summary="List instances (all for an admin)",
-       response=INSTANCES + "InstanceSchema", many=True)
-def list_instances(rpc, actor):
-    return rpc.instances.list_instances(actor)
+       response=INSTANCES + "InstanceSchema", many=True,
+       query=(QueryParam("include_deleted", "boolean", False, "also list deleted instances"),))
+def list_instances(rpc, actor, include_deleted):
+    return rpc.instances.list_instances(actor, include_deleted)
 
 
 @route("GET", "/api/v1/instances/<uuid:instance_id>", tag="instances", summary="Get an instance",
        response=INSTANCES + "InstanceSchema")
 def get_instance(rpc, actor, instance_id):
     return rpc.instances.get_instance(actor, instance_id)
+
+
+@route("GET", "/api/v1/instances/<uuid:instance_id>/actions", tag="instances",
+       summary="The instance's action log: every request and repair, who asked, when, how it ended",
+       response=INSTANCES + "InstanceActionSchema", many=True)
+def list_instance_actions(rpc, actor, instance_id):
+    return rpc.instances.list_instance_actions(actor, instance_id)
 
 
 @route("DELETE", "/api/v1/instances/<uuid:instance_id>", tag="instances",
@@ -155,6 +163,22 @@ def get_instance_metrics(rpc, actor, instance_id, seconds):
     # this instance (NotFound/Forbidden propagate) before any metrics are read.
     rpc.instances.get_instance(actor, instance_id)
     return rpc.metrics.get_instance_metrics(instance_id, seconds)
+
+
+# -- administration ------------------------------------------------------------------------------
+
+@route("POST", "/api/v1/admin/reconcile", tag="admin",
+       summary="Reconcile now (admin): compare every host with the database, repair and report",
+       response=INSTANCES + "ReconcileReportSchema")
+def reconcile(rpc, actor):
+    return rpc.instances.reconcile(actor)
+
+
+@route("GET", "/api/v1/admin/reconcile", tag="admin", summary="Recent reconcile reports, newest first (admin)",
+       response=INSTANCES + "ReconcileReportSchema", many=True,
+       query=(QueryParam("limit", "integer", 20, "how many, 1..200"),))
+def list_reconcile_reports(rpc, actor, limit):
+    return rpc.instances.list_reconcile_reports(actor, limit)
 
 
 # -- service endpoints (no RPC) ------------------------------------------------------------------

@@ -20,7 +20,7 @@ from gateway.errors import InvalidJson
 @dataclasses.dataclass
 class QueryParam:
     name: str
-    type: str  # OpenAPI type: "integer" or "string"
+    type: str  # OpenAPI type: "integer", "boolean" or "string"
     default: object = None
     description: str = ""
 
@@ -108,13 +108,29 @@ def query_int(name, default):
         raise InvalidInput(f"invalid value for: {name}", {name: ["Not a valid integer."]}) from None
 
 
+def query_bool(name, default):
+    """A boolean query parameter: true/false (or 1/0); anything else is a 400 naming it."""
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise InvalidInput(f"invalid value for: {name}", {name: ["Not a valid boolean (true or false)."]})
+
+
+QUERY_READERS = {"integer": query_int, "boolean": query_bool}
+
+
 def _wrap(route):
     def view(**path_args):
         # werkzeug's uuid converter yields uuid.UUID; RPC carries plain JSON values.
         kwargs = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in path_args.items()}
         token = bearer_token() if route.auth else None
         for param in route.query:
-            kwargs[param.name] = (query_int(param.name, param.default) if param.type == "integer"
+            reader = QUERY_READERS.get(param.type)
+            kwargs[param.name] = (reader(param.name, param.default) if reader
                                   else request.args.get(param.name, param.default))
         if route.body is not None:
             body = json_body()

@@ -127,9 +127,27 @@ class Instances:
         return instance(INSTANCE_ID, state="pending")
 
     @rpc
-    def list_instances(self, actor):
-        record("instances.list_instances", actor)
+    def list_instances(self, actor, include_deleted):
+        record("instances.list_instances", actor, include_deleted)
         return [instance(INSTANCE_ID)]
+
+    @rpc
+    def list_instance_actions(self, actor, instance_id):
+        record("instances.list_instance_actions", actor, instance_id)
+        return [{"id": 1, "instance_id": instance_id, "action": "create", "user_id": 7, "username": "alice",
+                 "requested_at": "2026-12-01T12:00:00", "finished_at": None, "result": "in_progress",
+                 "message": None}]
+
+    @rpc
+    def reconcile(self, actor):
+        record("instances.reconcile", actor)
+        return {"id": 1, "started_at": "2026-12-01T12:00:00", "finished_at": "2026-12-01T12:00:01",
+                "replica": "r", "trigger": "admin", "hosts": ["host1"], "findings": []}
+
+    @rpc
+    def list_reconcile_reports(self, actor, limit):
+        record("instances.list_reconcile_reports", actor, limit)
+        return []
 
     @rpc
     def get_instance(self, actor, instance_id):
@@ -329,7 +347,12 @@ def test_every_contract_route_reaches_its_method(client):
         ("DELETE", "/api/v1/keys/3", 200, ("accounts.delete_key", (ADMIN, 3))),
         ("GET", "/api/v1/flavors", 200, ("instances.list_flavors", ())),
         ("GET", "/api/v1/images", 200, ("storage.list_images", ())),
-        ("GET", "/api/v1/instances", 200, ("instances.list_instances", (ADMIN,))),
+        ("GET", "/api/v1/instances", 200, ("instances.list_instances", (ADMIN, False))),
+        ("GET", "/api/v1/instances?include_deleted=true", 200, ("instances.list_instances", (ADMIN, True))),
+        ("GET", f"/api/v1/instances/{INSTANCE_ID}/actions", 200,
+         ("instances.list_instance_actions", (ADMIN, INSTANCE_ID))),
+        ("POST", "/api/v1/admin/reconcile", 200, ("instances.reconcile", (ADMIN,))),
+        ("GET", "/api/v1/admin/reconcile?limit=5", 200, ("instances.list_reconcile_reports", (ADMIN, 5))),
         ("GET", f"/api/v1/instances/{INSTANCE_ID.upper()}", 200,
          ("instances.get_instance", (ADMIN, INSTANCE_ID))),
         ("DELETE", f"/api/v1/instances/{INSTANCE_ID}", 202,
@@ -339,6 +362,13 @@ def test_every_contract_route_reaches_its_method(client):
         response = client.open(path, method=method, headers=ADMIN_AUTH)
         assert response.status_code == status, (path, response.get_json())
         assert CALLS == [("accounts.authenticate", ("admin-token",)), call], path
+
+
+def test_a_bad_boolean_query_is_400_naming_it_without_rpc(client):
+    response = client.get("/api/v1/instances?include_deleted=maybe", headers=ADMIN_AUTH)
+    assert_error(response, 400, "invalid_input")
+    assert response.get_json()["error"]["fields"] == {"include_deleted": ["Not a valid boolean (true or false)."]}
+    assert rpc_calls("instances.list_instances") == []
 
 
 def test_metrics_check_ownership_first(client):
@@ -475,13 +505,14 @@ def test_openapi_document_covers_every_route(client, app):
     schemas = doc["components"]["schemas"]
     for name in ("User", "Token", "Key", "Flavor", "Image", "Instance", "InstanceMetrics",
                  "Error", "SignupRequest", "TokenRequest", "AddKeyRequest",
-                 "CreateInstanceRequest", "RegisterImageRequest"):
+                 "CreateInstanceRequest", "RegisterImageRequest", "InstanceAction", "ReconcileReport"):
         assert name in schemas, name
     for ref in _refs(doc):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
 
     rules = [r for r in app.url_map.iter_rules()]
-    assert len(rules) == 24  # 19 of the foundation + stop, start, reboot, console, register image
+    # 19 of the foundation + stop, start, reboot, console, register image + actions, reconcile (2)
+    assert len(rules) == 27
     for rule in rules:
         path = rule.rule.replace("<int:", "{").replace("<uuid:", "{").replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
