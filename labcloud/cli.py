@@ -13,6 +13,10 @@ import sys
 import time
 
 
+# A terminal's Ctrl-C (INT), a plain `kill` (TERM) and a closed terminal (HUP) all stop the stack.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def cmd_run(args):
     from labcloud.stack import Stack
     data_dir = os.environ.get("LABCLOUD_DATA_DIR", "var")
@@ -22,37 +26,67 @@ def cmd_run(args):
                   hypervisor=os.environ.get("LABCLOUD_HYPERVISOR", "qemu"),
                   admin_password=os.environ.get("LABCLOUD_ADMIN_PASSWORD"),
                   image_cache_dir=os.environ.get("LABCLOUD_IMAGE_CACHE"))
-    stopping = {"now": False}
+    state = {"started": False, "stop": False}
 
     def on_signal(signum, _frame):
-        stopping["now"] = True
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+        # The first signal starts the stop; further ones (a second Ctrl-C) are ignored so the stop
+        # always runs to its end. Helpers run during the stop inherit the ignoring, so a Ctrl-C
+        # cannot kill them half-way either.
+        _ignore_stop_signals()
+        state["stop"] = True
+        if not state["started"]:
+            raise KeyboardInterrupt  # abandon the start: Stack.start stops what it began
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_signal)
     try:
         stack.start()
-        print(f"\nlabcloud is running: {stack.url}/api/v1  (OpenAPI: {stack.url}/api/v1/openapi.json)")
-        print(f"data directory: {stack.data_dir}  (logs in {stack.data_dir}/logs)")
-        if stack.admin_created_password and not stack.admin_password:
-            print(f"bootstrap admin: username 'admin', password '{stack.admin_created_password}'"
-                  " (shown once; set LABCLOUD_ADMIN_PASSWORD to reset it)")
-        elif stack.admin_password:
-            print("bootstrap admin: username 'admin', password from LABCLOUD_ADMIN_PASSWORD")
-        else:
-            print("bootstrap admin: username 'admin' (password shown at first run;"
-                  " set LABCLOUD_ADMIN_PASSWORD to reset it)")
-        print(f"log in: curl -s -X POST {stack.url}/api/v1/tokens -H 'Content-Type: application/json'"
-              " -d '{\"username\": \"admin\", \"password\": \"...\"}'")
-        print("Ctrl-C stops everything.")
-        while not stopping["now"]:
+        state["started"] = True
+        _say(_running_banner(stack))
+        while not state["stop"]:
             stack.check_alive()
             time.sleep(0.5)
     except RuntimeError as exc:
-        print(f"labcloud: {exc}", file=sys.stderr)
+        _say(f"labcloud: {exc}", sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        pass
     finally:
-        print("stopping labcloud ...", flush=True)
+        _ignore_stop_signals()
+        _say("stopping labcloud: guests are powered off (their disks and definitions stay; start "
+             "them again after the next run) ...")
         stack.stop()
+        _say(f"labcloud stopped in {stack.stop_seconds:.1f} s")
     return 0
+
+
+def _ignore_stop_signals():
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _say(text, stream=sys.stdout):
+    # After a hang-up the terminal is gone: a failed print must not skip the stop.
+    try:
+        print(text, file=stream, flush=True)
+    except OSError:
+        pass
+
+
+def _running_banner(stack):
+    lines = [f"\nlabcloud is running: {stack.url}/api/v1  (OpenAPI: {stack.url}/api/v1/openapi.json)",
+             f"data directory: {stack.data_dir}  (logs in {stack.data_dir}/logs)"]
+    if stack.admin_created_password and not stack.admin_password:
+        lines.append(f"bootstrap admin: username 'admin', password '{stack.admin_created_password}'"
+                     " (shown once; set LABCLOUD_ADMIN_PASSWORD to reset it)")
+    elif stack.admin_password:
+        lines.append("bootstrap admin: username 'admin', password from LABCLOUD_ADMIN_PASSWORD")
+    else:
+        lines.append("bootstrap admin: username 'admin' (password shown at first run;"
+                     " set LABCLOUD_ADMIN_PASSWORD to reset it)")
+    lines.append(f"log in: curl -s -X POST {stack.url}/api/v1/tokens -H 'Content-Type: application/json'"
+                 " -d '{\"username\": \"admin\", \"password\": \"...\"}'")
+    lines.append("Ctrl-C stops everything (guests are powered off, their disks stay).")
+    return "\n".join(lines)
 
 
 def cmd_serve(args):

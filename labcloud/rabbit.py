@@ -6,14 +6,18 @@ location pointed inside `base_dir`.
 """
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
 
+from labcloud import processes
+
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 PR_SET_PDEATHSIG = 1
+EPMD_PORT = 4369
 
 
 def die_with_parent():
@@ -35,6 +39,18 @@ def port_open(port, host="127.0.0.1"):
             return True
     except OSError:
         return False
+
+
+def ensure_epmd():
+    """Start Erlang's port mapper ourselves, with a bare environment, when none runs. Otherwise the
+    first node starts it with the node's environment, and epmd (a machine-wide daemon, rightly
+    left running) would carry this node's data dir for ever."""
+    if port_open(EPMD_PORT):
+        return
+    epmd = shutil.which("epmd") or "/usr/bin/epmd"
+    subprocess.run([epmd, "-daemon"], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, cwd="/",
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True, timeout=10)
 
 
 def new_node_name():
@@ -78,7 +94,22 @@ class RabbitNode:
         )
         return env
 
+    def stale_pids(self):
+        """Processes of a node on this base dir that nobody stops any more (its launcher was killed):
+        the Erlang VM and its helpers carry RABBITMQ_MNESIA_BASE in their environment."""
+        marker = f"RABBITMQ_MNESIA_BASE={os.path.join(self.base_dir, 'mnesia')}".encode()
+        return [pid for pid in processes.with_environment(marker)
+                if processes.command_name(pid) != "epmd"]  # shared by every node on the machine
+
+    def kill_stale(self):
+        """End a node a previous launcher left on this base dir: the new node has the same name
+        and data, and would refuse to start next to it."""
+        survivors = processes.terminate(self.stale_pids())
+        if survivors:
+            raise RuntimeError(f"RabbitMQ processes {survivors} of {self.base_dir} survived SIGKILL")
+
     def start(self, timeout=60):
+        ensure_epmd()
         if port_open(self.amqp_port):
             raise RuntimeError(f"port {self.amqp_port} is already taken")
         log = open(os.path.join(self.base_dir, "server.out"), "ab") if os.path.isdir(self.base_dir) else None
@@ -126,6 +157,8 @@ class RabbitNode:
         return f"pyamqp://guest:guest@127.0.0.1:{self.amqp_port}/{vhost}"
 
     def stop(self, timeout=20):
+        """SIGTERM to the node's whole process group (the VM and its port programs), SIGKILL after
+        `timeout`: an unclean stop costs only a recovery at the next start."""
         if self.process is None or self.process.poll() is not None:
             return
         try:

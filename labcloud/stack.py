@@ -1,13 +1,16 @@
 """A whole labcloud stack as local processes: a private RabbitMQ node (unless AMQP_URI is given),
 migrated databases, the bootstrap admin, every service, one host agent per configured host and the
 gateway. Used by `labcloud run`, the end-to-end tests and the benchmarks."""
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
+from labcloud import processes
 from labcloud.rabbit import RabbitNode, die_with_parent, new_node_name
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -15,6 +18,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Services with their own database; metrics keeps rrdtool files instead of tables.
 DATABASE_SERVICES = ("accounts", "network", "storage", "instances")
 SERVICES = DATABASE_SERVICES + ("metrics",)
+# Set in the environment of every service, host agent and gateway a stack starts (and inherited by
+# what they start), so the next start on the same data dir finds those a killed launcher left.
+STACK_MARKER = "LABCLOUD_STACK_DATA_DIR"
+# stop(): services get SIGTERM, then SIGKILL after this; RabbitMQ gets as long again after them.
+# Both fit, with the hosts' stop running alongside, in the 15 s a Ctrl-C may take.
+SERVICE_GRACE_S = 5.0
+RABBIT_GRACE_S = 5.0
 
 
 def database_url(data_dir, service):
@@ -41,6 +51,8 @@ class Stack:
         self.rabbit = None
         self.processes = {}
         self.admin_created_password = None
+        self.lock_file = None
+        self.stop_seconds = None
 
     @property
     def url(self):
@@ -61,6 +73,8 @@ class Stack:
     def _start(self, timeout):
         for sub in ("db", "logs", "metrics", "pools", "images", "consoles"):
             os.makedirs(os.path.join(self.data_dir, sub), exist_ok=True)
+        self._lock_data_dir()
+        self.clean_up_previous_run()
         if self.amqp_uri is None:
             self.say("starting a private RabbitMQ node ...")
             self.rabbit = RabbitNode(os.path.join(self.data_dir, "rabbitmq"),
@@ -79,6 +93,30 @@ class Stack:
         self._spawn("gateway", [sys.executable, "-m", "gateway"], self._gateway_env())
         self.wait_ready(timeout)
         return self
+
+    def _lock_data_dir(self):
+        """One stack per data dir: held for the stack's life (the kernel drops it when the launcher
+        dies, even by SIGKILL), so whatever of this data dir runs without the lock is stale."""
+        self.lock_file = open(os.path.join(self.data_dir, "labcloud.lock"), "a+")
+        try:
+            fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock_file.close()
+            self.lock_file = None
+            raise RuntimeError(f"another labcloud run is using {self.data_dir}") from None
+
+    def clean_up_previous_run(self):
+        """What a launcher that did not finish its stop (kill -9, a crash) left of this data dir:
+        its services, host agents and gateway, its RabbitMQ node, and each host's libvirtd, guests,
+        dnsmasq and namespace. Guests are powered off; their definitions and disks stay."""
+        marker = f"{STACK_MARKER}={self.data_dir}".encode()
+        survivors = processes.terminate(processes.with_environment(marker))
+        if survivors:
+            raise RuntimeError(f"processes {survivors} of {self.data_dir} survived SIGKILL")
+        RabbitNode(os.path.join(self.data_dir, "rabbitmq")).kill_stale()
+        from labcloud.qemu_host import LocalQemuHost
+        for host in LocalQemuHost.all_in(self.data_dir):
+            host.clean_up()
 
     def _rabbit_node_name(self):
         """One node name per data directory, so its mnesia database is reused across runs."""
@@ -122,6 +160,7 @@ class Stack:
     def _base_env(self):
         env = dict(os.environ)
         env.update(AMQP_URI=self.amqp_uri, LABCLOUD_DATA_DIR=self.data_dir,
+                   **{STACK_MARKER: self.data_dir},
                    PYTHONPATH=REPO_ROOT + os.pathsep + env.get("PYTHONPATH", ""),
                    PYTHONWARNINGS="ignore::DeprecationWarning", PYTHONUNBUFFERED="1")
         env.update(self.extra_env)
@@ -191,30 +230,59 @@ class Stack:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
 
     # ----- stop -----
-    def stop(self, timeout=15):
+    def stop(self):
+        """Everything down, in parallel: each host powers its guests off and stops its daemon
+        while the services stop, then RabbitMQ. Idempotent; the data dir keeps everything."""
+        started = time.monotonic()
+        errors = []
+        hosts = [threading.Thread(target=_collect_errors, args=(host.stop, errors),
+                                  name=f"stop-{name}") for name, host in self.qemu_hosts.items()]
+        for thread in hosts:
+            thread.start()
+        self._stop_processes()
+        if self.rabbit is not None:
+            self.rabbit.stop(RABBIT_GRACE_S)
+            self.rabbit = None
+        for thread in hosts:
+            thread.join()
+        self.qemu_hosts.clear()
+        if self.lock_file is not None:
+            self.lock_file.close()  # only now: until here, this stack's processes were running
+            self.lock_file = None
+        self.stop_seconds = time.monotonic() - started
+        if errors:
+            raise errors[0]  # after the rest was stopped; the next start cleans up what is left
+
+    def _stop_processes(self):
+        """SIGTERM to each process's session (it was started in its own), SIGKILL to those still
+        there after SERVICE_GRACE_S."""
         for proc in self.processes.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + timeout
+            _signal_session(proc, signal.SIGTERM)
+        deadline = time.monotonic() + SERVICE_GRACE_S
         for proc in self.processes.values():
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                _signal_session(proc, signal.SIGKILL)
                 proc.wait(5)
         self.processes.clear()
-        for qemu_host in self.qemu_hosts.values():
-            qemu_host.stop()  # destroys guests, stops libvirtd, removes the network namespace
-        self.qemu_hosts.clear()
-        if self.rabbit is not None:
-            self.rabbit.stop()
-            self.rabbit = None
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _signal_session(proc, sig):
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _collect_errors(function, errors):
+    try:
+        function()
+    except Exception as exc:  # handed to the caller's thread
+        errors.append(exc)

@@ -6,7 +6,7 @@ import time
 import libvirt
 
 from common import netns
-from labcloud.qemu_host import _alive, _read_pid
+from labcloud.processes import alive as _alive, read_pid as _read_pid
 
 
 def tiny_domain_xml(name, mac):
@@ -27,7 +27,9 @@ def host_pids(host):
     """libvirtd, QEMU and dnsmasq PIDs this host started, from the pid files in its run dir."""
     pids = {"libvirtd": [_read_pid(host.pid_file)]}
     for kind, pattern in (("qemu", "qemu/*.pid"), ("dnsmasq", "network/*.pid")):
-        paths = glob.glob(os.path.join(host.dirs["run"], pattern))
+        # driver.pid is the QEMU driver's lock file and names the daemon itself.
+        paths = [path for path in glob.glob(os.path.join(host.dirs["run"], pattern))
+                 if os.path.basename(path) != "driver.pid"]
         pids[kind] = [_read_pid(path) for path in paths]
     return {kind: [pid for pid in found if pid] for kind, found in pids.items()}
 

@@ -11,7 +11,8 @@ import pytest
 
 from hostagent.dhcp import add_dhcp_host, dhcp_hosts, remove_dhcp_host
 from common import netns
-from labcloud.qemu_host import METADATA_IP, LocalQemuHost, _alive
+from labcloud.processes import alive as _alive
+from labcloud.qemu_host import METADATA_IP, LocalQemuHost
 
 from .helpers import alive, destroy_quietly, host_pids, ip_addresses, network_names, \
     tiny_domain_xml, wait_for
@@ -159,3 +160,69 @@ def test_start_again_after_libvirtd_was_killed(data_dir):
     again.start()
     again.stop()
     assert not netns.exists(again.netns)
+
+
+def test_stop_powers_off_many_domains_at_once(data_dir):
+    host = LocalQemuHost(data_dir, "host5").start()
+    try:
+        conn = host.open()
+        for i in range(6):
+            conn.defineXML(tiny_domain_xml(f"many{i}", f"52:54:00:10:01:{i:02x}")).create()
+        conn.close()
+        pids = host_pids(host)
+        assert len(pids["qemu"]) == 6
+        started = time.monotonic()
+        host.stop()
+        took = time.monotonic() - started
+        print(f"stop with six domains: {took:.2f} s")
+        assert alive(pids) == [] and not netns.exists(host.netns)
+        # Destroyed together, not one after another; a serial ACPI shutdown would take far longer.
+        assert took < 8
+        host.start()
+        conn = host.open()
+        # Definitions stay: the guests are shut off, not lost.
+        states = {d.name(): d.state()[0] for d in conn.listAllDomains()}
+        assert states == {f"many{i}": libvirt.VIR_DOMAIN_SHUTOFF for i in range(6)}
+        conn.close()
+    finally:
+        host.stop()
+
+
+def test_next_start_cleans_up_after_a_launcher_that_died(data_dir):
+    """A launcher killed with -9 stops nothing: its daemon, guest, dnsmasq and namespace run on.
+    The next start on the same data dir ends them first; the guest's definition and its DHCP entry
+    stay, so it is shut off and starts again (with its address)."""
+    mac, ip = "52:54:00:10:00:0b", "10.99.0.11"
+    first = LocalQemuHost(data_dir, "host6").start()
+    conn = first.open()
+    add_dhcp_host(conn, mac, ip, "tiny6")
+    conn.defineXML(tiny_domain_xml("tiny6", mac)).create()
+    conn.close()
+    stale = host_pids(first)
+    assert stale["libvirtd"] and stale["qemu"] and stale["dnsmasq"]
+
+    again = LocalQemuHost(data_dir, "host6")  # a new launcher knows nothing of the old one
+    try:
+        again.start()
+        assert alive(stale) == []
+        conn = again.open()
+        domain = conn.lookupByName("tiny6")
+        assert domain.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+        assert {(e["mac"], e["ip"]) for e in dhcp_hosts(conn)} == {(mac, ip)}
+        domain.create()
+        assert domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        network = conn.networkLookupByName("labcloud")
+        lease = wait_for(lambda: [l for l in network.DHCPLeases() if l["mac"] == mac], timeout=25)
+        assert lease and lease[0]["ipaddr"] == ip
+        conn.close()
+    finally:
+        again.stop()
+    assert not netns.exists(again.netns)
+    first.process.wait(5)  # the old daemon was our child: reap it
+
+
+def test_all_in_lists_every_host_of_a_data_dir(tmp_path):
+    for name in ("host1", "host2"):
+        os.makedirs(tmp_path / "hosts" / name)
+    assert [h.host_name for h in LocalQemuHost.all_in(str(tmp_path))] == ["host1", "host2"]
+    assert LocalQemuHost.all_in(str(tmp_path / "empty")) == []
