@@ -10,6 +10,7 @@ paramiko runs on the hub: its Transport is itself a thread (a greenthread under 
 patching), which cannot be moved into a native thread (greenlets cannot switch across threads).
 Its socket I/O is cooperative; the exchange costs some milliseconds of CPU once per start.
 """
+import socket
 import time
 
 import eventlet
@@ -42,10 +43,26 @@ def ssh_answers(connect, address, timeout=KEX_TIMEOUT_S):
     except (paramiko.SSHException, OSError, EOFError):
         return False
     finally:
-        if transport is not None:
-            transport.close()  # closes the socket too
-        elif sock is not None:
-            sock.close()
+        if sock is not None:
+            close_transport(transport, sock, timeout)
+
+
+def close_transport(transport, sock, timeout=KEX_TIMEOUT_S):
+    """End a paramiko Transport over a green socket without leaving its reader behind.
+
+    Transport.close() closes the socket under its own thread's pending recv; eventlet keeps that
+    reader registered on the descriptor number until a green socket reopens it, so the next
+    subprocess pipe given that number fails ("Second simultaneous read on fileno"). Shutting the
+    socket down first wakes the reader with EOF: the thread ends, then the socket is closed."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # never connected, or the peer is gone already
+    if transport is not None:
+        if transport.is_alive():
+            transport.join(timeout)
+        transport.close()
+    sock.close()
 
 
 def wait_for_ssh(connect, address, deadline_s, interval=PROBE_INTERVAL_S, sleep=eventlet.sleep,

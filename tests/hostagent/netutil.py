@@ -59,3 +59,34 @@ def http_get(sock, path):
     sock.close()
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
+
+
+_HOST_KEY = []
+
+
+def ssh_server(name, address):
+    """A real SSH server (paramiko, key exchange only: no login) inside namespace `name`; returns
+    the serving greenthread and its listening socket, like echo_server."""
+    import paramiko
+    if not _HOST_KEY:
+        _HOST_KEY.append(paramiko.RSAKey.generate(1024))
+    listener = listen_in(name, address)
+
+    def serve_one(conn):
+        from hostagent.ssh_probe import close_transport
+        transport = paramiko.Transport(conn)
+        transport.add_server_key(_HOST_KEY[0])
+        try:
+            transport.start_server(server=paramiko.ServerInterface())
+            while transport.is_active():  # until the client leaves
+                eventlet.sleep(0.05)
+        except (paramiko.SSHException, EOFError, OSError):
+            pass
+        finally:
+            close_transport(transport, conn)
+
+    def serve():
+        while True:
+            conn, _ = listener.accept()
+            eventlet.spawn_n(serve_one, conn)
+    return eventlet.spawn(serve), listener

@@ -7,14 +7,17 @@ import subprocess
 import tempfile
 import uuid
 
+import eventlet
 import pytest
+from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter
 
 from common.errors import NotFound
 from hostagent.service import make_service
 from common.netns import nsenter_argv
-from tests.hostagent.netutil import add_address, connect_from, echo_server, http_get
+from tests.hostagent.netutil import add_address, connect_from, echo_server, http_get, ssh_server
 from tests.hostagent.payloads import without_seq
 
 GUEST_IP = "10.99.0.2"
@@ -166,3 +169,119 @@ def test_cloud_init_reads_its_guest_data_through_the_ec2_datasource(agent, host_
         "instance_id": "7a1b2c3d-0000-4000-8000-000000000001", "hostname": "web-1",
         "local_ipv4": GUEST_IP, "public_keys": ["ssh-ed25519 AAAA k"], "user_data": "hello",
         "availability_zone": "n1", "instance_type": "m1.tiny"}
+
+
+SSH_GUEST_IP = "10.99.0.3"  # a guest whose SSH server the test starts and stops
+
+
+class ReadyListener:
+    """Stands in for the instances service's listener of `domain_ssh_ready`."""
+    name = "ssh_ready_listener"
+    seen = []
+
+    @event_handler("hostagent", "domain_ssh_ready")
+    def ready(self, payload):
+        ReadyListener.seen.append(payload)
+        return payload
+
+
+@pytest.fixture
+def ready_listener(container_factory, config):
+    ReadyListener.seen = []
+    container = container_factory(ReadyListener, config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def guest_sshd(host_netns):
+    """start() brings the guest's SSH up (as a booting guest's dropbear would), stop() takes it down."""
+    add_address(host_netns, f"{SSH_GUEST_IP}/22")
+    running = []
+
+    class Sshd:
+        @staticmethod
+        def start():
+            running.append(ssh_server(host_netns, (SSH_GUEST_IP, 22)))
+
+        @staticmethod
+        def stop():
+            while running:
+                thread, listener = running.pop()
+                thread.kill()
+                listener.close()
+    yield Sshd
+    Sshd.stop()
+
+
+def ssh_guest_spec(instance_id):
+    return {**spec(instance_id), "mac": "aa:00:0a:63:00:03", "ip": SSH_GUEST_IP}
+
+
+def ready_of(instance_id):
+    return lambda _ctx, result, _exc: result["instance_id"] == instance_id
+
+
+def ready_events(instance_id):
+    return [seen for seen in ReadyListener.seen if seen["instance_id"] == instance_id]
+
+
+def test_domain_ssh_ready_follows_each_start(agent, config, ready_listener, guest_sshd):
+    instance_id = str(uuid.uuid4())
+    guest_sshd.start()
+    with ServiceRpcProxy("hostagent_n1", config) as host:
+        try:
+            with entrypoint_waiter(ready_listener, "ready", timeout=10, callback=ready_of(instance_id)) as ready:
+                created = host.create_domain(ssh_guest_spec(instance_id))
+            event = ready.get()
+            assert set(event) == {"host", "instance_id", "at", "seq"}
+            assert event["host"] == "n1" and event["seq"] > created["seq"]
+
+            with entrypoint_waiter(ready_listener, "ready", timeout=10, callback=ready_of(instance_id)) as again:
+                host.stop_domain({"instance_id": instance_id, "timeout": 0})
+                started = host.start_domain({"instance_id": instance_id})
+            assert again.get()["seq"] > started["seq"] > event["seq"]
+
+            with entrypoint_waiter(ready_listener, "ready", timeout=10, callback=ready_of(instance_id)) as rebooted:
+                host.reboot_domain({"instance_id": instance_id, "timeout": 0.2})
+            assert rebooted.get()["seq"] > again.get()["seq"]
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
+
+
+
+def test_stop_and_destroy_cancel_the_probe_and_a_new_start_replaces_it(agent, config, ready_listener,
+                                                                      guest_sshd):
+    stopped_id, destroyed_id, restarted_id = (str(uuid.uuid4()) for _ in range(3))
+    with ServiceRpcProxy("hostagent_n1", config) as host:
+        try:
+            # The guests' SSH is not up yet: every probe keeps trying.
+            for instance_id in (stopped_id, destroyed_id, restarted_id):
+                host.create_domain(ssh_guest_spec(instance_id))
+            host.create_domain(ssh_guest_spec(restarted_id))  # redelivered: replaces its probe
+            host.start_domain({"instance_id": restarted_id})  # and again
+            host.stop_domain({"instance_id": stopped_id, "timeout": 0})
+            assert host.destroy_domain({"instance_id": destroyed_id}) == {"deleted": True}
+
+            with entrypoint_waiter(ready_listener, "ready", timeout=10, callback=ready_of(restarted_id)):
+                guest_sshd.start()
+            eventlet.sleep(1.0)  # time for any other probe to report (they poll every 0.1 s)
+            assert len(ready_events(restarted_id)) == 1  # one probe, one report
+            assert ready_events(stopped_id) == [] and ready_events(destroyed_id) == []
+        finally:
+            for instance_id in (stopped_id, restarted_id):
+                host.destroy_domain({"instance_id": instance_id})
+
+
+def test_probe_that_times_out_emits_nothing(container_factory, config, ready_listener, guest_sshd):
+    container_factory(make_service("n1"), {**config, "SSH_READY_TIMEOUT": 0.5}).start()
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_n1", config) as host:
+        try:
+            host.create_domain(ssh_guest_spec(instance_id))
+            eventlet.sleep(1.0)  # the probe gives up after 0.5 s
+            guest_sshd.start()
+            eventlet.sleep(0.5)
+            assert ready_events(instance_id) == []
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
