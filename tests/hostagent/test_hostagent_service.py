@@ -243,3 +243,94 @@ def test_lifecycle_events_and_domain_states_are_ordered_by_seq(agent, agent_conf
             assert ours == sorted(ours)  # delivered in the order libvirt reported them
         finally:
             host.destroy_domain({"instance_id": instance_id})
+
+
+def test_inventory_lists_what_the_host_holds(agent, agent_config):
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        empty = host.get_inventory()
+        assert empty["domains"] == [] and empty["volumes"] == [] and empty["console_logs"] == []
+        image = host.ensure_image({"image_id": 3, "capacity_bytes": 64 << 20})
+        root = host.create_volume({"name": f"root-{instance_id}.qcow2", "capacity_bytes": 1 << 30,
+                                   "backing_path": image["path"]})
+        created = host.create_domain(spec(instance_id, root["path"]))
+        os.makedirs(agent_config["CONSOLE_DIR"], exist_ok=True)
+        for name in (f"{instance_id}.log", "notes.txt"):  # only <instance id>.log files count
+            open(os.path.join(agent_config["CONSOLE_DIR"], name), "w").close()
+        try:
+            inventory = host.get_inventory()
+            assert [without_seq(state) for state in inventory["domains"]] == [without_seq(created)]
+            assert sorted(inventory["volumes"], key=lambda v: v["name"]) == [image, root]
+            # The test driver: no DHCP entries, no namespace to forward SSH into.
+            assert inventory["dhcp_entries"] == [] and inventory["forwards"] == []
+            assert inventory["console_logs"] == [instance_id]
+            assert inventory["host"] == "t1"
+            assert inventory["seq"] > inventory["domains"][0]["seq"] > created["seq"] > empty["seq"]
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
+            host.delete_volume({"name": root["name"]})
+            host.delete_volume({"name": image["name"]})
+        assert host.get_inventory()["console_logs"] == []
+
+
+def test_destroy_cleans_up_after_a_domain_that_is_gone_or_never_was(agent, agent_config, conn):
+    lost, never = str(uuid.uuid4()), str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        host.create_domain(spec(lost, "/labcloud-test/lost.qcow2"))
+        os.makedirs(agent_config["CONSOLE_DIR"], exist_ok=True)
+        for instance_id in (lost, never):
+            open(os.path.join(agent_config["CONSOLE_DIR"], f"{instance_id}.log"), "w").close()
+        domain = conn.lookupByUUIDString(lost)  # lost behind the agent's back
+        domain.destroy()
+        domain.undefine()
+        assert host.destroy_domain({"instance_id": lost}) == {"deleted": False}
+        assert host.destroy_domain({"instance_id": never}) == {"deleted": False}
+        assert host.get_inventory()["console_logs"] == []
+
+
+def test_concurrent_creates_of_one_image_all_succeed(container_factory, agent_config, monkeypatch):
+    """Many ensure_image + create_volume pairs for one image at once, on a fresh pool (the report:
+    a second create tripped over the first one's image copy). The test driver cannot upload, so
+    each pool operation is slowed down here (in its native thread, as an upload would be) and the
+    test checks that no two ever ran at once; tests/realguest/test_image_race.py uploads for real."""
+    import time
+    from eventlet import patcher
+    from nameko.standalone.rpc import ClusterRpcProxy
+    import eventlet
+    from hostagent import storage_pool
+
+    running, overlaps, guard = [0], [], patcher.original("threading").Lock()
+
+    def exclusive(operation):
+        def slowed(*args, **kwargs):
+            with guard:
+                running[0] += 1
+                overlaps.append(running[0])
+            try:
+                time.sleep(0.02)  # a native thread: this is the upload's time
+                return operation(*args, **kwargs)
+            finally:
+                with guard:
+                    running[0] -= 1
+        return slowed
+    for name in ("ensure_image", "create_volume"):
+        monkeypatch.setattr(storage_pool, name, exclusive(getattr(storage_pool, name)))
+    container_factory(make_service("t1"), {**agent_config, "max_workers": 32}).start()
+    callers = 12
+
+    def create(index):
+        with ClusterRpcProxy(agent_config, timeout=30) as cluster:
+            host = cluster.hostagent_t1
+            image = host.ensure_image({"image_id": 1, "capacity_bytes": 64 << 20})
+            root = host.create_volume({"name": f"root-{index}.qcow2", "capacity_bytes": 1 << 30,
+                                       "backing_path": image["path"]})
+            return image, root
+    results = list(eventlet.GreenPool(callers).imap(create, range(callers)))
+    assert len({tuple(sorted(image.items())) for image, _root in results}) == 1  # one image for all
+    assert len(overlaps) == 2 * callers and max(overlaps) == 1  # never two pool operations at once
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        volumes = host.get_inventory()["volumes"]
+        assert sorted(v["name"] for v in volumes) == sorted(
+            ["image-1.qcow2"] + [f"root-{i}.qcow2" for i in range(callers)])
+        for volume in volumes:
+            host.delete_volume({"name": volume["name"]})
