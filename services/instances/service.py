@@ -6,6 +6,7 @@ import uuid
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher, event_handler
+from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
 
 from common.actors import load_actor, require_admin
@@ -24,8 +25,17 @@ from services.instances.schemas import (
 # Which event announces that an instance reached a state.
 ANNOUNCED = {"running": "instance_running", "error": "instance_failed", "deleted": "instance_deleted",
              "stopped": "instance_stopped", "host_down": "instance_host_down"}
-# Names this process as a reconcile lease holder (several replicas may run).
-REPLICA = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+class ReplicaName(DependencyProvider):
+    """This container's name as a reconcile lease holder (several replicas may run, even in one
+    process in tests)."""
+
+    def setup(self):
+        self.name = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+    def get_dependency(self, worker_ctx):
+        return self.name
 
 
 class InstancesService:
@@ -39,6 +49,7 @@ class InstancesService:
     network = RpcProxy("network")
     storage = RpcProxy("storage")
     hosts = HostAgentRpc()
+    replica = ReplicaName()
 
     # ----- users' requests -----
     @rpc
@@ -138,7 +149,7 @@ class InstancesService:
 
     def _reconcile(self, trigger, only_host=None):
         peers = reconcile.Peers(self.hosts, self.storage, self.network, self._retry_delete)
-        return reconcile.run(self.db, peers, REPLICA, trigger, self.clock(), self._policy(),
+        return reconcile.run(self.db, peers, self.replica, trigger, self.clock(), self._policy(),
                              reconcile.settings_from_config(self.config), only_host)
 
     def _retry_delete(self, instance_id):

@@ -1,0 +1,149 @@
+"""Reconcile with two instances replicas running at once, every real service it talks to (network,
+storage, a host agent on test:///default) over the real broker: a domain destroyed behind the
+service's back, an orphan domain and disk, a host that stops sending heartbeats. Each is detected
+and repaired once, and both replicas' timers run against the same database."""
+import time
+import uuid
+
+import libvirt
+import pytest
+from eventlet.event import Event
+from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from common.db import make_engine
+from hostagent.service import make_service
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
+from services.accounts.service import AccountsService
+from services.instances.models import InstanceAction, ReconcileReport
+from services.instances.service import InstancesService
+from services.network.service import NetworkService
+from services.storage.service import StorageService
+
+ADMIN = {"id": 1, "username": "admin", "role": "admin"}
+
+
+def wait(predicate, timeout=20, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def cloud(container_factory, service_config, migrated_database):
+    host = f"rr-{uuid.uuid4().hex[:6]}"
+    agent_config = service_config(LIBVIRT_URI="test:///default", POOL_NAME=f"p{host}",
+                                  POOL_PATH=f"/labcloud-test/{host}", HEARTBEAT_INTERVAL=0.2, STATS_INTERVAL=60)
+    agent = container_factory(make_service(host), agent_config)
+    for cls, package, extra in (
+            (AccountsService, "services.accounts", {}),
+            (NetworkService, "services.network", {}),
+            (StorageService, "services.storage", {"DATA_DIR": "/srv/labcloud", "HOST_RPC_TIMEOUT": 2})):
+        container_factory(cls, service_config(DATABASE_URL=migrated_database(package), **extra)).start()
+    instances_db = migrated_database("services.instances")
+    instances_config = service_config(
+        DATABASE_URL=instances_db, HOST_RPC_TIMEOUT=2, HOST_STALE_AFTER=1.5, HOST_CHECK_INTERVAL=0.3,
+        RECONCILE_INTERVAL=0.3, ORPHAN_GRACE=1, DELETE_RETRY_AFTER=1)
+    # Two replicas of the instances service: they share the queues and the database.
+    replicas = [container_factory(InstancesService, instances_config) for _ in range(2)]
+    for replica in replicas:
+        replica.start()
+    agent.start()
+    with ClusterRpcProxy(service_config(), timeout=30) as rpc:
+        actor = {"id": rpc.accounts.signup({"username": "ada", "email": "ada@lab.example",
+                                             "password": "long-enough"})["id"],
+                 "username": "ada", "role": "user"}
+        key = rpc.accounts.add_key(actor, {"name": "k", "public_key": public_key_line(generate_ed25519_key())})
+        wait(lambda: any(h["name"] == host for h in rpc.instances.list_hosts()), what="heartbeat")
+        engine = make_engine(instances_db)
+        yield rpc, actor, key, host, agent, engine
+        engine.dispose()
+
+
+def create_running(rpc, actor, key, name):
+    inst = rpc.instances.create_instance(actor, {"name": name, "flavor": 1, "image": 1, "key": key["id"]})
+    return wait(lambda: (i := rpc.instances.get_instance(actor, inst["id"]))["state"] == "running" and i,
+                what=f"{name} running")
+
+
+def reconcile_actions(engine, instance_id):
+    with Session(engine) as session:
+        return [(a.action, a.message) for a in session.scalars(
+            select(InstanceAction).where(InstanceAction.instance_id == instance_id,
+                                         InstanceAction.action == "reconcile"))]
+
+
+def replicas_that_reported(engine):
+    with Session(engine) as session:
+        return {r.replica for r in session.scalars(select(ReconcileReport))}
+
+
+def test_two_replicas_repair_each_drift_once(cloud):
+    rpc, actor, key, host, _agent, engine = cloud
+    lost = create_running(rpc, actor, key, "lost")
+    kept = create_running(rpc, actor, key, "kept")
+    conn = libvirt.open("test:///default")  # the agent's test driver lives in this process
+    try:
+        # Behind the service's back: the domain of `lost` is undefined without any event reaching
+        # the instances service (the test driver's undefine of a running domain after destroy).
+        domain = conn.lookupByUUIDString(lost["id"])
+        domain.destroy()
+        domain.undefine()
+        # An orphan domain and disk nobody owns.
+        stray = str(uuid.uuid4())
+        rpc[f"hostagent_{host}"].create_volume({"name": f"root-{stray}.qcow2", "capacity_bytes": 1 << 20,
+                                                "format": "qcow2"})
+        rpc[f"hostagent_{host}"].create_domain({
+            "instance_id": stray, "name": f"lc-{stray}", "vcpus": 1, "memory_mib": 64, "cpu_weight": 256,
+            "cpu_cap_percent": 0, "disk_path": f"/labcloud-test/{host}/root-{stray}.qcow2",
+            "mac": "aa:00:0a:63:03:fd", "ip": "10.99.3.253"})
+
+        failed = wait(lambda: (i := rpc.instances.get_instance(actor, lost["id"]))["state"] == "error" and i,
+                      what="lost domain noticed")
+        assert failed["reason"] == f"host {host} has no domain for this instance"
+        wait(lambda: stray not in {d.UUIDString() for d in conn.listAllDomains()}, what="orphan domain removed")
+        wait(lambda: not [v for v in rpc[f"hostagent_{host}"].get_inventory()["volumes"] if stray in v["name"]],
+             what="orphan disk removed")
+    finally:
+        conn.close()
+    time.sleep(1)  # more rounds of both replicas: nothing is repaired twice
+    assert len(reconcile_actions(engine, lost["id"])) == 1, reconcile_actions(engine, lost["id"])
+    assert reconcile_actions(engine, kept["id"]) == []
+    assert rpc.instances.get_instance(actor, kept["id"])["state"] == "running"
+    assert len(replicas_that_reported(engine)) == 2, "both replicas ran reconcile"
+    removed = [f for r in rpc.instances.list_reconcile_reports(ADMIN, 200) for f in r["findings"]
+               if f["action"] == "orphan_removed"]
+    assert sorted((f["kind"], f["subject"]) for f in removed) == [("domain", stray), ("volume", f"root-{stray}.qcow2")]
+
+
+def heartbeat_timer(agent):
+    return next(e for e in agent.entrypoints if getattr(e, "method_name", None) == "host_heartbeat")
+
+
+def test_a_host_without_heartbeats_is_host_down_until_it_returns(cloud):
+    rpc, actor, key, host, agent, engine = cloud
+    inst = create_running(rpc, actor, key, "vm")
+    timer = heartbeat_timer(agent)
+    timer.stop()  # the host goes quiet: no heartbeats (its RPC queue still answers, as a host whose
+    # heartbeats are lost on the way would)
+    down = wait(lambda: (i := rpc.instances.get_instance(actor, inst["id"]))["state"] == "host_down" and i,
+                what="host_down")
+    assert down["reason"].startswith(f"host {host} has sent no heartbeat since")
+    assert rpc.network.get_address(inst["id"])["ip"] == inst["ip"], "nothing is released while it is away"
+    time.sleep(1)
+    assert rpc.instances.get_instance(actor, inst["id"])["state"] == "host_down", "stays until the host returns"
+
+    timer.should_stop = Event()
+    timer.start()  # heartbeats again
+    wait(lambda: rpc.instances.get_instance(actor, inst["id"])["state"] == "running", what="back to running")
+    messages = [m for _, m in reconcile_actions(engine, inst["id"])]
+    assert len([m for m in messages if "has sent no heartbeat since" in m]) == 1, messages
+    assert messages[-1].endswith("host_down -> running"), messages
+    with Session(engine) as session:
+        triggers = {r.trigger for r in session.scalars(select(ReconcileReport))}
+    assert "host_returned" in triggers
