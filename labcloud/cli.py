@@ -55,7 +55,9 @@ def cmd_run(args):
         _say("stopping labcloud: guests are powered off (their disks and definitions stay; start "
              "them again after the next run) ...")
         stack.stop()
-        _say(f"labcloud stopped in {stack.stop_seconds:.1f} s")
+        parts = ", ".join(f"{key} {value:.1f}" if isinstance(value, float) else f"{key} {value}"
+                          for key, value in stack.stop_timings.items())
+        _say(f"labcloud stopped in {stack.stop_seconds:.1f} s ({parts})")
     return 0
 
 

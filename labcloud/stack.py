@@ -53,6 +53,7 @@ class Stack:
         self.admin_created_password = None
         self.lock_file = None
         self.stop_seconds = None
+        self.stop_timings = {}  # seconds from the start of stop() until each part was down
 
     @property
     def url(self):
@@ -233,18 +234,24 @@ class Stack:
     def stop(self):
         """Everything down, in parallel: each host powers its guests off and stops its daemon
         while the services stop, then RabbitMQ. Idempotent; the data dir keeps everything."""
+        if not (self.processes or self.qemu_hosts or self.rabbit or self.lock_file):
+            return  # stopped already (Stack.start's clean-up, then the caller's)
         started = time.monotonic()
+        self.stop_timings = {}
         errors = []
         hosts = [threading.Thread(target=_collect_errors, args=(host.stop, errors),
                                   name=f"stop-{name}") for name, host in self.qemu_hosts.items()]
         for thread in hosts:
             thread.start()
         self._stop_processes()
+        self.stop_timings["services_s"] = time.monotonic() - started
         if self.rabbit is not None:
             self.rabbit.stop(RABBIT_GRACE_S)
             self.rabbit = None
+        self.stop_timings["rabbitmq_s"] = time.monotonic() - started
         for thread in hosts:
             thread.join()
+        self.stop_timings["hosts_s"] = time.monotonic() - started
         self.qemu_hosts.clear()
         if self.lock_file is not None:
             self.lock_file.close()  # only now: until here, this stack's processes were running
@@ -256,15 +263,17 @@ class Stack:
     def _stop_processes(self):
         """SIGTERM to each process's session (it was started in its own), SIGKILL to those still
         there after SERVICE_GRACE_S."""
+        started = time.monotonic()
         for proc in self.processes.values():
             _signal_session(proc, signal.SIGTERM)
-        deadline = time.monotonic() + SERVICE_GRACE_S
-        for proc in self.processes.values():
+        deadline = started + SERVICE_GRACE_S
+        for name, proc in self.processes.items():
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _signal_session(proc, signal.SIGKILL)
                 proc.wait(5)
+                self.stop_timings.setdefault("killed", []).append(name)
         self.processes.clear()
 
     def __enter__(self):
