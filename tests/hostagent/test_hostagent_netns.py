@@ -285,3 +285,19 @@ def test_probe_that_times_out_emits_nothing(container_factory, config, ready_lis
             assert ready_events(instance_id) == []
         finally:
             host.destroy_domain({"instance_id": instance_id})
+
+
+def test_inventory_lists_forwards_and_destroy_removes_the_forward_of_a_lost_domain(agent, config, conn):
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_n1", config) as host:
+        port = host.create_domain(spec(instance_id))["ssh_port"]
+        inventory = host.get_inventory()
+        assert inventory["forwards"] == [{"instance_id": instance_id, "port": port}]
+        assert [d["ssh_port"] for d in inventory["domains"]] == [port]
+        domain = conn.lookupByUUIDString(instance_id)  # lost behind the agent's back
+        domain.destroy()
+        domain.undefine()
+        assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": False}
+        assert host.get_inventory()["forwards"] == []
+    with pytest.raises(ConnectionRefusedError):
+        ssh_roundtrip(port)
