@@ -48,6 +48,10 @@ class Guests:
         Guests.events.append((time.monotonic(), payload, delay))
         return payload
 
+    @event_handler("hostagent", "domain_ssh_ready")
+    def ssh_ready(self, payload):
+        return payload
+
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
@@ -131,9 +135,13 @@ def test_real_guest_lifecycle(agent, image, key, tmp_path, qemu_host):
             "cmdline": f"console=ttyS0 ip={GUEST_IP}::{GATEWAY}:255.255.252.0:web-1:eth0:off"}
     with ServiceRpcProxy("hostagent_rq1", config, timeout=120) as host:
         try:
-            with entrypoint_waiter(listener, "lifecycle", timeout=30,
-                                   callback=lifecycle_of(instance_id, "running")):
-                created = host.create_domain(spec)
+            with entrypoint_waiter(listener, "ssh_ready", timeout=60,
+                                   callback=lambda _c, r, _e: r["instance_id"] == instance_id) as ready:
+                with entrypoint_waiter(listener, "lifecycle", timeout=30,
+                                       callback=lifecycle_of(instance_id, "running")):
+                    created = host.create_domain(spec)
+            # The agent saw the guest's SSH answer from inside the host's namespace.
+            assert ready.get()["host"] == "rq1" and ready.get()["seq"] > created["seq"]
             port = created["ssh_port"]
             assert created["state"] == "running" and 22980 <= port <= 22999
             assert MAC in dhcp_macs(qemu_host)
@@ -203,4 +211,39 @@ def test_refused_create_leaves_no_dhcp_entry_neighbour_or_port(agent, tmp_path, 
                 assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still forwarded"
     finally:
         squatter.undefine()
+        conn.close()
+
+
+def test_destroy_of_a_domain_lost_behind_the_agents_back_removes_everything(agent, tmp_path, qemu_host):
+    """The domain (and the metadata naming its MAC and IP) is gone: destroy_domain still finds the
+    DHCP entry by its name, and removes it, the static neighbour entry and the SSH forward."""
+    config, _listener = agent
+    instance_id = str(uuid.uuid4())
+    disk = tmp_path / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    spec = {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1, "memory_mib": 64,
+            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
+            "hostname": "web-1"}
+    conn = qemu_host.open()
+    try:
+        with ServiceRpcProxy("hostagent_rq1", config, timeout=60) as host:
+            port = host.create_domain(spec)["ssh_port"]
+            inventory = host.get_inventory()
+            assert {"name": "i-" + instance_id.replace("-", ""), "mac": MAC, "ip": GUEST_IP,
+                    "instance_id": instance_id} in inventory["dhcp_entries"]
+            assert {"instance_id": instance_id, "port": port} in inventory["forwards"]
+            domain = conn.lookupByUUIDString(instance_id)
+            domain.destroy()
+            domain.undefine()
+            assert host.destroy_domain({"instance_id": instance_id}) == {"deleted": False}
+            inventory = host.get_inventory()
+            assert inventory["domains"] == [] and inventory["forwards"] == []
+            assert instance_id not in {entry["instance_id"] for entry in inventory["dhcp_entries"]}
+        assert MAC not in dhcp_macs(qemu_host)
+        neighbours = subprocess.run(nsenter_argv(qemu_host.netns) + ["ip", "neigh", "show", GUEST_IP],
+                                    capture_output=True, text=True, check=True).stdout
+        assert "PERMANENT" not in neighbours
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+    finally:
         conn.close()
