@@ -3,9 +3,15 @@
 Starts a whole stack (private RabbitMQ node, every service as a process, one host agent on
 test:///default) unless --url is given, signs up and approves a user, then creates N instances,
 C at a time, each POST followed by polling GET until the instance is running. Prints p50/p95
-create-to-running latency and instances/s, then deletes everything and checks nothing is left.
+create-to-running latency and instances/s, then deletes everything and checks nothing is left on
+the host.
+
+Baseline, in the same run and on the same stack: the host-side work of one create done directly
+over RPC to the host agent, sequentially (create_volume over the image, create_domain, then
+destroy_domain and delete_volume): the floor that the control plane adds to.
 
     .venv/bin/python bench/create_latency.py [-n 50] [-c 10]
+    .venv/bin/python bench/create_latency.py -n 40 -c 1      # sequential: the issue's figure
 """
 import argparse
 import datetime as dt
@@ -70,7 +76,42 @@ def create_one(api, body, index):
         time.sleep(POLL_INTERVAL)
 
 
-def run(base_url, count, concurrency):
+def host_floor(amqp_uri, count, host="host1"):
+    """Seconds per create of the host agent's own work, called directly (no labcloud services)."""
+    import uuid
+    from nameko.standalone.rpc import ClusterRpcProxy
+    durations = []
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as rpc:
+        agent = rpc[f"hostagent_{host}"]
+        image = agent.ensure_image({"image_id": 1, "format": "qcow2", "capacity_bytes": 64 << 20})
+        for index in range(count):
+            instance_id = str(uuid.uuid4())
+            started = time.perf_counter()
+            volume = agent.create_volume({"name": f"root-{instance_id}.qcow2", "capacity_bytes": 1 << 30,
+                                          "format": "qcow2", "backing_path": image["path"]})
+            agent.create_domain({"instance_id": instance_id, "name": f"lc-{instance_id}", "vcpus": 1,
+                                 "memory_mib": 128, "cpu_weight": 256, "cpu_cap_percent": 0,
+                                 "disk_path": volume["path"], "mac": "aa:00:0a:63:09:01", "ip": "10.99.9.1"})
+            durations.append(time.perf_counter() - started)
+            agent.destroy_domain({"instance_id": instance_id})
+            agent.delete_volume({"name": volume["name"]})
+    return durations
+
+
+def report(label, values):
+    print(f"{label}: p50 {statistics.median(values) * 1000:.0f} ms, "
+          f"p95 {percentile(values, 95) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms")
+
+
+def left_on_host(amqp_uri, host="host1"):
+    from nameko.standalone.rpc import ClusterRpcProxy
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as rpc:
+        inventory = rpc[f"hostagent_{host}"].get_inventory()
+    return [d["instance_id"] for d in inventory["domains"]] + [
+        v["name"] for v in inventory["volumes"] if v["name"].startswith("root-")]
+
+
+def run(base_url, count, concurrency, amqp_uri=None):
     api, body = prepare_user(base_url)
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -85,16 +126,22 @@ def run(base_url, count, concurrency):
     for label, values in (("client (POST to first GET seeing running, 20 ms polls)", observed),
                           ("server (created_at to running_at)", server)):
         if values:
-            print(f"create-to-running, {label}: p50 {statistics.median(values) * 1000:.0f} ms, "
-                  f"p95 {percentile(values, 95) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms")
+            report(f"create-to-running, {label}", values)
     print(f"throughput: {count / wall:.1f} instances/s ({wall:.1f} s wall)")
     for instance_id, *_ in results:
         api.call("DELETE", f"/instances/{instance_id}")
     for instance_id, *_ in results:
-        api.wait_for(f"/instances/{instance_id}", lambda r: r.status_code == 404 or r.json()["state"] == "deleted")
-    left = [i for i in api.call("GET", "/instances", 200).json() if i["state"] != "deleted"]
-    print(f"after delete: {len(left)} instances left")
-    return 1 if failed or left else 0
+        api.wait_for(f"/instances/{instance_id}", lambda r: r.status_code == 404)
+    left = api.call("GET", "/instances", 200).json()
+    on_host = left_on_host(amqp_uri) if amqp_uri else []
+    print(f"after delete: {len(left)} instances left, {len(on_host)} domains/disks left on the host")
+    if amqp_uri:
+        floor = host_floor(amqp_uri, max(count, 20))
+        report("baseline, the host agent's own work per create (volume + domain, direct RPC, sequential)", floor)
+        if server:
+            print(f"control plane above the baseline (server p50 - baseline p50): "
+                  f"{(statistics.median(server) - statistics.median(floor)) * 1000:.0f} ms")
+    return 1 if failed or left or on_host else 0
 
 
 def main():
@@ -110,7 +157,7 @@ def main():
     # The test driver's fake host reports 3 GiB; let it hold all N small instances at once.
     with Stack(tempfile.mkdtemp(prefix="labcloud-bench-"), port=free_port(), admin_password=ADMIN_PASSWORD,
                extra_env={"MEMORY_OVERCOMMIT": "4"}, quiet=True) as stack:
-        return run(stack.url, args.count, args.concurrency)
+        return run(stack.url, args.count, args.concurrency, stack.amqp_uri)
 
 
 if __name__ == "__main__":

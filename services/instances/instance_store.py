@@ -13,12 +13,15 @@ from services.instances.models import Instance, InstanceAction
 REASON_MAX = 2000
 
 
-def move(session, instance_id, action, *, now=None, only_if_seq=None, **values):
+def move(session, instance_id, action, *, now=None, only_if_seq=None, report=None, commit=True, **values):
     """Apply `action` to the instance if its current state allows it. Returns the new state name,
     or None when the row was not in a source state (someone else moved it first).
 
     only_if_seq: the move also requires that the newest host report is still `only_if_seq`, so a
-    newer report recorded meanwhile wins."""
+    newer report recorded meanwhile wins.
+    report: (domain state, seq) of the host answer the move is based on, recorded with it, in the
+    same statement; the move then also requires that no newer report was recorded.
+    commit=False leaves the transaction open for one more write (the caller commits at once)."""
     now = now or utcnow()
     for to_state, from_states in _targets(action).items():
         query = update(Instance).where(Instance.id == instance_id, Instance.state.in_(from_states))
@@ -26,14 +29,19 @@ def move(session, instance_id, action, *, now=None, only_if_seq=None, **values):
             query = query.where(Instance.host_seq == only_if_seq)
         changes = dict(values, state=to_state, state_changed_at=now,
                        name_key=Instance.name if states.state(to_state).keeps_name else None)
+        if report is not None:
+            query = query.where(or_(Instance.host_seq.is_(None), Instance.host_seq < report[1]))
+            changes.update(host_state=report[0], host_seq=report[1])
         if to_state == "deleted":
             changes.setdefault("deleted_at", now)
         if "reason" in changes and changes["reason"]:
             changes["reason"] = changes["reason"][:REASON_MAX]
         result = session.execute(query.values(**changes))
-        session.commit()
         if result.rowcount == 1:
+            if commit:
+                session.commit()
             return to_state
+    session.commit()
     return None
 
 
@@ -89,30 +97,27 @@ def follow_host(session, instance_id, allowed_states=None, reason=None):
 
 # ----- the action log -------------------------------------------------------------------------
 
-def start_action(session, instance_id, action, actor=None, message=None):
+def start_action(session, instance_id, action, actor=None, message=None, commit=True):
     row = InstanceAction(instance_id=instance_id, action=action,
                          user_id=actor["id"] if actor else None,
                          username=actor["username"] if actor else None,
                          requested_at=utcnow(), result="in_progress", message=message)
     session.add(row)
-    session.commit()
+    if commit:
+        session.commit()
     return row
 
 
 def finish_action(session, instance_id, action, result, message=None):
-    """Close the newest open record of `action` (a redelivered saga finds it closed: no-op)."""
-    row = session.scalars(
-        select(InstanceAction).where(InstanceAction.instance_id == instance_id,
-                                     InstanceAction.action == action,
-                                     InstanceAction.finished_at.is_(None))
-        .order_by(InstanceAction.id.desc())).first()
-    if row is None:
-        return None
-    row.finished_at, row.result = utcnow(), result
+    """Close the open records of `action` (a redelivered saga finds them closed: no-op). Commits,
+    also what a `move(..., commit=False)` left open."""
+    values = {"finished_at": utcnow(), "result": result}
     if message:
-        row.message = message[:REASON_MAX]
+        values["message"] = message[:REASON_MAX]
+    session.execute(update(InstanceAction).where(
+        InstanceAction.instance_id == instance_id, InstanceAction.action == action,
+        InstanceAction.finished_at.is_(None)).values(**values))
     session.commit()
-    return row
 
 
 def record_finished_action(session, instance_id, action, result, message):

@@ -59,12 +59,12 @@ def record_instance(session, actor, request, flavor, key):
         flavor_id=flavor.id, image_id=request["image"], key_id=key["id"], public_key=key["public_key"],
         user_data=request.get("user_data"), state="pending")
     session.add(instance)
+    instance_store.start_action(session, instance.id, "create", actor, commit=False)
     try:
-        session.commit()
+        session.commit()  # the instance and its action log entry together
     except IntegrityError:
         session.rollback()
         raise _name_taken(request["name"]) from None
-    instance_store.start_action(session, instance.id, "create", actor)
     return instance
 
 

@@ -95,12 +95,20 @@ def run_create(session, instance_id, peers, policy, now):
         session.refresh(instance)
         domain = peers.hosts(instance.host).create_domain(
             domain_spec(instance, flavor, disk["path"], address, disk.get("boot")))
-        instance_store.record_host_report(session, instance_id, domain["state"], domain["seq"])
-        if instance_store.move(session, instance_id, "saga:built", running_at=now(), started_at=now(),
-                               started_seq=domain["seq"], ssh_port=domain.get("ssh_port"),
-                               ssh_ready_at=None, reason=None) is None:
+        built = dict(running_at=now(), started_at=now(), started_seq=domain["seq"],
+                     ssh_port=domain.get("ssh_port"), ssh_ready_at=None, reason=None)
+        # One statement records the answer and moves on (the common case); if an event of this
+        # domain was recorded first (a newer seq), the move is made without the older answer.
+        moved = instance_store.move(session, instance_id, "saga:built", commit=False,
+                                    report=(domain["state"], domain["seq"]), **built)
+        newer_report = moved is None
+        if newer_report:
+            moved = instance_store.move(session, instance_id, "saga:built", commit=False, **built)
+        if moved is None:
             return _abandon(session, instance_id, peers, now)
         instance_store.finish_action(session, instance_id, "create", "success")
+        if newer_report:  # the guest may have powered off already: follow what the host said last
+            return instance_store.follow_host(session, instance_id, ("running",)) or "running"
         return "running"
     except Exception as exc:  # every failure is compensated, whatever raised it
         return _undo_failed_create(session, instance_id, peers, now, describe_failure(exc))

@@ -160,3 +160,19 @@ def test_others_instances_are_invisible(session):
         lifecycle.visible_instance(session, stranger, inst.id)
     assert type(err.value).__name__ == "NotFound"
     assert session.get(Instance, inst.id).state == "pending"
+
+
+def test_a_newer_host_event_seen_during_the_create_wins(session):
+    """The guest powered off before the create saga recorded the start: the event (newer seq) was
+    recorded first, so the instance ends `stopped`, not `running`."""
+    cloud = FakeCloud()
+    inst = new_instance(session)
+    original = cloud.host.create_domain
+
+    def create_then_guest_powers_off(spec):
+        answer = original(spec)
+        saga.instance_store.record_host_report(session, inst.id, "shutoff", cloud.next_seq())
+        return answer
+    cloud.host.create_domain = create_then_guest_powers_off
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "stopped"
+    assert [(a.action, a.result) for a in instance_store.list_actions(session, inst.id)] == [("create", "success")]
