@@ -162,8 +162,7 @@ class HostAgent:
         domain (and the metadata naming its MAC and IP) is gone or was never defined."""
         request = load(DestroyDomainRequest, request)
         instance_id = request["instance_id"]
-        if self.ssh_probes is not None:
-            self.ssh_probes.cancel(instance_id)
+        self._cancel_probe(instance_id)
         metadata = self.hypervisor.run(domains.existing_metadata, instance_id) or {}
         deleted = self.hypervisor.run(domains.destroy_domain, instance_id)
         forwarded_ip = None
@@ -183,8 +182,7 @@ class HostAgent:
     @rpc
     def stop_domain(self, request):
         request = load(StopDomainRequest, request)
-        if self.ssh_probes is not None:
-            self.ssh_probes.cancel(request["instance_id"])
+        self._cancel_probe(request["instance_id"])
         state = power.stop(self.hypervisor, request["instance_id"], request["timeout"])
         return self._domain_state(state)
 
@@ -199,6 +197,7 @@ class HostAgent:
     @rpc
     def reboot_domain(self, request):
         request = load(RebootDomainRequest, request)
+        self._cancel_probe(request["instance_id"])  # the SSH it would find is going down
         state = power.reboot(self.hypervisor, self.domain_events, request["instance_id"],
                              request["timeout"])
         self._restore_forward(request["instance_id"])
@@ -245,6 +244,10 @@ class HostAgent:
         ip = ip or (self.ssh_forwarder and self.ssh_forwarder.target_ip_of(instance_id))
         if ip:
             self.ssh_probes.start(instance_id, ip)
+
+    def _cancel_probe(self, instance_id):
+        if self.ssh_probes is not None:
+            self.ssh_probes.cancel(instance_id)
 
     def _dhcp(self, operation, *args):
         """A DHCP host entry change on HOST_NETWORK and its result; real hosts only (the test

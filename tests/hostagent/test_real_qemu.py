@@ -19,6 +19,7 @@ from nameko.testing.services import entrypoint_waiter
 
 from common.errors import NotFound
 from hostagent.service import make_service
+from tests.hostagent.qemu_hosts import private_qemu_host
 from common.netns import nsenter_argv
 
 pytestmark = pytest.mark.realguest
@@ -63,10 +64,7 @@ def image(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def qemu_host(tmp_path_factory):
-    from labcloud.qemu_host import LocalQemuHost
-    host = LocalQemuHost(str(tmp_path_factory.mktemp("hosts")), "rq1").start()
-    yield host
-    host.stop()
+    yield from private_qemu_host(tmp_path_factory, "rq1")
 
 
 @pytest.fixture

@@ -12,16 +12,14 @@ import pytest
 from nameko.standalone.rpc import ClusterRpcProxy, ServiceRpcProxy
 
 from hostagent.service import make_service
+from tests.hostagent.qemu_hosts import private_qemu_host
 
 CALLERS = 6
 
 
 @pytest.fixture(scope="module")
 def qemu_host(tmp_path_factory):
-    from labcloud.qemu_host import LocalQemuHost
-    host = LocalQemuHost(str(tmp_path_factory.mktemp("hosts")), "ir1").start()
-    yield host
-    host.stop()
+    yield from private_qemu_host(tmp_path_factory, "ir1")
 
 
 @pytest.fixture
