@@ -116,7 +116,8 @@ def build_domain_xml(spec, config, uri, ssh_port=None):
         # agent serves as console output. <console> names the same port as the primary console.
         log_path = console_log_path(config, spec["instance_id"])
         serial = _sub(devices, "serial", type="file")
-        _sub(serial, "source", path=log_path)
+        # append: a start after a stop keeps the earlier boots' output (the agent trims on read)
+        _sub(serial, "source", path=log_path, append="on")
         _sub(serial, "target", port=0)
         console = _sub(devices, "console", type="file")
         _sub(console, "source", path=log_path)

@@ -176,16 +176,21 @@ def record_ssh_port(conn, instance_id, port):
 
 
 def destroy_domain(conn, instance_id):
-    """Stop and forget the domain. False when there was none (already deleted)."""
+    """Forget, then stop the domain. False when there was none (already deleted).
+
+    In that order because a delete may race a power action in flight (a reboot that powers the
+    guest off and starts it again): once undefined, a stopped domain no longer exists and cannot be
+    started, and a running one is transient and disappears with the destroy."""
     domain = find_domain(conn, instance_id)
     if domain is None:
         return False
+    _undefine(domain)
     try:
         domain.destroy()
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # not running: fine
+        # not running (already gone once undefined): fine
+        if exc.get_error_code() not in (libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_DOMAIN):
             raise
-    _undefine(domain)
     return True
 
 

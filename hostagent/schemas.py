@@ -176,6 +176,7 @@ class HeartbeatSchema(StrictSchema):
     memory_mib = fields.Integer()
     domains = fields.Integer()  # how many labcloud domains this host has defined
     at = fields.DateTime()
+    agent_started = fields.Integer()  # sequence.PROCESS_STARTED: changes when the agent restarts
 
 
 class DomainSampleSchema(StrictSchema):

@@ -22,3 +22,8 @@ def next_seq():
     with _lock:
         _last = max(_last + 1, time.time_ns())
         return _last
+
+
+# Taken once when the agent process starts: a heartbeat with a new value tells listeners the agent
+# restarted (its forwards, probes and caches are new) even if no heartbeat was missed.
+PROCESS_STARTED = next_seq()

@@ -31,6 +31,7 @@ from hostagent.schemas import (
     DomainLifecycleSchema, DomainSpec, DomainSshReadySchema, DomainStateSchema, DomainStatsSchema,
     EnsureImageRequest, GetConsoleRequest, HeartbeatSchema, HostInfoSchema, HostInventorySchema,
     RebootDomainRequest, StartDomainRequest, StopDomainRequest, VolumeInfoSchema)
+from hostagent import sequence
 from hostagent.sequence import next_seq
 from hostagent.ssh_readiness import SshReadiness, ssh_ready_handler
 
@@ -189,6 +190,7 @@ class HostAgent:
     @rpc
     def start_domain(self, request):
         request = load(StartDomainRequest, request)
+        self._restore_network(request["instance_id"])
         state = self.hypervisor.run(domains.start_domain, request["instance_id"])
         self._restore_forward(request["instance_id"])
         self._probe_ssh(state)
@@ -198,6 +200,7 @@ class HostAgent:
     def reboot_domain(self, request):
         request = load(RebootDomainRequest, request)
         self._cancel_probe(request["instance_id"])  # the SSH it would find is going down
+        self._restore_network(request["instance_id"])
         state = power.reboot(self.hypervisor, self.domain_events, request["instance_id"],
                              request["timeout"])
         self._restore_forward(request["instance_id"])
@@ -282,6 +285,16 @@ class HostAgent:
         except OSError as exc:
             raise HostOperationFailed(f"no SSH port for {instance_id}: {exc}") from None
 
+    def _restore_network(self, instance_id):
+        """start/reboot: the guest's DHCP entry and static neighbour entry come back (after a
+        restart of the host the network and its namespace are new). Both are idempotent."""
+        if self.hypervisor.is_test_driver:
+            return
+        metadata = self.hypervisor.run(domains.existing_metadata, instance_id)
+        if metadata and metadata.get("mac") and metadata.get("ip"):
+            self._dhcp(dhcp.add_dhcp_host, metadata["mac"], metadata["ip"], dhcp.entry_name(instance_id))
+            self._neighbour(neighbours.pin, metadata["ip"], metadata["mac"])
+
     def _restore_forward(self, instance_id):
         """start/reboot: the forward comes back (after an agent restart) on its recorded port."""
         if self.ssh_forwarder is None or self.ssh_forwarder.port_of(instance_id) is not None:
@@ -305,7 +318,7 @@ class HostAgent:
         self.dispatch("host_heartbeat", dump(HeartbeatSchema, {
             "host": self.host_name, "hypervisor": hypervisor, "vcpus": cpus,
             "memory_mib": memory_mib, "domains": self.hypervisor.run(count_domains),
-            "at": self.now()}))
+            "at": self.now(), "agent_started": sequence.PROCESS_STARTED}))
 
     @config_timer("STATS_INTERVAL", 10)
     def domain_stats(self):

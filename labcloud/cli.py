@@ -5,12 +5,16 @@
   labcloud image build N  build a bootable image from Debian packages (see --help)
   labcloud image register N  make a built image (or --disk FILE) bootable for users (admin)
   labcloud ssh NAME       log in to your instance NAME with your SSH key
+  labcloud instance actions NAME   an instance's action log (who asked what, how it ended)
+  labcloud admin reconcile         compare the hosts with the database now (--reports N: recent runs)
 """
 import argparse
 import os
 import signal
 import sys
 import time
+
+from labcloud import lifecycle_commands
 
 
 # A terminal's Ctrl-C (INT), a plain `kill` (TERM) and a closed terminal (HUP) all stop the stack.
@@ -151,6 +155,7 @@ def main(argv=None):
     ssh.add_argument("-l", "--user", default="root")
     ssh.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
     ssh.set_defaults(func=cmd_ssh)
+    lifecycle_commands.add_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -44,11 +44,14 @@ class ApiClient:
             raise ClientError(f"{resp.status_code}: {message}")
         return resp.json()
 
-    def find_instance(self, name_or_id):
-        matches = [i for i in self.get("/instances") if name_or_id in (i["name"], i["id"])]
+    def find_instance(self, name_or_id, include_deleted=False):
+        """By name or id; a live instance before deleted ones of that name (newest deleted first)."""
+        listed = self.get("/instances?include_deleted=true" if include_deleted else "/instances")
+        matches = [i for i in listed if name_or_id in (i["name"], i["id"])]
         if not matches:
             raise ClientError(f"no instance named {name_or_id}")
-        return matches[0]
+        live = [i for i in matches if i["state"] != "deleted"]
+        return live[0] if live else sorted(matches, key=lambda i: i["created_at"])[-1]
 
     def ssh_endpoint(self, name_or_id):
         instance = self.find_instance(name_or_id)

@@ -30,6 +30,8 @@ class Host(Base):
     memory_mib: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="enabled")
     last_heartbeat = mapped_column(DateTime)
+    # The agent process's start mark from its heartbeats: a new value means the agent restarted.
+    agent_started = mapped_column(BigInteger, nullable=True)
     # Reconcile of this host: one replica at a time holds the lease (compare-and-set on it).
     reconcile_lease_until = mapped_column(DateTime, nullable=True)
     reconcile_lease_holder: Mapped[str] = mapped_column(String(64), nullable=True)

@@ -203,6 +203,10 @@ def reconcile_addresses(session, now, settings, peers, report):
 
 def run(session, peers, holder, trigger, now, policy, settings, only_host=None):
     """One reconcile run over every known host (or one). Returns the stored report row."""
+    if trigger == "host_returned":
+        # Deletes that waited for this host run again now (a delete saga still under way would
+        # only repeat idempotent steps).
+        settings = dict(settings, delete_retry_after=0.0)
     report = Report()
     row = ReconcileReport(started_at=now, replica=holder, trigger=trigger)
     mark_hosts_down(session, now, policy, report)

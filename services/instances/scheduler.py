@@ -9,10 +9,12 @@ from services.instances.models import Flavor, Host, Instance
 
 
 def record_heartbeat(session, heartbeat, now, policy):
-    """Returns (host, returned): returned is True when the host was new or had gone quiet, so its
-    instances' states need checking against what it runs now."""
+    """Returns (host, returned): returned is True when the host is new, had gone quiet or its agent
+    restarted (a restarted `labcloud run`), so its instances' states need checking against what it
+    runs now."""
     host = session.get(Host, heartbeat["host"])
-    returned = not is_up(host, now, policy)
+    started = heartbeat.get("agent_started")
+    returned = not is_up(host, now, policy) or (started is not None and host.agent_started != started)
     if host is None:
         host = Host(name=heartbeat["host"], state="enabled")
         session.add(host)
@@ -20,6 +22,8 @@ def record_heartbeat(session, heartbeat, now, policy):
     host.vcpus = heartbeat["vcpus"]
     host.memory_mib = heartbeat["memory_mib"]
     host.last_heartbeat = now
+    if started is not None:
+        host.agent_started = started
     session.commit()
     return host, returned
 

@@ -4,6 +4,7 @@ the host agent itself); names and host capacity count stopped instances; reconci
 changed behind labcloud's back; a quiet host shows its instances `host_down` until it returns."""
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -211,6 +212,34 @@ def test_reconcile_repairs_what_changed_behind_our_back(user, admin, rpc, stack)
         user.call("DELETE", f"/instances/{inst['id']}", 202)
         wait_deleted(user, inst["id"])
     assert left_on_host(rpc, [drifted["id"], lost["id"]]) == []
+
+
+def labcloud(stack, api, *argv):
+    env = {**os.environ, "LABCLOUD_URL": stack.url, "LABCLOUD_TOKEN": api.token}
+    return subprocess.run([sys.executable, "-m", "labcloud.cli", *argv], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_cli_shows_the_action_log_and_runs_reconcile(stack, user, admin):
+    inst = create(user, "cli-log")
+    user.call("DELETE", f"/instances/{inst['id']}", 202)
+    wait_deleted(user, inst["id"])
+    shown = labcloud(stack, user, "instance", "actions", "cli-log")  # deleted: still has its log
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["REQUESTED", "ACTION", "BY", "RESULT", "FINISHED", "MESSAGE"]
+    assert [line.split()[1:4] for line in lines[1:]] == [["create", user.username, "success"],
+                                                         ["delete", user.username, "success"]]
+    missing = labcloud(stack, user, "instance", "actions", "no-such-vm")
+    assert missing.returncode == 1 and "no instance named no-such-vm" in missing.stderr
+
+    ran = labcloud(stack, admin, "admin", "reconcile")
+    assert ran.returncode == 0, ran.stderr
+    assert "(admin," in ran.stdout and "hosts host1" in ran.stdout
+    refused = labcloud(stack, user, "admin", "reconcile")
+    assert refused.returncode == 1 and "403" in refused.stderr
+    listed = labcloud(stack, admin, "admin", "reconcile", "--reports", "1")
+    assert listed.returncode == 0 and listed.stdout.startswith("reconcile ")
 
 
 def test_a_quiet_host_shows_host_down_and_a_delete_waits_for_it(user, rpc, stack):

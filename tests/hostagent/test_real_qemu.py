@@ -18,6 +18,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 
 from common.errors import NotFound
+from hostagent import dhcp
 from hostagent.service import make_service
 from tests.hostagent.qemu_hosts import private_qemu_host
 from common.netns import nsenter_argv
@@ -243,5 +244,35 @@ def test_destroy_of_a_domain_lost_behind_the_agents_back_removes_everything(agen
         assert "PERMANENT" not in neighbours
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        conn.close()
+
+
+def test_start_brings_back_the_network_entries_a_new_host_network_lacks(agent, tmp_path, qemu_host):
+    """After a restart the host's network and namespace are new: the DHCP and static neighbour
+    entries of a stopped guest are gone. start_domain puts them back from the domain's metadata."""
+    config, _listener = agent
+    instance_id = str(uuid.uuid4())
+    disk = tmp_path / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    spec = {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1, "memory_mib": 64,
+            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
+            "hostname": "web-1"}
+    conn = qemu_host.open()
+    try:
+        with ServiceRpcProxy("hostagent_rq1", config, timeout=60) as host:
+            host.create_domain(spec)
+            host.stop_domain({"instance_id": instance_id, "timeout": 1})
+            network = conn.networkLookupByName(qemu_host.network_name)
+            dhcp.remove_dhcp_host(conn, MAC, network=qemu_host.network_name)
+            subprocess.run(nsenter_argv(qemu_host.netns) + ["ip", "neigh", "flush", GUEST_IP], check=True)
+            assert MAC not in dhcp_macs(qemu_host) and network.isActive()
+
+            assert host.start_domain({"instance_id": instance_id})["state"] == "running"
+            assert MAC in dhcp_macs(qemu_host)
+            neighbours = subprocess.run(nsenter_argv(qemu_host.netns) + ["ip", "neigh", "show", GUEST_IP],
+                                        capture_output=True, text=True, check=True).stdout
+            assert "PERMANENT" in neighbours
+            host.destroy_domain({"instance_id": instance_id})
     finally:
         conn.close()

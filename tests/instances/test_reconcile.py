@@ -186,3 +186,14 @@ def test_a_pending_instance_is_left_to_its_saga(session):
     inst = new_instance(session)
     assert run(session, cloud, NOW)[0] == []
     assert state_of(session, inst).state == "pending"
+
+
+def test_a_restarted_agent_counts_as_a_returning_host(session):
+    """`labcloud run` stopped and started again within HOST_STALE_AFTER: no heartbeat was missed
+    for long, but the agent is new, so its host's instances must be checked at once."""
+    beat = {"host": "h1", "hypervisor": "TEST", "vcpus": 4, "memory_mib": 512}
+    assert scheduler.record_heartbeat(session, dict(beat, agent_started=1), at(1), POLICY)[1] is True
+    assert scheduler.record_heartbeat(session, dict(beat, agent_started=1), at(2), POLICY)[1] is False
+    assert scheduler.record_heartbeat(session, dict(beat, agent_started=2), at(3), POLICY)[1] is True
+    assert scheduler.record_heartbeat(session, beat, at(4), POLICY)[1] is False  # an older agent says nothing
+    assert scheduler.record_heartbeat(session, beat, at(60), POLICY)[1] is True  # quiet for a minute

@@ -26,6 +26,7 @@ def upgrade():
     with op.batch_alter_table("hosts") as batch:
         batch.add_column(sa.Column("reconcile_lease_until", sa.DateTime(), nullable=True))
         batch.add_column(sa.Column("reconcile_lease_holder", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("agent_started", sa.BigInteger(), nullable=True))
     op.create_table(
         "instance_actions",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -63,6 +64,7 @@ def downgrade():
     op.drop_index("ix_instance_actions_instance_id", "instance_actions")
     op.drop_table("instance_actions")
     with op.batch_alter_table("hosts") as batch:
+        batch.drop_column("agent_started")
         batch.drop_column("reconcile_lease_holder")
         batch.drop_column("reconcile_lease_until")
     with op.batch_alter_table("instances") as batch:
