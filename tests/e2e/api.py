@@ -3,6 +3,8 @@ import time
 
 import requests
 
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
+
 ADMIN_PASSWORD = "admin-e2e-password"
 
 
@@ -33,3 +35,16 @@ class Api:
                 return last
             time.sleep(interval)
         raise AssertionError(f"timed out waiting on {path}; last answer {last.status_code} {last.text}")
+
+
+def approved_user(base_url, admin, username, password="correct horse"):
+    """A new user, signed up and approved by `admin`, logged in, with an SSH key (`.key`, its id)."""
+    anon = Api(base_url)
+    made = anon.call("POST", "/users", 201, json={"username": username, "email": f"{username}@lab.example",
+                                                 "password": password}).json()
+    admin.call("POST", f"/users/{made['id']}/approve", 200)
+    api = anon.login(username, password)
+    api.username = username
+    api.key = api.call("POST", "/keys", 201, json={"name": "k", "public_key": public_key_line(
+        generate_ed25519_key())}).json()["id"]
+    return api

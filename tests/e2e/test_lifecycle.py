@@ -13,10 +13,9 @@ import uuid
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from labcloud.rabbit import free_port
 from labcloud.stack import Stack
-from tests.e2e.api import ADMIN_PASSWORD, Api
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
 from tests.e2e.conftest import FAST_TIMERS
 
 # Short enough for a test, long enough that a working saga is never mistaken for a stuck one.
@@ -39,16 +38,7 @@ def admin(stack):
 
 @pytest.fixture(scope="module")
 def user(stack, admin):
-    anon = Api(stack.url)
-    name = f"u{uuid.uuid4().hex[:6]}"
-    created = anon.call("POST", "/users", 201, json={"username": name, "email": f"{name}@lab.example",
-                                                      "password": "correct horse"}).json()
-    admin.call("POST", f"/users/{created['id']}/approve", 200)
-    api = anon.login(name, "correct horse")
-    api.username = name
-    api.key = api.call("POST", "/keys", 201, json={"name": "k", "public_key": public_key_line(
-        generate_ed25519_key())}).json()["id"]
-    return api
+    return approved_user(stack.url, admin, f"u{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture

@@ -191,8 +191,8 @@ def test_refused_create_leaves_no_dhcp_entry_neighbour_or_port(agent, tmp_path, 
     instance_id = str(uuid.uuid4())
     conn = qemu_host.open()
     squatter = conn.defineXML(
-        f"<domain type='qemu'><name>rq-clash</name><memory unit='MiB'>64</memory>"
-        f"<os><type arch='x86_64'>hvm</type></os></domain>")
+        "<domain type='qemu'><name>rq-clash</name><memory unit='MiB'>64</memory>"
+        "<os><type arch='x86_64'>hvm</type></os></domain>")
     spec = {"instance_id": instance_id, "name": "rq-clash", "vcpus": 1, "memory_mib": 64,
             "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(tmp_path / "none.qcow2"),
             "mac": MAC, "ip": GUEST_IP, "hostname": "web-1"}
@@ -213,16 +213,21 @@ def test_refused_create_leaves_no_dhcp_entry_neighbour_or_port(agent, tmp_path, 
         conn.close()
 
 
+def blank_guest(tmp_path):
+    """A domain spec over an empty 16 MiB disk (nothing boots: enough for the host-side entries)."""
+    instance_id = str(uuid.uuid4())
+    disk = tmp_path / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    return instance_id, {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1,
+                         "memory_mib": 64, "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(disk),
+                         "mac": MAC, "ip": GUEST_IP, "hostname": "web-1"}
+
+
 def test_destroy_of_a_domain_lost_behind_the_agents_back_removes_everything(agent, tmp_path, qemu_host):
     """The domain (and the metadata naming its MAC and IP) is gone: destroy_domain still finds the
     DHCP entry by its name, and removes it, the static neighbour entry and the SSH forward."""
     config, _listener = agent
-    instance_id = str(uuid.uuid4())
-    disk = tmp_path / "blank.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
-    spec = {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1, "memory_mib": 64,
-            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
-            "hostname": "web-1"}
+    instance_id, spec = blank_guest(tmp_path)
     conn = qemu_host.open()
     try:
         with ServiceRpcProxy("hostagent_rq1", config, timeout=60) as host:
@@ -252,12 +257,7 @@ def test_start_brings_back_the_network_entries_a_new_host_network_lacks(agent, t
     """After a restart the host's network and namespace are new: the DHCP and static neighbour
     entries of a stopped guest are gone. start_domain puts them back from the domain's metadata."""
     config, _listener = agent
-    instance_id = str(uuid.uuid4())
-    disk = tmp_path / "blank.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
-    spec = {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1, "memory_mib": 64,
-            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
-            "hostname": "web-1"}
+    instance_id, spec = blank_guest(tmp_path)
     conn = qemu_host.open()
     try:
         with ServiceRpcProxy("hostagent_rq1", config, timeout=60) as host:

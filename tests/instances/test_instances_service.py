@@ -1,53 +1,18 @@
 """The instances service with every real service it talks to (accounts, network, storage, a host
 agent on test:///default) in this process, over the real broker: the create saga, delete, and a
 host that dies mid-create leaving nothing behind."""
-import time
-import uuid
-
 import libvirt
 import pytest
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.errors import NotFound
 from hostagent.service import make_service
-from imagebuilder.bareboot import generate_ed25519_key, public_key_line
-from services.accounts.service import AccountsService
-from services.instances.service import InstancesService
-from services.network.service import NetworkService
-from services.storage.service import StorageService
-
-
-def wait(predicate, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.instances.services import running_cloud, wait
 
 
 @pytest.fixture
 def cloud(container_factory, service_config, migrated_database):
-    host = f"it-{uuid.uuid4().hex[:6]}"
-    agent = container_factory(make_service(host), service_config(
-        LIBVIRT_URI="test:///default", POOL_NAME=f"p{host}", POOL_PATH=f"/labcloud-test/{host}",
-        HEARTBEAT_INTERVAL=0.2, STATS_INTERVAL=60))
-    for cls, package, extra in (
-            (AccountsService, "services.accounts", {}),
-            (NetworkService, "services.network", {}),
-            (StorageService, "services.storage", {"DATA_DIR": "/srv/labcloud", "HOST_RPC_TIMEOUT": 2}),
-            (InstancesService, "services.instances", {"HOST_RPC_TIMEOUT": 2, "HOST_STALE_AFTER": 30})):
-        container_factory(cls, service_config(DATABASE_URL=migrated_database(package), **extra)).start()
-    agent.start()
-    config = service_config()
-    with ClusterRpcProxy(config, timeout=30) as rpc:
-        actor = {"id": rpc.accounts.signup({"username": "ada", "email": "ada@lab.example",
-                                             "password": "long-enough"})["id"],
-                 "username": "ada", "role": "user"}
-        key = rpc.accounts.add_key(actor, {"name": "k", "public_key": public_key_line(generate_ed25519_key())})
-        wait(lambda: any(h["name"] == host for h in rpc.instances.list_hosts()), what="heartbeat")
-        yield rpc, actor, key, host, agent
+    with running_cloud(container_factory, service_config, migrated_database, {"HOST_STALE_AFTER": 30}) as c:
+        yield c.rpc, c.actor, c.key, c.host, c.agent
 
 
 def gone(rpc, actor, instance_id):

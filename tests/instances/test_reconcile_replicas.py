@@ -8,60 +8,23 @@ import uuid
 import libvirt
 import pytest
 from eventlet.event import Event
-from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.db import make_engine
-from hostagent.service import make_service
-from imagebuilder.bareboot import generate_ed25519_key, public_key_line
-from services.accounts.service import AccountsService
 from services.instances.models import InstanceAction, ReconcileReport
-from services.instances.service import InstancesService
-from services.network.service import NetworkService
-from services.storage.service import StorageService
+from tests.instances.services import running_cloud, wait
 
 ADMIN = {"id": 1, "username": "admin", "role": "admin"}
 
 
-def wait(predicate, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def cloud(container_factory, service_config, migrated_database):
-    host = f"rr-{uuid.uuid4().hex[:6]}"
-    agent_config = service_config(LIBVIRT_URI="test:///default", POOL_NAME=f"p{host}",
-                                  POOL_PATH=f"/labcloud-test/{host}", HEARTBEAT_INTERVAL=0.2, STATS_INTERVAL=60)
-    agent = container_factory(make_service(host), agent_config)
-    for cls, package, extra in (
-            (AccountsService, "services.accounts", {}),
-            (NetworkService, "services.network", {}),
-            (StorageService, "services.storage", {"DATA_DIR": "/srv/labcloud", "HOST_RPC_TIMEOUT": 2})):
-        container_factory(cls, service_config(DATABASE_URL=migrated_database(package), **extra)).start()
-    instances_db = migrated_database("services.instances")
-    instances_config = service_config(
-        DATABASE_URL=instances_db, HOST_RPC_TIMEOUT=2, HOST_STALE_AFTER=1.5, HOST_CHECK_INTERVAL=0.3,
-        RECONCILE_INTERVAL=0.3, ORPHAN_GRACE=1, DELETE_RETRY_AFTER=1)
-    # Two replicas of the instances service: they share the queues and the database.
-    replicas = [container_factory(InstancesService, instances_config) for _ in range(2)]
-    for replica in replicas:
-        replica.start()
-    agent.start()
-    with ClusterRpcProxy(service_config(), timeout=30) as rpc:
-        actor = {"id": rpc.accounts.signup({"username": "ada", "email": "ada@lab.example",
-                                             "password": "long-enough"})["id"],
-                 "username": "ada", "role": "user"}
-        key = rpc.accounts.add_key(actor, {"name": "k", "public_key": public_key_line(generate_ed25519_key())})
-        wait(lambda: any(h["name"] == host for h in rpc.instances.list_hosts()), what="heartbeat")
-        engine = make_engine(instances_db)
-        yield rpc, actor, key, host, agent, engine
+    fast = {"HOST_STALE_AFTER": 1.5, "HOST_CHECK_INTERVAL": 0.3, "RECONCILE_INTERVAL": 0.3, "ORPHAN_GRACE": 1,
+            "DELETE_RETRY_AFTER": 1}
+    with running_cloud(container_factory, service_config, migrated_database, fast, replicas=2) as c:
+        engine = make_engine(c.instances_db)
+        yield c.rpc, c.actor, c.key, c.host, c.agent, engine
         engine.dispose()
 
 

@@ -5,12 +5,11 @@ import threading
 import uuid
 
 import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
 
 from common import netns
-from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from labcloud.image_register import registration_request
-from nameko.standalone.rpc import ClusterRpcProxy
-from tests.e2e.api import ADMIN_PASSWORD, Api
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +19,7 @@ def admin(qemu_stack):
 
 @pytest.fixture(scope="module")
 def user(qemu_stack, admin):
-    anon = Api(qemu_stack.url)
-    made = anon.call("POST", "/users", 201, json={"username": "life", "email": "life@lab.example",
-                                                 "password": "student-pass"}).json()
-    admin.call("POST", f"/users/{made['id']}/approve", 200)
-    api = anon.login("life", "student-pass")
-    api.key = api.call("POST", "/keys", 201, json={"name": "k", "public_key": public_key_line(
-        generate_ed25519_key())}).json()["id"]
+    api = approved_user(qemu_stack.url, admin, "life")
     api.flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])["id"]
     return api
 
