@@ -42,7 +42,7 @@ def labcloud_boot(api, body, key, index):
     wait_for_ssh(inst["ssh"]["port"], key, started + 180, host=inst["ssh"]["host"]).close()
     seconds = time.monotonic() - started
     api.call("DELETE", f"/instances/{inst['id']}", 202)
-    api.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "deleted", timeout=60)
+    api.wait_for(f"/instances/{inst['id']}", lambda r: r.status_code == 404, timeout=60)
     return seconds
 
 
