@@ -38,6 +38,8 @@ class CreateVolumeRequest(StrictSchema):
     capacity_bytes = fields.Integer(required=True, validate=validate.Range(min=1))
     format = fields.String(load_default="qcow2", validate=validate.OneOf(DISK_FORMATS))
     backing_path = fields.String(load_default=None)
+    # The backing file's format when the caller knows it (storage does): saves looking it up.
+    backing_format = fields.String(load_default=None, validate=validate.OneOf(DISK_FORMATS))
 
 
 class DeleteVolumeRequest(StrictSchema):

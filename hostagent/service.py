@@ -110,7 +110,7 @@ class HostAgent:
     def create_volume(self, request):
         request = load(CreateVolumeRequest, request)
         volume = self._on_pool(storage_pool.create_volume, request["name"], request["capacity_bytes"],
-                               request["format"], request["backing_path"])
+                               request["format"], request["backing_path"], request["backing_format"])
         return dump(VolumeInfoSchema, volume)
 
     @rpc

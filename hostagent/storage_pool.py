@@ -78,11 +78,12 @@ def _volume_xml(name, capacity_bytes, fmt, backing_path=None, backing_format=Non
     return ET.tostring(volume, encoding="unicode")
 
 
-def create_volume(conn, pool, name, capacity_bytes, fmt="qcow2", backing_path=None):
+def create_volume(conn, pool, name, capacity_bytes, fmt="qcow2", backing_path=None, backing_format=None):
     """A volume (copy-on-write over `backing_path` if given); an existing one is returned as is."""
     volume = find_volume(pool, name)
     if volume is None:
-        backing_format = _backing_format(conn, backing_path) if backing_path else None
+        if backing_path and backing_format is None:
+            backing_format = _backing_format(conn, backing_path)
         try:
             volume = pool.createXML(_volume_xml(name, capacity_bytes, fmt, backing_path, backing_format), 0)
         except libvirt.libvirtError as exc:

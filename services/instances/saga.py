@@ -30,7 +30,7 @@ def domain_spec(instance, flavor, disk_path, address, boot):
         "instance_id": instance.id, "name": f"lc-{instance.id}", "vcpus": flavor.vcpus,
         "memory_mib": flavor.memory_mib, "cpu_weight": flavor.cpu_weight,
         "cpu_cap_percent": flavor.cpu_cap_percent, "disk_path": disk_path,
-        "mac": instance.mac, "ip": instance.ip, "hostname": instance.name,
+        "mac": address["mac"], "ip": address["ip"], "hostname": instance.name,
     }
     if boot:
         spec.update(kernel=boot["kernel"], initrd=boot["initrd"],
@@ -41,7 +41,7 @@ def domain_spec(instance, flavor, disk_path, address, boot):
 def kernel_ip_argument(instance, address):
     """The kernel's `ip=` (nfsroot.txt form), parsed by the tiny image's /init: no DHCP wait."""
     netmask = str(ipaddress.IPv4Network(f"0.0.0.0/{address['prefixlen']}").netmask)
-    return f"ip={instance.ip}::{address['gateway']}:{netmask}:{instance.name}:eth0:off"
+    return f"ip={address['ip']}::{address['gateway']}:{netmask}:{instance.name}:eth0:off"
 
 
 def in_parallel(*calls):
@@ -79,24 +79,23 @@ def run_create(session, instance_id, peers, policy, now):
             values["host"] = scheduler.pick_host(session, flavor, now(), policy)
         if instance_store.move(session, instance_id, "saga:schedule", **values) is None:
             return _abandon(session, instance_id, peers, now)
-        session.refresh(instance)
+        host = values.get("host") or instance.host  # (no reload: the row moved as we said)
 
         # The address and the disk (with the image's boot files) do not depend on each other: ask
         # for both at once (each is idempotent; a failure of one is undone by the full teardown).
         address, disk = in_parallel(
             lambda: peers.network.allocate_address({"owner": instance_id}),
             lambda: peers.storage.create_root_disk({
-                "instance_id": instance_id, "image_id": instance.image_id, "host": instance.host,
+                "instance_id": instance_id, "image_id": instance.image_id, "host": host,
                 "size_gib": flavor.disk_gib}))
-        if not instance_store.update_fields(session, instance_id, ["building"], ip=address["ip"],
-                                            mac=address["mac"], root_volume_id=disk["id"]):
-            return _abandon(session, instance_id, peers, now)
 
-        session.refresh(instance)
-        domain = peers.hosts(instance.host).create_domain(
+        domain = peers.hosts(host).create_domain(
             domain_spec(instance, flavor, disk["path"], address, disk.get("boot")))
+        # Address and disk are recorded with the move to running (a crash before it redelivers the
+        # saga, which gets the same address and disk back; a delete meanwhile is seen by the move).
         built = dict(running_at=now(), started_at=now(), started_seq=domain["seq"],
-                     ssh_port=domain.get("ssh_port"), ssh_ready_at=None, reason=None)
+                     ssh_port=domain.get("ssh_port"), ssh_ready_at=None, reason=None,
+                     ip=address["ip"], mac=address["mac"], root_volume_id=disk["id"])
         # One statement records the answer and moves on (the common case); if an event of this
         # domain was recorded first (a newer seq), the move is made without the older answer.
         moved = instance_store.move(session, instance_id, "saga:built", commit=False,

@@ -143,7 +143,8 @@ def _make_volume(agent, host, image, volume, capacity_bytes, data_dir, facts):
                 "format": image.format, "capacity_bytes": image.size_bytes})["path"]
         try:
             made = agent.create_volume({"name": volume.name, "capacity_bytes": capacity_bytes,
-                                        "format": "qcow2", "backing_path": backing})
+                                        "format": "qcow2", "backing_path": backing,
+                                        "backing_format": image.format})
         except HostOperationFailed:
             if attempt or (host, image.id) not in facts.images:
                 raise
