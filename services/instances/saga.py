@@ -132,9 +132,18 @@ def _undo_failed_create(session, instance_id, peers, now, reason):
 
 
 def _abandon(session, instance_id, peers, now):
-    """The instance was deleted while building: undo what the saga made, then finish the delete."""
+    """The instance was deleted while this saga worked: undo what it made, then finish the delete.
+    Always a full teardown, whatever the state says: the delete saga may have finished before this
+    saga's last calls made the address, disk or domain."""
     instance_store.finish_action(session, instance_id, "create", "error", "deleted while it was being built")
-    return run_delete(session, instance_id, peers, now)
+    try:
+        teardown(session, instance_id, peers)
+    except Exception as exc:  # stays `deleting` (reconcile runs the delete again); if it is already
+        # `deleted`, what is left is an orphan that reconcile removes after its grace period
+        instance_store.update_fields(session, instance_id, ["deleting"],
+                                     reason=f"delete will be retried: {describe_failure(exc)}"[:2000])
+        return None
+    return _finish_delete(session, instance_id, peers, now)
 
 
 def _finish_delete(session, instance_id, peers, now):

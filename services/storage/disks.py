@@ -7,7 +7,7 @@ disk the host made is always findable by delete_root_disk; no write transaction 
 import os
 
 from nameko.exceptions import UnknownService
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, HostOperationFailed, NotFound
@@ -127,9 +127,18 @@ def create_root_disk(session, hosts, request, data_dir, facts=None):
         if isinstance(exc, UnknownService):
             raise HostOperationFailed(f"host {host}: no host agent is serving it") from None
         raise
-    volume.pool, volume.path = facts.pools[host], made["path"]
-    volume.capacity_bytes, volume.state = made["capacity_bytes"], "available"
+    # Compare-and-set: a delete_root_disk that came while the host was making the disk has removed
+    # (or is removing) the row; the disk it could not see yet goes too.
+    made_available = session.execute(
+        update(Volume).where(Volume.id == volume.id, Volume.state == "creating")
+        .values(pool=facts.pools[host], path=made["path"], capacity_bytes=made["capacity_bytes"],
+                state="available")).rowcount == 1
     session.commit()
+    if not made_available:
+        hosts(host).delete_volume({"name": volume.name})
+        raise Conflict(f"the root disk of {request['instance_id']} was deleted while it was made",
+                       {"instance_id": ["deleted meanwhile"]})
+    session.refresh(volume)
     return describe_volume(volume)
 
 

@@ -176,3 +176,20 @@ def test_a_newer_host_event_seen_during_the_create_wins(session):
     cloud.host.create_domain = create_then_guest_powers_off
     assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "stopped"
     assert [(a.action, a.result) for a in instance_store.list_actions(session, inst.id)] == [("create", "success")]
+
+
+def test_a_delete_saga_that_finishes_while_the_create_saga_works_leaves_nothing(session):
+    """The delete saga runs to `deleted` after the create saga asked for the address and disk but
+    before it made the domain: the create saga still removes what it made afterwards."""
+    cloud = FakeCloud()
+    inst = new_instance(session)
+    original = cloud.peers.storage.create_root_disk
+
+    def whole_delete_meanwhile(req):
+        made = original(req)
+        lifecycle.request_delete(session, ACTOR, inst.id)
+        assert saga.run_delete(session, inst.id, cloud.peers, lambda: NOW) == "deleted"
+        return made  # the create saga goes on to make the domain
+    cloud.peers.storage.create_root_disk = whole_delete_meanwhile
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "deleted"
+    assert cloud.empty(), (cloud.addresses, cloud.disks, cloud.domains)
