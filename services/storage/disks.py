@@ -135,6 +135,7 @@ def create_root_disk(session, hosts, request, data_dir, facts=None):
                 state="available")).rowcount == 1
     session.commit()
     if not made_available:
+        session.expunge(volume)  # its row is gone
         hosts(host).delete_volume({"name": volume.name})
         raise Conflict(f"the root disk of {request['instance_id']} was deleted while it was made",
                        {"instance_id": ["deleted meanwhile"]})
