@@ -9,10 +9,15 @@ from tests.e2e.api import ADMIN_PASSWORD
 FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "METRICS_STEP": "1"}
 
 
+def stack_on(rabbit_node, vhosts, extra_env=FAST_TIMERS):
+    """The whole system as processes, as `make run` starts it, on the session's RabbitMQ node (its
+    own vhost): a context manager."""
+    return Stack(tempfile.mkdtemp(prefix="labcloud-e2e-"), port=free_port(),
+                 amqp_uri=rabbit_node.amqp_uri_for(vhosts.take()), admin_password=ADMIN_PASSWORD,
+                 extra_env=extra_env, quiet=True)
+
+
 @pytest.fixture(scope="module")
 def stack(rabbit_node, vhosts):
-    """The whole system as processes, as `make run` starts it, on the session's RabbitMQ node."""
-    data_dir = tempfile.mkdtemp(prefix="labcloud-e2e-")
-    with Stack(data_dir, port=free_port(), amqp_uri=rabbit_node.amqp_uri_for(vhosts.take()),
-               admin_password=ADMIN_PASSWORD, extra_env=FAST_TIMERS, quiet=True) as running:
+    with stack_on(rabbit_node, vhosts) as running:
         yield running

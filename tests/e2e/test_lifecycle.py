@@ -6,17 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from labcloud.rabbit import free_port
-from labcloud.stack import Stack
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
-from tests.e2e.conftest import FAST_TIMERS
+from tests.e2e.conftest import FAST_TIMERS, stack_on
 
 # Short enough for a test, long enough that a working saga is never mistaken for a stuck one.
 LIFECYCLE_TIMERS = dict(FAST_TIMERS, HOST_STALE_AFTER="4", HOST_CHECK_INTERVAL="1", ORPHAN_GRACE="2",
@@ -25,9 +22,7 @@ LIFECYCLE_TIMERS = dict(FAST_TIMERS, HOST_STALE_AFTER="4", HOST_CHECK_INTERVAL="
 
 @pytest.fixture(scope="module")
 def stack(rabbit_node, vhosts):
-    data_dir = tempfile.mkdtemp(prefix="labcloud-e2e-lifecycle-")
-    with Stack(data_dir, port=free_port(), amqp_uri=rabbit_node.amqp_uri_for(vhosts.take()),
-               admin_password=ADMIN_PASSWORD, extra_env=LIFECYCLE_TIMERS, quiet=True) as running:
+    with stack_on(rabbit_node, vhosts, LIFECYCLE_TIMERS) as running:
         yield running
 
 
