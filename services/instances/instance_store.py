@@ -30,19 +30,28 @@ def move(session, instance_id, action, *, now=None, only_if_seq=None, report=Non
         changes = dict(values, state=to_state, state_changed_at=now,
                        name_key=Instance.name if states.state(to_state).keeps_name else None)
         if report is not None:
-            query = query.where(or_(Instance.host_seq.is_(None), Instance.host_seq < report[1]))
+            query = query.where(_older_than(report[1]))
             changes.update(host_state=report[0], host_seq=report[1])
         if to_state == "deleted":
             changes.setdefault("deleted_at", now)
-        if "reason" in changes and changes["reason"]:
-            changes["reason"] = changes["reason"][:REASON_MAX]
-        result = session.execute(query.values(**changes))
+        result = session.execute(query.values(**_bounded(changes)))
         if result.rowcount == 1:
             if commit:
                 session.commit()
             return to_state
     session.commit()
     return None
+
+
+def _older_than(seq):
+    """The recorded host report (if any) is older than `seq`."""
+    return or_(Instance.host_seq.is_(None), Instance.host_seq < seq)
+
+
+def _bounded(values):
+    if values.get("reason"):
+        values = dict(values, reason=values["reason"][:REASON_MAX])
+    return values
 
 
 def _targets(action):
@@ -55,7 +64,7 @@ def _targets(action):
 def update_fields(session, instance_id, in_states, **values):
     """Change fields (not the state) while the instance is in one of `in_states`."""
     result = session.execute(update(Instance).where(
-        Instance.id == instance_id, Instance.state.in_(in_states)).values(**values))
+        Instance.id == instance_id, Instance.state.in_(in_states)).values(**_bounded(values)))
     session.commit()
     return result.rowcount == 1
 
@@ -63,14 +72,13 @@ def update_fields(session, instance_id, in_states, **values):
 def record_host_report(session, instance_id, domain_state, seq, **values):
     """Remember the host's report if it is newer than the newest one recorded. True if it was."""
     result = session.execute(
-        update(Instance).where(Instance.id == instance_id,
-                               or_(Instance.host_seq.is_(None), Instance.host_seq < seq))
+        update(Instance).where(Instance.id == instance_id, _older_than(seq))
         .values(host_seq=seq, host_state=domain_state, **values))
     session.commit()
     return result.rowcount == 1
 
 
-def follow_host(session, instance_id, allowed_states=None, reason=None):
+def follow_host(session, instance_id, allowed_states=None):
     """Move a settled instance to where the newest host report puts it. `allowed_states` limits which
     current states may be corrected (events correct fewer than reconcile). Returns the new state or
     None."""
@@ -91,7 +99,7 @@ def follow_host(session, instance_id, allowed_states=None, reason=None):
         values.update(ssh_ready_at=None,
                       reason="the guest crashed" if instance.host_state == "crashed" else None)
     elif to_state == "error":
-        values.update(reason=reason or f"host {instance.host} has no domain for this instance")
+        values.update(reason=f"host {instance.host} has no domain for this instance")
     return move(session, instance_id, action, only_if_seq=instance.host_seq, **values)
 
 
@@ -121,9 +129,9 @@ def finish_action(session, instance_id, action, result, message=None):
 
 
 def record_finished_action(session, instance_id, action, result, message):
-    """A record of something labcloud did by itself (reconcile repairs)."""
-    row = start_action(session, instance_id, action, None, message)
-    row.finished_at, row.result = utcnow(), result
+    """A record of something labcloud did by itself (reconcile repairs), finished as it is made."""
+    row = start_action(session, instance_id, action, None, message, commit=False)
+    row.finished_at, row.result = row.requested_at, result
     session.commit()
     return row
 

@@ -83,14 +83,12 @@ def mark_hosts_down(session, now, policy, report=None):
             continue
         ids = session.scalars(select(Instance.id).where(
             Instance.host == host.name, Instance.state.in_(states.sources("host:down")))).all()
+        since = f"{host.last_heartbeat:%Y-%m-%d %H:%M:%S}Z" if host.last_heartbeat else "ever"
+        reason = f"host {host.name} has sent no heartbeat since {since}"
         for instance_id in ids:
-            since = f"{host.last_heartbeat:%Y-%m-%d %H:%M:%S}Z" if host.last_heartbeat else "ever"
-            reason = f"host {host.name} has sent no heartbeat since {since}"
             if instance_store.move(session, instance_id, "host:down", reason=reason):
-                instance_store.record_finished_action(session, instance_id, "reconcile", "success", reason)
+                _repaired(session, report, host.name, instance_id, "host_down", reason)
                 moved.append(instance_id)
-                if report is not None:
-                    report.add(host.name, "instance", instance_id, "host_down", reason)
     return moved
 
 
@@ -131,8 +129,7 @@ def _check_instance(session, instance, domain, inventory, now, settings, peers, 
         if age >= settings["stuck_after"]:
             reason = f"{instance.state} did not finish within {int(settings['stuck_after'])} s"
             if instance_store.move(session, instance.id, "reconcile:stuck", reason=reason):
-                instance_store.record_finished_action(session, instance.id, "reconcile", "success", reason)
-                report.add(host, "instance", instance.id, "stuck", reason)
+                _repaired(session, report, host, instance.id, "stuck", reason)
         return
     if domain is not None:
         instance_store.record_host_report(session, instance.id, domain["state"], domain["seq"])
@@ -142,8 +139,15 @@ def _check_instance(session, instance, domain, inventory, now, settings, peers, 
     after = instance_store.follow_host(session, instance.id, states.CORRECTABLE)
     if after is not None:
         message = f"host {host} reports the guest {domain['state'] if domain else 'has no domain'}: {before} -> {after}"
-        instance_store.record_finished_action(session, instance.id, "reconcile", "success", message)
-        report.add(host, "instance", instance.id, "lost_domain" if domain is None else "state_corrected", message)
+        _repaired(session, report, host, instance.id, "lost_domain" if domain is None else "state_corrected",
+                  message)
+
+
+def _repaired(session, report, host, instance_id, finding, message):
+    """A repair of an instance goes into its action log and (when there is one) the run's report."""
+    instance_store.record_finished_action(session, instance_id, "reconcile", "success", message)
+    if report is not None:
+        report.add(host, "instance", instance_id, finding, message)
 
 
 def _age(instance, now):

@@ -134,15 +134,21 @@ def _undo_failed_create(session, instance_id, peers, now, reason):
 def _abandon(session, instance_id, peers, now):
     """The instance was deleted while this saga worked: undo what it made, then finish the delete.
     Always a full teardown, whatever the state says: the delete saga may have finished before this
-    saga's last calls made the address, disk or domain."""
+    saga's last calls made the address, disk or domain (if this teardown fails then, what is left
+    is an orphan that reconcile removes after its grace period)."""
     instance_store.finish_action(session, instance_id, "create", "error", "deleted while it was being built")
+    return _tear_down_and_finish(session, instance_id, peers, now)
+
+
+def _tear_down_and_finish(session, instance_id, peers, now):
+    """Teardown, then `deleted`; a teardown that fails leaves it `deleting` with the error, and
+    reconcile runs the delete again."""
     try:
         teardown(session, instance_id, peers)
-    except Exception as exc:  # stays `deleting` (reconcile runs the delete again); if it is already
-        # `deleted`, what is left is an orphan that reconcile removes after its grace period
+    except Exception as exc:
         instance_store.update_fields(session, instance_id, ["deleting"],
-                                     reason=f"delete will be retried: {describe_failure(exc)}"[:2000])
-        return None
+                                     reason=f"delete will be retried: {describe_failure(exc)}")
+        return "deleting"
     return _finish_delete(session, instance_id, peers, now)
 
 
@@ -193,10 +199,4 @@ def run_delete(session, instance_id, peers, now, host_is_up=None):
         instance_store.update_fields(session, instance_id, ["deleting"],
                                      reason=f"waiting for host {instance.host} to come back")
         return "deleting"
-    try:
-        teardown(session, instance_id, peers)
-    except Exception as exc:
-        instance_store.update_fields(session, instance_id, ["deleting"],
-                                     reason=f"delete will be retried: {describe_failure(exc)}"[:2000])
-        return "deleting"
-    return _finish_delete(session, instance_id, peers, now)
+    return _tear_down_and_finish(session, instance_id, peers, now)
