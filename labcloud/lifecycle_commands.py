@@ -6,13 +6,16 @@ import sys
 from labcloud.client import ApiClient, ClientError
 
 
+def _cell(row, key):
+    value = row.get(key)
+    return "-" if value is None else str(value)
+
+
 def _table(rows, columns):
-    widths = [max([len(title)] + [len(str(row.get(key) if row.get(key) is not None else "-")) for row in rows])
-              for key, title in columns]
+    widths = [max([len(title)] + [len(_cell(row, key)) for row in rows]) for key, title in columns]
     lines = ["  ".join(title.ljust(width) for (_, title), width in zip(columns, widths))]
     for row in rows:
-        lines.append("  ".join(str(row.get(key) if row.get(key) is not None else "-").ljust(width)
-                               for (key, _), width in zip(columns, widths)))
+        lines.append("  ".join(_cell(row, key).ljust(width) for (key, _), width in zip(columns, widths)))
     return "\n".join(line.rstrip() for line in lines)
 
 
