@@ -1,6 +1,6 @@
 """Who is calling. Callers pass the actor that `accounts.authenticate` returned; internal RPC is
 trusted, so the dict is validated for shape, not re-checked against the database."""
-from common.errors import Forbidden, InvalidInput
+from common.errors import InvalidInput
 from common.schemas import ActorSchema, load
 
 
@@ -11,11 +11,3 @@ def load_actor(actor):
     except InvalidInput as exc:
         raise InvalidInput("invalid actor", {"actor": exc.fields}) from None
 
-
-def is_admin(actor):
-    return actor["role"] == "admin"
-
-
-def require_admin(actor, what):
-    if not is_admin(actor):
-        raise Forbidden(f"only an administrator may {what}")

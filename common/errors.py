@@ -54,6 +54,26 @@ class Conflict(LabcloudError):
 
 
 @deserialize_to_instance
+class QuotaExceeded(Forbidden):
+    """A create, start, resize or attach would take a project (or a user in it) over its quota.
+    `fields` names each resource: {"vcpus": ["limit 8, in use 6, requested 4"]}."""
+    code = "quota_exceeded"
+
+
+@deserialize_to_instance
+class RateLimited(LabcloudError):
+    """Too many requests of one kind from one client or for one account; retry after
+    `retry_after` seconds (the gateway sends it as the Retry-After header)."""
+    http_status = 429
+    code = "rate_limited"
+
+    def __init__(self, message, fields=None, retry_after=1):
+        super().__init__(message, fields)
+        self.retry_after = max(1, int(retry_after))
+        self.args = (message, self.fields, self.retry_after)  # what nameko sends over RPC
+
+
+@deserialize_to_instance
 class CapacityExhausted(LabcloudError):
     """No host, address or disk space is left for the request."""
     http_status = 503

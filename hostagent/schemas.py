@@ -3,7 +3,7 @@ import ipaddress
 
 from marshmallow import ValidationError, fields, validate, validates
 
-from common.schemas import StrictSchema, UuidString
+from common.schemas import StrictSchema, UtcDateTime, UuidString
 
 MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
 DOMAIN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -134,7 +134,7 @@ class DomainLifecycleSchema(StrictSchema):
     host = fields.String()
     instance_id = fields.String()
     state = fields.String()
-    at = fields.DateTime()
+    at = UtcDateTime()
     seq = fields.Integer(required=True)  # taken in libvirt's callback: the order libvirt reported
 
 
@@ -143,7 +143,7 @@ class DomainSshReadySchema(StrictSchema):
     from inside the host's namespace."""
     host = fields.String()
     instance_id = fields.String()
-    at = fields.DateTime()
+    at = UtcDateTime()
     seq = fields.Integer()  # taken when SSH answered
 
 
@@ -177,7 +177,7 @@ class HeartbeatSchema(StrictSchema):
     vcpus = fields.Integer()
     memory_mib = fields.Integer()
     domains = fields.Integer()  # how many labcloud domains this host has defined
-    at = fields.DateTime()
+    at = UtcDateTime()
     agent_started = fields.Integer()  # sequence.PROCESS_STARTED: changes when the agent restarts
 
 
@@ -196,5 +196,5 @@ class DomainSampleSchema(StrictSchema):
 
 class DomainStatsSchema(StrictSchema):
     host = fields.String()
-    at = fields.DateTime()
+    at = UtcDateTime()
     domains = fields.List(fields.Nested(DomainSampleSchema))

@@ -2,7 +2,7 @@
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from common.actors import is_admin
+from common import policy
 from common.errors import Conflict, InvalidInput, NotFound
 from services.accounts import openssh
 from services.accounts.models import SshKey, is_id
@@ -51,7 +51,7 @@ def list_keys(session, actor):
 
 def _visible_key(session, actor, key_id):
     key = session.get(SshKey, key_id) if is_id(key_id) else None
-    if key is None or (key.user_id != actor["id"] and not is_admin(actor)):
+    if key is None or (key.user_id != actor["id"] and not policy.is_admin(actor)):
         return None
     return key
 

@@ -1,7 +1,7 @@
 """RPC payloads of the accounts service (the gateway reuses them for REST bodies and OpenAPI)."""
 from marshmallow import ValidationError, fields, validate, validates
 
-from common.schemas import StrictSchema
+from common.schemas import StrictSchema, UtcDateTime
 from services.accounts import openssh
 from services.accounts.passwords import MIN_LENGTH
 
@@ -43,13 +43,13 @@ class UserSchema(StrictSchema):
     email = fields.String()
     role = fields.String()
     status = fields.String()
-    created_at = fields.DateTime()
-    approved_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    approved_at = UtcDateTime(allow_none=True)
 
 
 class TokenSchema(StrictSchema):
     token = fields.String()
-    expires_at = fields.DateTime()
+    expires_at = UtcDateTime()
 
 
 class KeySchema(StrictSchema):
@@ -57,4 +57,4 @@ class KeySchema(StrictSchema):
     name = fields.String()
     fingerprint = fields.String()
     public_key = fields.String()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()

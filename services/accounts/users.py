@@ -3,7 +3,7 @@ service.py turns them into payloads."""
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from common.actors import is_admin, require_admin
+from common import policy
 from common.errors import Conflict, NotFound
 from services.accounts import passwords
 from services.accounts.models import User, is_id
@@ -54,19 +54,19 @@ def signup(session, username, email, password, now):
 def get_user(session, actor, user_id):
     """Self or admin. Others get NotFound, so user ids cannot be probed."""
     user = session.get(User, user_id) if is_id(user_id) else None
-    if user is None or (user.id != actor["id"] and not is_admin(actor)):
+    if user is None or (user.id != actor["id"] and not policy.is_admin(actor)):
         raise NotFound(f"no user {user_id}")
     return user
 
 
 def list_users(session, actor):
-    require_admin(actor, "list users")
+    policy.enforce(actor, "user:list", what="list users")
     return list(session.scalars(select(User).order_by(User.id)))
 
 
 def approve_user(session, actor, user_id, now):
     """Make a user active. Returns (user, changed); approving an active user changes nothing."""
-    require_admin(actor, "approve users")
+    policy.enforce(actor, "user:approve", what="approve users")
     user = get_user(session, actor, user_id)
     if user.status == "active":
         return user, False

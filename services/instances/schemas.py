@@ -3,7 +3,7 @@ import json
 
 from marshmallow import fields, validate
 
-from common.schemas import StrictSchema, UuidString
+from common.schemas import Id, StrictSchema, UtcDateTime, UuidString
 
 INSTANCE_NAME = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
                                 error="lower-case letters, digits and '-', at most 63, like a hostname")
@@ -12,9 +12,9 @@ USER_DATA_MAX_BYTES = 16 * 1024
 
 class CreateInstanceRequest(StrictSchema):
     name = fields.String(required=True, validate=INSTANCE_NAME)
-    flavor = fields.Integer(required=True, strict=True, metadata={"description": "flavor id"})
-    image = fields.Integer(required=True, strict=True, metadata={"description": "image id"})
-    key = fields.Integer(required=True, strict=True, metadata={"description": "SSH key id"})
+    flavor = Id(required=True, metadata={"description": "flavor id"})
+    image = Id(required=True, metadata={"description": "image id"})
+    key = Id(required=True, metadata={"description": "SSH key id"})
     user_data = fields.String(load_default=None, validate=validate.Length(max=USER_DATA_MAX_BYTES),
                               metadata={"description": "script or cloud-config, at most 16 KiB"})
 
@@ -42,10 +42,10 @@ class InstanceSchema(StrictSchema):
     flavor = fields.Integer(attribute="flavor_id")
     image = fields.Integer(attribute="image_id")
     key = fields.Integer(attribute="key_id", allow_none=True)
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
-    running_at = fields.DateTime(allow_none=True)
-    deleted_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+    running_at = UtcDateTime(allow_none=True)
+    deleted_at = UtcDateTime(allow_none=True)
     ssh = fields.Method("ssh_endpoint", metadata={"description": "{host, port} to reach the guest's SSH"})
     ready = fields.Method("is_ready", metadata={"description": "SSH answered since the guest last started"})
     ssh_ready_seconds = fields.Method("ready_seconds", allow_none=True,
@@ -90,7 +90,7 @@ class HostSchema(StrictSchema):
     vcpus = fields.Integer()
     memory_mib = fields.Integer()
     state = fields.String()
-    last_heartbeat = fields.DateTime(allow_none=True)
+    last_heartbeat = UtcDateTime(allow_none=True)
     used_memory_mib = fields.Integer()
     used_vcpus = fields.Integer()
 
@@ -104,8 +104,8 @@ class InstanceActionSchema(StrictSchema):
     action = fields.String(metadata={"description": "create, stop, start, reboot, delete or reconcile"})
     user_id = fields.Integer(allow_none=True, metadata={"description": "who asked; null: labcloud itself"})
     username = fields.String(allow_none=True)
-    requested_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
+    requested_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
     result = fields.String(metadata={"description": "in_progress, success or error"})
     message = fields.String(allow_none=True)
 
@@ -122,8 +122,8 @@ class ReconcileFindingSchema(StrictSchema):
 
 class ReconcileReportSchema(StrictSchema):
     id = fields.Integer()
-    started_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
     replica = fields.String()
     trigger = fields.String(metadata={"description": "timer, admin or host_returned"})
     hosts = fields.Method("host_list", metadata={"description": "hosts whose inventory was read"})

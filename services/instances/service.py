@@ -9,7 +9,8 @@ from nameko.events import EventDispatcher, event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
 
-from common.actors import load_actor, require_admin
+from common import policy
+from common.actors import load_actor
 from common.clock import Clock
 from common.db import Database
 from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
@@ -129,12 +130,12 @@ class InstancesService:
     @rpc
     def reconcile(self, actor):
         """Run reconcile now over every host (admins); returns its report."""
-        require_admin(load_actor(actor), "run reconcile")
+        policy.enforce(load_actor(actor), "reconcile:run", what="run reconcile")
         return dump(ReconcileReportSchema, self._reconcile("admin"))
 
     @rpc
     def list_reconcile_reports(self, actor, limit=20):
-        require_admin(load_actor(actor), "read reconcile reports")
+        policy.enforce(load_actor(actor), "reconcile:list", what="read reconcile reports")
         return dump(ReconcileReportSchema, reconcile.list_reports(self.db, max(1, min(int(limit), 200))),
                     many=True)
 

@@ -3,7 +3,7 @@ import ipaddress
 
 from marshmallow import fields, validate, validates, ValidationError
 
-from common.schemas import StrictSchema
+from common.schemas import StrictSchema, UtcDateTime
 
 
 
@@ -41,7 +41,7 @@ class AddressSchema(StrictSchema):
     mac = fields.String()
     gateway = fields.String()
     prefixlen = fields.Integer()
-    allocated_at = fields.DateTime()
+    allocated_at = UtcDateTime()
 
 
 class SubnetSchema(StrictSchema):

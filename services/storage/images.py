@@ -12,7 +12,7 @@ import subprocess
 from nameko.extensions import DependencyProvider
 from sqlalchemy.exc import IntegrityError
 
-from common.actors import require_admin
+from common import policy
 from common.errors import Conflict, InvalidInput
 from services.storage.disks import GIB, describe_image, resolve
 from services.storage.models import Image
@@ -49,7 +49,7 @@ def _existing_file(request, field, data_dir):
 
 
 def register_image(session, actor, request, data_dir, inspect):
-    require_admin(actor, "register images")
+    policy.enforce(actor, "image:register", what="register images")
     source = _existing_file(request, "source_path", data_dir)
     _existing_file(request, "kernel_path", data_dir)
     _existing_file(request, "initrd_path", data_dir)

@@ -2,7 +2,7 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from common.hostrpc import HOST_NAME_PATTERN
-from common.schemas import StrictSchema, UuidString
+from common.schemas import StrictSchema, UtcDateTime, UuidString
 
 
 class ImageSchema(StrictSchema):
@@ -14,7 +14,7 @@ class ImageSchema(StrictSchema):
     min_disk_gib = fields.Integer()
     # "kernel": the labcloud image builder's direct kernel boot; "disk": its own bootloader.
     boot = fields.String()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
 
 
 IMAGE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -71,7 +71,7 @@ class VolumeSchema(StrictSchema):
     image_id = fields.Integer(allow_none=True)
     instance_id = fields.String(allow_none=True)
     state = fields.String()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
 
 
 class BootFilesSchema(StrictSchema):

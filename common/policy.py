@@ -1,0 +1,140 @@
+"""The policy table: who may do what (oslo.policy's idea, as code). The one place that says it.
+
+Every user-facing RPC of every service asks `enforce` (or `allowed`) with an action named here and
+the target it acts on; the gateway never decides. An action missing from the table is refused
+(default deny), and tests/test_policy.py checks that every action a service asks for is listed.
+
+Rules are tuples of the principals that may act, any one suffices:
+  admin      the actor's global role is admin
+  owner      the target's `user_id` is the actor (for a user target: the user themself)
+  manager    the actor is a manager of the target's `project_id`
+  member     the actor is a member or a manager of the target's `project_id`
+  anyone     any authenticated actor (lists are then filtered to what the actor may see)
+A target is a dict with the keys a rule needs: `user_id`, `project_id`.
+"""
+from common.errors import Forbidden, NotFound
+
+ADMIN, OWNER, MANAGER, MEMBER, ANYONE = "admin", "owner", "manager", "member", "anyone"
+
+POLICY = {
+    # users (accounts)
+    "user:list": (ADMIN,),
+    "user:get": (ADMIN, OWNER),
+    "user:create": (ADMIN,),
+    "user:import": (ADMIN, MANAGER),          # a manager imports into a course they manage
+    "user:approve": (ADMIN,),
+    "user:reject": (ADMIN,),
+    "user:suspend": (ADMIN,),
+    "user:enable": (ADMIN,),
+    "user:delete": (ADMIN,),
+    "user:password:change": (OWNER,),
+    "user:password:reset": (ADMIN,),
+    "user:token:list": (ADMIN, OWNER),
+    "user:token:revoke": (ADMIN, OWNER),
+    # projects (courses) (accounts)
+    "project:create": (ADMIN,),
+    "project:list": (ANYONE,),                # filtered: an admin sees all, others their own
+    "project:get": (ADMIN, MEMBER),
+    "project:update": (ADMIN, MANAGER),       # description and defaults
+    "project:delete": (ADMIN,),
+    "project:member:list": (ADMIN, MANAGER),
+    "project:member:add": (ADMIN, MANAGER),   # as member; naming managers is project:manager:set
+    "project:member:remove": (ADMIN, MANAGER),
+    "project:manager:set": (ADMIN,),
+    "project:quota:get": (ADMIN, MEMBER),
+    "project:quota:set": (ADMIN,),
+    "project:usage:get": (ADMIN, MEMBER),
+    # SSH keys (accounts)
+    "key:create": (ANYONE,),                  # one's own; sharing it with a project needs member
+    "key:share": (ADMIN, MEMBER),
+    "key:list": (ANYONE,),                    # filtered: own keys and those shared with my projects
+    "key:get": (ADMIN, OWNER, MEMBER),        # member: of the project the key is shared with
+    "key:delete": (ADMIN, OWNER),
+    # audit log (accounts)
+    "audit:list": (ADMIN,),
+    # instances
+    "instance:create": (ADMIN, MEMBER),
+    "instance:list": (ANYONE,),               # filtered: own, and all of the projects I manage
+    "instance:get": (ADMIN, OWNER, MANAGER),
+    "instance:stop": (ADMIN, OWNER, MANAGER),
+    "instance:start": (ADMIN, OWNER, MANAGER),
+    "instance:reboot": (ADMIN, OWNER, MANAGER),
+    "instance:delete": (ADMIN, OWNER, MANAGER),
+    "instance:console": (ADMIN, OWNER, MANAGER),
+    "instance:metrics": (ADMIN, OWNER, MANAGER),
+    "instance:actions": (ADMIN, OWNER, MANAGER),
+    # catalogue
+    "flavor:list": (ANYONE,),
+    "image:list": (ANYONE,),
+    "image:register": (ADMIN,),
+    # operations
+    "host:list": (ADMIN,),
+    "reconcile:run": (ADMIN,),
+    "reconcile:list": (ADMIN,),
+}
+
+
+def project_role(actor, project_id):
+    """'manager', 'member' or None: the actor's role in the project."""
+    for entry in actor.get("projects") or ():
+        if entry["id"] == project_id:
+            return entry["role"]
+    return None
+
+
+def project_ids(actor, roles=("manager", "member")):
+    """The ids of the actor's projects in which it holds one of `roles`."""
+    return [entry["id"] for entry in actor.get("projects") or () if entry["role"] in roles]
+
+
+def managed_project_ids(actor):
+    return project_ids(actor, ("manager",))
+
+
+def is_admin(actor):
+    return actor.get("role") == "admin"
+
+
+def _holds(actor, principal, target):
+    if principal == ANYONE:
+        return True
+    if principal == ADMIN:
+        return is_admin(actor)
+    user_id, project_id = target.get("user_id"), target.get("project_id")
+    if principal == OWNER:
+        return user_id is not None and user_id == actor["id"]
+    role = project_role(actor, project_id) if project_id is not None else None
+    if principal == MANAGER:
+        return role == "manager"
+    if principal == MEMBER:
+        return role in ("manager", "member")
+    return False
+
+
+def allowed(actor, action, target=None):
+    """True if the policy lets `actor` do `action` on `target`. Unknown actions: False."""
+    rule = POLICY.get(action)
+    if rule is None:
+        return False
+    return any(_holds(actor, principal, target or {}) for principal in rule)
+
+
+def enforce(actor, action, target=None, *, hidden=None, what=None):
+    """Raise unless allowed. `hidden`: a message for NotFound instead of Forbidden, for a target
+    the actor must not even learn exists (someone else's instance looks missing). `what` words
+    the refusal ("only an administrator may <what>")."""
+    if allowed(actor, action, target):
+        return
+    if hidden is not None:
+        raise NotFound(hidden)
+    raise Forbidden(_refusal(action, what))
+
+
+def _refusal(action, what):
+    what = what or action.replace(":", " ")
+    rule = POLICY.get(action)
+    if rule is None:
+        return f"nobody may {what}"
+    who = {ADMIN: "an administrator", OWNER: "its owner", MANAGER: "a manager of the project",
+           MEMBER: "a member of the project", ANYONE: "anyone"}
+    return f"only {' or '.join(who[p] for p in rule)} may {what}"
