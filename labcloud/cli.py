@@ -1,5 +1,6 @@
-"""`labcloud`: operator commands.
+"""`labcloud`: the operator's launcher and every user's command line (a client of the REST API).
 
+\b
   labcloud run            the whole system on this machine (Ctrl-C stops everything it started)
   labcloud serve SERVICE  migrate, then run one service in the foreground (containers)
   labcloud image build N  build a bootable image from Debian packages (see --help)
@@ -7,14 +8,32 @@
   labcloud ssh NAME       log in to your instance NAME with your SSH key
   labcloud instance actions NAME   an instance's action log (who asked what, how it ended)
   labcloud admin reconcile         compare the hosts with the database now (--reports N: recent runs)
+  labcloud login / logout / signup / token   your session with a gateway
+  labcloud project / quota / user / key / audit   courses, limits, accounts, SSH keys, audit log
+
+Every command but run, serve and image build talks to the gateway's REST API only. `labcloud
+login` keeps a token in ${XDG_CONFIG_HOME:-~/.config}/labcloud/config.json (mode 600);
+LABCLOUD_URL and LABCLOUD_TOKEN override it. Names or ids are accepted wherever an id is
+expected (an all-digit user is an id). Commands that show data take --json (the API's answer as
+it came). An API error is one line on stderr and exit status 1; a usage error exits with 2.
+
+\b
+Bash completion (commands, options, and project/key/instance names once logged in):
+  eval "$(_LABCLOUD_COMPLETE=bash_source labcloud)"
 """
-import argparse
+import importlib.metadata
 import os
 import signal
 import sys
 import time
+from types import SimpleNamespace
+
+import click
 
 from labcloud import lifecycle_commands
+from labcloud.commands import audit, keys, projects, session, users
+from labcloud.commands.base import LabcloudGroup, completes
+from labcloud.image_register import register as image_register_command
 
 
 # A terminal's Ctrl-C (INT), a plain `kill` (TERM) and a closed terminal (HUP) all stop the stack.
@@ -91,6 +110,7 @@ def _running_banner(stack):
                      " set LABCLOUD_ADMIN_PASSWORD to reset it)")
     lines.append(f"log in: curl -s -X POST {stack.url}/api/v1/tokens -H 'Content-Type: application/json'"
                  " -d '{\"username\": \"admin\", \"password\": \"...\"}'")
+    lines.append(f"    or: labcloud login --url {stack.url} --username admin")
     lines.append("Ctrl-C stops everything (guests are powered off, their disks stay).")
     return "\n".join(lines)
 
@@ -137,27 +157,116 @@ def cmd_ssh(args):
     os.execvp("ssh", argv)
 
 
+SERVICES = ["accounts", "network", "storage", "instances", "metrics"]
+
+
+def _version():
+    try:
+        return importlib.metadata.version("labcloud")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@click.group(cls=LabcloudGroup, help=__doc__,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(_version(), "--version", "-V", prog_name="labcloud", message="%(prog)s %(version)s")
+def cli():
+    pass
+
+
+def _exit(status):
+    click.get_current_context().exit(status or 0)
+
+
+@cli.command("run")
+def run():
+    """Run the whole system locally.
+
+    LABCLOUD_DATA_DIR, LABCLOUD_PORT, LABCLOUD_HOSTS, LABCLOUD_HYPERVISOR and
+    LABCLOUD_ADMIN_PASSWORD configure it. Ctrl-C stops everything it started."""
+    _exit(cmd_run(SimpleNamespace()))
+
+
+@cli.command("serve")
+@click.argument("service", type=click.Choice(SERVICES))
+def serve(service):
+    """Migrate and run one service in the foreground (containers)."""
+    _exit(cmd_serve(SimpleNamespace(service=service)))
+
+
+@cli.group("image", cls=LabcloudGroup)
+def image():
+    """Build and register images."""
+
+
+@image.command("build", add_help_option=False,
+               context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("rest", nargs=-1, type=click.UNPROCESSED)
+def image_build(rest):
+    """Build a bootable image from Debian packages.
+
+    See `labcloud image build --help`."""
+    _exit(cmd_image(SimpleNamespace(rest=["build", *rest])))
+
+
+image.add_command(image_register_command)
+
+
+class RemainderCommand(click.Command):
+    """argparse's REMAINDER for `ssh NAME [options] [command...]`: options may come before or
+    after NAME; from the first word after NAME on, everything (options too) is the command."""
+
+    def parse_args(self, ctx, args):
+        takes_value = {opt for param in self.params if isinstance(param, click.Option) and not param.is_flag
+                       for opt in param.opts + param.secondary_opts}
+        arranged, positionals, rest = [], 0, list(args)
+        while rest:
+            word = rest.pop(0)
+            if word == "--":
+                arranged += [word] + rest
+                break
+            if word.startswith("-") and word != "-":
+                arranged.append(word)
+                if word in takes_value and rest:
+                    arranged.append(rest.pop(0))
+                continue
+            positionals += 1
+            if positionals == 2:
+                arranged += ["--", word] + rest
+                break
+            arranged.append(word)
+        return super().parse_args(ctx, arranged)
+
+
+@cli.command("ssh", cls=RemainderCommand)
+@click.argument("name", shell_complete=completes("/instances"))
+@click.option("-i", "--identity", default=os.path.expanduser("~/.ssh/id_ed25519"), show_default=True,
+              help="private key file")
+@click.option("-l", "--user", default="root", show_default=True)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh(name, identity, user, command):
+    """Log in to an instance with your SSH key.
+
+    NAME is the instance's name or id; COMMAND runs instead of a shell. Exit status 2 when the
+    instance cannot be found or has no SSH endpoint."""
+    _exit(cmd_ssh(SimpleNamespace(name=name, identity=identity, user=user, command=list(command))))
+
+
+for _module in (session, users, projects, keys, audit, lifecycle_commands):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="labcloud", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the whole system locally").set_defaults(func=cmd_run)
-    serve = sub.add_parser("serve", help="migrate and run one service (containers)")
-    serve.add_argument("service", choices=["accounts", "network", "storage", "instances", "metrics"])
-    serve.set_defaults(func=cmd_serve)
-    image = sub.add_parser("image", help="build and register images (labcloud image build|register --help)", add_help=False)
-    image.add_argument("rest", nargs=argparse.REMAINDER)
-    image.set_defaults(func=cmd_image)
-    ssh = sub.add_parser("ssh", help="log in to an instance with your key")
-    ssh.add_argument("name", help="instance name (or id)")
-    ssh.add_argument("-i", "--identity", default=os.path.expanduser("~/.ssh/id_ed25519"),
-                     help="private key file (default ~/.ssh/id_ed25519)")
-    ssh.add_argument("-l", "--user", default="root")
-    ssh.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
-    ssh.set_defaults(func=cmd_ssh)
-    lifecycle_commands.add_commands(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The `labcloud` console script; returns the exit status."""
+    try:
+        cli.main(args=argv, prog_name="labcloud")
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,65 +1,60 @@
 """`labcloud instance actions NAME` (an instance's action log) and `labcloud admin reconcile`
-(compare the hosts with the database now, or list recent reports). REST clients of the gateway
-(LABCLOUD_URL, LABCLOUD_TOKEN), like `labcloud ssh`."""
-import sys
+(compare the hosts with the database now, or list recent reports). REST clients of the gateway,
+like `labcloud ssh`."""
+import click
 
-from labcloud.client import ApiClient, ClientError
+from labcloud.commands import output
+from labcloud.commands.base import completes, connect, group
 
-
-def _cell(row, key):
-    value = row.get(key)
-    return "-" if value is None else str(value)
-
-
-def _table(rows, columns):
-    widths = [max([len(title)] + [len(_cell(row, key)) for row in rows]) for key, title in columns]
-    lines = ["  ".join(title.ljust(width) for (_, title), width in zip(columns, widths))]
-    for row in rows:
-        lines.append("  ".join(_cell(row, key).ljust(width) for (key, _), width in zip(columns, widths)))
-    return "\n".join(line.rstrip() for line in lines)
+ACTION_COLUMNS = [("requested_at", "REQUESTED"), ("action", "ACTION"), ("by", "BY"), ("result", "RESULT"),
+                  ("finished_at", "FINISHED"), ("message", "MESSAGE")]
+FINDING_COLUMNS = [("host", "HOST"), ("kind", "KIND"), ("subject", "SUBJECT"), ("action", "ACTION"),
+                   ("detail", "DETAIL")]
 
 
-def instance_actions(args):
-    try:
-        client = ApiClient.from_environment()
-        instance = client.find_instance(args.name, include_deleted=True)
-        actions = client.get(f"/instances/{instance['id']}/actions")
-    except ClientError as exc:
-        print(f"labcloud instance actions: {exc}", file=sys.stderr)
-        return 1
-    for action in actions:
-        action["by"] = action["username"] or "labcloud"
-    print(_table(actions, [("requested_at", "REQUESTED"), ("action", "ACTION"), ("by", "BY"),
-                           ("result", "RESULT"), ("finished_at", "FINISHED"), ("message", "MESSAGE")]))
-    return 0
+@group()
+def instance():
+    """Instances (labcloud instance actions NAME)."""
 
 
-def admin_reconcile(args):
-    try:
-        client = ApiClient.from_environment()
-        reports = (client.get(f"/admin/reconcile?limit={args.reports}") if args.reports
-                   else [client.post("/admin/reconcile", {}, expect=200)])
-    except ClientError as exc:
-        print(f"labcloud admin reconcile: {exc}", file=sys.stderr)
-        return 1
-    for report in reports:
-        print(f"reconcile {report['id']} ({report['trigger']}, {report['replica']}) at {report['started_at']}: "
-              f"hosts {', '.join(report['hosts']) or '-'}; {len(report['findings'])} findings")
+@instance.command("actions")
+@click.argument("name", shell_complete=completes("/instances"))
+@output.json_option
+def instance_actions(name, as_json):
+    """An instance's action log.
+
+    Who asked what and how it ended, deleted instances too (GET /instances/{id}/actions)."""
+    client = connect()
+    found = client.find_instance(name, include_deleted=True)
+    actions = client.get(f"/instances/{found['id']}/actions")
+    if as_json:
+        return output.print_json(actions)
+    output.table([dict(a, by=a.get("username") or "labcloud") for a in actions], ACTION_COLUMNS)
+
+
+@group()
+def admin():
+    """Administration (labcloud admin reconcile)."""
+
+
+@admin.command("reconcile")
+@click.option("--reports", type=click.IntRange(min=1), metavar="N", help="instead, show the N newest reports")
+@output.json_option
+def admin_reconcile(reports, as_json):
+    """Compare the hosts with the database now.
+
+    POST /admin/reconcile: every host is compared and the difference repaired; --reports N
+    shows the N newest reports instead (GET /admin/reconcile)."""
+    client = connect()
+    found = (client.get("/admin/reconcile", params={"limit": reports}) if reports
+             else [client.post("/admin/reconcile", {})])
+    if as_json:
+        return output.print_json(found if reports else found[0])  # the API's answer as it came
+    for report in found:
+        output.say(f"reconcile {report['id']} ({report['trigger']}, {report['replica']}) at {report['started_at']}: "
+                   f"hosts {', '.join(report['hosts']) or '-'}; {len(report['findings'])} findings")
         if report["findings"]:
-            print(_table(report["findings"], [("host", "HOST"), ("kind", "KIND"), ("subject", "SUBJECT"),
-                                              ("action", "ACTION"), ("detail", "DETAIL")]))
-    return 0
+            output.table(report["findings"], FINDING_COLUMNS)
 
 
-def add_commands(sub):
-    instance = sub.add_parser("instance", help="instance commands (labcloud instance actions NAME)")
-    instance_sub = instance.add_subparsers(dest="instance_command", required=True)
-    actions = instance_sub.add_parser("actions", help="an instance's action log: requests, who, results")
-    actions.add_argument("name", help="instance name or id (deleted ones too)")
-    actions.set_defaults(func=instance_actions)
-
-    admin = sub.add_parser("admin", help="administration (labcloud admin reconcile)")
-    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
-    reconcile = admin_sub.add_parser("reconcile", help="compare every host with the database now and repair")
-    reconcile.add_argument("--reports", type=int, metavar="N", help="instead, show the N newest reports")
-    reconcile.set_defaults(func=admin_reconcile)
+COMMANDS = [instance, admin]
