@@ -52,3 +52,11 @@ def test_dockerfile_copies_every_package():
     dockerfile = open(os.path.join(REPO, "Dockerfile")).read()
     for folder in ["common", "labcloud", "services", "hostagent", "gateway"]:
         assert f"COPY {folder} " in dockerfile
+
+
+def test_the_gateway_listens_beyond_its_container(compose, monkeypatch):
+    # gateway/config.yaml reads LABCLOUD_HOST; on 127.0.0.1 the published port would reach nothing.
+    from common.config import load_config
+    env = compose["services"]["gateway"]["environment"]
+    monkeypatch.setenv("LABCLOUD_HOST", env["LABCLOUD_HOST"])
+    assert load_config(os.path.join(REPO, "gateway", "config.yaml"))["HOST"] == "0.0.0.0"
