@@ -5,6 +5,7 @@ two spaces (one header line, one line per row, nothing wrapped), for grep and aw
 prints the API's answer as it came.
 """
 import json
+import os
 import sys
 
 import click
@@ -13,6 +14,18 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
+
+
+def on_terminal(stream):
+    """Rich layout only on a terminal. TTY_COMPATIBLE=1/0 (rich's own switch) decides when set;
+    FORCE_COLOR alone does not turn a pipe into a table with borders."""
+    forced = os.environ.get("TTY_COMPATIBLE", "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def stdout_console():
@@ -55,7 +68,8 @@ def cell(value):
         return ", ".join(cell(v) for v in value) or "-"
     if isinstance(value, dict):
         return ", ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
-    return " ".join(str(value).split()) if isinstance(value, str) else str(value)
+    text = " ".join(value.split()) if isinstance(value, str) else str(value)
+    return text or "-"  # an empty cell would shift the columns for awk
 
 
 def _value(row, column):
@@ -66,8 +80,8 @@ def table(rows, columns, title=None):
     """columns: [(key or function of the row, TITLE)]."""
     cells = [[cell(_value(row, key)) for key, _ in columns] for row in rows]
     titles = [title for _, title in columns]
-    console = stdout_console()
-    if console.is_terminal:
+    if on_terminal(sys.stdout):
+        console = stdout_console()
         grid = Table(*titles, title=title, box=box.SIMPLE_HEAD, header_style="bold", title_justify="left")
         for line in cells:
             grid.add_row(*(Text(c) for c in line))
@@ -84,8 +98,8 @@ def details(obj, fields=None):
     """One object, a field per line. fields: [(key or function, Label)]; default every key."""
     fields = fields or [(key, key) for key in obj]
     pairs = [(label, cell(_value(obj, key))) for key, label in fields]
-    console = stdout_console()
-    if console.is_terminal:
+    if on_terminal(sys.stdout):
+        console = stdout_console()
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column()
@@ -116,7 +130,7 @@ class UploadProgress:
         self.size = size
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  DownloadColumn(), console=stderr_console(), transient=True,
-                                 disable=not sys.stderr.isatty())
+                                 disable=not on_terminal(sys.stderr))
         self.task = self.progress.add_task(description, total=size)
 
     def __enter__(self):
