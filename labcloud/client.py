@@ -84,8 +84,10 @@ def load_config():
             data = json.load(f)
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
-        raise ClientError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise ClientError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ClientError(f"cannot read {path}: not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ClientError(f"cannot read {path}: not a JSON object")
     return data
@@ -95,9 +97,12 @@ def save_config(data):
     """Write the whole file atomically, mode 600, in a directory of mode 700."""
     path = config_path()
     folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    os.chmod(folder, 0o700)
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".config-", suffix=".json")  # mode 600
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".config-", suffix=".json")  # mode 600
+    except OSError as exc:
+        raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2)
@@ -105,8 +110,10 @@ def save_config(data):
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     return path
 
@@ -261,8 +268,8 @@ class ApiClient:
         except (ApiError, KeyError, TypeError) as exc:
             if isinstance(exc, ApiError) and exc.status in (401, 429):
                 raise
-            raise ClientError("cannot tell your user id: log in with `labcloud login`, or give "
-                              "--user") from None
+            raise ClientError("cannot tell your user id: the gateway said none at login (no user_id "
+                              "in the POST /tokens answer, no GET /users/me)") from None
 
     def find_instance(self, name_or_id, include_deleted=False):
         """By name or id; a live instance before deleted ones of that name (newest deleted first)."""

@@ -41,7 +41,7 @@ def audit(user, project, since, limit, as_json):
     """The audit log of API requests (GET /audit, admin)."""
     client = connect()
     params = {"user": client.user_id(user), "project": client.project_id(project),
-              "since": since.isoformat() if since else None, "limit": limit}
+              "since": since.isoformat(timespec="seconds") if since else None, "limit": limit}
     output.emit(client.get("/audit", params=params), as_json, columns=AUDIT_COLUMNS)
 
 

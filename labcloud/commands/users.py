@@ -114,7 +114,7 @@ def user_enable(user, as_json):
 
     POST /users/{id}/enable."""
     client = connect()
-    _show_change(client.post(f"/users/{client.user_id(user)}/enable", {}), as_json)
+    _show_change(client.post(f"/users/{client.user_id(user)}/enable"), as_json)
 
 
 @user.command("delete")
@@ -163,7 +163,7 @@ def user_reset_password(user, as_json):
 
     POST /users/{id}/password-reset; every token of theirs is revoked."""
     client = connect()
-    answer = client.post(f"/users/{client.user_id(user)}/password-reset", {})
+    answer = client.post(f"/users/{client.user_id(user)}/password-reset")
     if as_json:
         return output.print_json(answer)
     output.say(f"password link for {user} (once, until {answer.get('expires_at')}): {answer['password_link']}")

@@ -139,3 +139,23 @@ def test_an_unreachable_gateway_is_one_line(labcloud):
     assert done.exit_code == 1
     assert done.stderr.startswith("error: cannot reach labcloud at http://127.0.0.1:9: ")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_commands_about_me_need_the_user_id_from_login(api, labcloud):
+    api.reply("POST", "/tokens", {"id": 1, "token": "s3cret", "expires_at": EXPIRES}, 201)  # no user_id
+    labcloud("login", "-u", "ada", "--password-stdin", input="pw\n", token=None)
+    api.reply("GET", "/users/me", {"id": 7, "username": "ada"})  # asked instead, where it exists
+    api.reply("GET", "/users/7/tokens", [])
+    assert labcloud("token", "list", token=None).exit_code == 0
+    del api.routes[("GET", "/users/me")]
+    done = labcloud("token", "list", token=None)
+    assert done.exit_code == 1 and done.stderr.startswith("error: cannot tell your user id")
+
+
+def test_a_broken_config_place_is_one_line(api, labcloud, config_home):
+    config_home.mkdir()
+    (config_home / "labcloud").write_text("a file where the folder should be")
+    api.reply("POST", "/tokens", token_answer(), 201)
+    done = labcloud("login", "-u", "ada", "--password-stdin", input="pw\n", token=None)
+    assert done.exit_code == 1 and len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith("error: cannot read ") and done.stderr.endswith("Not a directory\n")
