@@ -149,7 +149,7 @@ def cmd_ssh(args):
         client = ApiClient.from_environment()
         endpoint = client.ssh_endpoint(args.name)
     except ClientError as exc:
-        print(f"labcloud ssh: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     argv = ["ssh", "-p", str(endpoint["port"]), "-i", args.identity, "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
