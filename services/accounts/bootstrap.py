@@ -1,4 +1,5 @@
-"""Creates (or resets) the `admin` account, so a fresh cloud has someone who can approve users.
+"""Creates (or resets) the `admin` account, so a fresh cloud has someone who can approve users,
+and a project named `admin` it manages, so the admin can create instances at once.
 
     python -m services.accounts.bootstrap [--database-url URL]
 
@@ -15,50 +16,66 @@ from sqlalchemy.engine import Engine
 
 from common.clock import utcnow
 from common.db import make_engine, session_scope
+from common.errors import InvalidInput
 from common.migrate import upgrade
-from services.accounts import passwords
+from services.accounts import passwords, projects
 from services.accounts.models import User
 from services.accounts.users import find_by_username
 
 ADMIN_USERNAME = "admin"
 ADMIN_EMAIL = "admin@localhost"
+ADMIN_PROJECT = "admin"
 PASSWORD_ENV = "LABCLOUD_ADMIN_PASSWORD"
 
 
-def _ensure_admin_in(session, password):
+def _check_password(password):
+    """The password policy, except that `admin` may appear in it: the operator chose it."""
+    try:
+        passwords.check_policy(password)
+    except InvalidInput as exc:
+        raise ValueError(f"the admin password {'; '.join(exc.fields['password'])}") from None
+
+
+def _ensure_admin_in(session, password, hasher):
     password = password or None  # an empty LABCLOUD_ADMIN_PASSWORD means "not set"
-    if password is not None and len(password) < passwords.MIN_LENGTH:
-        raise ValueError(f"the admin password needs at least {passwords.MIN_LENGTH} characters")
+    if password is not None:
+        _check_password(password)
     now = utcnow()
     admin = find_by_username(session, ADMIN_USERNAME)
-    if admin is None:
+    created = admin is None
+    if created:
         password = password or secrets.token_urlsafe(18)
-        session.add(User(username=ADMIN_USERNAME, email=ADMIN_EMAIL, role="admin",
-                         status="active", password_hash=passwords.hash_password(password),
-                         created_at=now, approved_at=now))
-        session.commit()
-        return True, password
-    # An existing `admin` is made a working administrator again, whatever happened to it.
-    admin.role = "admin"
-    if admin.status != "active":
-        admin.status, admin.approved_at = "active", now
-    if password is not None:
-        admin.password_hash = passwords.hash_password(password)
-    session.commit()
-    return False, password
+        admin = User(username=ADMIN_USERNAME, email=ADMIN_EMAIL, role="admin", status="active",
+                     password_hash=hasher.hash(password), created_at=now, approved_at=now)
+        session.add(admin)
+    else:
+        # An existing `admin` is made a working administrator again, whatever happened to it.
+        admin.role = "admin"
+        if admin.status != "active":
+            admin.status, admin.approved_at, admin.status_reason = "active", now, None
+        if password is not None:
+            admin.password_hash = hasher.hash(password)
+    session.flush()
+    projects.ensure_project(session, ADMIN_PROJECT, admin.id, now,
+                            description="the administrators' project")  # commits
+    return created, password
 
 
-def ensure_admin(session_or_engine, password=None):
-    """Make sure an active `admin` with role admin exists. Returns (created, password):
+def ensure_admin(session_or_engine, password=None, hasher=None):
+    """Make sure an active `admin` with role admin exists, manager of the project `admin`.
+    Returns (created, password):
 
     - created: True if the user was created by this call;
     - password: the password this call set (the one given, or a generated one for a new
       admin), or None if an existing admin kept its password.
+
+    hasher: a passwords.Hasher (argon2id at its default cost if None).
     """
+    hasher = hasher or passwords.Hasher()
     if isinstance(session_or_engine, Engine):
         with session_scope(session_or_engine) as session:
-            return _ensure_admin_in(session, password)
-    return _ensure_admin_in(session_or_engine, password)
+            return _ensure_admin_in(session, password, hasher)
+    return _ensure_admin_in(session_or_engine, password, hasher)
 
 
 def main(argv=None):

@@ -1,19 +1,18 @@
-"""The accounts service over a real RabbitMQ node and a migrated SQLite database."""
+"""The accounts service over a real RabbitMQ node and a migrated SQLite database: users, tokens
+and keys."""
 import datetime as dt
 
 import pytest
 from nameko.events import event_handler
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_waiter
 
-from common.db import make_engine
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from services.accounts.bootstrap import ensure_admin
 from services.accounts.openssh import parse_public_key
-from services.accounts.service import AccountsService
 
-ADMIN_PASSWORD = "admin-password"
-ALICE = {"username": "alice", "email": "alice@example.org", "password": "alice-password"}
+from tests.accounts.conftest import ADMIN_PASSWORD, login
+
+ALICE = {"username": "alice", "email": "alice@example.org", "password": "wonderland-42"}
 
 
 class EventRecorder:
@@ -31,18 +30,6 @@ class EventRecorder:
 
 
 @pytest.fixture
-def accounts(container_factory, service_config, accounts_db_url, clock):
-    engine = make_engine(accounts_db_url)
-    ensure_admin(engine, ADMIN_PASSWORD)
-    engine.dispose()
-    config = service_config(DATABASE_URL=accounts_db_url, TOKEN_TTL_HOURS=2)
-    container = container_factory(AccountsService, config)
-    replace_dependencies(container, clock=clock)
-    container.start()
-    return config
-
-
-@pytest.fixture
 def recorder(container_factory, accounts):
     EventRecorder.seen = []
     container = container_factory(EventRecorder, accounts)
@@ -50,17 +37,13 @@ def recorder(container_factory, accounts):
     return container
 
 
-def login(rpc, username, password):
-    return rpc.authenticate(rpc.issue_token({"username": username, "password": password})["token"])
-
-
 def test_signup_approval_and_tokens(accounts, recorder, clock):
     with ServiceRpcProxy("accounts", accounts) as rpc:
         with entrypoint_waiter(recorder, "on_signed_up"):
             alice = rpc.signup(ALICE)
         assert alice["status"] == "pending" and alice["approved_at"] is None
-        assert set(alice) == {"id", "username", "email", "role", "status", "created_at",
-                              "approved_at"}
+        assert set(alice) == {"id", "username", "email", "full_name", "role", "status", "reason",
+                              "created_at", "approved_at"}
         assert EventRecorder.seen == [("user_signed_up", alice)]
 
         with pytest.raises(Forbidden, match="awaits approval"):
@@ -68,7 +51,8 @@ def test_signup_approval_and_tokens(accounts, recorder, clock):
 
         admin = login(rpc, "admin", ADMIN_PASSWORD)
         assert admin["role"] == "admin" and admin["username"] == "admin"
-        as_alice = {"id": alice["id"], "username": "alice", "role": "user"}
+        assert [p["role"] for p in admin["projects"]] == ["manager"]  # the bootstrap's project
+        as_alice = {"id": alice["id"], "username": "alice", "role": "user", "projects": []}
         with pytest.raises(Forbidden):
             rpc.approve_user(as_alice, alice["id"])
 
@@ -76,17 +60,20 @@ def test_signup_approval_and_tokens(accounts, recorder, clock):
             approved = rpc.approve_user(admin, alice["id"])
         assert approved["status"] == "active" and approved["approved_at"]
         assert EventRecorder.seen[-1] == ("user_approved", approved)
-        assert rpc.approve_user(admin, alice["id"]) == approved  # idempotent
+        assert rpc.approve_user(admin, alice["id"]) == approved  # idempotent, no second event
 
-        issued = rpc.issue_token({"username": "alice", "password": ALICE["password"]})
+        issued = rpc.issue_token({"username": "alice", "password": ALICE["password"]},
+                                 {"address": "192.0.2.9"})
+        assert set(issued) == {"id", "token", "expires_at"}
         expires = dt.datetime.fromisoformat(issued["expires_at"])
-        # RFC 3339 with an offset; TOKEN_TTL_HOURS from the config
+        # RFC 3339 with an offset; TOKEN_TTL_SECONDS from the config
         assert expires == (clock() + dt.timedelta(hours=2)).replace(tzinfo=dt.timezone.utc)
         assert rpc.authenticate(issued["token"]) == as_alice
         assert rpc.get_user(as_alice, alice["id"])["email"] == "alice@example.org"
         with pytest.raises(Forbidden):
             rpc.list_users(as_alice)
         assert [u["username"] for u in rpc.list_users(admin)] == ["admin", "alice"]
+        assert [u["username"] for u in rpc.list_users(admin, {"status": "pending"})] == []
 
         clock.advance(hours=2, seconds=1)
         with pytest.raises(Unauthorized, match="expired"):
@@ -96,13 +83,17 @@ def test_signup_approval_and_tokens(accounts, recorder, clock):
         with pytest.raises(Unauthorized) as err:
             rpc.issue_token({"username": "alice", "password": "wrong-password"})
         assert err.value.http_status == 401
+    assert [name for name, _ in EventRecorder.seen] == ["user_signed_up", "user_approved"]
 
 
 def test_bad_requests_name_the_fields(accounts):
     with ServiceRpcProxy("accounts", accounts) as rpc:
         with pytest.raises(InvalidInput) as err:
-            rpc.signup({"username": "A", "email": "nope", "password": "short", "role": "admin"})
+            rpc.signup({"username": "A", "email": "nope", "password": "", "role": "admin"})
         assert set(err.value.fields) == {"username", "email", "password", "role"}
+        with pytest.raises(InvalidInput) as err:
+            rpc.signup({**ALICE, "password": "alice-password"})
+        assert err.value.fields == {"password": ["must not contain the username"]}
         rpc.signup(ALICE)
         with pytest.raises(Conflict) as err:
             rpc.signup({**ALICE, "email": "other@example.org"})
@@ -110,6 +101,9 @@ def test_bad_requests_name_the_fields(accounts):
         with pytest.raises(InvalidInput) as err:
             rpc.list_keys({"id": 1, "username": "x", "role": "root"})
         assert set(err.value.fields) == {"actor"}
+        with pytest.raises(InvalidInput) as err:
+            rpc.issue_token({"username": "alice", "password": "x"}, {"address": "x" * 65})
+        assert set(err.value.fields) == {"address"}
 
 
 def test_keys_over_rpc(accounts, key_lines):
@@ -118,15 +112,16 @@ def test_keys_over_rpc(accounts, key_lines):
         people = {}
         for name in ("alice", "bob"):
             user = rpc.signup({"username": name, "email": f"{name}@example.org",
-                               "password": f"{name}-password"})
+                               "password": "wonderland-42"})
             rpc.approve_user(admin, user["id"])
-            people[name] = login(rpc, name, f"{name}-password")
+            people[name] = login(rpc, name, "wonderland-42")
         alice, bob = people["alice"], people["bob"]
 
         ed = key_lines.ed25519()
         laptop = rpc.add_key(alice, {"name": "laptop", "public_key": ed})
-        assert set(laptop) == {"id", "name", "fingerprint", "public_key", "created_at"}
-        assert laptop["public_key"] == ed
+        assert set(laptop) == {"id", "name", "fingerprint", "public_key", "user_id", "project",
+                               "created_at"}
+        assert laptop["public_key"] == ed and laptop["user_id"] == alice["id"]
         assert laptop["fingerprint"] == parse_public_key(ed).fingerprint
         assert laptop["fingerprint"].startswith("SHA256:") and "=" not in laptop["fingerprint"]
         assert rpc.add_key(alice, {"name": "laptop", "public_key": ed}) == laptop  # redelivery

@@ -9,17 +9,24 @@ from sqlalchemy import select
 
 from common.db import make_engine, session_scope
 from common.errors import Unauthorized
-from services.accounts import tokens
+from services.accounts import passwords, tokens
 from services.accounts.bootstrap import ensure_admin
-from services.accounts.models import User
+from services.accounts.memberships import memberships_of
+from services.accounts.models import Project, User
+
+from tests.accounts.conftest import CHEAP_HASH
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+CHEAP = passwords.Hasher(**CHEAP_HASH)
+
+
 def can_log_in(engine, password, clock):
+    # (A login re-hashes at the hasher's cost: after the first one, checks are cheap.)
     with session_scope(engine) as session:
         try:
-            tokens.issue_token(session, "admin", password, clock())
+            tokens.issue_token(session, CHEAP, "admin", password, clock(), 3600)
         except Unauthorized:
             return False
     return True
@@ -31,35 +38,49 @@ def admins(engine):
                 for u in session.scalars(select(User).where(User.username == "admin"))]
 
 
+def admin_projects(engine):
+    """[(project name, role)] of the admin."""
+    with session_scope(engine) as session:
+        admin = session.scalars(select(User).where(User.username == "admin")).one()
+        return [(session.get(Project, entry["id"]).name, entry["role"])
+                for entry in memberships_of(session, admin.id)]
+
+
 def test_ensure_admin_creates_once_then_resets_only_when_asked(engine, clock):
-    created, password = ensure_admin(engine)
+    created, password = ensure_admin(engine, hasher=CHEAP)
     assert created and len(password) >= 16
     assert admins(engine) == [("admin", "admin@localhost", "admin", "active")]
+    assert admin_projects(engine) == [("admin", "manager")]
     assert can_log_in(engine, password, clock)
 
     assert ensure_admin(engine) == (False, None)
     assert ensure_admin(engine, "") == (False, None)  # an empty env variable counts as unset
     assert can_log_in(engine, password, clock)
 
-    assert ensure_admin(engine, "brand-new-pass") == (False, "brand-new-pass")
+    assert ensure_admin(engine, "brand-new-pass", CHEAP) == (False, "brand-new-pass")
     assert can_log_in(engine, "brand-new-pass", clock)
     assert not can_log_in(engine, password, clock)
     assert len(admins(engine)) == 1
+    assert admin_projects(engine) == [("admin", "manager")]
 
 
 def test_ensure_admin_repairs_a_disabled_or_demoted_admin(engine, session):
-    ensure_admin(session, "admin-password")
+    ensure_admin(session, "admin-password", CHEAP)
     admin = session.scalars(select(User).where(User.username == "admin")).one()
-    admin.role, admin.status = "user", "disabled"
+    admin.role, admin.status = "user", "suspended"
+    session.execute(Project.__table__.delete())  # and its project lost
     session.commit()
     assert ensure_admin(engine) == (False, None)
     assert admins(engine) == [("admin", "admin@localhost", "admin", "active")]
+    assert admin_projects(engine) == [("admin", "manager")]
 
 
-def test_ensure_admin_refuses_a_short_password(engine):
-    with pytest.raises(ValueError):
-        ensure_admin(engine, "short")
+def test_ensure_admin_refuses_a_weak_password_but_not_for_naming_admin(engine):
+    for weak in ("short", "password123", "aaaaaaaaaaaa"):
+        with pytest.raises(ValueError, match="admin password"):
+            ensure_admin(engine, weak)
     assert admins(engine) == []
+    assert ensure_admin(engine, "admin-password", CHEAP)[0]
 
 
 def run_bootstrap(database_url, password=None):

@@ -3,18 +3,15 @@ import pytest
 
 from common.errors import Conflict, InvalidInput, NotFound
 from common.schemas import load
-from services.accounts import keys, users
+from services.accounts import keys
 from services.accounts.openssh import parse_public_key
 from services.accounts.schemas import AddKeyRequest
 
 
 @pytest.fixture
-def people(session, clock):
-    made = {}
-    for name in ("alice", "bob"):
-        user, _ = users.signup(session, name, f"{name}@example.org", "s3cret-pass", clock())
-        made[name] = {"id": user.id, "username": name, "role": "user"}
-    made["admin"] = {"id": 999, "username": "admin", "role": "admin"}
+def people(make_user, as_actor):
+    made = {name: as_actor(make_user(name)) for name in ("alice", "bob")}
+    made["admin"] = {"id": 999, "username": "admin", "role": "admin", "projects": []}
     return made
 
 
@@ -42,7 +39,7 @@ def test_add_key_request_reports_every_bad_field(key_lines):
         load(AddKeyRequest, {"name": "has space", "public_key": "ssh-rsa AAAA"})
     assert set(err.value.fields) == {"name", "public_key"}
     good = {"name": "laptop", "public_key": key_lines.ed25519()}
-    assert load(AddKeyRequest, good) == good
+    assert load(AddKeyRequest, good) == {**good, "project": None}
 
 
 def test_names_are_unique_per_user_and_re_adding_is_idempotent(session, clock, people, key_lines):
