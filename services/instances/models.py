@@ -46,6 +46,8 @@ class Instance(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(63))
     user_id: Mapped[int] = mapped_column(Integer, index=True)
+    # The project (course) it was created in: its quota counts it, its managers may act on it.
+    project_id: Mapped[int] = mapped_column(BigInteger, index=True)
     flavor_id: Mapped[int] = mapped_column(ForeignKey("flavors.id"))
     image_id: Mapped[int] = mapped_column(Integer)
     key_id: Mapped[int] = mapped_column(Integer, nullable=True)
@@ -75,6 +77,14 @@ class Instance(Base):
     updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     running_at = mapped_column(DateTime, nullable=True)
     deleted_at = mapped_column(DateTime, nullable=True)
+
+
+class QuotaLock(Base):
+    """One row per project, updated as the first statement of every transaction that checks the
+    project's quota: the update serialises those transactions (services/instances/quotas.py)."""
+    __tablename__ = "quota_locks"
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    counter: Mapped[int] = mapped_column(BigInteger, server_default="0")   # how often it was taken
 
 
 class InstanceAction(Base):

@@ -17,6 +17,14 @@ class CreateInstanceRequest(StrictSchema):
     key = Id(required=True, metadata={"description": "SSH key id"})
     user_data = fields.String(load_default=None, validate=validate.Length(max=USER_DATA_MAX_BYTES),
                               metadata={"description": "script or cloud-config, at most 16 KiB"})
+    project = Id(load_default=None, metadata={"description": "project (course) id; may be left out by "
+                                                             "a member of exactly one project"})
+
+
+class ListInstancesRequest(StrictSchema):
+    include_deleted = fields.Boolean(load_default=False)
+    project = Id(load_default=None, allow_none=True,
+                 metadata={"description": "only this project's instances (a member of it sees their own)"})
 
 
 class FlavorSchema(StrictSchema):
@@ -33,6 +41,7 @@ class InstanceSchema(StrictSchema):
     id = fields.String()
     name = fields.String()
     user_id = fields.Integer()
+    project = fields.Integer(attribute="project_id")
     state = fields.String(metadata={"description": "the instance's state; the states and their transitions "
                                                    "are listed in docs/architecture.md (services/instances/states.py)"})
     reason = fields.String(allow_none=True)
@@ -61,6 +70,29 @@ class InstanceSchema(StrictSchema):
     def ready_seconds(self, instance):
         ready, started = getattr(instance, "ssh_ready_at", None), getattr(instance, "started_at", None)
         return round((ready - started).total_seconds(), 2) if ready and started else None
+
+
+class QuotaUsageSchema(StrictSchema):
+    instances = fields.Integer()
+    vcpus = fields.Integer()
+    memory_mib = fields.Integer()
+
+
+class ProjectUsageSchema(StrictSchema):
+    """What a project's instances take of its quota, in all and per owner (keys: user ids)."""
+    project = fields.Nested(QuotaUsageSchema)
+    users = fields.Dict(keys=fields.String(), values=fields.Nested(QuotaUsageSchema))
+
+
+class ProjectIdSchema(StrictSchema):
+    project_id = Id(required=True)
+
+
+class UserDeletedSchema(StrictSchema):
+    """What this service reads of the accounts service's `user_deleted` event."""
+    user_id = Id(required=True)
+    username = fields.String(required=True)
+    transfer_to = Id(load_default=None, allow_none=True)
 
 
 class InstanceIdSchema(StrictSchema):
@@ -95,13 +127,11 @@ class HostSchema(StrictSchema):
     used_vcpus = fields.Integer()
 
 
-
-
 class InstanceActionSchema(StrictSchema):
     """One entry of an instance's action log (Nova's instance actions)."""
     id = fields.Integer()
     instance_id = fields.String()
-    action = fields.String(metadata={"description": "create, stop, start, reboot, delete or reconcile"})
+    action = fields.String(metadata={"description": "create, stop, start, reboot, delete, reconcile or transfer"})
     user_id = fields.Integer(allow_none=True, metadata={"description": "who asked; null: labcloud itself"})
     username = fields.String(allow_none=True)
     requested_at = UtcDateTime()

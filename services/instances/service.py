@@ -1,6 +1,7 @@
 """Instances service: flavors, placement, lifecycle. Entry points only: states.py is the state
-machine, lifecycle.py records what users ask, saga.py and power.py do the work on other services
-and hosts, reconcile.py keeps the database true to the hosts, scheduler.py places."""
+machine, access.py says who sees what, lifecycle.py records what users ask, quotas.py charges it,
+saga.py and power.py do the work on other services and hosts, reconcile.py keeps the database true
+to the hosts, scheduler.py places, owners.py handles the instances of deleted users."""
 import socket
 import uuid
 
@@ -17,11 +18,13 @@ from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
 from common.schemas import dump, load
 from common.timers import config_timer
 from hostagent.schemas import DomainLifecycleSchema, DomainSshReadySchema, HeartbeatSchema
-from services.instances import guest_access, instance_store, lifecycle, power, reconcile, saga, scheduler
+from services.instances import (
+    access, guest_access, instance_store, lifecycle, owners, power, quotas, reconcile, saga, scheduler)
 from services.instances.models import Instance
 from services.instances.schemas import (
     CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostSchema, InstanceActionSchema,
-    InstanceIdSchema, InstanceSchema, PowerActionSchema, ReconcileReportSchema)
+    InstanceIdSchema, InstanceSchema, ListInstancesRequest, PowerActionSchema, ProjectIdSchema,
+    ProjectUsageSchema, ReconcileReportSchema, UserDeletedSchema)
 
 # Which event announces that an instance reached a state.
 ANNOUNCED = {"running": "instance_running", "error": "instance_failed", "deleted": "instance_deleted",
@@ -61,34 +64,34 @@ class InstancesService:
     def create_instance(self, actor, request):
         actor = load_actor(actor)
         request = load(CreateInstanceRequest, request)
+        project_id = access.creation_project(actor, request["project"])
         flavor = lifecycle.get_flavor(self.db, request["flavor"])
         self.storage.get_image(request["image"])           # NotFound names the image
-        key = self.accounts.get_key(actor, request["key"])  # NotFound unless the actor's own key
-        instance = lifecycle.record_instance(self.db, actor, request, flavor, key)
+        key = self.accounts.get_key(actor, request["key"])  # accounts decides whose keys the actor may use
+        limits = self.accounts.get_quota_limits(project_id, actor["id"])  # NotFound: no such project
+        instance = lifecycle.record_instance(self.db, actor, request, flavor, key, project_id, limits)
         self.dispatch("instance_create_requested", {"instance_id": instance.id})
         return dump(InstanceSchema, instance)
 
     @rpc
     def get_instance(self, actor, instance_id):
-        return dump(InstanceSchema, lifecycle.visible_instance(self.db, load_actor(actor), instance_id))
+        return dump(InstanceSchema, access.visible_instance(self.db, load_actor(actor), instance_id))
 
     @rpc
-    def list_instances(self, actor, include_deleted=False):
-        return dump(InstanceSchema, lifecycle.list_instances(self.db, load_actor(actor), bool(include_deleted)),
-                    many=True)
+    def list_instances(self, actor, include_deleted=False, project=None):
+        query = load(ListInstancesRequest, {"include_deleted": include_deleted, "project": project})
+        return dump(InstanceSchema, access.list_instances(self.db, load_actor(actor), **query), many=True)
 
     @rpc
     def list_instance_actions(self, actor, instance_id):
-        instance = lifecycle.visible_instance(self.db, load_actor(actor), instance_id, include_deleted=True)
+        instance = access.visible_instance(self.db, load_actor(actor), instance_id, "instance:actions",
+                                           include_deleted=True)
         return dump(InstanceActionSchema, instance_store.list_actions(self.db, instance.id), many=True)
 
     @rpc
     def delete_instance(self, actor, instance_id):
         instance = lifecycle.request_delete(self.db, load_actor(actor), instance_id)
-        if instance.state == "deleting":
-            self.dispatch("instance_delete_requested", {"instance_id": instance.id})
-        elif instance.state == "deleted":
-            self.dispatch("instance_deleted", dump(InstanceSchema, instance))
+        self._delete_requested(instance)
         return dump(InstanceSchema, instance)
 
     @rpc
@@ -104,18 +107,37 @@ class InstancesService:
         return self._request_power(actor, instance_id, "reboot")
 
     def _request_power(self, actor, instance_id, action):
-        instance, requested = lifecycle.request_power(self.db, load_actor(actor), instance_id, action)
+        instance, requested = lifecycle.request_power(self.db, load_actor(actor), instance_id, action,
+                                                      self.accounts.get_quota_limits)
         if requested:
             self.dispatch("instance_power_requested", {"instance_id": instance.id, "action": action})
         return dump(InstanceSchema, instance)
 
     @rpc
     def get_console(self, actor, instance_id, max_bytes=65536):
-        instance = lifecycle.visible_instance(self.db, load_actor(actor), instance_id)
+        instance = access.visible_instance(self.db, load_actor(actor), instance_id, "instance:console")
         if not instance.host:
             return {"output": ""}
         return self.hosts(instance.host).get_console(
             {"instance_id": instance.id, "max_bytes": int(max_bytes)})
+
+    # ----- internal: other services ask -----
+    @rpc
+    def get_project_usage(self, project_id):
+        """What the project's instances take of its quota (accounts' usage and project delete ask)."""
+        project_id = load(ProjectIdSchema, {"project_id": project_id})["project_id"]
+        usage = quotas.project_usage(self.db, project_id)
+        return dump(ProjectUsageSchema, {"project": usage["project"],
+                                         "users": {str(u): v for u, v in usage["users"].items()}})
+
+    @event_handler("accounts", "user_deleted")
+    def on_user_deleted(self, payload):
+        event = UserDeletedSchema(unknown="exclude").load(payload)
+        if event["transfer_to"] is not None:
+            owners.transfer_instances(self.db, event["user_id"], event["transfer_to"], event["username"])
+            return
+        for instance in owners.delete_instances(self.db, event["user_id"], event["username"]):
+            self._delete_requested(instance)
 
     @rpc
     def get_guest_metadata(self, host, ip):
@@ -123,7 +145,10 @@ class InstancesService:
             self.db, host, ip, self.config.get("AVAILABILITY_ZONE", "labcloud")))
 
     @rpc
-    def list_hosts(self):
+    def list_hosts(self, actor=None):
+        """Admins; without an actor, an internal caller (the launcher waits for its hosts with it)."""
+        if actor is not None:
+            policy.enforce(load_actor(actor), "host:list", what="list hosts")
         return dump(HostSchema, scheduler.list_hosts(self.db), many=True)
 
     # ----- reconcile -----
@@ -196,6 +221,13 @@ class InstancesService:
             self._reconcile("host_returned", only_host=heartbeat["host"])
 
     # ----- helpers -----
+    def _delete_requested(self, instance):
+        """After a delete request moved the instance: start its delete saga, or announce it gone."""
+        if instance.state == "deleting":
+            self.dispatch("instance_delete_requested", {"instance_id": instance.id})
+        elif instance.state == "deleted":
+            self.dispatch("instance_deleted", dump(InstanceSchema, instance))
+
     def _policy(self):
         return scheduler.policy_from_config(self.config)
 

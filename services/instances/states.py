@@ -1,8 +1,9 @@
 """The instance state machine: every state, what it means, and every allowed transition.
 
 This is the only place that lists instance states. Everything else (requests, sagas, the scheduler,
-the metadata service, reconcile) asks this module: which states hold host resources, keep the name,
-are visible to the metadata service, what `delete` does from a state, and where an action leads.
+the metadata service, reconcile, quotas) asks this module: which states hold host resources, keep the
+name, are visible to the metadata service, count against which quota, what `delete` does from a
+state, and where an action leads.
 
 Three kinds of actions move an instance:
 - user requests (create, stop, start, reboot, delete): a request that is not allowed is a 409
@@ -30,24 +31,37 @@ class State:
     metadata_visible: bool       # the metadata service answers its guest
     on_delete: str
     correctable: bool            # no saga works on it: host reports and reconcile may correct it
+    counts_instance_quota: bool  # counted against its project's (and owner's) `instances` quota
+    uses_compute_quota: bool     # its flavor's vcpus and memory_mib count against the quota
 
 
+# Columns after the description: holds host resources, keeps name, metadata visible, on delete,
+# correctable, counts against the instances quota, uses compute (vcpus, memory_mib) quota.
+# A stopped or failed guest uses no CPU or memory, so it keeps only its place in the instances quota;
+# a host_down guest may still run, so it keeps both.
 STATES = {s.name: s for s in (
-    State("pending", "recorded, waiting for the create saga", False, True, False, DELETE_AT_ONCE, False),
-    State("building", "host chosen; address, disk and domain being made", True, True, True,
-          DELETE_TEARDOWN, False),
-    State("running", "the guest runs", True, True, True, DELETE_TEARDOWN, True),
-    State("stopping", "the guest was asked to power off", True, True, True, DELETE_TEARDOWN, False),
-    State("stopped", "powered off; disk, address and domain kept", True, True, False, DELETE_TEARDOWN, True),
-    State("starting", "the guest is being started", True, True, True, DELETE_TEARDOWN, False),
-    State("rebooting", "the guest is being rebooted", True, True, True, DELETE_TEARDOWN, False),
-    State("error", "something failed; `reason` says what. Delete cleans up", True, True, False,
-          DELETE_TEARDOWN, True),
-    State("host_down", "its host stopped sending heartbeats; shown until the host returns", True, True,
-          False, DELETE_TEARDOWN, True),
-    State("deleting", "everything on the host and the address are being removed", True, True, False,
-          DELETE_UNDER_WAY, False),
-    State("deleted", "gone; nothing is left on any host", False, False, False, DELETE_UNDER_WAY, False),
+    State("pending", "recorded, waiting for the create saga",
+          False, True, False, DELETE_AT_ONCE, False, True, True),
+    State("building", "host chosen; address, disk and domain being made",
+          True, True, True, DELETE_TEARDOWN, False, True, True),
+    State("running", "the guest runs",
+          True, True, True, DELETE_TEARDOWN, True, True, True),
+    State("stopping", "the guest was asked to power off",
+          True, True, True, DELETE_TEARDOWN, False, True, True),
+    State("stopped", "powered off; disk, address and domain kept",
+          True, True, False, DELETE_TEARDOWN, True, True, False),
+    State("starting", "the guest is being started",
+          True, True, True, DELETE_TEARDOWN, False, True, True),
+    State("rebooting", "the guest is being rebooted",
+          True, True, True, DELETE_TEARDOWN, False, True, True),
+    State("error", "something failed; `reason` says what. Delete cleans up",
+          True, True, False, DELETE_TEARDOWN, True, True, False),
+    State("host_down", "its host stopped sending heartbeats; shown until the host returns",
+          True, True, False, DELETE_TEARDOWN, True, True, True),
+    State("deleting", "everything on the host and the address are being removed",
+          True, True, False, DELETE_UNDER_WAY, False, False, False),
+    State("deleted", "gone; nothing is left on any host",
+          False, False, False, DELETE_UNDER_WAY, False, False, False),
 )}
 
 # (action, from state) -> to state. Actions: user requests, saga steps (`saga:`), host
@@ -125,6 +139,8 @@ HOLDS_HOST_RESOURCES = names_where(holds_host_resources=True)
 KEEPS_NAME = names_where(keeps_name=True)
 METADATA_VISIBLE = names_where(metadata_visible=True)
 CORRECTABLE = names_where(correctable=True)
+COUNTS_INSTANCE_QUOTA = names_where(counts_instance_quota=True)
+USES_COMPUTE_QUOTA = names_where(uses_compute_quota=True)
 # A saga works on these: if one stays this long, reconcile looks (see reconcile.py).
 IN_PROGRESS = tuple(name for name in names_where(correctable=False) if name != "deleted")
 LIVE = tuple(name for name in STATES if name != "deleted")

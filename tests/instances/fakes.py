@@ -1,5 +1,6 @@
-"""Shared by the instances unit tests: fixed times and actors, and FakeCloud, in-memory stand-ins
-for network, storage and hosts that hold real state so tests can check for leaks."""
+"""Shared by the instances unit tests: fixed times, actors and quota limits, and FakeCloud,
+in-memory stand-ins for network, storage and hosts that hold real state so tests can check for
+leaks."""
 import datetime as dt
 import itertools
 
@@ -8,9 +9,21 @@ from services.instances import lifecycle, saga
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, 0)
 POLICY = {"memory_overcommit": 1.0, "cpu_overcommit": 4.0, "host_stale_after": 30}
-ACTOR = {"id": 7, "username": "ada", "role": "user"}
-ADMIN = {"id": 1, "username": "admin", "role": "admin"}
+PROJECT, OTHER_PROJECT = 30, 31
+ACTOR = {"id": 7, "username": "ada", "role": "user", "projects": [{"id": PROJECT, "role": "member"}]}
+CLASSMATE = {"id": 8, "username": "bob", "role": "user", "projects": [{"id": PROJECT, "role": "member"}]}
+TEACHER = {"id": 20, "username": "grace", "role": "user", "projects": [{"id": PROJECT, "role": "manager"}]}
+OTHER_STUDENT = {"id": 9, "username": "carl", "role": "user", "projects": [{"id": OTHER_PROJECT, "role": "member"}]}
+OTHER_TEACHER = {"id": 21, "username": "hedy", "role": "user",
+                 "projects": [{"id": OTHER_PROJECT, "role": "manager"}]}
+ADMIN = {"id": 1, "username": "admin", "role": "admin", "projects": []}
 KEY = {"id": 3, "public_key": "ssh-ed25519 AAAA test"}
+UNLIMITED = {"project": {}, "user": {}}
+
+
+def limits_of(limits=UNLIMITED):
+    """Stands in for accounts.get_quota_limits(project_id, user_id)."""
+    return lambda project_id, user_id: limits
 
 
 class FakeCloud:
@@ -114,10 +127,13 @@ class FakeCloud:
         return not (self.addresses or self.disks or self.domains or self.leftovers)
 
 
-def new_instance(session, name="vm1", flavor_name="small", actor=ACTOR):
-    flavor = next(f for f in lifecycle.list_flavors(session) if f.name == flavor_name)
+def flavor_named(session, name):
+    return next(f for f in lifecycle.list_flavors(session) if f.name == name)
+
+
+def new_instance(session, name="vm1", flavor_name="small", actor=ACTOR, project=PROJECT, limits=UNLIMITED):
     return lifecycle.record_instance(session, actor, {"name": name, "image": 1, "user_data": None},
-                                     flavor, KEY)
+                                     flavor_named(session, flavor_name), KEY, project, limits)
 
 
 def running_instance(session, cloud, name="vm1", flavor_name="small"):

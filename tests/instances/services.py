@@ -5,6 +5,7 @@ import time
 import uuid
 from contextlib import contextmanager
 
+from nameko.rpc import rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from hostagent.service import make_service
@@ -25,6 +26,15 @@ def wait(predicate, timeout=20, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+class AccountsWithoutQuotas(AccountsService):
+    """Until the accounts service has projects and quota limits: no limits for any project."""
+    name = "accounts"
+
+    @rpc
+    def get_quota_limits(self, project_id, user_id):
+        return {"project": {}, "user": {}}
+
+
 class Cloud:
     """What a test gets: rpc (a cluster proxy), actor and key of user ada, the host's name and
     agent container, the agent's config, the instances database URL."""
@@ -39,7 +49,7 @@ def running_cloud(container_factory, service_config, migrated_database, instance
         HEARTBEAT_INTERVAL=0.2, STATS_INTERVAL=60)
     cloud.agent = container_factory(make_service(cloud.host), cloud.agent_config)
     for cls, package, extra in (
-            (AccountsService, "services.accounts", {}),
+            (AccountsWithoutQuotas, "services.accounts", {}),
             (NetworkService, "services.network", {}),
             (StorageService, "services.storage", {"DATA_DIR": "/srv/labcloud", "HOST_RPC_TIMEOUT": 2})):
         container_factory(cls, service_config(DATABASE_URL=migrated_database(package), **extra)).start()
@@ -52,7 +62,7 @@ def running_cloud(container_factory, service_config, migrated_database, instance
         cloud.rpc = rpc
         cloud.actor = {"id": rpc.accounts.signup({"username": "ada", "email": "ada@lab.example",
                                                    "password": "long-enough"})["id"],
-                       "username": "ada", "role": "user"}
+                       "username": "ada", "role": "user", "projects": [{"id": 1, "role": "member"}]}
         cloud.key = rpc.accounts.add_key(cloud.actor, {"name": "k", "public_key": public_key_line(
             generate_ed25519_key())})
         wait(lambda: any(h["name"] == cloud.host for h in rpc.instances.list_hosts()), what="heartbeat")

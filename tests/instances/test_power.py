@@ -8,7 +8,7 @@ import pytest
 from common.errors import Conflict, HostOperationFailed
 from services.instances import instance_store, lifecycle, power
 from services.instances.models import Instance
-from tests.instances.fakes import ACTOR, NOW, FakeCloud, running_instance
+from tests.instances.fakes import ACTOR, NOW, FakeCloud, limits_of, running_instance
 
 
 class FailingHost:
@@ -22,7 +22,7 @@ class FailingHost:
 
 
 def power_cycle(session, cloud, inst, action):
-    instance, requested = lifecycle.request_power(session, ACTOR, inst.id, action)
+    instance, requested = lifecycle.request_power(session, ACTOR, inst.id, action, limits_of())
     assert requested and instance.state == {"stop": "stopping", "start": "starting", "reboot": "rebooting"}[action]
     return power.run_power(session, inst.id, action, cloud.peers.hosts, lambda: NOW)
 
@@ -30,13 +30,13 @@ def power_cycle(session, cloud, inst, action):
 def test_stop_then_start(session):
     cloud = FakeCloud()
     inst = running_instance(session, cloud)
-    assert lifecycle.request_power(session, ACTOR, inst.id, "stop")[0].state == "stopping"
-    again, requested = lifecycle.request_power(session, ACTOR, inst.id, "stop")  # asked twice
+    assert lifecycle.request_power(session, ACTOR, inst.id, "stop", limits_of())[0].state == "stopping"
+    again, requested = lifecycle.request_power(session, ACTOR, inst.id, "stop", limits_of())  # asked twice
     assert again.state == "stopping" and not requested
     assert power.run_power(session, inst.id, "stop", cloud.peers.hosts, lambda: NOW) == "stopped"
     assert cloud.domains[inst.id]["state"] == "shutoff"
     with pytest.raises(Conflict) as err:
-        lifecycle.request_power(session, ACTOR, inst.id, "reboot")
+        lifecycle.request_power(session, ACTOR, inst.id, "reboot", limits_of())
     assert err.value.fields == {"state": ["is stopped; reboot needs running"]}
     assert power_cycle(session, cloud, inst, "start") == "running"
     session.refresh(inst)
@@ -47,7 +47,7 @@ def test_stop_then_start(session):
 
 def test_failed_power_action_is_an_error_with_reason(session):
     inst = running_instance(session, FakeCloud())
-    lifecycle.request_power(session, ACTOR, inst.id, "reboot")
+    lifecycle.request_power(session, ACTOR, inst.id, "reboot", limits_of())
     assert power.run_power(session, inst.id, "reboot", FailingHost(), lambda: NOW) == "error"
     session.refresh(inst)
     assert inst.reason == "reboot failed: reboot_domain exploded"
@@ -116,7 +116,7 @@ def test_a_reboot_that_shuts_off_and_starts_again_ends_running(session):
     be handled after the reboot saga has finished, and must not stop the instance."""
     cloud = FakeCloud()
     inst = running_instance(session, cloud)
-    lifecycle.request_power(session, ACTOR, inst.id, "reboot")
+    lifecycle.request_power(session, ACTOR, inst.id, "reboot", limits_of())
     shutoff, started = cloud.next_seq(), cloud.next_seq()
     assert power.run_power(session, inst.id, "reboot", cloud.peers.hosts, lambda: NOW) == "running"
     assert power.observe_domain_state(session, inst.id, "running", started) is None
@@ -129,7 +129,7 @@ def test_a_stop_whose_guest_is_reported_on_again_ends_running(session):
     """A newer host report than the stop's own answer wins: the saga ends where the guest is."""
     cloud = FakeCloud()
     inst = running_instance(session, cloud)
-    lifecycle.request_power(session, ACTOR, inst.id, "stop")
+    lifecycle.request_power(session, ACTOR, inst.id, "stop", limits_of())
     original = cloud.host.stop_domain
 
     def stop_then_someone_starts_it(req):

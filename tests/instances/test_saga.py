@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from services.instances import instance_store, lifecycle, saga
+from services.instances import access, instance_store, lifecycle, saga
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import NotFound
@@ -97,10 +97,10 @@ def test_a_deleted_instance_gives_its_name_back_and_looks_missing(session):
     second = new_instance(session, "same")
     assert second.id != first.id
     with pytest.raises(NotFound):
-        lifecycle.visible_instance(session, ACTOR, first.id)
-    assert lifecycle.visible_instance(session, ACTOR, first.id, include_deleted=True).state == "deleted"
-    assert [i.id for i in lifecycle.list_instances(session, ACTOR)] == [second.id]
-    assert {i.id for i in lifecycle.list_instances(session, ACTOR, include_deleted=True)} == {first.id, second.id}
+        access.visible_instance(session, ACTOR, first.id)
+    assert access.visible_instance(session, ACTOR, first.id, include_deleted=True).state == "deleted"
+    assert [i.id for i in access.list_instances(session, ACTOR)] == [second.id]
+    assert {i.id for i in access.list_instances(session, ACTOR, include_deleted=True)} == {first.id, second.id}
 
 
 def test_the_database_refuses_a_second_holder_of_a_name(session):
@@ -154,10 +154,10 @@ def test_others_instances_are_invisible(session):
     inst = new_instance(session)
     stranger = {"id": 99, "username": "eve", "role": "user"}
     admin = {"id": 1, "username": "admin", "role": "admin"}
-    assert lifecycle.list_instances(session, stranger) == []
-    assert [i.id for i in lifecycle.list_instances(session, admin)] == [inst.id]
+    assert access.list_instances(session, stranger) == []
+    assert [i.id for i in access.list_instances(session, admin)] == [inst.id]
     with pytest.raises(Exception) as err:
-        lifecycle.visible_instance(session, stranger, inst.id)
+        access.visible_instance(session, stranger, inst.id)
     assert type(err.value).__name__ == "NotFound"
     assert session.get(Instance, inst.id).state == "pending"
 

@@ -7,7 +7,7 @@ from sqlalchemy import update
 from common.errors import Conflict
 from services.instances import lifecycle, saga, states
 from services.instances.models import Instance
-from tests.instances.fakes import ACTOR, NOW, FakeCloud, new_instance, running_instance
+from tests.instances.fakes import ACTOR, NOW, FakeCloud, limits_of, new_instance, running_instance
 
 ALL_STATES = ["pending", "building", "running", "stopping", "stopped", "starting", "rebooting", "error",
               "host_down", "deleting", "deleted"]
@@ -39,6 +39,13 @@ PROPERTIES = {
     "deleting": (True, True, False), "deleted": (False, False, False),
 }
 
+# What each state counts against the quota: instances, compute (vcpus and memory_mib of its flavor).
+QUOTA = {
+    "pending": (True, True), "building": (True, True), "running": (True, True), "stopping": (True, True),
+    "stopped": (True, False), "starting": (True, True), "rebooting": (True, True), "error": (True, False),
+    "host_down": (True, True), "deleting": (False, False), "deleted": (False, False),
+}
+
 
 def test_every_state_and_action_is_in_the_table():
     assert sorted(states.STATES) == sorted(ALL_STATES)
@@ -56,6 +63,7 @@ def test_transition_table(state, action):
 def test_state_properties(state):
     s = states.state(state)
     assert (s.holds_host_resources, s.keeps_name, s.metadata_visible) == PROPERTIES[state]
+    assert (s.counts_instance_quota, s.uses_compute_quota) == QUOTA[state]
 
 
 @pytest.mark.parametrize("action", ["stop", "start", "reboot"])
@@ -67,17 +75,17 @@ def test_user_power_requests_from_every_state(session, state, action):
     expected = EXPECTED[action][ALL_STATES.index(state)]
     if state == "deleted":
         with pytest.raises(Exception) as err:
-            lifecycle.request_power(session, ACTOR, inst.id, action)
+            lifecycle.request_power(session, ACTOR, inst.id, action, limits_of())
         assert type(err.value).__name__ == "NotFound"
     elif state == states.UNDER_WAY[action]:
-        assert lifecycle.request_power(session, ACTOR, inst.id, action) == (inst, False)
+        assert lifecycle.request_power(session, ACTOR, inst.id, action, limits_of()) == (inst, False)
     elif expected == "-":
         with pytest.raises(Conflict) as err:
-            lifecycle.request_power(session, ACTOR, inst.id, action)
+            lifecycle.request_power(session, ACTOR, inst.id, action, limits_of())
         assert f"is {state}" in err.value.fields["state"][0]
         assert session.get(Instance, inst.id).state == state
     else:
-        instance, requested = lifecycle.request_power(session, ACTOR, inst.id, action)
+        instance, requested = lifecycle.request_power(session, ACTOR, inst.id, action, limits_of())
         assert requested and instance.state == expected
 
 
