@@ -6,22 +6,13 @@ import pytest
 
 from common.errors import NotFound
 from hostagent.service import make_service
-from tests.instances.services import running_cloud, wait
+from tests.instances.services import gone, running_cloud, wait
 
 
 @pytest.fixture
 def cloud(container_factory, service_config, migrated_database):
     with running_cloud(container_factory, service_config, migrated_database, {"HOST_STALE_AFTER": 30}) as c:
         yield c.rpc, c.actor, c.key, c.host, c.agent
-
-
-def gone(rpc, actor, instance_id):
-    """Deleted: a GET answers NotFound (the list still shows it with include_deleted)."""
-    try:
-        rpc.instances.get_instance(actor, instance_id)
-    except NotFound:
-        return True
-    return False
 
 
 def domain_uuids():
