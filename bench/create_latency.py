@@ -45,7 +45,9 @@ def prepare_user(base_url):
     name = f"bench{int(time.time()) % 100000}"
     user = anon.call("POST", "/users", 201, json={"username": name, "email": f"{name}@bench.example",
                                                  "password": "bench-password"}).json()
-    admin.call("POST", f"/users/{user['id']}/approve", 200)
+    project = admin.call("POST", "/projects", 201, json={"name": name, "quota": {
+        "instances": None, "vcpus": None, "memory_mib": None}}).json()  # the bench's own, unlimited
+    admin.call("POST", f"/users/{user['id']}/approve", 200, json={"project": project["id"]})
     api = anon.login(name, "bench-password")
     key = api.call("POST", "/keys", 201, json={"name": "bench",
                                                "public_key": public_key_line(generate_ed25519_key())}).json()

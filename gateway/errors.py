@@ -10,14 +10,9 @@ from flask import jsonify
 from nameko.exceptions import RpcTimeout, UnknownService
 from werkzeug.exceptions import HTTPException
 
-from common.errors import InvalidInput, LabcloudError
+from common.errors import LabcloudError
 
 log = logging.getLogger(__name__)
-
-
-class InvalidJson(InvalidInput):
-    """Gateway-local: the body is not JSON at all (never crosses RPC)."""
-    code = "invalid_json"
 
 
 def error_response(status, code, message, fields=None, headers=None):
@@ -34,6 +29,9 @@ def _labcloud_error(exc):
     response.status_code = exc.http_status
     if exc.http_status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: tell clients the scheme
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)  # RFC 9110: seconds
     return response
 
 

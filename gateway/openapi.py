@@ -5,6 +5,7 @@ import re
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from common.schemas import MAX_ID
 from gateway.schemas import ErrorSchema
 
 OPENAPI_VERSION = "3.0.3"
@@ -13,6 +14,7 @@ _CONVERTER_SCHEMAS = {
     None: {"type": "string"},
     "string": {"type": "string"},
     "int": {"type": "integer", "minimum": 0},
+    "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     "uuid": {"type": "string", "format": "uuid"},
 }
 
@@ -30,6 +32,58 @@ def openapi_path(rule):
     return _RULE_ARG.sub(lambda m: "{%s}" % m.group(2), rule), params
 
 
+ERROR_DESCRIPTIONS = {
+    400: "invalid body or parameter (error.fields names each)",
+    401: "missing, unknown, expired or revoked token",
+    403: "not allowed by the policy, or over quota (error.fields names the resource)",
+    404: "not found, or not yours to see (or a malformed id)",
+    409: "conflicts with the current state (error.fields names what)",
+    413: "body too large",
+    415: "body in the wrong content type",
+    429: "too many requests; the Retry-After header says when to try again",
+    503: "a service (or the capacity it needs) is not available; try again later",
+    504: "a service did not answer in time",
+}
+
+
+def _error_statuses(route, path_params):
+    statuses = set(route.errors)
+    if route.body is not None or route.query:
+        statuses.add(400)
+    if route.auth:
+        statuses.update((401, 403))
+    if path_params:
+        statuses.add(404)
+    if route.body is not None:
+        statuses.update((413, 415))
+    if route.uses_rpc:
+        statuses.update((503, 504))
+    return sorted(statuses)
+
+
+def _query_parameter(param):
+    schema = {"type": param.type}
+    if param.default is not None:
+        schema["default"] = param.default
+    for key in ("minimum", "maximum", "format"):
+        if getattr(param, key) is not None:
+            schema[key] = getattr(param, key)
+    if param.max_length is not None:
+        schema["maxLength"] = param.max_length
+    return {"name": param.name, "in": "query", "required": False, "description": param.description,
+            "schema": schema}
+
+
+def _request_body(route):
+    if route.body_type == "csv":
+        return {"required": True, "content": {"text/csv": {"schema": {
+            "type": "string", "description": "a CSV file with a header line"}}}}
+    # A body whose fields are all optional may be left out (POST /users/{id}/approve).
+    schema = route.body() if isinstance(route.body, type) else route.body
+    required = any(field.required for field in schema.fields.values())
+    return {"required": required, "content": {"application/json": {"schema": route.body}}}
+
+
 def _operation(route, path_params):
     response_schema = route.response
     if route.many:
@@ -38,28 +92,21 @@ def _operation(route, path_params):
         "description": route.summary,
         "content": {route.content_type: {"schema": response_schema}},
     }}
-    if route.body is not None or route.query:
-        responses["400"] = _error("invalid body or parameter")
-    if route.auth:
-        responses["401"] = _error("missing, unknown or expired token")
-    if path_params:
-        responses["404"] = _error("not found (or malformed id)")
+    for status in _error_statuses(route, path_params):
+        responses[str(status)] = _error(ERROR_DESCRIPTIONS[status])
     responses["default"] = _error("error")
 
     operation = {
         "operationId": route.endpoint,
         "summary": route.summary,
         "tags": [route.tag],
-        "parameters": path_params + [
-            {"name": q.name, "in": "query", "required": False, "description": q.description,
-             "schema": {"type": q.type, "default": q.default}} for q in route.query],
+        "parameters": path_params + [_query_parameter(q) for q in route.query],
         "responses": responses,
         # An empty list overrides the global requirement: this operation is public.
         "security": [{"bearerAuth": []}] if route.auth else [],
     }
     if route.body is not None:
-        operation["requestBody"] = {
-            "required": True, "content": {"application/json": {"schema": route.body}}}
+        operation["requestBody"] = _request_body(route)
     return operation
 
 

@@ -1,20 +1,20 @@
 """The route registry: one declaration per endpoint feeds both Flask and the OpenAPI document.
 
 A view is a plain function of the RPC cluster proxy plus whatever the declaration asks for:
-`actor` (auth=True), `body` (body=...), and the URL's path arguments. The wrapper built here does
-the HTTP side in a fixed order, cheapest first: bearer header present (no RPC), body parses and
-validates against the service's own schema (no RPC), `accounts.authenticate` (one RPC), the view.
+`actor` (auth=True), `body` (body=...), `client` (client=True: the caller's address), `token`
+(token=True: the caller's own bearer token), query parameters and the URL's path arguments. The
+wrapper built here does the HTTP side in a fixed order, cheapest first: bearer header present (no
+RPC), query and body parse and validate against the service's own schema (no RPC), the token
+(one `accounts.authenticate`, or none when the token cache knows it), the view (one RPC).
 """
 import dataclasses
 import importlib
-import json
 import uuid
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 
-from common.errors import InvalidInput, Unauthorized
 from common.schemas import load
-from gateway.errors import InvalidJson
+from gateway import http_input
 
 
 @dataclasses.dataclass
@@ -23,16 +23,21 @@ class QueryParam:
     type: str  # OpenAPI type: "integer", "boolean" or "string"
     default: object = None
     description: str = ""
+    minimum: int = None
+    maximum: int = None
+    format: str = None  # OpenAPI format of a string, e.g. "date-time"
+    max_length: int = None
 
 
 @dataclasses.dataclass
 class Route:
     method: str
-    rule: str  # Flask rule, e.g. /api/v1/users/<int:user_id>
+    rule: str  # Flask rule, e.g. /api/v1/users/<id:user_id>
     view: object
     summary: str
     tag: str
     body: object = None  # schema class, or "module:Class" resolved by `resolve`
+    body_type: str = "json"  # "json", or "csv": the body goes to the view as text
     response: object = None  # schema class, "module:Class", or a plain OpenAPI schema dict
     many: bool = False  # response is a JSON array of `response`
     status: int = 200
@@ -40,10 +45,17 @@ class Route:
     uses_rpc: bool = True  # False for /healthz, /metrics, openapi.json: served without a proxy
     query: tuple = ()
     content_type: str = "application/json"
+    client: bool = False
+    token: bool = False
+    errors: tuple = ()  # HTTP statuses this route can answer besides the usual ones (OpenAPI)
 
     @property
     def endpoint(self):
         return self.view.__name__
+
+    @property
+    def has_body(self):
+        return self.body is not None
 
 
 def resolve(ref):
@@ -68,7 +80,8 @@ class RouteRegistry:
 
     def resolved(self):
         """The routes with their schema references imported (raises at startup if one is missing)."""
-        return [dataclasses.replace(r, body=resolve(r.body), response=resolve(r.response))
+        return [dataclasses.replace(r, body=resolve(r.body) if r.body_type == "json" else r.body,
+                                    response=resolve(r.response))
                 for r in self.routes]
 
     def install(self, app, routes):
@@ -77,76 +90,63 @@ class RouteRegistry:
                              methods=[route.method])
 
 
-def bearer_token():
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise Unauthorized("an 'Authorization: Bearer <token>' header is required")
-    return token
+def _read_body(route):
+    if route.body_type == "csv":
+        return http_input.csv_body()
+    body = http_input.json_body()
+    # Validation only: the raw body is what goes over RPC, because the service loads it again
+    # with the same schema and a loaded dict (defaults, datetimes) may not re-load.
+    load(route.body, body)
+    return {} if body is None else body
 
 
-def json_body():
-    """The request body as JSON; an empty body is None (the schema then reports required fields)."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:  # includes UnicodeDecodeError
-        raise InvalidJson("the request body is not valid JSON") from None
+def _note_for_audit(kwargs):
+    """What the audit record needs that only the request knows: the project it acts for."""
+    body = kwargs.get("body")
+    project = kwargs.get("project_id") or kwargs.get("project")
+    if project is None and isinstance(body, dict):
+        project = body.get("project")
+        if isinstance(body.get("username"), str):
+            g.claimed_username = body["username"][:64]
+    if isinstance(project, int) and not isinstance(project, bool):
+        g.project_id = project
 
 
-def query_int(name, default):
-    """An integer query parameter; its range is the service's business, not the gateway's."""
-    value = request.args.get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"invalid value for: {name}", {name: ["Not a valid integer."]}) from None
-
-
-def query_bool(name, default):
-    """A boolean query parameter: true/false (or 1/0); anything else is a 400 naming it."""
-    value = request.args.get(name)
-    if value is None:
-        return default
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise InvalidInput(f"invalid value for: {name}", {name: ["Not a valid boolean (true or false)."]})
-
-
-QUERY_READERS = {"integer": query_int, "boolean": query_bool}
+def _authenticate(rpc, token):
+    cache = current_app.extensions["token_cache"]
+    actor = cache.get(token)
+    if actor is None:
+        actor = rpc.accounts.authenticate(token)
+        cache.put(token, actor)
+    g.actor = actor
+    return actor
 
 
 def _wrap(route):
     def view(**path_args):
         # werkzeug's uuid converter yields uuid.UUID; RPC carries plain JSON values.
         kwargs = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in path_args.items()}
-        token = bearer_token() if route.auth else None
+        token = http_input.bearer_token() if route.auth else None
         for param in route.query:
-            reader = QUERY_READERS.get(param.type)
-            kwargs[param.name] = (reader(param.name, param.default) if reader
-                                  else request.args.get(param.name, param.default))
-        if route.body is not None:
-            body = json_body()
-            # Validation only: the raw body is what goes over RPC, because the service loads it
-            # again with the same schema and a loaded dict (defaults, datetimes) may not re-load.
-            load(route.body, body)
-            kwargs["body"] = {} if body is None else body
+            kwargs[param.name] = http_input.QUERY_READERS[param.type](param)
+        if route.has_body:
+            kwargs["body"] = _read_body(route)
+        if route.client:
+            kwargs["client"] = {"address": request.remote_addr or ""}
+        if route.token:
+            kwargs["token"] = token
+        _note_for_audit(kwargs)
         if not route.uses_rpc:
             result = route.view(**kwargs)
         else:
             with current_app.extensions["rpc_pool"].checkout() as rpc:
                 if route.auth:
-                    kwargs["actor"] = rpc.accounts.authenticate(token)
+                    kwargs["actor"] = _authenticate(rpc, token)
                 result = route.view(rpc, **kwargs)
         if isinstance(result, Response):
             return result
+        if result is None:
+            return Response(status=204)
         response = jsonify(result)
         response.status_code = route.status
         return response

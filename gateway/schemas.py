@@ -25,3 +25,11 @@ class HealthSchema(Schema):
 
 class ConsoleSchema(Schema):
     output = fields.String(metadata={"description": "the last 64 KiB of the serial console"})
+
+
+class ChangedSchema(Schema):
+    changed = fields.Boolean(required=True)
+
+
+class RevokedSchema(Schema):
+    revoked = fields.Boolean(required=True, metadata={"description": "false if it was already gone"})

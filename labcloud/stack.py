@@ -33,7 +33,8 @@ def database_url(data_dir, service):
 
 class Stack:
     def __init__(self, data_dir, port=8080, amqp_uri=None, hosts=1, hypervisor="test",
-                 admin_password=None, extra_env=None, quiet=False, image_cache_dir=None):
+                 admin_password=None, extra_env=None, quiet=False, image_cache_dir=None,
+                 replicas=None):
         """hypervisor: "test" (libvirt's in-process test:///default driver in each host agent) or
         "qemu" (one private libvirtd per host in a network namespace, real guests)."""
         self.data_dir = os.path.abspath(data_dir)
@@ -47,6 +48,9 @@ class Stack:
         self.qemu_hosts = {}
         self.admin_password = admin_password
         self.extra_env = extra_env or {}
+        # Processes per service ({"instances": 3}); replicas share the queues and the database,
+        # as `docker compose up --scale` runs them.
+        self.replicas = dict(replicas or {})
         self.quiet = quiet
         self.rabbit = None
         self.processes = {}
@@ -86,9 +90,11 @@ class Stack:
         if self.hypervisor == "qemu":
             self.start_qemu_hosts()
         for service in SERVICES:
-            self._spawn(service, [sys.executable, "-m", "nameko", "run", "--config",
-                                  os.path.join(REPO_ROOT, "services", service, "config.yaml"),
-                                  f"services.{service}.service"], self._service_env(service))
+            for replica in range(max(1, int(self.replicas.get(service, 1)))):
+                self._spawn(service if replica == 0 else f"{service}-{replica + 1}",
+                            [sys.executable, "-m", "nameko", "run", "--config",
+                             os.path.join(REPO_ROOT, "services", service, "config.yaml"),
+                             f"services.{service}.service"], self._service_env(service))
         for host in self.hosts:
             self._spawn(f"hostagent-{host}", [sys.executable, "-m", "hostagent"], self._host_env(host))
         self._spawn("gateway", [sys.executable, "-m", "gateway"], self._gateway_env())

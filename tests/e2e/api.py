@@ -37,14 +37,17 @@ class Api:
         raise AssertionError(f"timed out waiting on {path}; last answer {last.status_code} {last.text}")
 
 
-def approved_user(base_url, admin, username, password="correct horse"):
-    """A new user, signed up and approved by `admin`, logged in, with an SSH key (`.key`, its id)."""
+def approved_user(base_url, admin, username, password="correct horse", project=None):
+    """A new user, signed up and approved by `admin` into `project` (by default a new project of
+    their own, named after them), logged in, with an SSH key (`.key`, its id) and `.project`."""
     anon = Api(base_url)
     made = anon.call("POST", "/users", 201, json={"username": username, "email": f"{username}@lab.example",
                                                  "password": password}).json()
-    admin.call("POST", f"/users/{made['id']}/approve", 200)
+    if project is None:
+        project = admin.call("POST", "/projects", 201, json={"name": f"p-{username}"}).json()["id"]
+    admin.call("POST", f"/users/{made['id']}/approve", 200, json={"project": project})
     api = anon.login(username, password)
-    api.username = username
+    api.username, api.user_id, api.project, api.password = username, made["id"], project, password
     api.key = api.call("POST", "/keys", 201, json={"name": "k", "public_key": public_key_line(
         generate_ed25519_key())}).json()["id"]
     return api

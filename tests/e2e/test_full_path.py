@@ -25,7 +25,8 @@ def signup_and_approve(anon, admin, username):
     assert user["status"] == "pending"
     refused = anon.call("POST", "/tokens", 403, json={"username": username, "password": "correct horse"})
     assert refused.json()["error"]["code"] == "forbidden"
-    approved = admin.call("POST", f"/users/{user['id']}/approve", 200).json()
+    project = admin.call("POST", "/projects", 201, json={"name": f"p-{username}"}).json()
+    approved = admin.call("POST", f"/users/{user['id']}/approve", 200, json={"project": project["id"]}).json()
     assert approved["status"] == "active"
     return anon.login(username, "correct horse")
 

@@ -7,7 +7,7 @@ from kombu import Connection
 from nameko.rpc import rpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.errors import Conflict, Forbidden, NotFound, Unauthorized
+from common.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from gateway.app import create_app
 from gateway.rpc_pool import RpcPool
 
@@ -65,15 +65,28 @@ class Accounts:
         return user(8, request["username"], status="pending")
 
     @rpc
-    def issue_token(self, request):
-        record("accounts.issue_token", request)
+    def issue_token(self, request, client):
+        record("accounts.issue_token", request, client)
         if request["username"] == "pending":
             raise Forbidden("account not approved yet")
-        return {"token": "alice-token", "expires_at": "2024-01-01T12:00:00+00:00"}
+        if request["username"] == "hammered":
+            raise RateLimited("too many token requests for this username", retry_after=42)
+        return {"id": 5, "token": "alice-token", "expires_at": "2024-01-01T12:00:00+00:00"}
 
     @rpc
-    def list_users(self, actor):
-        record("accounts.list_users", actor)
+    def revoke_token(self, token):
+        record("accounts.revoke_token", token)
+        return {"revoked": True}
+
+    @rpc
+    def import_users(self, actor, request):
+        record("accounts.import_users", actor, request)
+        return {"created": 1, "existing": 0, "rows": [
+            {"line": 2, "username": "bob", "result": "created", "user_id": 9, "message": None}]}
+
+    @rpc
+    def list_users(self, actor, query):
+        record("accounts.list_users", actor, query)
         if actor["role"] != "admin":
             raise Forbidden("admins only")
         return [user(1, "admin"), user(7)]
@@ -84,8 +97,8 @@ class Accounts:
         return user(user_id)
 
     @rpc
-    def approve_user(self, actor, user_id):
-        record("accounts.approve_user", actor, user_id)
+    def approve_user(self, actor, user_id, request):
+        record("accounts.approve_user", actor, user_id, request)
         if actor["role"] != "admin":
             raise Forbidden("admins only")
         return user(user_id)
@@ -127,8 +140,8 @@ class Instances:
         return instance(INSTANCE_ID, state="pending")
 
     @rpc
-    def list_instances(self, actor, include_deleted):
-        record("instances.list_instances", actor, include_deleted)
+    def list_instances(self, actor, include_deleted, project):
+        record("instances.list_instances", actor, include_deleted, project)
         return [instance(INSTANCE_ID)]
 
     @rpc
@@ -208,9 +221,28 @@ def pool(rabbit_config):
     pool.close()
 
 
+class RecordingAudit:
+    """Stands in for gateway.audit.AuditTrail's broker side: keeps the records it would publish."""
+
+    def __init__(self):
+        from gateway.audit import AuditTrail
+        self.trail = AuditTrail({})
+        self.records = []
+        self.trail.publish = self.records.append
+
+    def init_app(self, app):
+        self.trail.init_app(app)
+
+
 @pytest.fixture
-def app(services, pool, rabbit_config):
-    return create_app(dict(rabbit_config), rpc_pool=pool)
+def audit():
+    return RecordingAudit()
+
+
+@pytest.fixture
+def app(services, pool, rabbit_config, audit):
+    # No token cache here, so each request's RPCs are visible; its own tests turn it on.
+    return create_app(dict(rabbit_config, TOKEN_CACHE_SECONDS=0), rpc_pool=pool, audit=audit)
 
 
 @pytest.fixture
@@ -263,6 +295,9 @@ def test_public_routes_need_no_token(client):
     response = client.post("/api/v1/tokens", json={"username": "alice", "password": "pw"})
     assert response.status_code == 201 and response.get_json()["token"] == "alice-token"
     assert rpc_calls("accounts.authenticate") == []
+    # The accounts service rate-limits per client address, so the gateway passes it on.
+    assert CALLS[-1] == ("accounts.issue_token", ({"username": "alice", "password": "pw"},
+                                                  {"address": "127.0.0.1"}))
 
 
 # -- request validation --------------------------------------------------------------------------
@@ -327,7 +362,10 @@ def test_unknown_route_is_404_json(client):
 
 @pytest.mark.parametrize("path", ["/api/v1/instances/not-a-uuid", "/api/v1/instances/1234",
                                   "/api/v1/instances/not-a-uuid/metrics", "/api/v1/users/abc",
-                                  "/api/v1/keys/-1"])
+                                  "/api/v1/keys/-1", "/api/v1/keys/0",
+                                  # beyond 64 bits: no database could hold it, so nothing has it
+                                  "/api/v1/users/98240867459966894080", "/api/v1/keys/9223372036854775808",
+                                  "/api/v1/projects/00017"])
 def test_malformed_ids_are_404_without_rpc(client, path):
     assert_error(client.get(path, headers=USER_AUTH), 404, "not_found")
     assert CALLS == []
@@ -341,14 +379,16 @@ def test_wrong_method_is_405_json_with_allow(client):
 
 def test_every_contract_route_reaches_its_method(client):
     for method, path, status, call in [
-        ("GET", "/api/v1/users", 200, ("accounts.list_users", (ADMIN,))),
-        ("POST", "/api/v1/users/8/approve", 200, ("accounts.approve_user", (ADMIN, 8))),
+        ("GET", "/api/v1/users", 200, ("accounts.list_users", (ADMIN, {}))),
+        ("POST", "/api/v1/users/8/approve", 200, ("accounts.approve_user", (ADMIN, 8, {}))),
+        ("GET", "/api/v1/users?status=pending", 200, ("accounts.list_users", (ADMIN, {"status": "pending"}))),
         ("GET", "/api/v1/keys", 200, ("accounts.list_keys", (ADMIN,))),
         ("DELETE", "/api/v1/keys/3", 200, ("accounts.delete_key", (ADMIN, 3))),
         ("GET", "/api/v1/flavors", 200, ("instances.list_flavors", ())),
         ("GET", "/api/v1/images", 200, ("storage.list_images", ())),
-        ("GET", "/api/v1/instances", 200, ("instances.list_instances", (ADMIN, False))),
-        ("GET", "/api/v1/instances?include_deleted=true", 200, ("instances.list_instances", (ADMIN, True))),
+        ("GET", "/api/v1/instances", 200, ("instances.list_instances", (ADMIN, False, None))),
+        ("GET", "/api/v1/instances?include_deleted=true&project=4", 200,
+         ("instances.list_instances", (ADMIN, True, 4))),
         ("GET", f"/api/v1/instances/{INSTANCE_ID}/actions", 200,
          ("instances.list_instance_actions", (ADMIN, INSTANCE_ID))),
         ("POST", "/api/v1/admin/reconcile", 200, ("instances.reconcile", (ADMIN,))),
@@ -511,10 +551,10 @@ def test_openapi_document_covers_every_route(client, app):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
 
     rules = [r for r in app.url_map.iter_rules()]
-    # 19 of the foundation + stop, start, reboot, console, register image + actions, reconcile (2)
-    assert len(rules) == 27
+    from gateway.api import api
+    assert len(rules) == len(api.routes) >= 54  # every declared route is served, and documented:
     for rule in rules:
-        path = rule.rule.replace("<int:", "{").replace("<uuid:", "{").replace(">", "}")
+        path = rule.rule.replace("<id:", "{").replace("<uuid:", "{").replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             operation = doc["paths"][path][method.lower()]
             assert operation["responses"] and operation["summary"]
@@ -531,6 +571,14 @@ def test_openapi_document_covers_every_route(client, app):
     assert listing["responses"]["200"]["content"]["application/json"]["schema"] == {
         "type": "array", "items": {"$ref": "#/components/schemas/Instance"}}
     assert set(schemas["SignupRequest"]["required"]) == {"username", "email", "password"}
+    user_path = doc["paths"]["/api/v1/users/{user_id}"]["get"]["parameters"][0]
+    assert user_path["schema"] == {"type": "integer", "minimum": 1, "maximum": 2 ** 63 - 1}
+    created = doc["paths"]["/api/v1/instances"]["post"]
+    assert {"400", "401", "403", "413", "415", "503"} <= set(created["responses"])
+    assert "429" in doc["paths"]["/api/v1/tokens"]["post"]["responses"]
+    assert "text/csv" in doc["paths"]["/api/v1/users/import"]["post"]["requestBody"]["content"]
+    # A body whose fields are all optional may be left out.
+    assert doc["paths"]["/api/v1/users/{user_id}/approve"]["post"]["requestBody"]["required"] is False
 
 
 def test_metrics_count_requests_per_endpoint_and_status(client):
@@ -557,3 +605,109 @@ def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
     assert CALLS == []
+
+
+# -- token cache ---------------------------------------------------------------------------------
+
+def test_a_token_is_checked_once_per_cache_bound(services, pool, rabbit_config, audit):
+    from gateway.token_cache import TokenCache
+    app = create_app(dict(rabbit_config, TOKEN_CACHE_SECONDS=5), rpc_pool=pool, audit=audit)
+    now = [100.0]
+    app.extensions["token_cache"] = TokenCache(5, clock=lambda: now[0])
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/api/v1/flavors", headers=USER_AUTH).status_code == 200
+    assert rpc_calls("accounts.authenticate") == ["accounts.authenticate"]
+    now[0] += 5.01  # past the bound: asked again, so a revoked token stops working by then
+    assert client.get("/api/v1/flavors", headers=USER_AUTH).status_code == 200
+    assert rpc_calls("accounts.authenticate") == ["accounts.authenticate"] * 2
+    # A refused token is never remembered: every try asks again.
+    for _ in range(2):
+        assert client.get("/api/v1/flavors", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert rpc_calls("accounts.authenticate") == ["accounts.authenticate"] * 4
+
+
+def test_logout_forgets_the_token_on_this_gateway_at_once(services, pool, rabbit_config, audit):
+    app = create_app(dict(rabbit_config, TOKEN_CACHE_SECONDS=5), rpc_pool=pool, audit=audit)
+    client = app.test_client()
+    assert client.get("/api/v1/flavors", headers=USER_AUTH).status_code == 200
+    response = client.delete("/api/v1/tokens/current", headers=USER_AUTH)
+    assert response.status_code == 200 and response.get_json() == {"revoked": True}
+    assert ("accounts.revoke_token", ("alice-token",)) in CALLS
+    assert app.extensions["token_cache"].get("alice-token") is None
+
+
+def test_the_cache_bound_is_clamped_to_what_the_docs_promise():
+    from gateway.token_cache import MAX_SECONDS, TokenCache
+    assert TokenCache(3600).seconds == MAX_SECONDS == 10
+    cache = TokenCache(5, max_entries=2)
+    for token in ("a", "b", "c"):
+        cache.put(token, {"id": 1})
+    assert cache.get("a") is None and cache.get("c") == {"id": 1}  # oldest evicted first
+
+
+# -- content types, limits, rate limits ----------------------------------------------------------
+
+def test_a_body_in_the_wrong_content_type_is_415(client):
+    response = client.post("/api/v1/tokens", data='{"username": "a", "password": "b"}',
+                           content_type="text/plain")
+    error = assert_error(response, 415, "unsupported_media_type")
+    assert "application/json" in error["message"]
+    response = client.post("/api/v1/users/import", headers=ADMIN_AUTH, json={"csv": "x"})
+    assert_error(response, 415, "unsupported_media_type")
+    assert rpc_calls("accounts.import_users") == []
+
+
+def test_a_csv_body_goes_over_rpc_as_text(client):
+    text = "username,email,full_name,course\nbob,bob@example.org,Bob,intro\n"
+    response = client.post("/api/v1/users/import?project=3", headers=ADMIN_AUTH,
+                           data=("\ufeff" + text).encode(), content_type="text/csv; charset=utf-8")
+    assert response.status_code == 200 and response.get_json()["created"] == 1
+    assert CALLS[-1] == ("accounts.import_users", (ADMIN, {"csv": text, "project": 3}))
+    error = assert_error(client.post("/api/v1/users/import", headers=ADMIN_AUTH, data=b"\xff\xfe\x00",
+                                     content_type="text/csv"), 400, "invalid_input")
+    assert set(error["fields"]) == {"csv"}
+
+
+def test_rate_limited_token_requests_are_429_with_retry_after(client):
+    response = client.post("/api/v1/tokens", json={"username": "hammered", "password": "x"})
+    assert_error(response, 429, "rate_limited")
+    assert response.headers["Retry-After"] == "42"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=99999999999999999999999"])
+def test_out_of_range_query_integers_are_400_naming_them(client, query):
+    response = client.get(f"/api/v1/admin/reconcile?{query}", headers=ADMIN_AUTH)
+    assert set(assert_error(response, 400, "invalid_input")["fields"]) == {"limit"}
+    assert rpc_calls("instances.list_reconcile_reports") == []
+
+
+def test_huge_ids_in_bodies_are_400_naming_the_field(client):
+    response = client.post("/api/v1/instances", headers=USER_AUTH, json={
+        "name": "web-1", "flavor": -2444816538604869831771117584384, "image": 1, "key": 2 ** 64})
+    assert set(assert_error(response, 400, "invalid_input")["fields"]) == {"flavor", "key"}
+    assert CALLS == []
+
+
+# -- audit trail ---------------------------------------------------------------------------------
+
+def test_state_changing_requests_are_audited_and_reads_are_not(client, audit):
+    client.get("/api/v1/instances", headers=USER_AUTH)
+    assert audit.records == []
+    client.delete(f"/api/v1/instances/{INSTANCE_ID}", headers=USER_AUTH,
+                  environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    client.post("/api/v1/instances", headers=USER_AUTH, json={
+        "name": "web-2", "flavor": 1, "image": 1, "key": 3, "project": 4})
+    client.post("/api/v1/tokens", json={"username": "pending", "password": "secret-pw"})
+    deleted, created, refused = audit.records
+    assert deleted["user_id"] == 7 and deleted["username"] == "alice"
+    assert deleted["method"] == "DELETE" and deleted["path"] == f"/api/v1/instances/{INSTANCE_ID}"
+    assert deleted["action"] == "delete_instance" and deleted["status"] == 202
+    assert deleted["result"] == "success" and deleted["address"] == "10.1.2.3"
+    assert deleted["at"].endswith("+00:00")
+    assert created["project_id"] == 4
+    assert refused["user_id"] is None and refused["username"] == "pending"
+    assert refused["result"] == "error" and refused["status"] == 403
+    assert refused["message"] == "account not approved yet"
+    assert "secret-pw" not in repr(audit.records)  # bodies are never recorded
+    assert len({r["id"] for r in audit.records}) == 3  # ids make the stored log idempotent

@@ -22,7 +22,8 @@ def user(qemu_stack):
     admin = anon.login("admin", ADMIN_PASSWORD)
     made = anon.call("POST", "/users", 201, json={"username": "student", "email": "s@lab.example",
                                                  "password": "student-pass"}).json()
-    admin.call("POST", f"/users/{made['id']}/approve", 200)
+    project = admin.call("POST", "/projects", 201, json={"name": "students"}).json()
+    admin.call("POST", f"/users/{made['id']}/approve", 200, json={"project": project["id"]})
     api = anon.login("student", "student-pass")
     key = generate_ed25519_key(os.path.join(qemu_stack.data_dir, "student-key"))
     registered = api.call("POST", "/keys", 201, json={

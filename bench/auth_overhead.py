@@ -1,0 +1,144 @@
+"""What the gateway costs: an authenticated `GET /api/v1/instances` over HTTP against the same
+list called as a raw nameko RPC (`instances.list_instances(actor)`), from the same number of
+client threads, in the same run, on the same stack.
+
+Starts a whole stack on libvirt's test driver (unless --url and --amqp are given), makes a user in
+a project with a few instances, then alternates rounds: raw RPC (the baseline), HTTP, raw RPC,
+HTTP, ... each for --seconds. Prints calls/s and p50 latency of each round, the median of each
+side, and the ratio HTTP/RPC (the issue asks for at least 0.80).
+
+    .venv/bin/python bench/auth_overhead.py [--threads 8] [--seconds 10] [--rounds 3]
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.machine import describe_machine  # noqa: E402
+from labcloud.rabbit import free_port  # noqa: E402
+from labcloud.stack import Stack  # noqa: E402
+from tests.e2e.api import Api, approved_user  # noqa: E402
+
+ADMIN_PASSWORD = "bench-admin-password"
+INSTANCES = 5
+
+
+def prepare(base_url):
+    """A user with INSTANCES running instances; returns (their Api, token)."""
+    admin = Api(base_url).login("admin", ADMIN_PASSWORD)
+    name = f"auth{int(time.time()) % 100000}"
+    user = approved_user(base_url, admin, name)
+    flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = user.call("GET", "/images", 200).json()[0]
+    for index in range(INSTANCES):
+        user.call("POST", "/instances", 202, json={"name": f"vm-{index}", "flavor": flavor["id"],
+                                                   "image": image["id"], "key": user.key})
+    user.wait_for("/instances", lambda r: all(i["state"] == "running" for i in r.json()), timeout=120)
+    return user
+
+
+def run_threads(threads, seconds, make_caller):
+    """Each thread makes its own caller (a connection), then calls it in a loop for `seconds`.
+    Returns (calls per second, p50 latency in ms)."""
+    latencies, lock = [], threading.Lock()
+    ready = threading.Barrier(threads + 1)
+    deadline = [None]
+
+    def work():
+        call, close = make_caller()
+        try:
+            call()  # warm the connection up outside the measurement
+            ready.wait()
+            mine = []
+            while time.perf_counter() < deadline[0]:
+                started = time.perf_counter()
+                call()
+                mine.append(time.perf_counter() - started)
+            with lock:
+                latencies.extend(mine)
+        finally:
+            close()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    started = time.perf_counter()
+    deadline[0] = started + seconds  # set before the barrier releases anyone
+    ready.wait()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, statistics.median(latencies) * 1000
+
+
+def http_caller(base_url, token):
+    def make():
+        api = Api(base_url, token)
+
+        def call():
+            response = api.http.get(api.base + "/instances", timeout=30)
+            assert response.status_code == 200 and len(response.json()) == INSTANCES, response.text
+        return call, api.http.close
+    return make
+
+
+def rpc_caller(amqp_uri, actor):
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    def make():
+        proxy = ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30)
+        rpc = proxy.start()
+
+        def call():
+            assert len(rpc.instances.list_instances(actor)) == INSTANCES
+        return call, proxy.stop
+    return make
+
+
+def measure(base_url, amqp_uri, threads, seconds, rounds):
+    user = prepare(base_url)
+    from nameko.standalone.rpc import ClusterRpcProxy
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as rpc:
+        actor = rpc.accounts.authenticate(user.token)  # exactly what the gateway passes on
+    results = {"rpc": [], "http": []}
+    for round_number in range(rounds):
+        for side, make in (("rpc", rpc_caller(amqp_uri, actor)), ("http", http_caller(base_url, user.token))):
+            rate, p50 = run_threads(threads, seconds, make)
+            results[side].append((rate, p50))
+            print(f"round {round_number + 1} {side:4}: {rate:7.1f} calls/s, p50 {p50:6.2f} ms", flush=True)
+    rpc_rate = statistics.median(r for r, _ in results["rpc"])
+    http_rate = statistics.median(r for r, _ in results["http"])
+    print(f"\nmachine: {describe_machine()}; {threads} client threads, {rounds} rounds of {seconds} s each")
+    print(f"raw RPC  instances.list_instances: {rpc_rate:7.1f} calls/s, "
+          f"p50 {statistics.median(p for _, p in results['rpc']):.2f} ms")
+    print(f"HTTP GET /api/v1/instances:        {http_rate:7.1f} requests/s, "
+          f"p50 {statistics.median(p for _, p in results['http']):.2f} ms")
+    ratio = http_rate / rpc_rate
+    print(f"gateway keeps {ratio:.0%} of the raw RPC throughput (target: at least 80%)")
+    return ratio
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--url", help="a running gateway (with --amqp and admin password "
+                                      f"{ADMIN_PASSWORD!r}); default: start a stack")
+    parser.add_argument("--amqp", help="the running stack's AMQP URI")
+    args = parser.parse_args()
+    if args.url:
+        measure(args.url, args.amqp, args.threads, args.seconds, args.rounds)
+        return
+    with Stack(tempfile.mkdtemp(prefix="labcloud-bench-"), port=free_port(), admin_password=ADMIN_PASSWORD,
+               extra_env={"HEARTBEAT_INTERVAL": "1"}, quiet=True) as stack:
+        measure(stack.url, stack.amqp_uri, args.threads, args.seconds, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

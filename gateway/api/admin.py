@@ -1,0 +1,30 @@
+"""Operations: reconcile and the audit log."""
+from gateway.api.registry import ACCOUNTS, INSTANCES, route
+from gateway.routes import QueryParam
+
+
+@route("POST", "/api/v1/admin/reconcile", tag="admin",
+       summary="Reconcile now (admin): compare every host with the database, repair and report",
+       response=INSTANCES + "ReconcileReportSchema")
+def reconcile(rpc, actor):
+    return rpc.instances.reconcile(actor)
+
+
+@route("GET", "/api/v1/admin/reconcile", tag="admin", summary="Recent reconcile reports, newest first (admin)",
+       response=INSTANCES + "ReconcileReportSchema", many=True,
+       query=(QueryParam("limit", "integer", 20, "how many", minimum=1, maximum=200),))
+def list_reconcile_reports(rpc, actor, limit):
+    return rpc.instances.list_reconcile_reports(actor, limit)
+
+
+@route("GET", "/api/v1/audit", tag="admin",
+       summary="The audit log of state-changing requests, newest first (admin)",
+       response=ACCOUNTS + "AuditRecordSchema", many=True,
+       query=(QueryParam("user", "integer", None, "only this user's requests", minimum=1),
+              QueryParam("project", "integer", None, "only requests for this project", minimum=1),
+              QueryParam("since", "string", None, "only requests at or after this time (RFC 3339)",
+                         format="date-time", max_length=64),
+              QueryParam("limit", "integer", 100, "how many", minimum=1, maximum=1000)))
+def list_audit(rpc, actor, user, project, since, limit):
+    query = {"user": user, "project": project, "since": since, "limit": limit}
+    return rpc.accounts.list_audit(actor, {k: v for k, v in query.items() if v is not None})

@@ -1,0 +1,21 @@
+"""URL converters. `<id:name>` matches a database id: 1..2**63-1. Anything else (0, a number
+beyond 64 bits, text) matches no route, so the answer is 404 before any RPC, never an overflow."""
+from werkzeug.routing import BaseConverter, ValidationError
+
+from common.schemas import MAX_ID
+
+
+class IdConverter(BaseConverter):
+    regex = r"[1-9][0-9]{0,18}"
+
+    def to_python(self, value):
+        number = int(value)
+        if number > MAX_ID:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value):
+        return str(int(value))
+
+
+CONVERTERS = {"id": IdConverter}
