@@ -1,12 +1,12 @@
-"""The accounts service's own DependencyProviders: password hashing off the eventlet hub, and its
-settings read once from the container's config."""
+"""The accounts service's own DependencyProviders: the CPU-heavy work (password hashing, key pair
+generation) run off the eventlet hub, and its settings read once from the container's config."""
 import dataclasses
 
 from eventlet import tpool
 from nameko.extensions import DependencyProvider
 
 from common.quota import RESOURCES
-from services.accounts import passwords
+from services.accounts import openssh, passwords
 
 DEFAULT_PROJECT_QUOTA = {"instances": 10, "vcpus": 20, "memory_mib": 20480, "volume_gib": 100,
                          "floating_ips": 2}
@@ -82,3 +82,11 @@ class AccountsSettings(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.settings
+
+
+class KeyPairs(DependencyProvider):
+    """Injects `generate(key_type, comment) -> (private_pem, public_line)`, run in a native
+    thread: an RSA key takes a few hundred milliseconds of CPU."""
+
+    def get_dependency(self, worker_ctx):
+        return lambda key_type, comment="": tpool.execute(openssh.generate_key_pair, key_type, comment)

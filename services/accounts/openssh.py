@@ -1,4 +1,5 @@
-"""OpenSSH public key lines ("type base64 [comment]"): parsing, policy and fingerprints.
+"""OpenSSH public key lines ("type base64 [comment]"): parsing, policy and fingerprints; and
+generating key pairs.
 
 Pure functions, no database, so the request schema can use them to name `public_key` in its
 errors alongside the other fields.
@@ -10,6 +11,8 @@ import struct
 from dataclasses import dataclass
 
 import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 ALLOWED_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
                  "ecdsa-sha2-nistp521")
@@ -85,3 +88,23 @@ def parse_public_key(line):
     if key_type == "ssh-rsa" and bits < MIN_RSA_BITS:
         raise ValueError(f"RSA keys need at least {MIN_RSA_BITS} bits, this one has {bits}")
     return PublicKey(key_type=key_type, blob=blob, comment=comment, bits=bits)
+
+
+GENERATED_RSA_BITS = 3072
+
+
+def generate_key_pair(key_type, comment=""):
+    """A new key pair: (private key in OpenSSH's PEM format, unencrypted; public key line).
+    `key_type` "ed25519" or "rsa" (3072 bits). CPU-heavy for RSA (a few hundred ms): the service
+    runs it off the eventlet hub (dependencies.KeyPairs)."""
+    if key_type == "ed25519":
+        private = ed25519.Ed25519PrivateKey.generate()
+    elif key_type == "rsa":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=GENERATED_RSA_BITS)
+    else:
+        raise ValueError(f"unsupported key type {key_type!r}")
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode("ascii")
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                               serialization.PublicFormat.OpenSSH).decode("ascii")
+    return pem, f"{public} {comment}".rstrip()

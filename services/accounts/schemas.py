@@ -1,7 +1,7 @@
 """RPC payloads of the accounts service (the gateway reuses them for REST bodies and OpenAPI)."""
 from marshmallow import ValidationError, fields, validate, validates
 
-from common.schemas import PROJECT_ROLES, Id, StrictSchema, UtcDateTime
+from common.schemas import PROJECT_ROLES, Id, StrictSchema, UtcDateTime, UuidString
 from services.accounts import openssh
 from services.accounts.passwords import MAX_LENGTH as PASSWORD_MAX_LENGTH
 
@@ -39,13 +39,56 @@ class SignupRequest(StrictSchema):
     full_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=128))
 
 
-class ApproveRequest(StrictSchema):
+class ApproveUserRequest(StrictSchema):
     project = Id(load_default=None, allow_none=True,
                  metadata={"description": "a project the user joins as member"})
 
 
+class RejectUserRequest(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000),
+                           metadata={"description": "told to the user"})
+
+
+class SuspendUserRequest(StrictSchema):
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+
+
+class DeleteUserRequest(StrictSchema):
+    transfer_to = Id(load_default=None, allow_none=True, metadata={
+        "description": "an active user who receives the deleted user's keys and instances"})
+
+
 class ListUsersRequest(StrictSchema):
     status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(STATUSES))
+
+
+class CreateUserRequest(StrictSchema):
+    username = fields.String(required=True, validate=USERNAME)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    full_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=128))
+    password = Password(load_default=None, allow_none=True, metadata={
+        "description": "without one, the answer holds a one-time link to set it"})
+    project = Id(load_default=None, allow_none=True, metadata={"description": "a project to join"})
+    role = fields.String(load_default="member", validate=validate.OneOf(PROJECT_ROLES),
+                         metadata={"description": "the role in `project`"})
+
+
+class ChangePasswordRequest(StrictSchema):
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=PASSWORD_MAX_LENGTH))
+    password = Password(required=True)
+
+
+class SetPasswordRequest(StrictSchema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=256),
+                          metadata={"description": "the `token` of a one-time password link"})
+    password = Password(required=True)
+
+
+class ImportUsersRequest(StrictSchema):
+    csv = fields.String(required=True, metadata={
+        "description": "CSV text, header username,email,full_name,course (course: a project name)"})
+    project = Id(load_default=None, allow_none=True,
+                 metadata={"description": "the course of rows that name none"})
 
 
 class TokenRequest(StrictSchema):
@@ -72,10 +115,42 @@ class UserSchema(StrictSchema):
     approved_at = UtcDateTime(allow_none=True)
 
 
+class CreatedUserSchema(UserSchema):
+    password_link = fields.String(allow_none=True, metadata={
+        "description": "one-time link to set the password (only for a user created without one)"})
+
+
+class PasswordLinkSchema(StrictSchema):
+    password_link = fields.String(metadata={"description": "PUBLIC_URL/set-password?token=..."})
+    expires_at = UtcDateTime()
+
+
+class ImportRowSchema(StrictSchema):
+    line = fields.Integer(metadata={"description": "line in the file (the header is line 1)"})
+    username = fields.String()
+    result = fields.String(metadata={"description": "created or existing"})
+    user_id = fields.Integer()
+
+
+class ImportReportSchema(StrictSchema):
+    created = fields.Integer()
+    existing = fields.Integer(metadata={"description": "users already there (same username and "
+                                                       "e-mail), added to the course"})
+    rows = fields.List(fields.Nested(ImportRowSchema))
+
+
 class TokenSchema(StrictSchema):
     id = fields.Integer()
     token = fields.String()
     expires_at = UtcDateTime()
+
+
+class TokenInfoSchema(StrictSchema):
+    """A token as its owner may list it: never the secret."""
+    id = fields.Integer()
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime()
+    address = fields.String(allow_none=True, metadata={"description": "where it was requested from"})
 
 
 # ----- quotas and projects ----------------------------------------------------------------------
@@ -183,11 +258,78 @@ class AddKeyRequest(StrictSchema):
             raise ValidationError(str(exc)) from None
 
 
+class GenerateKeyRequest(StrictSchema):
+    name = fields.String(required=True, validate=KEY_NAME)
+    type = fields.String(load_default="ed25519", validate=validate.OneOf(KEY_TYPES),
+                         metadata={"description": "ed25519, or rsa (3072 bits)"})
+    project = Id(load_default=None, allow_none=True,
+                 metadata={"description": "share the key with this project's members"})
+
+
 class KeySchema(StrictSchema):
     id = fields.Integer()
     name = fields.String()
     fingerprint = fields.String()
     public_key = fields.String()
-    user_id = fields.Integer()
-    project = fields.Integer(attribute="project_id", allow_none=True)
+    user_id = fields.Integer(metadata={"description": "the owner"})
+    project = fields.Integer(attribute="project_id", allow_none=True,
+                             metadata={"description": "shared with this project's members"})
     created_at = UtcDateTime()
+
+
+class GeneratedKeySchema(KeySchema):
+    private_key = fields.String(metadata={"description": "OpenSSH private key, unencrypted: shown "
+                                                         "this once, never stored"})
+
+
+# ----- audit log ------------------------------------------------------------------------------
+
+class AuditRecordSchema(StrictSchema):
+    """One state-changing request the gateway answered (event gateway.request_audited)."""
+    id = UuidString(required=True)
+    at = UtcDateTime(required=True)
+    user_id = fields.Integer(load_default=None, allow_none=True)
+    username = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    project_id = fields.Integer(load_default=None, allow_none=True)
+    method = fields.String(required=True, validate=validate.Length(min=1, max=16))
+    path = fields.String(required=True, validate=validate.Length(max=2048))
+    action = fields.String(required=True, validate=validate.Length(max=128),
+                           metadata={"description": "the gateway's operation id"})
+    status = fields.Integer(required=True)
+    result = fields.String(required=True, validate=validate.OneOf(("success", "error")))
+    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    message = fields.String(load_default=None, allow_none=True)
+
+
+class ListAuditRequest(StrictSchema):
+    user = Id(load_default=None, allow_none=True)
+    project = Id(load_default=None, allow_none=True)
+    since = UtcDateTime(load_default=None, allow_none=True)
+    limit = fields.Integer(strict=True, load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+# ----- event payloads (dispatched by the accounts service) ---------------------------------------
+
+class UserReasonEventSchema(StrictSchema):
+    """user_rejected, user_suspended."""
+    user = fields.Nested(UserSchema)
+    reason = fields.String(allow_none=True)
+
+
+class UserLinkEventSchema(StrictSchema):
+    """user_created (password_link null when the admin gave a password), user_password_reset."""
+    user = fields.Nested(UserSchema)
+    password_link = fields.String(allow_none=True)
+
+
+class UserImportedEventSchema(StrictSchema):
+    user = fields.Nested(UserSchema)
+    project_id = fields.Integer()
+    password_link = fields.String()
+
+
+class UserDeletedEventSchema(StrictSchema):
+    user_id = fields.Integer()
+    username = fields.String()
+    transfer_to = fields.Integer(allow_none=True, metadata={
+        "description": "who receives the user's instances; null: they are deleted"})

@@ -1,19 +1,26 @@
-"""Accounts service: users, projects (courses) and their members and quota limits, tokens and
-SSH keys. Entry points only: each loads its request, calls one logic module (users.py,
-projects.py, quotas.py, tokens.py, keys.py), dumps the result and announces what changed."""
-from nameko.events import EventDispatcher
+"""Accounts service: users, projects (courses) with their members and quota limits, tokens,
+password links, rate limits, SSH keys and the audit log. Entry points only: each loads its
+request, calls a logic module, dumps the result and announces what changed (an event only when
+something changed: a repeated request announces nothing)."""
+from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import RpcProxy, rpc
 
 from common.actors import load_actor
 from common.clock import Clock
 from common.db import Database
 from common.schemas import ActorSchema, dump, load
-from services.accounts import keys, projects, quotas, tokens, users
-from services.accounts.dependencies import AccountsSettings, Passwords
+from services.accounts import (
+    audit, keys, password_links, projects, quotas, rate_limits, tokens, user_import, users)
+from services.accounts.dependencies import AccountsSettings, KeyPairs, Passwords
 from services.accounts.schemas import (
-    AddKeyRequest, AddMemberRequest, ApproveRequest, ClientSchema, CreateProjectRequest, KeySchema, ListUsersRequest,
-    MemberSchema, ProjectSchema, QuotaLimitsSchema, QuotaSchema, SignupRequest, TokenRequest, TokenSchema,
-    UpdateMemberRequest, UpdateProjectRequest, UsageSchema, UserSchema)
+    AddKeyRequest, AddMemberRequest, ApproveUserRequest, AuditRecordSchema, ChangePasswordRequest,
+    ClientSchema, CreatedUserSchema, CreateProjectRequest, CreateUserRequest, DeleteUserRequest,
+    GenerateKeyRequest, GeneratedKeySchema, ImportReportSchema, ImportUsersRequest, KeySchema,
+    ListAuditRequest, ListUsersRequest, MemberSchema, PasswordLinkSchema, ProjectSchema,
+    QuotaLimitsSchema, QuotaSchema, RejectUserRequest, SetPasswordRequest, SignupRequest,
+    SuspendUserRequest, TokenInfoSchema, TokenRequest, TokenSchema, UpdateMemberRequest,
+    UpdateProjectRequest, UsageSchema, UserDeletedEventSchema, UserImportedEventSchema,
+    UserLinkEventSchema, UserReasonEventSchema, UserSchema)
 
 
 class AccountsService:
@@ -23,6 +30,7 @@ class AccountsService:
     clock = Clock()
     settings = AccountsSettings()
     hasher = Passwords()
+    key_pairs = KeyPairs()
     dispatch = EventDispatcher()
     instances = RpcProxy("instances")
 
@@ -37,13 +45,68 @@ class AccountsService:
         return result
 
     @rpc
+    def create_user(self, actor, request):
+        request = load(CreateUserRequest, request)
+        user, link, created = users.create_user(self.db, self.hasher, load_actor(actor), request,
+                                                self.settings, self.clock())
+        password_link = link and link["password_link"]
+        if created:
+            self.dispatch("user_created", dump(UserLinkEventSchema,
+                                               {"user": user, "password_link": password_link}))
+        return dict(dump(CreatedUserSchema, user), password_link=password_link)
+
+    @rpc
+    def import_users(self, actor, request):
+        request = load(ImportUsersRequest, request)
+        report, created = user_import.import_users(self.db, load_actor(actor), request["csv"],
+                                                   request["project"], self.settings, self.clock())
+        for user, project_id, password_link in created:
+            self.dispatch("user_imported", dump(UserImportedEventSchema, {
+                "user": user, "project_id": project_id, "password_link": password_link}))
+        return dump(ImportReportSchema, report)
+
+    @rpc
     def approve_user(self, actor, user_id, request=None):
-        request = load(ApproveRequest, request)
+        request = load(ApproveUserRequest, request)
         user, changed = users.approve_user(self.db, load_actor(actor), user_id, self.clock(),
                                            request["project"])
+        return self._announce(changed, "user_approved", user)
+
+    @rpc
+    def reject_user(self, actor, user_id, request):
+        request = load(RejectUserRequest, request)
+        user, changed = users.reject_user(self.db, load_actor(actor), user_id, request["reason"])
+        return self._announce(changed, "user_rejected", user, reason=request["reason"])
+
+    @rpc
+    def suspend_user(self, actor, user_id, request=None):
+        request = load(SuspendUserRequest, request)
+        user, changed = users.suspend_user(self.db, load_actor(actor), user_id, request["reason"],
+                                           self.clock())
+        return self._announce(changed, "user_suspended", user, reason=request["reason"])
+
+    @rpc
+    def enable_user(self, actor, user_id):
+        user, changed = users.enable_user(self.db, load_actor(actor), user_id)
+        return self._announce(changed, "user_enabled", user)
+
+    @rpc
+    def delete_user(self, actor, user_id, request=None):
+        request = load(DeleteUserRequest, request)
+        user, changed = users.delete_user(self.db, load_actor(actor), user_id,
+                                          request["transfer_to"], self.clock())
+        if changed:
+            self.dispatch("user_deleted", dump(UserDeletedEventSchema, {
+                "user_id": user.id, "username": user.username,
+                "transfer_to": request["transfer_to"]}))
+        return dump(UserSchema, user)
+
+    def _announce(self, changed, event, user, **reason):
+        """The user as the answer; the event if the status changed (with the reason, if any)."""
         result = dump(UserSchema, user)
         if changed:
-            self.dispatch("user_approved", result)
+            self.dispatch(event, dump(UserReasonEventSchema, {"user": user, **reason})
+                          if reason else result)
         return result
 
     @rpc
@@ -56,17 +119,58 @@ class AccountsService:
         return dump(UserSchema, users.list_users(self.db, load_actor(actor), request["status"]),
                     many=True)
 
+    # ----- passwords --------------------------------------------------------------------------
+    @rpc
+    def change_password(self, actor, user_id, request):
+        request = load(ChangePasswordRequest, request)
+        changed = users.change_password(self.db, self.hasher, load_actor(actor), user_id,
+                                        request["current_password"], request["password"],
+                                        self.clock())
+        return {"changed": changed}
+
+    @rpc
+    def reset_password(self, actor, user_id):
+        user, link = users.reset_password(self.db, load_actor(actor), user_id, self.settings,
+                                          self.clock())
+        self.dispatch("user_password_reset", dump(UserLinkEventSchema, {
+            "user": user, "password_link": link["password_link"]}))
+        return dump(PasswordLinkSchema, link)
+
+    @rpc
+    def set_password(self, request):
+        request = load(SetPasswordRequest, request)
+        user = password_links.set_password(self.db, self.hasher, request["token"],
+                                           request["password"], self.clock())
+        return dump(UserSchema, user)
+
     # ----- tokens -----------------------------------------------------------------------------
     @rpc
     def issue_token(self, request, client=None):
         request, client = load(TokenRequest, request), load(ClientSchema, client)
+        now = self.clock()
+        rate_limits.count_token_request(self.db, self.settings, request["username"],
+                                        client["address"], now)  # before any hashing
         issued = tokens.issue_token(self.db, self.hasher, request["username"], request["password"],
-                                    self.clock(), self.settings.token_ttl_seconds, client["address"])
+                                    now, self.settings.token_ttl_seconds, client["address"])
         return dump(TokenSchema, issued)
 
     @rpc
     def authenticate(self, token):
         return dump(ActorSchema, tokens.authenticate(self.db, token, self.clock()))
+
+    @rpc
+    def revoke_token(self, token):
+        return {"revoked": tokens.revoke_token(self.db, token, self.clock())}
+
+    @rpc
+    def list_tokens(self, actor, user_id):
+        return dump(TokenInfoSchema, tokens.list_tokens(self.db, load_actor(actor), user_id,
+                                                        self.clock()), many=True)
+
+    @rpc
+    def revoke_user_token(self, actor, user_id, token_id):
+        return {"revoked": tokens.revoke_user_token(self.db, load_actor(actor), user_id, token_id,
+                                                    self.clock())}
 
     # ----- projects ---------------------------------------------------------------------------
     @rpc
@@ -118,7 +222,7 @@ class AccountsService:
 
     @rpc
     def remove_member(self, actor, project_id, user_id):
-        return {"removed": projects.remove_member(self.db, load_actor(actor), project_id, user_id)}
+        return {"deleted": projects.remove_member(self.db, load_actor(actor), project_id, user_id)}
 
     # ----- quotas -----------------------------------------------------------------------------
     @rpc
@@ -146,10 +250,18 @@ class AccountsService:
     # ----- SSH keys ---------------------------------------------------------------------------
     @rpc
     def add_key(self, actor, request):
-        actor = load_actor(actor)
         request = load(AddKeyRequest, request)
-        key, _ = keys.add_key(self.db, actor, request["name"], request["public_key"], self.clock())
+        key, _ = keys.add_key(self.db, load_actor(actor), request["name"], request["public_key"],
+                              self.clock(), request["project"])
         return dump(KeySchema, key)
+
+    @rpc
+    def generate_key(self, actor, request):
+        request = load(GenerateKeyRequest, request)
+        key, private_key = keys.generate_key(self.db, load_actor(actor), self.key_pairs,
+                                             request["name"], request["type"], self.clock(),
+                                             request["project"])
+        return dict(dump(GeneratedKeySchema, key), private_key=private_key)
 
     @rpc
     def list_keys(self, actor):
@@ -162,3 +274,14 @@ class AccountsService:
     @rpc
     def delete_key(self, actor, key_id):
         return {"deleted": keys.delete_key(self.db, load_actor(actor), key_id)}
+
+    # ----- audit log --------------------------------------------------------------------------
+    @event_handler("gateway", "request_audited")
+    def record_audit(self, payload):
+        audit.record(self.db, load(AuditRecordSchema, payload))
+
+    @rpc
+    def list_audit(self, actor, request=None):
+        request = load(ListAuditRequest, request)
+        return dump(AuditRecordSchema, audit.list_records(self.db, load_actor(actor), **request),
+                    many=True)

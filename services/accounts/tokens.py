@@ -9,8 +9,8 @@ import secrets
 
 from sqlalchemy import delete, select, update
 
-from common import policy
-from common.errors import Forbidden, NotFound, Unauthorized
+from common.errors import Forbidden, Unauthorized
+from services.accounts.access import user_for
 from services.accounts.memberships import memberships_of
 from services.accounts.models import Token, User, is_id
 
@@ -117,16 +117,9 @@ def revoke_all(session, user_id, now):
                            .values(revoked_at=now)).rowcount
 
 
-def _enforce_on_user(session, actor, user_id, action):
-    """Self or admin, as the policy says; anyone else is told the user does not exist."""
-    policy.enforce(actor, action, {"user_id": user_id}, hidden=f"no user {user_id}")
-    if not is_id(user_id) or session.get(User, user_id) is None:
-        raise NotFound(f"no user {user_id}")
-
-
 def list_tokens(session, actor, user_id, now):
     """The user's live tokens (self or admin; others: NotFound). Never the secret."""
-    _enforce_on_user(session, actor, user_id, "user:token:list")
+    user_for(session, actor, "user:token:list", user_id, what="list these tokens")
     return list(session.scalars(
         select(Token).where(Token.user_id == user_id, Token.revoked_at.is_(None),
                             Token.expires_at > now).order_by(Token.id)))
@@ -134,7 +127,7 @@ def list_tokens(session, actor, user_id, now):
 
 def revoke_user_token(session, actor, user_id, token_id, now):
     """Revoke one of the user's tokens by id (self or admin). True if it exists."""
-    _enforce_on_user(session, actor, user_id, "user:token:revoke")
+    user_for(session, actor, "user:token:revoke", user_id, what="revoke these tokens")
     if not is_id(token_id):
         return False
     return _revoke(session, (Token.id == token_id) & (Token.user_id == user_id), now)

@@ -18,7 +18,7 @@ from services.accounts.models import UNUSABLE_PASSWORD, User
 # argon2id at its lowest cost: the tests hash hundreds of passwords. (The hash-off-the-hub test
 # and the bootstrap command use the real cost.)
 CHEAP_HASH = {"time_cost": 1, "memory_cost_kib": 8, "parallelism": 1}
-ADMIN = {"id": 1, "username": "admin", "role": "admin", "projects": []}
+ADMIN = {"id": 10 ** 9, "username": "admin", "role": "admin", "projects": []}
 ADMIN_PASSWORD = "admin-password"
 
 
@@ -129,24 +129,33 @@ def accounts_config(service_config, accounts_db_url):
 
 @pytest.fixture
 def start_accounts(container_factory, accounts_config, clock):
-    """start_accounts(**config) -> the config of a started accounts service using the FakeClock."""
+    """start_accounts(replace={dependency: object}, **config) -> a started accounts container
+    using the FakeClock (and the replacements given)."""
     from services.accounts.service import AccountsService
 
-    def start(**extra):
-        config = dict(accounts_config, **extra)
-        container = container_factory(AccountsService, config)
-        replace_dependencies(container, clock=clock)
+    def start(replace=None, **extra):
+        container = container_factory(AccountsService, dict(accounts_config, **extra))
+        replace_dependencies(container, clock=clock, **(replace or {}))
         container.start()
-        return config
+        return container
     return start
 
 
 @pytest.fixture
 def accounts(start_accounts):
-    return start_accounts()
+    """The config of a started accounts service (for ServiceRpcProxy)."""
+    return start_accounts().config
 
 
 def login(rpc, username, password, address=None):
     """The actor of a fresh token of `username`."""
     issued = rpc.issue_token({"username": username, "password": password}, {"address": address})
     return rpc.authenticate(issued["token"])
+
+
+def wait_until(condition, timeout=10):
+    """Poll (yielding to the hub) until condition() is true; fail after `timeout` seconds."""
+    import eventlet
+    with eventlet.Timeout(timeout, AssertionError(f"not true within {timeout} s")):
+        while not condition():
+            eventlet.sleep(0.02)

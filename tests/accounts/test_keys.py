@@ -1,11 +1,17 @@
-"""SSH keys per user against a migrated SQLite database."""
+"""SSH keys per user, shared with projects, generated, against a migrated SQLite database."""
 import pytest
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
 
-from common.errors import Conflict, InvalidInput, NotFound
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from common.schemas import load
-from services.accounts import keys
+from services.accounts import keys, openssh, projects
+from services.accounts.dependencies import DEFAULT_PROJECT_QUOTA
+from services.accounts.models import SshKey
 from services.accounts.openssh import parse_public_key
 from services.accounts.schemas import AddKeyRequest
+
+from tests.accounts.conftest import ADMIN
 
 
 @pytest.fixture
@@ -70,3 +76,76 @@ def test_others_keys_are_invisible_but_admins_see_them(session, clock, people, k
         keys.get_key(session, people["alice"], alices.id)
     with pytest.raises(NotFound):
         keys.get_key(session, people["alice"], True)
+
+
+@pytest.fixture
+def course(session, clock, make_user, as_actor):
+    """cs101: alice and carol are members; bob is not."""
+    project, _ = projects.create_project(session, ADMIN, {"name": "cs101"}, DEFAULT_PROJECT_QUOTA, clock())
+    people = {name: make_user(name) for name in ("alice", "bob", "carol")}
+    for name in ("alice", "carol"):
+        projects.add_member(session, ADMIN, project.id, people[name].id, "member", None, clock())
+    return project, {name: as_actor(user) for name, user in people.items()}
+
+
+def test_a_key_shared_with_a_project_is_usable_by_its_members(session, clock, key_lines, course):
+    project, people = course
+    alice, bob, carol = people["alice"], people["bob"], people["carol"]
+    shared, _ = keys.add_key(session, alice, "class-key", key_lines.ed25519(), clock(), project.id)
+    private, _ = keys.add_key(session, alice, "mine", key_lines.ed25519(), clock())
+    assert shared.project_id == project.id
+    assert [k.name for k in keys.list_keys(session, carol)] == ["class-key"]
+    assert keys.get_key(session, carol, shared.id).id == shared.id
+    for actor, key in ((carol, private), (bob, shared), (bob, private)):
+        with pytest.raises(NotFound):
+            keys.get_key(session, actor, key.id)
+    assert keys.list_keys(session, bob) == []
+    with pytest.raises(Forbidden):
+        keys.delete_key(session, carol, shared.id)  # she sees it but does not own it
+    assert keys.delete_key(session, bob, shared.id) is False
+
+
+def test_sharing_needs_membership_and_hides_other_projects(session, clock, key_lines, course):
+    project, people = course
+    with pytest.raises(NotFound):
+        keys.add_key(session, people["bob"], "k", key_lines.ed25519(), clock(), project.id)
+    with pytest.raises(NotFound):
+        keys.add_key(session, people["alice"], "k", key_lines.ed25519(), clock(), project.id + 1)
+    assert keys.list_keys(session, people["bob"]) == []
+
+
+def fake_generator(calls):
+    def generate(key_type, comment=""):
+        calls.append((key_type, comment))
+        return openssh.generate_key_pair(key_type, comment)
+    return generate
+
+
+@pytest.mark.parametrize("key_type, public_type", [("ed25519", "ssh-ed25519"), ("rsa", "ssh-rsa")])
+def test_generate_returns_a_private_key_once_and_stores_only_the_public_one(
+        session, clock, people, key_type, public_type):
+    calls = []
+    key, private_pem = keys.generate_key(session, people["alice"], fake_generator(calls), "made",
+                                         key_type, clock())
+    assert calls == [(key_type, "alice@labcloud")]
+    assert private_pem.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    loaded = serialization.load_ssh_private_key(private_pem.encode(), password=None)
+    public = loaded.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                              serialization.PublicFormat.OpenSSH).decode()
+    assert key.public_key == f"{public} alice@labcloud" and key.public_key.startswith(public_type)
+    if key_type == "rsa":
+        assert loaded.key_size == 3072
+    stored = session.scalars(select(SshKey)).one()
+    assert "PRIVATE" not in stored.public_key and stored.fingerprint == parse_public_key(public).fingerprint
+    with pytest.raises(Conflict):
+        keys.generate_key(session, people["alice"], fake_generator(calls), "made", key_type, clock())
+    assert len(calls) == 1  # refused before generating
+
+
+def test_hand_over_renames_until_the_name_is_free():
+    taken = {"laptop", "laptop-ada", "laptop-ada-2"}
+    assert keys._free_name("laptop", "ada", taken) == "laptop-ada-3"
+    assert keys._free_name("desktop", "ada", taken) == "desktop"
+    long = "k" * 64
+    renamed = keys._free_name(long, "ada", {long})
+    assert len(renamed) == 64 and renamed.endswith("-ada")
