@@ -28,6 +28,14 @@ def find_project(session, project_id):
     return session.get(Project, project_id) if is_id(project_id) else None
 
 
+def named_in_request(session, project_id):
+    """The project an admin's request names, or NotFound naming the `project` field."""
+    project = find_project(session, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id}", {"project": ["no such project"]})
+    return project
+
+
 def find_by_name(session, name):
     return session.scalars(select(Project).where(Project.name == name)).first()
 

@@ -21,8 +21,9 @@ SUBJECT_MAX = 254
 
 def hit(session, kind, subject, limit, window_seconds, now):
     """Count one request of `subject` and commit; RateLimited (retry_after: the seconds left in
-    the window) if it already had `limit` in this window. A limit <= 0 is no limit."""
-    if limit <= 0 or subject is None:
+    the window) if it already had `limit` in this window. A limit <= 0 is no limit; a request
+    without a subject (no client address known) is not counted."""
+    if limit <= 0 or not subject:
         return
     subject = str(subject)[:SUBJECT_MAX]
     window_start = now - dt.timedelta(seconds=window_seconds)

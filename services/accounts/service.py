@@ -9,8 +9,10 @@ from common.actors import load_actor
 from common.clock import Clock
 from common.db import Database
 from common.schemas import ActorSchema, dump, load
+from common.timers import config_timer
 from services.accounts import (
-    audit, keys, password_links, projects, quotas, rate_limits, tokens, user_import, users)
+    audit, housekeeping, keys, password_links, projects, quotas, rate_limits, tokens, user_import,
+    users)
 from services.accounts.dependencies import AccountsSettings, KeyPairs, Passwords
 from services.accounts.schemas import (
     AddKeyRequest, AddMemberRequest, ApproveUserRequest, AuditRecordSchema, ChangePasswordRequest,
@@ -285,3 +287,8 @@ class AccountsService:
         request = load(ListAuditRequest, request)
         return dump(AuditRecordSchema, audit.list_records(self.db, load_actor(actor), **request),
                     many=True)
+
+    # ----- housekeeping -----------------------------------------------------------------------
+    @config_timer("PRUNE_INTERVAL", 3600)
+    def prune(self):
+        housekeeping.prune(self.db, self.settings, self.clock())

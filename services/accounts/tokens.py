@@ -67,7 +67,7 @@ def issue_token(session, hasher, username, password, now, ttl_seconds, address=N
     if new_hash is not None:
         user.password_hash = new_hash
     row = Token(token_hash=token_hash(token), user_id=user.id, created_at=now,
-                expires_at=expires_at, address=address)
+                expires_at=expires_at, address=address or None)
     session.add(row)
     session.commit()
     return {"id": row.id, "token": token, "expires_at": expires_at}

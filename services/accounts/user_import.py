@@ -104,7 +104,8 @@ def _check_courses(session, actor, rows, default_project):
         if row.errors:
             continue
         project = by_name.get(row.course) if row.course else default_project
-        if row.course and (project is None or not policy.allowed(actor, "project:get", {"project_id": project.id})):
+        hidden = project is None or not policy.allowed(actor, "project:get", {"project_id": project.id})
+        if row.course and hidden:
             row.fail("course", f"no course named {row.course!r}")
         elif project is None:
             row.fail("course", "empty: name a course, or import into a project")

@@ -3,14 +3,14 @@ delete), passwords, lookup. Functions take a session (and a hasher where passwor
 and return ORM objects; service.py turns them into payloads. Every status change compares the
 current status first, so a repeated request changes nothing and reports `changed=False` (no
 second event)."""
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from common import policy
-from common.errors import Conflict, InvalidInput, NotFound
-from services.accounts import keys, memberships, password_links, passwords, tokens
+from common.errors import Conflict, InvalidInput
+from services.accounts import keys, memberships, password_links, passwords, projects, tokens
 from services.accounts.access import find_user, user_for
-from services.accounts.models import UNUSABLE_PASSWORD, Project, User, is_id
+from services.accounts.models import UNUSABLE_PASSWORD, User, is_id
 
 
 def find_by_username(session, username):
@@ -69,26 +69,15 @@ def list_users(session, actor, status=None):
     return list(session.scalars(query))
 
 
-def _project(session, project_id):
-    project = session.get(Project, project_id) if is_id(project_id) else None
-    if project is None:
-        raise NotFound(f"no project {project_id}", {"project": ["no such project"]})
-    return project
-
-
 def approve_user(session, actor, user_id, now, project_id=None):
     """Make a pending (or rejected) user active, joining `project_id` as member if given.
     Returns (user, changed): changed only when the status changed; approving an active user
     again only (re)joins the project."""
     policy.enforce(actor, "user:approve", what="approve users")
     user = find_user(session, user_id)
-    project = _project(session, project_id) if project_id is not None else None
-    if user.status not in ("pending", "rejected", "active"):
-        raise Conflict(f"user {user.username} is {user.status}; only pending or rejected users "
-                       "can be approved", {"status": [user.status]})
-    changed = user.status != "active"
-    if changed:
-        user.status, user.approved_at, user.status_reason = "active", now, None
+    project = projects.named_in_request(session, project_id) if project_id is not None else None
+    changed = _move(session, user, "active", ("pending", "rejected"), "approve it",
+                    approved_at=now, status_reason=None)
     if project is not None and memberships.find(session, project.id, user.id) is None:
         memberships.join(session, project.id, user.id, "member", now)
     session.commit()
@@ -102,25 +91,28 @@ def _refuse_self(actor, user, what):
         raise Conflict(f"you cannot {what} yourself", {"user": ["is you"]})
 
 
-def _move(user, to_status, from_statuses, what):
-    """Compare-and-set on the status: True if moved, False if already there, Conflict from any
-    other status (naming it)."""
+def _move(session, user, to_status, from_statuses, what, **values):
+    """Compare-and-set on the status (one UPDATE ... WHERE status IN from_statuses, so of two
+    workers or replicas doing the same change only one moves the user, and only that one
+    announces it). True if this call moved it; False if the user already is in `to_status`;
+    Conflict naming the status from any other. Not committed."""
+    moved = session.execute(
+        update(User).where(User.id == user.id, User.status.in_(from_statuses))
+        .values(status=to_status, **values).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.refresh(user)  # what the row holds now, whoever wrote it
+    if moved:
+        return True
     if user.status == to_status:
         return False
-    if user.status not in from_statuses:
-        raise Conflict(f"user {user.username} is {user.status}: cannot {what}",
-                       {"status": [user.status]})
-    user.status = to_status
-    return True
+    raise Conflict(f"user {user.username} is {user.status}: cannot {what}", {"status": [user.status]})
 
 
 def reject_user(session, actor, user_id, reason):
     """A pending sign-up is refused, with a reason the user is told. Returns (user, changed)."""
     policy.enforce(actor, "user:reject", what="reject sign-ups")
     user = find_user(session, user_id)
-    changed = _move(user, "rejected", ("pending",), "reject it")
-    if changed:
-        user.status_reason = reason
+    changed = _move(session, user, "rejected", ("pending",), "reject it", status_reason=reason)
     session.commit()
     return user, changed
 
@@ -131,9 +123,8 @@ def suspend_user(session, actor, user_id, reason, now):
     policy.enforce(actor, "user:suspend", what="suspend users")
     user = find_user(session, user_id)
     _refuse_self(actor, user, "suspend")
-    changed = _move(user, "suspended", ("active",), "suspend it")
+    changed = _move(session, user, "suspended", ("active",), "suspend it", status_reason=reason)
     if changed:
-        user.status_reason = reason
         tokens.revoke_all(session, user.id, now)
     session.commit()
     return user, changed
@@ -143,9 +134,7 @@ def enable_user(session, actor, user_id):
     """A suspended user is active again (old tokens stay revoked). Returns (user, changed)."""
     policy.enforce(actor, "user:enable", what="re-enable users")
     user = find_user(session, user_id)
-    changed = _move(user, "active", ("suspended",), "re-enable it")
-    if changed:
-        user.status_reason = None
+    changed = _move(session, user, "active", ("suspended",), "re-enable it", status_reason=None)
     session.commit()
     return user, changed
 
@@ -172,8 +161,9 @@ def delete_user(session, actor, user_id, transfer_to, now):
     if user.status == "deleted":
         return user, False
     heir = _heir(session, user, transfer_to)
-    user.status, user.status_reason = "deleted", None
-    user.password_hash = UNUSABLE_PASSWORD
+    if not _move(session, user, "deleted", ("pending", "active", "rejected", "suspended"),
+                 "delete it", status_reason=None, password_hash=UNUSABLE_PASSWORD):
+        return user, False
     tokens.revoke_all(session, user.id, now)
     password_links.delete_all_of(session, user.id)
     memberships.leave_all(session, user.id)
@@ -234,7 +224,8 @@ def create_user(session, hasher, actor, request, settings, now):
     created=False; any other clash is a Conflict naming the field."""
     policy.enforce(actor, "user:create", what="create users")
     username, email, password = request["username"], request["email"].lower(), request.get("password")
-    project = _project(session, request["project"]) if request.get("project") is not None else None
+    project_id = request.get("project")
+    project = projects.named_in_request(session, project_id) if project_id is not None else None
     existing = find_by_username(session, username)
     if _same_user(existing, username, email) and existing.status == "active":
         if password is None and existing.password_hash == UNUSABLE_PASSWORD:

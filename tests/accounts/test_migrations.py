@@ -3,7 +3,6 @@ the user's id (the instances migration sets project_id := user_id), `disabled` b
 `suspended`, nothing is lost; on SQLite and on PostgreSQL."""
 import tempfile
 
-import pytest
 import sqlalchemy as sa
 
 from common.migrate import upgrade
