@@ -86,27 +86,7 @@ def test_signup_approval_and_tokens(accounts, recorder, clock):
     assert [name for name, _ in EventRecorder.seen] == ["user_signed_up", "user_approved"]
 
 
-def test_bad_requests_name_the_fields(accounts):
-    with ServiceRpcProxy("accounts", accounts) as rpc:
-        with pytest.raises(InvalidInput) as err:
-            rpc.signup({"username": "A", "email": "nope", "password": "", "role": "admin"})
-        assert set(err.value.fields) == {"username", "email", "password", "role"}
-        with pytest.raises(InvalidInput) as err:
-            rpc.signup({**ALICE, "password": "alice-password"})
-        assert err.value.fields == {"password": ["must not contain the username"]}
-        rpc.signup(ALICE)
-        with pytest.raises(Conflict) as err:
-            rpc.signup({**ALICE, "email": "other@example.org"})
-        assert err.value.fields == {"username": ["already taken"]}
-        with pytest.raises(InvalidInput) as err:
-            rpc.list_keys({"id": 1, "username": "x", "role": "root"})
-        assert set(err.value.fields) == {"actor"}
-        with pytest.raises(InvalidInput) as err:
-            rpc.issue_token({"username": "alice", "password": "x"}, {"address": "x" * 65})
-        assert set(err.value.fields) == {"address"}
-
-
-def test_keys_over_rpc(accounts, key_lines):
+def test_keys_over_rpc_and_bad_requests_name_the_fields(accounts, key_lines):
     with ServiceRpcProxy("accounts", accounts) as rpc:
         admin = login(rpc, "admin", ADMIN_PASSWORD)
         people = {}
@@ -148,3 +128,20 @@ def test_keys_over_rpc(accounts, key_lines):
         assert rpc.delete_key(alice, laptop["id"]) == {"deleted": False}
         with pytest.raises(NotFound):
             rpc.get_key(alice, laptop["id"])
+
+        # Bad requests name every bad field; clashes name the field taken.
+        with pytest.raises(InvalidInput) as err:
+            rpc.signup({"username": "A", "email": "nope", "password": "", "role": "admin"})
+        assert set(err.value.fields) == {"username", "email", "password", "role"}
+        with pytest.raises(InvalidInput) as err:
+            rpc.signup({"username": "carol", "email": "carol@example.org", "password": "carol-password"})
+        assert err.value.fields == {"password": ["must not contain the username"]}
+        with pytest.raises(Conflict) as err:
+            rpc.signup({"username": "alice", "email": "other@example.org", "password": "wonderland-42"})
+        assert err.value.fields == {"username": ["already taken"]}
+        with pytest.raises(InvalidInput) as err:
+            rpc.list_keys({"id": 1, "username": "x", "role": "root"})
+        assert set(err.value.fields) == {"actor"}
+        with pytest.raises(InvalidInput) as err:
+            rpc.issue_token({"username": "alice", "password": "x"}, {"address": "x" * 65})
+        assert set(err.value.fields) == {"address"}

@@ -88,8 +88,8 @@ def test_course_lifecycle_over_rpc(cloud):
         assert login(rpc, "student", PASSWORD)["projects"] == []
 
 
-def test_projects_are_hidden_from_outsiders_and_requests_checked(cloud):
-    with ServiceRpcProxy("accounts", cloud) as rpc:
+def test_hidden_or_missing_ids_are_not_found_and_requests_checked(accounts):
+    with ServiceRpcProxy("accounts", accounts) as rpc:
         admin = login(rpc, "admin", ADMIN_PASSWORD)
         active_user(rpc, admin, "outsider")
         outsider = login(rpc, "outsider", PASSWORD)
@@ -110,3 +110,23 @@ def test_projects_are_hidden_from_outsiders_and_requests_checked(cloud):
         assert set(err.value.fields) == {"user", "role"}
         with pytest.raises(NotFound):
             rpc.add_member(admin, course["id"], {"user": 2 ** 63 - 1})
+        # An admin is told the truth, and ids that cannot name anything are simply not found.
+        for bad in (2 ** 64, "1", 999999):
+            for call, args in [("get_user", ()), ("suspend_user", ({},)), ("enable_user", ()),
+                               ("delete_user", ({},)), ("reset_password", ()), ("list_tokens", ()),
+                               ("approve_user", ({},)), ("reject_user", ({"reason": "x"},)),
+                               ("get_key", ()), ("get_project", ()), ("list_members", ()),
+                               ("remove_member", (1,)), ("update_member", (1, {})),
+                               ("update_project", ({},)), ("get_quota", ()),
+                               ("set_quota", ({"vcpus": 1},)), ("get_usage", ()),
+                               ("add_member", ({"user": 1},))]:
+                with pytest.raises(NotFound):
+                    getattr(rpc, call)(admin, bad, *args)
+            assert rpc.delete_project(admin, bad) == {"deleted": False}  # "already gone"
+            assert rpc.remove_member(admin, 1, bad) == {"deleted": False}
+            assert rpc.revoke_user_token(admin, 1, bad) == {"revoked": False}
+        with pytest.raises(InvalidInput) as err:
+            rpc.delete_user(admin, 1, {"transfer_to": 2 ** 64})
+        assert set(err.value.fields) == {"transfer_to"}
+        with pytest.raises(Conflict):
+            rpc.delete_user(admin, admin["id"], {})

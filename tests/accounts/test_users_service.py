@@ -5,7 +5,7 @@ import pytest
 from nameko.events import event_handler
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from common.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from common.errors import InvalidInput, Unauthorized
 
 from tests.accounts.conftest import ADMIN_PASSWORD, login, wait_until
 
@@ -141,20 +141,3 @@ def test_every_way_a_token_ends(accounts):
             rpc.authenticate(before["token"])
         with pytest.raises(Unauthorized):
             issue()
-
-
-def test_ids_that_name_nothing_are_not_found(accounts):
-    with ServiceRpcProxy("accounts", accounts) as rpc:
-        admin = login(rpc, "admin", ADMIN_PASSWORD)
-        for bad in (2 ** 64, "1", 999999):
-            for call, args in [("get_user", ()), ("suspend_user", ({},)), ("enable_user", ()),
-                               ("delete_user", ({},)), ("reset_password", ()), ("list_tokens", ()),
-                               ("approve_user", ({},)), ("reject_user", ({"reason": "x"},)),
-                               ("get_key", ()), ("get_project", ())]:
-                with pytest.raises(NotFound):
-                    getattr(rpc, call)(admin, bad, *args)
-        with pytest.raises(InvalidInput) as err:
-            rpc.delete_user(admin, 1, {"transfer_to": 2 ** 64})
-        assert set(err.value.fields) == {"transfer_to"}
-        with pytest.raises(Conflict):
-            rpc.delete_user(admin, admin["id"], {})
