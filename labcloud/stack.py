@@ -175,6 +175,7 @@ class Stack:
 
     def _service_env(self, service):
         env = self._base_env()
+        env.setdefault("PUBLIC_URL", self.url)  # one-time password links point at this gateway
         if service in DATABASE_SERVICES:
             env["DATABASE_URL"] = database_url(self.data_dir, service)
         env["METRICS_DIR"] = os.path.join(self.data_dir, "metrics")

@@ -143,6 +143,8 @@ class TokenSchema(StrictSchema):
     id = fields.Integer()
     token = fields.String()
     expires_at = UtcDateTime()
+    user_id = fields.Integer(metadata={"description": "whose token it is"})
+    username = fields.String()
 
 
 class TokenInfoSchema(StrictSchema):

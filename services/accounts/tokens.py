@@ -53,7 +53,7 @@ def refuse_unless_active(user):
 
 
 def issue_token(session, hasher, username, password, now, ttl_seconds, address=None):
-    """Returns {id, token, expires_at}. The status is checked only after the password, so it is
+    """Returns {id, token, expires_at, user_id, username}. The status is checked only after the password, so it is
     told only to someone who knows the password. Every hash is computed before the first write:
     no write transaction waits on the hasher."""
     user = check_credentials(session, hasher, username, password)
@@ -70,7 +70,9 @@ def issue_token(session, hasher, username, password, now, ttl_seconds, address=N
                 expires_at=expires_at, address=address or None)
     session.add(row)
     session.commit()
-    return {"id": row.id, "token": token, "expires_at": expires_at}
+    # Who the token is for: a client (the CLI) needs its own user id for /users/{id}/... routes.
+    return {"id": row.id, "token": token, "expires_at": expires_at, "user_id": user.id,
+            "username": user.username}
 
 
 def authenticate(session, token, now):

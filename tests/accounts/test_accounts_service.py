@@ -64,7 +64,8 @@ def test_signup_approval_and_tokens(accounts, recorder, clock):
 
         issued = rpc.issue_token({"username": "alice", "password": ALICE["password"]},
                                  {"address": "192.0.2.9"})
-        assert set(issued) == {"id", "token", "expires_at"}
+        assert set(issued) == {"id", "token", "expires_at", "user_id", "username"}
+        assert issued["user_id"] == alice["id"] and issued["username"] == "alice"
         expires = dt.datetime.fromisoformat(issued["expires_at"])
         # RFC 3339 with an offset; TOKEN_TTL_SECONDS from the config
         assert expires == (clock() + dt.timedelta(hours=2)).replace(tzinfo=dt.timezone.utc)
