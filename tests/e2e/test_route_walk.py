@@ -1,0 +1,322 @@
+"""The authorisation walk: every route of the OpenAPI document (so a new route cannot be
+forgotten: one without a row below fails the test), called as anonymous, a member of another
+project (outsider), a member of the same project who does not own the resource (peer), the owner,
+the project's manager and an admin, with the ids of resources that belong to the owner. Every
+answer's status is checked against the table, and afterwards nothing of the owner's has changed:
+no cross-tenant read or write anywhere.
+
+Calls that succeed and change something (a stop, a delete, a suspension...) get a fresh target of
+the same kind, owned the same way, so each role meets the resource in the same state."""
+import uuid
+
+import pytest
+import requests
+
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.conftest import stack_on
+
+ROLES = ("anon", "outsider", "peer", "owner", "manager", "admin")
+ENV = {"HEARTBEAT_INTERVAL": "1", "STATS_INTERVAL": "1", "METRICS_STEP": "1", "TOKEN_CACHE_SECONDS": "0",
+       "RATE_LIMIT_PER_USERNAME": "100000", "RATE_LIMIT_PER_ADDRESS": "100000"}
+
+
+def codes(*statuses):
+    assert len(statuses) == len(ROLES)
+    return dict(zip(ROLES, statuses))
+
+
+def unique(prefix="w"):
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+class World:
+    """Two projects: A (manager, owner, peer) and B (outsider); the owner's instance, key and
+    tokens in A; an admin. `fresh_*` make more of the same on demand."""
+
+    def __init__(self, url):
+        self.url = url
+        self.admin = Api(url).login("admin", ADMIN_PASSWORD)
+        self.admin.username, self.admin.password = "admin", ADMIN_PASSWORD
+        self.project_a = self.admin.call("POST", "/projects", 201, json={"name": unique("a-"), "quota": {
+            "instances": None, "vcpus": None, "memory_mib": None}}).json()
+        self.project_b = self.admin.call("POST", "/projects", 201, json={"name": unique("b-")}).json()
+        a = self.project_a["id"]
+        self.owner = approved_user(url, self.admin, unique("own"), project=a)
+        self.peer = approved_user(url, self.admin, unique("peer"), project=a)
+        self.manager = approved_user(url, self.admin, unique("mgr"), project=a)
+        self.admin.call("POST", f"/projects/{a}/members", 201, json={"user": self.manager.user_id, "role": "manager"})
+        self.outsider = approved_user(url, self.admin, unique("out"), project=self.project_b["id"])
+        flavor = min(self.admin.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+        image = self.admin.call("GET", "/images", 200).json()[0]
+        self.create_body = {"flavor": flavor["id"], "image": image["id"], "project": a}
+        self.instance = self.fresh_instance()
+        self.key = self.owner.key
+        self.token_id = self.owner.call("GET", f"/users/{self.owner.user_id}/tokens", 200).json()[0]["id"]
+        # The instance's first samples, so its metrics route has something to show its owner.
+        self.owner.wait_for(f"/instances/{self.instance}/metrics", lambda r: r.status_code == 200, timeout=30)
+
+    def session(self, role):
+        if role == "anon":
+            return Api(self.url)
+        return getattr(self, role)
+
+    # ----- fresh targets -----
+    def fresh_instance(self):
+        made = self.owner.call("POST", "/instances", 202, json=dict(
+            self.create_body, name=unique("vm-"), key=self.owner.key)).json()
+        self.owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] == "running", timeout=60)
+        return made["id"]
+
+    def fresh_user(self, status="active"):
+        name = unique("u")
+        made = Api(self.url).call("POST", "/users", 201, json={
+            "username": name, "email": f"{name}@lab.example", "password": "a good passphrase"}).json()
+        if status != "pending":
+            self.admin.call("POST", f"/users/{made['id']}/approve", 200)
+        if status == "suspended":
+            self.admin.call("POST", f"/users/{made['id']}/suspend", 200, json={})
+        return made["id"]
+
+    def fresh_key(self):
+        return self.owner.call("POST", "/keys", 201, json={
+            "name": unique("k"), "public_key": public_key_line(generate_ed25519_key())}).json()["id"]
+
+    def fresh_project(self):
+        return self.admin.call("POST", "/projects", 201, json={"name": unique("e-")}).json()["id"]
+
+    def fresh_member(self):
+        user = self.fresh_user()
+        self.admin.call("POST", f"/projects/{self.project_a['id']}/members", 201, json={"user": user})
+        return user
+
+    def fresh_login(self, api):
+        return Api(self.url).login(api.username, api.password)
+
+
+def csv_rows(world):
+    name = unique("csv")
+    return (f"username,email,full_name,course\n{name},{name}@lab.example,Csv Row,"
+            f"{world.project_a['name']}\n").encode()
+
+
+# Each row: operationId -> (statuses for anon, outsider, peer, owner, manager, admin; how to call).
+# `call(world, role)` returns a dict: path params, and optionally json/data/headers/query/session.
+def shared(world, role):
+    return {}
+
+
+def body(make):
+    return lambda world, role: {"json": make(world)}
+
+
+def fresh_for(allowed, make):
+    """Roles in `allowed` get a fresh target (their call succeeds and changes it); the others the
+    shared one (their call must be refused and change nothing)."""
+    def call(world, role):
+        return make(world) if role in allowed else {}
+    return call
+
+
+AUTHORISED = ("owner", "manager", "admin")
+TABLE = {
+    # -- meta --
+    "openapi": (codes(200, 200, 200, 200, 200, 200), shared),
+    "healthz": (codes(200, 200, 200, 200, 200, 200), shared),
+    "metrics": (codes(200, 200, 200, 200, 200, 200), shared),
+    # -- users --
+    "signup": (codes(201, 201, 201, 201, 201, 201), body(lambda w: (lambda n: {
+        "username": n, "email": f"{n}@lab.example", "password": "a good passphrase"})(unique("s")))),
+    "list_users": (codes(401, 403, 403, 403, 403, 200), shared),
+    "create_user": (codes(401, 403, 403, 403, 403, 201), body(lambda w: (lambda n: {
+        "username": n, "email": f"{n}@lab.example"})(unique("c")))),
+    "import_users": (codes(401, 403, 403, 403, 200, 200), lambda w, r: {
+        "data": csv_rows(w), "headers": {"Content-Type": "text/csv"}}),
+    "get_user": (codes(401, 404, 404, 200, 404, 200), shared),
+    "approve_user": (codes(401, 403, 403, 403, 403, 200),
+                     fresh_for(("admin",), lambda w: {"user_id": w.fresh_user("pending")})),
+    "reject_user": (codes(401, 403, 403, 403, 403, 200), lambda w, r: dict(
+        {"json": {"reason": "no"}}, **({"user_id": w.fresh_user("pending")} if r == "admin" else {}))),
+    "suspend_user": (codes(401, 403, 403, 403, 403, 200), lambda w, r: dict(
+        {"json": {}}, **({"user_id": w.fresh_user()} if r == "admin" else {}))),
+    "enable_user": (codes(401, 403, 403, 403, 403, 200),
+                    fresh_for(("admin",), lambda w: {"user_id": w.fresh_user("suspended")})),
+    "delete_user": (codes(401, 403, 403, 403, 403, 200),
+                    fresh_for(("admin",), lambda w: {"user_id": w.fresh_user()})),
+    # Only the user themself changes their password (it needs the current one); the owner acts on
+    # a fresh session of their own and gets their tokens revoked, so a copy of the owner is used.
+    "change_password": (codes(401, 404, 404, 200, 404, 403), lambda w, r: (
+        _own_password_change(w) if r == "owner" else
+        {"json": {"current_password": "a good passphrase", "password": "another passphrase"}})),
+    "reset_password": (codes(401, 403, 403, 403, 403, 200),
+                       fresh_for(("admin",), lambda w: {"user_id": w.fresh_user()})),
+    "set_password": (codes(400, 400, 400, 400, 400, 400), body(lambda w: {
+        "token": "x" * 43, "password": "a good passphrase"})),
+    "list_tokens": (codes(401, 404, 404, 200, 404, 200), shared),
+    "revoke_user_token": (codes(401, 404, 404, 200, 404, 200), lambda w, r: (
+        {"token_id": _spare_token(w)} if r in ("owner", "admin") else {})),
+    "issue_token": (codes(401, 401, 401, 401, 401, 401), body(lambda w: {
+        "username": w.owner.username, "password": "not the password"})),
+    "revoke_current_token": (codes(401, 200, 200, 200, 200, 200), lambda w, r: (
+        {"session": w.fresh_login(w.session(r))} if r != "anon" else {})),
+    # -- projects --
+    "list_projects": (codes(401, 200, 200, 200, 200, 200), shared),
+    "create_project": (codes(401, 403, 403, 403, 403, 201), body(lambda w: {"name": unique("n-")})),
+    "get_project": (codes(401, 404, 200, 200, 200, 200), shared),
+    "update_project": (codes(401, 404, 403, 403, 200, 200), body(lambda w: {"description": "walked"})),
+    "delete_project": (codes(401, 404, 403, 403, 403, 200),
+                       fresh_for(("admin",), lambda w: {"project_id": w.fresh_project()})),
+    "list_members": (codes(401, 404, 403, 403, 200, 200), shared),
+    "add_member": (codes(401, 404, 403, 403, 201, 201), lambda w, r: {"json": {"user": w.fresh_user()}}),
+    "update_member": (codes(401, 404, 403, 403, 200, 200), body(lambda w: {"quota": {"instances": None}})),
+    "remove_member": (codes(401, 404, 403, 403, 200, 200),
+                      fresh_for(("manager", "admin"), lambda w: {"user_id": w.fresh_member()})),
+    "import_members": (codes(401, 404, 403, 403, 200, 200), lambda w, r: {
+        "data": csv_rows(w), "headers": {"Content-Type": "text/csv"}}),
+    "get_quota": (codes(401, 404, 200, 200, 200, 200), shared),
+    "set_quota": (codes(401, 404, 403, 403, 403, 200), body(lambda w: {"instances": None})),
+    "get_usage": (codes(401, 404, 200, 200, 200, 200), shared),
+    # -- keys --
+    "add_key": (codes(401, 201, 201, 201, 201, 201), body(lambda w: {
+        "name": unique("k"), "public_key": public_key_line(generate_ed25519_key())})),
+    "generate_key": (codes(401, 201, 201, 201, 201, 201), body(lambda w: {"name": unique("g")})),
+    "list_keys": (codes(401, 200, 200, 200, 200, 200), shared),
+    "get_key": (codes(401, 404, 404, 200, 404, 200), shared),
+    # Someone else's key looks missing: {"deleted": false}, and it stays (checked at the end).
+    "delete_key": (codes(401, 200, 200, 200, 200, 200),
+                   fresh_for(("owner", "admin"), lambda w: {"key_id": w.fresh_key()})),
+    # -- catalogue --
+    "list_flavors": (codes(401, 200, 200, 200, 200, 200), shared),
+    "list_images": (codes(401, 200, 200, 200, 200, 200), shared),
+    "register_image": (codes(401, 403, 403, 403, 403, 400), body(lambda w: {
+        "name": unique("img"), "source_path": "/nonexistent/disk.qcow2"})),
+    # -- instances --
+    "create_instance": (codes(401, 403, 202, 202, 202, 202), lambda w, r: {"json": dict(
+        w.create_body, name=unique("c-"), key=_own_key(w, r))}),
+    "list_instances": (codes(401, 200, 200, 200, 200, 200), shared),
+    "get_instance": (codes(401, 404, 404, 200, 200, 200), shared),
+    "list_instance_actions": (codes(401, 404, 404, 200, 200, 200), shared),
+    "get_console": (codes(401, 404, 404, 200, 200, 200), shared),
+    "get_instance_metrics": (codes(401, 404, 404, 200, 200, 200), shared),
+    "stop_instance": (codes(401, 404, 404, 202, 202, 202),
+                      fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()})),
+    "reboot_instance": (codes(401, 404, 404, 202, 202, 202),
+                        fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()})),
+    # Starting a running instance: allowed, but it is running (409); refused ones never learn that.
+    "start_instance": (codes(401, 404, 404, 409, 409, 409), shared),
+    "delete_instance": (codes(401, 404, 404, 202, 202, 202),
+                        fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()})),
+    # -- administration --
+    "reconcile": (codes(401, 403, 403, 403, 403, 200), shared),
+    "list_reconcile_reports": (codes(401, 403, 403, 403, 403, 200), shared),
+    "list_audit": (codes(401, 403, 403, 403, 403, 200), shared),
+}
+
+
+def _own_key(world, role):
+    """A key the role may put on an instance (anonymous gets the owner's: it is refused first)."""
+    if role == "admin":
+        return world.fresh_admin_key()
+    return world.session("owner" if role == "anon" else role).key
+
+
+def _spare_token(world):
+    """A second token of the owner, to be revoked without ending the walk's own session."""
+    world.fresh_login(world.owner)
+    return world.owner.call("GET", f"/users/{world.owner.user_id}/tokens", 200).json()[-1]["id"]
+
+
+def _own_password_change(world):
+    """The owner changes their own password; a copy of the owner (same project) plays it, so
+    the walk's owner keeps their tokens."""
+    twin = approved_user(world.url, world.admin, unique("twin"), project=world.project_a["id"])
+    return {"session": twin, "user_id": twin.user_id,
+            "json": {"current_password": twin.password, "password": "another passphrase"}}
+
+
+def _fresh_admin_key(world):
+    return world.admin.call("POST", "/keys", 201, json={
+        "name": unique("ak"), "public_key": public_key_line(generate_ed25519_key())}).json()["id"]
+
+
+World.fresh_admin_key = _fresh_admin_key
+
+
+@pytest.fixture(scope="module")
+def world(rabbit_node, vhosts):
+    with stack_on(rabbit_node, vhosts, ENV) as stack:
+        yield World(stack.url)
+
+
+def operations(world):
+    doc = requests.get(world.url + "/api/v1/openapi.json", timeout=30).json()
+    for path, methods in doc["paths"].items():
+        for method, operation in methods.items():
+            yield method.upper(), path, operation
+
+
+def default_params(world):
+    return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
+            "key_id": world.key, "token_id": world.token_id}
+
+
+def walk(world):
+    """Every operation as every role; returns (mismatches, operation ids seen)."""
+    mismatches, seen = [], set()
+    for method, path, operation in operations(world):
+        name = operation["operationId"]
+        seen.add(name)
+        if name not in TABLE:
+            mismatches.append(f"{method} {path} ({name}) has no row in the authorisation table")
+            continue
+        expected, make_call = TABLE[name]
+        for role in ROLES:
+            call = make_call(world, role)
+            session = call.pop("session", None) or world.session(role)
+            payload = {k: call.pop(k) for k in ("json", "data", "headers") if k in call}
+            url = world.url + path.format(**dict(default_params(world), **call))
+            response = session.http.request(method, url, timeout=30, **payload)
+            if response.status_code != expected[role]:
+                mismatches.append(f"{method} {path} as {role}: {response.status_code} "
+                                  f"(expected {expected[role]}) {response.text[:200]}")
+    return mismatches, seen
+
+
+@pytest.fixture(scope="module")
+def walked(world):
+    return walk(world)
+
+
+def test_every_route_answers_every_role_as_the_table_says(walked):
+    mismatches, seen = walked
+    assert not mismatches, "\n".join(mismatches)
+    assert set(TABLE) <= seen, f"rows for routes that no longer exist: {set(TABLE) - seen}"
+
+
+def test_lists_show_each_role_only_what_it_may_see(world):
+    def ids(api, path):
+        return {item["id"] for item in api.call("GET", path, 200).json()}
+    instance = world.instance
+    assert instance in ids(world.owner, "/instances") and instance in ids(world.manager, "/instances")
+    assert instance in ids(world.admin, "/instances")
+    assert instance not in ids(world.peer, "/instances") and instance not in ids(world.outsider, "/instances")
+    assert world.key in ids(world.owner, "/keys")
+    for api in (world.peer, world.manager, world.outsider):
+        assert world.key not in ids(api, "/keys")
+    assert world.project_a["id"] not in ids(world.outsider, "/projects")
+    assert world.project_b["id"] not in ids(world.owner, "/projects")
+    assert ids(world.admin, "/projects") >= {world.project_a["id"], world.project_b["id"]}
+    assert world.outsider.call("GET", f"/instances?project={world.project_a['id']}").status_code == 404
+
+
+def test_the_owners_things_are_untouched_after_the_walk(world, walked):
+    owner = world.owner
+    assert owner.call("GET", f"/instances/{world.instance}", 200).json()["state"] == "running"
+    assert owner.call("GET", f"/keys/{world.key}", 200).json()["user_id"] == owner.user_id
+    me = owner.call("GET", f"/users/{owner.user_id}", 200).json()
+    assert me["status"] == "active"
+    Api(world.url).login(owner.username, owner.password)  # the password is still theirs
+    members = {m["user_id"]: m["role"] for m in
+               world.admin.call("GET", f"/projects/{world.project_a['id']}/members", 200).json()}
+    assert members[owner.user_id] == "member" and members[world.manager.user_id] == "manager"
+    assert members[world.peer.user_id] == "member" and world.outsider.user_id not in members
