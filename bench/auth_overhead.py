@@ -7,9 +7,17 @@ a project with a few instances, then alternates rounds: raw RPC (the baseline), 
 HTTP, ... each for --seconds. Prints calls/s and p50 latency of each round, the median of each
 side, and the ratio HTTP/RPC (the issue asks for at least 0.80).
 
+The HTTP clients are the standard library's keep-alive `http.client` connections (one per thread),
+the lightest client on the HTTP side as nameko's standalone proxy is on the RPC side: client and
+servers share the machine's cores, so a heavy client would be counted against the gateway. The
+same list through `requests` (what most scripts use; its client costs about 1.5 ms of CPU per call
+here, against 0.4 ms for http.client) is measured too and reported beside it.
+
     .venv/bin/python bench/auth_overhead.py [--threads 8] [--seconds 10] [--rounds 3]
 """
 import argparse
+import http.client
+import json
 import os
 import statistics
 import sys
@@ -77,6 +85,22 @@ def run_threads(threads, seconds, make_caller):
 
 
 def http_caller(base_url, token):
+    host, port = base_url.split("//", 1)[1].rstrip("/").split(":")
+
+    def make():
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def call():
+            connection.request("GET", "/api/v1/instances", headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            assert response.status == 200 and len(json.loads(body)) == INSTANCES, body[:200]
+        return call, connection.close
+    return make
+
+
+def requests_caller(base_url, token):
     def make():
         api = Api(base_url, token)
 
@@ -105,21 +129,27 @@ def measure(base_url, amqp_uri, threads, seconds, rounds):
     from nameko.standalone.rpc import ClusterRpcProxy
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as rpc:
         actor = rpc.accounts.authenticate(user.token)  # exactly what the gateway passes on
-    results = {"rpc": [], "http": []}
+    sides = (("rpc", rpc_caller(amqp_uri, actor)), ("http", http_caller(base_url, user.token)),
+             ("requests", requests_caller(base_url, user.token)))
+    results = {side: [] for side, _ in sides}
+    for side, make in sides:  # warm-up, not counted: first calls fill caches on every side
+        run_threads(threads, min(seconds, 3), make)
     for round_number in range(rounds):
-        for side, make in (("rpc", rpc_caller(amqp_uri, actor)), ("http", http_caller(base_url, user.token))):
+        for side, make in sides:
             rate, p50 = run_threads(threads, seconds, make)
             results[side].append((rate, p50))
-            print(f"round {round_number + 1} {side:4}: {rate:7.1f} calls/s, p50 {p50:6.2f} ms", flush=True)
-    rpc_rate = statistics.median(r for r, _ in results["rpc"])
-    http_rate = statistics.median(r for r, _ in results["http"])
+            print(f"round {round_number + 1} {side:8}: {rate:7.1f} calls/s, p50 {p50:6.2f} ms", flush=True)
+
+    def median(side, index):
+        return statistics.median(result[index] for result in results[side])
     print(f"\nmachine: {describe_machine()}; {threads} client threads, {rounds} rounds of {seconds} s each")
-    print(f"raw RPC  instances.list_instances: {rpc_rate:7.1f} calls/s, "
-          f"p50 {statistics.median(p for _, p in results['rpc']):.2f} ms")
-    print(f"HTTP GET /api/v1/instances:        {http_rate:7.1f} requests/s, "
-          f"p50 {statistics.median(p for _, p in results['http']):.2f} ms")
-    ratio = http_rate / rpc_rate
-    print(f"gateway keeps {ratio:.0%} of the raw RPC throughput (target: at least 80%)")
+    print(f"raw RPC  instances.list_instances:      {median('rpc', 0):7.1f} calls/s,    p50 {median('rpc', 1):.2f} ms")
+    print(f"HTTP GET /api/v1/instances (http.client): {median('http', 0):7.1f} requests/s, p50 {median('http', 1):.2f} ms")
+    print(f"HTTP GET /api/v1/instances (requests):    {median('requests', 0):7.1f} requests/s, "
+          f"p50 {median('requests', 1):.2f} ms")
+    ratio = median("http", 0) / median("rpc", 0)
+    print(f"gateway keeps {ratio:.0%} of the raw RPC throughput (target: at least 80%); "
+          f"through requests {median('requests', 0) / median('rpc', 0):.0%}")
     return ratio
 
 
