@@ -50,9 +50,8 @@ def key_add(name, public_key_file, project, as_json):
     if project:
         body["project"] = client.project_id(project)
     added = client.post("/keys", body)
-    if as_json:
-        return output.print_json(added)
-    output.say(f"added key {added['name']} ({added['id']}): {added.get('fingerprint', '')}".rstrip(": "))
+    output.answer(added, as_json, lambda: (
+        f"added key {added['name']} ({added['id']}): {added.get('fingerprint', '')}".rstrip(": ")))
 
 
 @key.command("generate")
@@ -121,9 +120,7 @@ def key_delete(key, as_json):
     client = connect()
     found = client.find_key(key)
     answer = client.delete(f"/keys/{found['id']}")
-    if as_json:
-        return output.print_json(answer)
-    output.say(f"deleted key {found['name']} ({found['id']})")
+    output.answer(answer, as_json, lambda: f"deleted key {found['name']} ({found['id']})")
 
 
 COMMANDS = [key]

@@ -50,6 +50,15 @@ def say(text=""):
     click.echo(text)
 
 
+def answer(data, as_json, sentence):
+    """What a command that changed something prints: the API's answer with --json, else one
+    sentence (`sentence()` is only built when it is shown)."""
+    if as_json:
+        print_json(data)
+    else:
+        say(sentence())
+
+
 def error(text):
     """An error is one line on stderr."""
     click.echo(f"error: {' '.join(str(text).split())}", err=True)

@@ -75,9 +75,7 @@ def project_create(name, managers, as_json, **values):
     if quota:
         body["quota"] = quota
     created = client.post("/projects", body)
-    if as_json:
-        return output.print_json(created)
-    output.say(f"created project {created['name']} ({created['id']})")
+    output.answer(created, as_json, lambda: f"created project {created['name']} ({created['id']})")
 
 
 @project.command("update")
@@ -108,9 +106,7 @@ def project_delete(project, yes, as_json):
     project_id = client.project_id(project)
     confirm(yes, f"delete project {project}?")
     answer = client.delete(f"/projects/{project_id}")
-    if as_json:
-        return output.print_json(answer)
-    output.say(f"project {project} deleted")
+    output.answer(answer, as_json, lambda: f"project {project} deleted")
 
 
 @project.command("members")
@@ -137,9 +133,7 @@ def project_add_member(project, user, role, as_json):
     client = connect()
     project_id = client.project_id(project)
     member = client.post(f"/projects/{project_id}/members", {"user": client.user_id(user), "role": role})
-    if as_json:
-        return output.print_json(member)
-    output.say(f"{user} is a {role} of {project}")
+    output.answer(member, as_json, lambda: f"{user} is a {role} of {project}")
 
 
 @project.command("remove-member")
@@ -153,9 +147,7 @@ def project_remove_member(project, user, as_json):
     client = connect()
     project_id = client.project_id(project)
     answer = client.delete(f"/projects/{project_id}/members/{client.user_id(user, project=project_id)}")
-    if as_json:
-        return output.print_json(answer)
-    output.say(f"{user} removed from {project}")
+    output.answer(answer, as_json, lambda: f"{user} removed from {project}")
 
 
 @project.command("import")

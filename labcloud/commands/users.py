@@ -150,9 +150,8 @@ def user_passwd(password_stdin, as_json):
     new = read_password(password_stdin, "New password", confirm_it=not password_stdin)
     answer = client.put(f"/users/{me}/password", {"current_password": current, "password": new})
     forget_token_if_stored(client)
-    if as_json:
-        return output.print_json(answer)
-    output.say("password changed; every token of yours was revoked: run `labcloud login`")
+    output.answer(answer, as_json, lambda: (
+        "password changed; every token of yours was revoked: run `labcloud login`"))
 
 
 @user.command("reset-password")
@@ -164,9 +163,8 @@ def user_reset_password(user, as_json):
     POST /users/{id}/password-reset; every token of theirs is revoked."""
     client = connect()
     answer = client.post(f"/users/{client.user_id(user)}/password-reset")
-    if as_json:
-        return output.print_json(answer)
-    output.say(f"password link for {user} (once, until {answer.get('expires_at')}): {answer['password_link']}")
+    output.answer(answer, as_json, lambda: (
+        f"password link for {user} (once, until {answer.get('expires_at')}): {answer['password_link']}"))
 
 
 @user.command("import")
