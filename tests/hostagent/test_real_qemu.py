@@ -46,7 +46,8 @@ class Guests:
     @event_handler("hostagent", "domain_lifecycle")
     def lifecycle(self, payload):
         # How long the event took from libvirt's callback (its `at`) to a listener.
-        delay = (datetime.datetime.utcnow() - datetime.datetime.fromisoformat(payload["at"])).total_seconds()
+        delay = (datetime.datetime.now(datetime.timezone.utc)
+                 - datetime.datetime.fromisoformat(payload["at"])).total_seconds()
         Guests.events.append((time.monotonic(), payload, delay))
         return payload
 

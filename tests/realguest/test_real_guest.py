@@ -21,10 +21,10 @@ def user(qemu_stack):
     anon = Api(qemu_stack.url)
     admin = anon.login("admin", ADMIN_PASSWORD)
     made = anon.call("POST", "/users", 201, json={"username": "student", "email": "s@lab.example",
-                                                 "password": "student-pass"}).json()
+                                                 "password": "an enrolled passphrase"}).json()
     project = admin.call("POST", "/projects", 201, json={"name": "students"}).json()
     admin.call("POST", f"/users/{made['id']}/approve", 200, json={"project": project["id"]})
-    api = anon.login("student", "student-pass")
+    api = anon.login("student", "an enrolled passphrase")
     key = generate_ed25519_key(os.path.join(qemu_stack.data_dir, "student-key"))
     registered = api.call("POST", "/keys", 201, json={
         "name": "laptop", "public_key": public_key_line(key, "student@lab")}).json()
