@@ -104,9 +104,10 @@ def _note_for_audit(kwargs):
     """What the audit record needs that only the request knows: the project it acts for."""
     body = kwargs.get("body")
     project = kwargs.get("project_id") or kwargs.get("project")
-    if project is None and isinstance(body, dict):
-        project = body.get("project")
-        if isinstance(body.get("username"), str):
+    if isinstance(body, dict):
+        if project is None:
+            project = body.get("project")
+        if isinstance(body.get("username"), str):  # who a login or sign-up claims to be
             g.claimed_username = body["username"][:64]
     if isinstance(project, int) and not isinstance(project, bool):
         g.project_id = project
