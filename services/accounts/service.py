@@ -95,9 +95,12 @@ class AccountsService:
     @rpc
     def delete_user(self, actor, user_id, request=None):
         request = load(DeleteUserRequest, request)
-        user, changed = users.delete_user(self.db, load_actor(actor), user_id,
-                                          request["transfer_to"], self.clock())
-        if changed:
+        user, _changed = users.delete_user(self.db, load_actor(actor), user_id,
+                                           request["transfer_to"], self.clock())
+        # Sent on a repeat too (unlike the other events): if this service stopped between the
+        # commit and the dispatch, asking again still gets the user's instances deleted or handed
+        # over. The instances service's handler is idempotent.
+        if user.status == "deleted":
             self.dispatch("user_deleted", dump(UserDeletedEventSchema, {
                 "user_id": user.id, "username": user.username,
                 "transfer_to": request["transfer_to"]}))

@@ -79,7 +79,7 @@ def test_user_administration_announces_each_change_once(accounts, events):
             rpc.delete_user(admin, bob["id"], {"transfer_to": bob["id"]})
         assert set(err.value.fields) == {"transfer_to"}
 
-        wait_until(lambda: len(events) >= 10)
+        wait_until(lambda: len(events) >= 11)
         eventlet.sleep(0.3)  # time for any event a repeat might (wrongly) have sent
         payloads = {}
         for name, payload in events:
@@ -93,11 +93,12 @@ def test_user_administration_announces_each_change_once(accounts, events):
         assert sorted((p["user"]["username"], p["project_id"]) for p in payloads["user_imported"]) == [
             ("cid", course["id"]), ("dee", course["id"])]
         assert all(p["password_link"].startswith("http://127.0.0.1:8080/") for p in payloads["user_imported"])
-        assert payloads["user_deleted"] == [{"user_id": ada["id"], "username": "ada", "transfer_to": bob["id"]}]
-    # one event per change, none for the repeats
-    assert len(events) == 10 and sorted(name for name, _ in events) == sorted([
+        # A repeated delete announces it again (a crash between commit and dispatch heals by retrying).
+        assert payloads["user_deleted"] == [{"user_id": ada["id"], "username": "ada", "transfer_to": bob["id"]}] * 2
+    # one event per change, none for the repeats (but the delete's)
+    assert len(events) == 11 and sorted(name for name, _ in events) == sorted([
         "user_signed_up", "user_rejected", "user_created", "user_created", "user_suspended",
-        "user_enabled", "user_password_reset", "user_imported", "user_imported", "user_deleted"])
+        "user_enabled", "user_password_reset", "user_imported", "user_imported", "user_deleted", "user_deleted"])
 
 
 def test_every_way_a_token_ends(accounts):
