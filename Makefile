@@ -8,9 +8,11 @@ APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rab
 	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client cpio \
 	syslinux syslinux-common mtools dosfstools fdisk
 # Only for `make test`: the system python3 libraries Debian's cloud-init needs, so a test can run
-# cloud-init's own EC2 datasource against the metadata service.
+# cloud-init's own EC2 datasource against the metadata service; Debian's chromium, which the
+# browser tests drive through Playwright (Playwright cannot download its own browsers here).
 APT_TEST_PACKAGES := python3-requests python3-yaml python3-jinja2 python3-configobj python3-jsonpatch \
-	python3-jsonschema python3-netifaces python3-oauthlib
+	python3-jsonschema python3-netifaces python3-oauthlib \
+	chromium
 
 .PHONY: run test setup test-setup system-packages venv
 
