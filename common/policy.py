@@ -63,9 +63,7 @@ POLICY = {
     "instance:console": (ADMIN, OWNER, MANAGER),
     "instance:metrics": (ADMIN, OWNER, MANAGER),
     "instance:actions": (ADMIN, OWNER, MANAGER),
-    # catalogue
-    "flavor:list": (ANYONE,),
-    "image:list": (ANYONE,),
+    # catalogue (flavors and images are listed to any authenticated caller, without a rule)
     "image:register": (ADMIN,),
     # operations
     "host:list": (ADMIN,),
