@@ -30,6 +30,10 @@ def quota_limits(session, project_id, user_id):
     project = projects.find_project(session, project_id)
     if project is None:
         raise NotFound(f"no project {project_id}")
+    return _limits_of(session, project, user_id)
+
+
+def _limits_of(session, project, user_id):
     member = memberships.find(session, project.id, user_id) if is_id(user_id) else None
     return {"project": project.quota, "user": member.quota if member else dict(UNLIMITED)}
 
@@ -38,7 +42,7 @@ def usage_limits(session, actor, project_id):
     """What get_usage reports against: (project, limits as quota_limits gives them)."""
     project = projects.project_for(session, actor, project_id, "project:usage:get",
                                    what="see this project's usage")
-    return project, quota_limits(session, project.id, actor["id"])
+    return project, _limits_of(session, project, actor["id"])
 
 
 def usage_report(project_id, limits, counted, user_id):
