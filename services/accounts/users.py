@@ -40,20 +40,31 @@ def signup(session, hasher, request, now):
     if (existing is not None and existing.email == email and existing.status == "pending"
             and hasher.verify(existing.password_hash, password)):
         return existing, False
+    _refuse_taken(session, username, email)
+    passwords.check_policy(password, username)
+    user = _insert_user(session, User(
+        username=username, email=email, full_name=request.get("full_name"),
+        password_hash=hasher.hash(password), role="user", status="pending", created_at=now))
+    session.commit()
+    return user, True
+
+
+def _refuse_taken(session, username, email):
     field = _conflicting_field(session, username, email)
     if field:
         raise _conflict(field)
-    passwords.check_policy(password, username)
-    user = User(username=username, email=email, full_name=request.get("full_name"),
-                password_hash=hasher.hash(password), role="user", status="pending", created_at=now)
+
+
+def _insert_user(session, user):
+    """Add the new user (flushed, not committed); a username or email taken by someone else
+    between the check and the insert is the same Conflict as one taken before."""
     session.add(user)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
-        # Someone else signed up with the same name or email between the check and the insert.
         session.rollback()
-        raise _conflict(_conflicting_field(session, username, email) or "username") from None
-    return user, True
+        raise _conflict(_conflicting_field(session, user.username, user.email) or "username") from None
+    return user
 
 
 def get_user(session, actor, user_id):
@@ -234,21 +245,13 @@ def create_user(session, hasher, actor, request, settings, now):
             return existing, link, False
         if password is not None and hasher.verify(existing.password_hash, password):
             return existing, None, False
-    field = _conflicting_field(session, username, email)
-    if field:
-        raise _conflict(field)
+    _refuse_taken(session, username, email)
     if password is not None:
         passwords.check_policy(password, username)
     password_hash = hasher.hash(password) if password is not None else UNUSABLE_PASSWORD
-    user = User(username=username, email=email, full_name=request.get("full_name"),
-                password_hash=password_hash, role="user", status="active", created_at=now,
-                approved_at=now)
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise _conflict(_conflicting_field(session, username, email) or "username") from None
+    user = _insert_user(session, User(
+        username=username, email=email, full_name=request.get("full_name"),
+        password_hash=password_hash, role="user", status="active", created_at=now, approved_at=now))
     if project is not None:
         memberships.join(session, project.id, user.id, request.get("role") or "member", now)
     link = password_links.create_link(session, user.id, settings, now) if password is None else None
