@@ -78,8 +78,9 @@ class World:
             self.admin.call("POST", f"/users/{made['id']}/suspend", 200, json={})
         return made["id"]
 
-    def fresh_key(self):
-        return self.owner.call("POST", "/keys", 201, json={
+    def fresh_key(self, api=None):
+        """A new key of the owner (or of `api`'s user)."""
+        return (api or self.owner).call("POST", "/keys", 201, json={
             "name": unique("k"), "public_key": public_key_line(generate_ed25519_key())}).json()["id"]
 
     def fresh_project(self):
@@ -216,7 +217,7 @@ TABLE = {
 def _own_key(world, role):
     """A key the role may put on an instance (anonymous gets the owner's: it is refused first)."""
     if role == "admin":
-        return world.fresh_admin_key()
+        return world.fresh_key(world.admin)
     return world.session("owner" if role == "anon" else role).key
 
 
@@ -233,13 +234,6 @@ def _own_password_change(world):
     return {"session": twin, "user_id": twin.user_id,
             "json": {"current_password": twin.password, "password": "another passphrase"}}
 
-
-def _fresh_admin_key(world):
-    return world.admin.call("POST", "/keys", 201, json={
-        "name": unique("ak"), "public_key": public_key_line(generate_ed25519_key())}).json()["id"]
-
-
-World.fresh_admin_key = _fresh_admin_key
 
 
 @pytest.fixture(scope="module")
