@@ -13,7 +13,8 @@ from services.instances.models import Instance, InstanceAction
 REASON_MAX = 2000
 
 
-def move(session, instance_id, action, *, now=None, only_if_seq=None, report=None, commit=True, **values):
+def move(session, instance_id, action, *, now=None, only_if_seq=None, report=None, also_if=None, commit=True,
+         **values):
     """Apply `action` to the instance if its current state allows it. Returns the new state name,
     or None when the row was not in a source state (someone else moved it first).
 
@@ -21,12 +22,16 @@ def move(session, instance_id, action, *, now=None, only_if_seq=None, report=Non
     newer report recorded meanwhile wins.
     report: (domain state, seq) of the host answer the move is based on, recorded with it, in the
     same statement; the move then also requires that no newer report was recorded.
+    also_if: one more SQL condition checked in the same statement (so a fact read earlier, such as
+    a host being quiet, is still true when the row moves).
     commit=False leaves the transaction open for one more write (the caller commits at once)."""
     now = now or utcnow()
     for to_state, from_states in _targets(action).items():
         query = update(Instance).where(Instance.id == instance_id, Instance.state.in_(from_states))
         if only_if_seq is not None:
             query = query.where(Instance.host_seq == only_if_seq)
+        if also_if is not None:
+            query = query.where(also_if)
         changes = dict(values, state=to_state, state_changed_at=now,
                        name_key=Instance.name if states.state(to_state).keeps_name else None)
         if report is not None:

@@ -86,7 +86,10 @@ def mark_hosts_down(session, now, policy, report=None):
         since = f"{host.last_heartbeat:%Y-%m-%d %H:%M:%S}Z" if host.last_heartbeat else "ever"
         reason = f"host {host.name} has sent no heartbeat since {since}"
         for instance_id in ids:
-            if instance_store.move(session, instance_id, "host:down", reason=reason):
+            # Checked again in the UPDATE itself: a heartbeat recorded since the read above (and the
+            # host_returned reconcile after it) must not be undone by this older view.
+            if instance_store.move(session, instance_id, "host:down", reason=reason,
+                                   also_if=scheduler.is_quiet_clause(host.name, now, policy)):
                 _repaired(session, report, host.name, instance_id, "host_down", reason)
                 moved.append(instance_id)
     return moved

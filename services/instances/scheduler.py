@@ -1,7 +1,7 @@
 """Placement: pick an enabled host, heard from recently, with room for the flavor."""
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
 
 from common.errors import CapacityExhausted
 from services.instances import states
@@ -50,6 +50,12 @@ def is_up(host, now, policy):
     """A host is up while its heartbeats are fresh."""
     fresh_after = now - dt.timedelta(seconds=policy["host_stale_after"])
     return host is not None and host.last_heartbeat is not None and host.last_heartbeat >= fresh_after
+
+
+def is_quiet_clause(name, now, policy):
+    """SQL condition: the host `name` is not up (is_up's opposite, evaluated by the database)."""
+    fresh_after = now - dt.timedelta(seconds=policy["host_stale_after"])
+    return exists().where(Host.name == name, or_(Host.last_heartbeat.is_(None), Host.last_heartbeat < fresh_after))
 
 
 def host_is_up(session, name, now, policy):

@@ -132,6 +132,20 @@ def test_a_quiet_host_shows_its_instances_host_down_until_it_returns(session):
     assert state_of(session, lost).state == "error"
 
 
+def test_a_replica_that_saw_the_host_quiet_cannot_undo_a_heartbeat_recorded_since(session):
+    # Two replicas: one read the host as quiet (its clock at 60 s); before it moved the instance,
+    # the other recorded a heartbeat and the host_returned reconcile ran. The move checks the host
+    # again in its own UPDATE, so the older view changes nothing.
+    cloud = FakeCloud()
+    inst = running_instance(session, cloud)
+    quiet_view = scheduler.is_quiet_clause("h1", at(60), POLICY)
+    assert instance_store.move(session, inst.id, "host:down", reason="r", also_if=quiet_view) == "host_down"
+    heartbeat(session, at(61))
+    assert instance_store.move(session, inst.id, "host:running") == "running"
+    assert instance_store.move(session, inst.id, "host:down", reason="r", also_if=quiet_view) is None
+    assert state_of(session, inst).state == "running"
+
+
 def test_a_delete_that_did_not_finish_is_run_again(session):
     cloud = FakeCloud()
     inst = running_instance(session, cloud)
