@@ -12,6 +12,7 @@ COPY services ./services
 COPY hostagent ./hostagent
 COPY gateway ./gateway
 COPY imagebuilder ./imagebuilder
-RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e .
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -e . \
+ && /opt/venv/bin/python -m gateway.portal.vendor
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore::DeprecationWarning
 CMD ["labcloud", "--help"]

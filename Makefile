@@ -14,9 +14,9 @@ APT_TEST_PACKAGES := python3-requests python3-yaml python3-jinja2 python3-config
 	python3-jsonschema python3-netifaces python3-oauthlib \
 	chromium
 
-.PHONY: run test setup test-setup system-packages venv
+.PHONY: run test setup test-setup system-packages venv portal-assets
 
-setup: system-packages venv
+setup: system-packages venv portal-assets
 
 test-setup: setup
 	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(APT_TEST_PACKAGES)"
@@ -37,6 +37,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
+
+# The portal's htmx and Pico CSS: npm tarballs checked against their pinned integrity hashes,
+# fetched once and served by the gateway (never from a CDN at run time).
+portal-assets: venv
+	@$(VENV)/bin/python -m gateway.portal.vendor
 
 run: setup
 	$(VENV)/bin/labcloud run

@@ -6,6 +6,7 @@ from gateway.audit import AuditTrail
 from gateway.converters import CONVERTERS
 from gateway.errors import register_error_handlers
 from gateway.openapi import build_spec
+from gateway import portal
 from gateway.rpc_pool import RpcPool
 from gateway.telemetry import RequestMetrics
 from gateway.token_cache import DEFAULT_SECONDS, TokenCache
@@ -20,7 +21,7 @@ def create_app(config, rpc_pool=None, audit=None):
     TOKEN_CACHE_SECONDS, ...). rpc_pool: anything with a `checkout()` context manager yielding a
     cluster proxy; by default an RpcPool on config's AMQP_URI (started lazily, so creating the app
     needs no broker). audit: an AuditTrail (or anything with `init_app` and `publish`)."""
-    app = Flask(__name__, static_folder=None)  # JSON only; no /static route
+    app = Flask(__name__, static_folder=None)  # the portal's blueprint serves /static
     app.json.sort_keys = False  # keep the services' field order
     app.config["LABCLOUD"] = dict(config)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -29,6 +30,7 @@ def create_app(config, rpc_pool=None, audit=None):
     # Resolving imports every service schema now: a missing one fails at startup, not mid-request.
     routes = api.resolved()
     api.install(app, routes)
+    portal.install(app)
     register_error_handlers(app)
 
     app.extensions["rpc_pool"] = rpc_pool if rpc_pool is not None else RpcPool(config)

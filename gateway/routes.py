@@ -113,7 +113,7 @@ def _note_for_audit(kwargs):
         g.project_id = project
 
 
-def _authenticate(rpc, token):
+def authenticate(rpc, token):
     cache = current_app.extensions["token_cache"]
     actor = cache.get(token)
     if actor is None:
@@ -142,7 +142,7 @@ def _wrap(route):
         else:
             with current_app.extensions["rpc_pool"].checkout() as rpc:
                 if route.auth:
-                    kwargs["actor"] = _authenticate(rpc, token)
+                    kwargs["actor"] = authenticate(rpc, token)
                 result = route.view(rpc, **kwargs)
         if isinstance(result, Response):
             return result

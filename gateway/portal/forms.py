@@ -1,0 +1,87 @@
+"""From an HTML form to a service request, and back to errors shown next to their fields.
+
+A form's fields carry the API's own field names, so the service's validation errors (`fields`)
+land next to the input that caused them. Form values are strings; `body_from_form` gives them the
+JSON types the service's request schema declares (integers, booleans, lists), and leaves a value
+it cannot convert as it was, so the service's validation names the field.
+"""
+from flask import current_app, render_template
+from marshmallow import fields as mm
+
+from common.errors import LabcloudError
+from gateway.portal.session import CSRF_FIELD
+
+
+def _convert(field, value):
+    if isinstance(field, mm.Boolean):
+        return value in ("on", "true", "1", "yes")
+    if isinstance(field, mm.Integer):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if isinstance(field, mm.List):
+        items = [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
+        return [_convert(field.inner, v) for v in items]
+    return value
+
+
+def body_from_form(schema_class, form, *, keep_empty=()):
+    """The request body a form means. Empty fields are left out (the schema's defaults apply),
+    except those named in keep_empty, sent as null ("no default" / "unlimited")."""
+    declared = schema_class().fields
+    body = {}
+    for name, value in form.items():
+        if name == CSRF_FIELD or name not in declared:
+            continue
+        value = value.strip() if declared[name].__class__ is not mm.String else value
+        if value == "":
+            if name in keep_empty:
+                body[name] = None
+            continue
+        body[name] = _convert(declared[name], value)
+    return body
+
+
+class FormErrors:
+    """What a failed request says, split into messages per field and the rest."""
+
+    def __init__(self, exc=None):
+        self.fields, self.message, self.status = {}, None, 200
+        if exc is not None:
+            self.message, self.status = exc.message, exc.http_status
+            for name, messages in (exc.fields or {}).items():
+                self.fields[name] = "; ".join(_flatten(messages))
+
+    def __bool__(self):
+        return self.message is not None
+
+    def get(self, name):
+        return self.fields.get(name)
+
+
+def _flatten(messages):
+    if isinstance(messages, str):
+        return [messages]
+    if isinstance(messages, dict):
+        return [f"{k}: {m}" for k, v in messages.items() for m in _flatten(v)]
+    return [m for item in messages for m in _flatten(item)]
+
+
+def attempt(call):
+    """Run one service call of a form: (result, FormErrors()). Errors meant for users (4xx) come
+    back as FormErrors, to be shown on the form; anything else propagates."""
+    try:
+        return call(), FormErrors()
+    except LabcloudError as exc:
+        if exc.http_status >= 500:
+            raise
+        return None, FormErrors(exc)
+
+
+def form_page(template, errors=None, **context):
+    """Render a page holding a form: with the service's status when the form was refused."""
+    response = current_app.make_response(render_template(template, errors=errors, **context))
+    if errors:
+        response.status_code = errors.status
+    return response

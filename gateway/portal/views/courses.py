@@ -1,0 +1,1 @@
+"""Teachers: their courses, members, the course's instances and defaults."""

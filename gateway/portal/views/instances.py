@@ -1,0 +1,110 @@
+"""A user's instances: the dashboard (live), creating one, its page (live state, console, actions,
+SSH command), and usage against the course quota."""
+from flask import redirect, render_template, request
+
+from gateway.portal.forms import attempt, body_from_form, form_page
+from gateway.portal.registry import page
+from gateway.routes import resolve
+
+INSTANCES = "services.instances.schemas:"
+POWER_ACTIONS = ("stop", "start", "reboot")
+
+
+def _by_id(items):
+    return {item["id"]: item for item in items}
+
+
+@page("/", title="My instances", area="student", nav="Instances")
+def dashboard(rpc, actor):
+    return render_template("instances/dashboard.html", title="My instances",
+                           instances=rpc.instances.list_instances(actor, False, None))
+
+
+@page("/fragments/instances", title="Instance rows", area="student", fragment=True)
+def instance_rows(rpc, actor):
+    """The dashboard's table body, polled by htmx: states change without a reload."""
+    return render_template("instances/rows.html", instances=rpc.instances.list_instances(actor, False, None))
+
+
+def _create_form(rpc, actor, errors, form, status=None):
+    projects = rpc.accounts.list_projects(actor)
+    project = form.get("project") or (projects[0]["id"] if projects else None)
+    usage = rpc.accounts.get_usage(actor, int(project)) if project else None
+    keys = rpc.accounts.list_keys(actor)
+    return form_page(
+        "instances/new.html", errors, title="New instance", form=form, usage=usage, has_keys=bool(keys),
+        projects=[(p["id"], p["name"]) for p in projects],
+        images=[(i["id"], i["name"]) for i in rpc.storage.list_images()],
+        flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB, {f['disk_gib']} GiB")
+                 for f in rpc.instances.list_flavors()],
+        keys=[(k["id"], k["name"]) for k in keys])
+
+
+@page("/instances/new", title="New instance", area="student", methods=("GET", "POST"), nav="New instance")
+def new_instance(rpc, actor):
+    if request.method == "GET":
+        return _create_form(rpc, actor, None, request.args)
+    body = body_from_form(resolve(INSTANCES + "CreateInstanceRequest"), request.form)
+    created, errors = attempt(lambda: rpc.instances.create_instance(actor, body))
+    if errors:
+        return _create_form(rpc, actor, errors, request.form)
+    return redirect(f"/instances/{created['id']}", code=303)
+
+
+@page("/fragments/usage", title="Quota left", area="student", fragment=True)
+def usage_fragment(rpc, actor):
+    """The create form's quota panel for the course picked (htmx, on change)."""
+    project = request.args.get("project", type=int)
+    usage = rpc.accounts.get_usage(actor, project) if project else None
+    return render_template("instances/usage_panel.html", usage=usage)
+
+
+@page("/usage", title="My usage", area="student", nav="Usage")
+def usage(rpc, actor):
+    projects = rpc.accounts.list_projects(actor)
+    return render_template("instances/usage.html", title="My usage",
+                           usages=[(p, rpc.accounts.get_usage(actor, p["id"])) for p in projects])
+
+
+def _instance_page(rpc, actor, instance_id, errors=None):
+    instance = rpc.instances.get_instance(actor, instance_id)
+    flavor = _by_id(rpc.instances.list_flavors()).get(instance["flavor"])
+    return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
+                     flavor=flavor, actions=rpc.instances.list_instance_actions(actor, instance_id))
+
+
+@page("/instances/<uuid:instance_id>", title="Instance", area="student")
+def show_instance(rpc, actor, instance_id):
+    return _instance_page(rpc, actor, instance_id)
+
+
+@page("/instances/<uuid:instance_id>/live", title="Instance state", area="student", fragment=True)
+def instance_live(rpc, actor, instance_id):
+    """The instance page's state, address, SSH command and action log, polled by htmx."""
+    return render_template("instances/live.html", instance=rpc.instances.get_instance(actor, instance_id),
+                           actions=rpc.instances.list_instance_actions(actor, instance_id))
+
+
+@page("/instances/<uuid:instance_id>/console", title="Console output", area="student", fragment=True)
+def instance_console(rpc, actor, instance_id):
+    return render_template("instances/console.html", console=rpc.instances.get_console(actor, instance_id))
+
+
+@page("/instances/<uuid:instance_id>/<any(stop,start,reboot):action>", title="Instance action",
+      area="student", methods=("POST",))
+def power_instance(rpc, actor, instance_id, action):
+    method = getattr(rpc.instances, f"{action}_instance")
+    _done, errors = attempt(lambda: method(actor, instance_id))
+    if errors:
+        return _instance_page(rpc, actor, instance_id, errors)
+    return redirect(f"/instances/{instance_id}", code=303)
+
+
+@page("/instances/<uuid:instance_id>/delete", title="Delete instance", area="student", methods=("POST",))
+def delete_instance(rpc, actor, instance_id):
+    _done, errors = attempt(lambda: rpc.instances.delete_instance(actor, instance_id))
+    if errors:
+        return _instance_page(rpc, actor, instance_id, errors)
+    return redirect("/", code=303)
+
+
