@@ -163,7 +163,7 @@ class SshForwardSchema(StrictSchema):
 class HostInventorySchema(StrictSchema):
     """`get_inventory()`: everything the host holds for labcloud, for reconciliation."""
     host = fields.String()
-    seq = fields.Integer()  # taken after everything below was read
+    seq = fields.Integer()  # taken before anything below was read: newer reports win over it
     domains = fields.List(fields.Nested(DomainStateSchema))
     volumes = fields.List(fields.Nested(VolumeInfoSchema))  # every volume of the pool
     dhcp_entries = fields.List(fields.Nested(DhcpEntrySchema))

@@ -221,7 +221,10 @@ class HostAgent:
 
     @rpc
     def get_inventory(self):
-        """Everything this host holds for labcloud; seq is taken after all of it was read."""
+        """Everything this host holds for labcloud, as of at least `seq`, taken before any of it is
+        read: a domain created or changed during the read reports a newer seq (its create answer or
+        lifecycle event) and so wins over this listing, which may have missed it or seen it earlier."""
+        seq = sequence.next_seq()
         network = None if self.hypervisor.is_test_driver else self.config.get("HOST_NETWORK", "default")
         listed, volumes, dhcp_entries = self._on_pool(_read_inventory, network)
         forwards = [] if self.ssh_forwarder is None else self.ssh_forwarder.forwards()
@@ -229,7 +232,7 @@ class HostAgent:
         return dump(HostInventorySchema, {
             "host": self.host_name, "domains": [self._with_port(state) for state in listed],
             "volumes": volumes, "dhcp_entries": dhcp_entries, "forwards": forwards,
-            "console_logs": console_logs, "seq": sequence.next_seq()})
+            "console_logs": console_logs, "seq": seq})
 
     @domain_lifecycle_handler
     def domain_lifecycle(self, event):
