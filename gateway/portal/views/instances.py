@@ -7,7 +7,6 @@ from gateway.portal.registry import page
 from gateway.routes import resolve
 
 INSTANCES = "services.instances.schemas:"
-POWER_ACTIONS = ("stop", "start", "reboot")
 
 
 def _by_id(items):
@@ -26,7 +25,7 @@ def instance_rows(rpc, actor):
     return render_template("instances/rows.html", instances=rpc.instances.list_instances(actor, False, None))
 
 
-def _create_form(rpc, actor, errors, form, status=None):
+def _create_form(rpc, actor, errors, form):
     projects = rpc.accounts.list_projects(actor)
     project = form.get("project") or (projects[0]["id"] if projects else None)
     usage = rpc.accounts.get_usage(actor, int(project)) if project else None
