@@ -1,4 +1,4 @@
-"""Operations: reconcile and the audit log."""
+"""Operations: reconcile, the hosts and the audit log."""
 from gateway.api.registry import ACCOUNTS, INSTANCES, route
 from gateway.routes import QueryParam
 
@@ -28,3 +28,10 @@ def list_reconcile_reports(rpc, actor, limit):
 def list_audit(rpc, actor, user, project, since, limit):
     query = {"user": user, "project": project, "since": since, "limit": limit}
     return rpc.accounts.list_audit(actor, {k: v for k, v in query.items() if v is not None})
+
+
+@route("GET", "/api/v1/hosts", tag="admin",
+       summary="The hypervisor hosts: state, vCPUs and memory (total and in use), last heartbeat (admin)",
+       response=INSTANCES + "HostSchema", many=True)
+def list_hosts(rpc, actor):
+    return rpc.instances.list_hosts(actor)
