@@ -1,1 +1,194 @@
-"""Teachers: their courses, members, the course's instances and defaults."""
+"""Teachers: their courses, members, the course's instances and defaults.
+
+Every page asks the services, which decide: a student opening a course page is refused by
+`accounts.list_members` (403), a course they cannot see by `accounts.get_project` (404), and the
+refusal is the page. A refused form re-renders the course page with the service's errors next to
+the fields of the form that was sent (`failed` names it), with the service's status.
+
+View functions are named teacher_* so their endpoints cannot clash with other views' (the
+endpoint is the function's name).
+"""
+from flask import redirect, render_template, request
+
+from common.errors import InvalidInput, LabcloudError
+from gateway.portal.forms import FormErrors, body_from_form, form_page
+from gateway.portal.registry import page
+from gateway.routes import resolve
+
+ACCOUNTS = "services.accounts.schemas:"
+QUOTA_RESOURCES = ("instances", "vcpus", "memory_mib", "volume_gib", "floating_ips")  # QuotaSchema's
+ROLES = (("member", "member"), ("manager", "manager"))  # PROJECT_ROLES; naming managers is for admins
+IDLE_POLICIES = (("suspend", "suspend idle instances"), ("none", "leave them running"))
+
+
+# ----- errors -------------------------------------------------------------------------------------
+
+def _messages(value):
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [f"{k}: {m}" for k, v in value.items() for m in _messages(v)]
+    return [m for item in value for m in _messages(item)]
+
+
+class CourseFormErrors(FormErrors):
+    """FormErrors, plus each field's messages as a list (`lists`: the import's refusal names one
+    line per message) and nested fields under dotted names (`quota.instances`), the names of
+    the add-member form's per-user cap inputs."""
+
+    def __init__(self, exc=None):
+        super().__init__(exc)
+        self.lists = {}
+        for name, messages in ((exc.fields or {}) if exc is not None else {}).items():
+            self.lists[name] = _messages(messages)
+            if isinstance(messages, dict):
+                for sub, sub_messages in messages.items():
+                    self.fields[f"{name}.{sub}"] = "; ".join(_messages(sub_messages))
+
+
+def _attempt(call):
+    """forms.attempt, with CourseFormErrors: (result, errors); 5xx propagate."""
+    try:
+        return call(), CourseFormErrors()
+    except LabcloudError as exc:
+        if exc.http_status >= 500:
+            raise
+        return None, CourseFormErrors(exc)
+
+
+# ----- pages --------------------------------------------------------------------------------------
+
+def _my_role(actor, project_id):
+    for membership in actor.get("projects", []):
+        if membership.get("id") == project_id:
+            return membership.get("role")
+    return None
+
+
+@page("/courses", title="My courses", area="teacher", nav="Courses")
+def teacher_courses(rpc, actor):
+    """The courses the actor manages (an admin: every course, as list_projects answers)."""
+    is_admin = actor.get("role") == "admin"
+    courses = []
+    for project in rpc.accounts.list_projects(actor):
+        role = _my_role(actor, project["id"])
+        if is_admin or role == "manager":
+            courses.append((project, role or "admin"))
+    return render_template("courses/index.html", title="My courses", courses=courses)
+
+
+def _quota_caps(member_quota):
+    """The caps a member has (the resources with a limit)."""
+    return [(name, limit) for name, limit in (member_quota or {}).items() if limit is not None]
+
+
+def _course_page(rpc, actor, project_id, errors=None, failed=None, form=None, report=None):
+    """The course page. `failed`: which form the service refused (defaults, members, import,
+    remove), shown with `errors` and the values sent (`form`); `report`: an import's answer."""
+    project = rpc.accounts.get_project(actor, project_id)       # 404: not a course of theirs
+    members = rpc.accounts.list_members(actor, project_id)      # 403: a member, not a manager
+    usage = rpc.accounts.get_usage(actor, project_id)
+    flavors = rpc.instances.list_flavors()
+    images = rpc.storage.list_images()
+    members = sorted(members, key=lambda m: (m["role"] != "manager", m["username"]))
+    return form_page(
+        "courses/show.html", errors, title=f"Course {project['name']}", project=project,
+        members=[dict(m, caps=_quota_caps(m.get("quota"))) for m in members], usage=usage,
+        flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB, {f['disk_gib']} GiB")
+                 for f in flavors],
+        flavor_names={f["id"]: f["name"] for f in flavors},
+        images=[(i["id"], i["name"]) for i in images], image_names={i["id"]: i["name"] for i in images},
+        idle_policies=IDLE_POLICIES, roles=ROLES, quota_resources=QUOTA_RESOURCES,
+        failed=failed, form=form or {}, report=report)
+
+
+@page("/courses/<id:project_id>", title="Course", area="teacher")
+def teacher_course(rpc, actor, project_id):
+    return _course_page(rpc, actor, project_id)
+
+
+def _back_to(project_id):
+    return redirect(f"/courses/{project_id}", code=303)
+
+
+@page("/courses/<id:project_id>/defaults", title="Change a course's defaults", area="teacher",
+      methods=("POST",))
+def teacher_course_defaults(rpc, actor, project_id):
+    body = body_from_form(resolve(ACCOUNTS + "UpdateProjectRequest"), request.form,
+                          keep_empty=("default_lease_hours", "default_flavor", "default_image"))
+    if "description" in request.form:  # an emptied description is "" (body_from_form leaves it out)
+        body["description"] = request.form["description"]
+    _project, errors = _attempt(lambda: rpc.accounts.update_project(actor, project_id, body))
+    if errors:
+        return _course_page(rpc, actor, project_id, errors, "defaults", request.form)
+    return _back_to(project_id)
+
+
+def _number(value):
+    """A cap as the schema's integer, or the text as typed (the service then names the field)."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+@page("/courses/<id:project_id>/members", title="Add a member", area="teacher", methods=("POST",))
+def teacher_course_add_member(rpc, actor, project_id):
+    body = body_from_form(resolve(ACCOUNTS + "AddMemberRequest"), request.form)
+    caps = {name: _number(request.form.get(f"quota.{name}", "").strip()) for name in QUOTA_RESOURCES
+            if request.form.get(f"quota.{name}", "").strip()}
+    if caps:
+        body["quota"] = caps
+    _member, errors = _attempt(lambda: rpc.accounts.add_member(actor, project_id, body))
+    if errors:
+        return _course_page(rpc, actor, project_id, errors, "members", request.form)
+    return _back_to(project_id)
+
+
+def _class_list():
+    """The CSV text sent: the file chosen (if any), else the text area's. A file that is not
+    UTF-8 is refused as the REST route refuses it (gateway/http_input.csv_body)."""
+    upload = request.files.get("csv")
+    if upload is not None and upload.filename:
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidInput("the CSV file is not UTF-8 text", {"csv": ["not UTF-8 text"]}) from None
+    return request.form.get("csv", "")
+
+
+@page("/courses/<id:project_id>/import", title="Import a class list", area="teacher", methods=("POST",))
+def teacher_course_import(rpc, actor, project_id):
+    """The import's report is this answer (the course page with it), not a redirect: nothing
+    keeps it. Sending the same file again imports nobody twice (every row is then `existing`)."""
+    try:
+        text = _class_list()
+    except InvalidInput as exc:
+        return _course_page(rpc, actor, project_id, CourseFormErrors(exc), "import")
+    report, errors = _attempt(lambda: rpc.accounts.import_users(actor, {"csv": text, "project": project_id}))
+    if errors:
+        return _course_page(rpc, actor, project_id, errors, "import", {"csv": text})
+    return _course_page(rpc, actor, project_id, report=report)
+
+
+@page("/courses/<id:project_id>/members/<id:user_id>/remove", title="Remove a member", area="teacher",
+      methods=("POST",))
+def teacher_course_remove_member(rpc, actor, project_id, user_id):
+    _removed, errors = _attempt(lambda: rpc.accounts.remove_member(actor, project_id, user_id))
+    if errors:
+        return _course_page(rpc, actor, project_id, errors, "remove")
+    return _back_to(project_id)
+
+
+@page("/courses/<id:project_id>/instances", title="Course instances", area="teacher")
+def teacher_course_instances(rpc, actor, project_id):
+    project = rpc.accounts.get_project(actor, project_id)
+    return render_template("courses/instances.html", title=f"Instances of {project['name']}", project=project,
+                           instances=rpc.instances.list_instances(actor, False, project_id))
+
+
+@page("/courses/<id:project_id>/instances/rows", title="Course instance rows", area="teacher", fragment=True)
+def teacher_course_instance_rows(rpc, actor, project_id):
+    """The course instances table's body, polled by htmx."""
+    return render_template("courses/instance_rows.html", project_id=project_id,
+                           instances=rpc.instances.list_instances(actor, False, project_id))
