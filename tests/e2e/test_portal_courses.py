@@ -223,6 +223,7 @@ def test_a_class_list_with_a_bad_row_is_refused_naming_its_line_and_nothing_is_i
     assert any(m.startswith("line 3: email") for m in messages), messages
     assert not any("line 2" in m or "line 4" in m for m in messages), messages
     assert "nothing was imported" in doc.by_id("form-error").text()
+    assert doc.by_id("refused").find("a").get("href") == "#import"  # the way to it, first on the page
     textarea = doc.by_id("csv")
     assert textarea.get("aria-invalid") == "true" and textarea.get("aria-describedby") == "csv-error"
     assert bad in textarea.text(), "the refused text is not given back to be fixed"
