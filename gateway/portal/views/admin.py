@@ -1,1 +1,232 @@
-"""Admins: sign-ups, users, courses and quotas, images, hosts, the audit log, every instance."""
+"""Admins: sign-ups, users, courses and quotas, images, hosts, the audit log, every instance.
+
+Like every portal page these only call the services and show what they answer; the services
+decide who may. Each GET page shows at least one piece of data only an administrator may read
+(the user list, the hosts, the audit log), so anyone else gets the service's refusal page.
+
+Several small forms share a page (an approve form per sign-up, a quota form per course): their
+fields keep the API's names, and `failed` names the one form the service refused, so its errors
+show next to that form's fields only (templates/admin/fields.html).
+"""
+from flask import redirect, render_template, request
+
+from common.errors import InvalidInput
+from gateway.portal.forms import FormErrors, attempt, body_from_form, form_page
+from gateway.portal.registry import page
+from gateway.routes import resolve
+
+ACCOUNTS = "services.accounts.schemas:"
+STORAGE = "services.storage.schemas:"
+QUOTA_LABELS = {"instances": "Instances", "vcpus": "vCPUs", "memory_mib": "Memory (MiB)",
+                "volume_gib": "Volumes (GiB)", "floating_ips": "Floating IPs"}
+REGISTRATION_PATHS = ("/api/v1/images", "/admin/images")  # POSTs that register an image
+REGISTRATIONS_LOOKED_AT = 500  # newest audit records searched for them
+
+
+def _back(path):
+    return redirect(path, code=303)
+
+
+def _choices(items, key="name"):
+    return [(item["id"], item[key]) for item in items]
+
+
+def _quota_fields():
+    return [(name, QUOTA_LABELS.get(name, name)) for name in resolve(ACCOUNTS + "QuotaSchema")().fields]
+
+
+# ----- sign-ups -------------------------------------------------------------------------------
+
+def _signups_page(rpc, actor, errors=None, failed=None, form=None):
+    pending = rpc.accounts.list_users(actor, {"status": "pending"})
+    courses = rpc.accounts.list_projects(actor)
+    return form_page("admin/signups.html", errors, title="Sign-ups waiting for approval", users=pending,
+                     courses=_choices(courses), failed=failed, form=form or {})
+
+
+@page("/admin/signups", title="Sign-ups", area="admin", nav="Sign-ups")
+def admin_signups(rpc, actor):
+    return _signups_page(rpc, actor)
+
+
+@page("/admin/users/<id:user_id>/approve", title="Approve a sign-up", area="admin", methods=("POST",))
+def admin_approve_user(rpc, actor, user_id):
+    body = body_from_form(resolve(ACCOUNTS + "ApproveUserRequest"), request.form)
+    _user, errors = attempt(lambda: rpc.accounts.approve_user(actor, user_id, body))
+    if errors:
+        return _signups_page(rpc, actor, errors, f"approve-{user_id}", request.form)
+    return _back("/admin/signups")
+
+
+@page("/admin/users/<id:user_id>/reject", title="Reject a sign-up", area="admin", methods=("POST",))
+def admin_reject_user(rpc, actor, user_id):
+    body = body_from_form(resolve(ACCOUNTS + "RejectUserRequest"), request.form)
+    _user, errors = attempt(lambda: rpc.accounts.reject_user(actor, user_id, body))
+    if errors:
+        return _signups_page(rpc, actor, errors, f"reject-{user_id}", request.form)
+    return _back("/admin/signups")
+
+
+# ----- users ----------------------------------------------------------------------------------
+
+def _users_page(rpc, actor, errors=None, failed=None, form=None, created=None, report=None):
+    users = rpc.accounts.list_users(actor, {})
+    courses = rpc.accounts.list_projects(actor)
+    return form_page("admin/users.html", errors, title="Users", users=users, courses=_choices(courses),
+                     heirs=[(u["id"], u["username"]) for u in users if u["status"] == "active"],
+                     failed=failed, form=form or {}, created=created, report=report)
+
+
+@page("/admin/users", title="Users", area="admin", methods=("GET", "POST"), nav="Users")
+def admin_users(rpc, actor):
+    """The users; a POST creates one (the answer's one-time password link is shown here, once)."""
+    if request.method == "GET":
+        return _users_page(rpc, actor)
+    body = body_from_form(resolve(ACCOUNTS + "CreateUserRequest"), request.form)
+    created, errors = attempt(lambda: rpc.accounts.create_user(actor, body))
+    if errors:
+        return _users_page(rpc, actor, errors, "create", request.form)
+    return _users_page(rpc, actor, created=created)
+
+
+def _csv_from_upload(body):
+    """The class list: an uploaded file wins over the text area (as the API: UTF-8, BOM allowed)."""
+    upload = request.files.get("csv_file")
+    if upload is None or not upload.filename:
+        return body
+    try:
+        return dict(body, csv=upload.read().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise InvalidInput("the CSV file is not UTF-8 text", {"csv": ["not UTF-8 text"]}) from None
+
+
+@page("/admin/users/import", title="Import users", area="admin", methods=("POST",))
+def admin_import_users(rpc, actor):
+    try:
+        body = _csv_from_upload(body_from_form(resolve(ACCOUNTS + "ImportUsersRequest"), request.form))
+    except InvalidInput as exc:
+        return _users_page(rpc, actor, FormErrors(exc), "import", request.form)
+    report, errors = attempt(lambda: rpc.accounts.import_users(actor, body))
+    if errors:
+        return _users_page(rpc, actor, errors, "import", request.form)
+    return _users_page(rpc, actor, report=report)
+
+
+@page("/admin/users/<id:user_id>/suspend", title="Suspend a user", area="admin", methods=("POST",))
+def admin_suspend_user(rpc, actor, user_id):
+    body = body_from_form(resolve(ACCOUNTS + "SuspendUserRequest"), request.form)
+    _user, errors = attempt(lambda: rpc.accounts.suspend_user(actor, user_id, body))
+    if errors:
+        return _users_page(rpc, actor, errors, f"suspend-{user_id}", request.form)
+    return _back("/admin/users")
+
+
+@page("/admin/users/<id:user_id>/enable", title="Enable a user", area="admin", methods=("POST",))
+def admin_enable_user(rpc, actor, user_id):
+    _user, errors = attempt(lambda: rpc.accounts.enable_user(actor, user_id))
+    if errors:
+        return _users_page(rpc, actor, errors, f"enable-{user_id}")
+    return _back("/admin/users")
+
+
+@page("/admin/users/<id:user_id>/delete", title="Delete a user", area="admin", methods=("POST",))
+def admin_delete_user(rpc, actor, user_id):
+    body = body_from_form(resolve(ACCOUNTS + "DeleteUserRequest"), request.form)
+    _user, errors = attempt(lambda: rpc.accounts.delete_user(actor, user_id, body))
+    if errors:
+        return _users_page(rpc, actor, errors, f"delete-{user_id}", request.form)
+    return _back("/admin/users")
+
+
+# ----- courses and quotas ---------------------------------------------------------------------
+
+def _courses_page(rpc, actor, errors=None, failed=None, form=None):
+    people = rpc.accounts.list_users(actor, {"status": "active"})  # who may be named a manager
+    courses = rpc.accounts.list_projects(actor)
+    return form_page("admin/courses.html", errors, title="All courses", courses=courses,
+                     people=[(u["id"], f"{u['username']} ({u['full_name']})" if u.get("full_name")
+                              else u["username"]) for u in people],
+                     quota_fields=_quota_fields(), failed=failed, form=form or {})
+
+
+@page("/admin/courses", title="All courses", area="admin", methods=("GET", "POST"), nav="All courses")
+def admin_courses(rpc, actor):
+    if request.method == "GET":
+        return _courses_page(rpc, actor)
+    form = {name: request.form.get(name) for name in request.form}
+    form["managers"] = ",".join(request.form.getlist("managers"))  # a multi-select: one value each
+    body = body_from_form(resolve(ACCOUNTS + "CreateProjectRequest"), form)
+    _course, errors = attempt(lambda: rpc.accounts.create_project(actor, body))
+    if errors:
+        return _courses_page(rpc, actor, errors, "course", dict(form, managers=request.form.getlist("managers")))
+    return _back("/admin/courses")
+
+
+@page("/admin/courses/<id:project_id>/quota", title="Set a course's quota", area="admin", methods=("POST",))
+def admin_set_quota(rpc, actor, project_id):
+    schema = resolve(ACCOUNTS + "QuotaSchema")
+    body = body_from_form(schema, request.form, keep_empty=tuple(schema().fields))  # empty: unlimited
+    _quota, errors = attempt(lambda: rpc.accounts.set_quota(actor, project_id, body))
+    if errors:
+        return _courses_page(rpc, actor, errors, f"quota-{project_id}", request.form)
+    return _back("/admin/courses")
+
+
+# ----- images ---------------------------------------------------------------------------------
+
+def _images_page(rpc, actor, errors=None, form=None):
+    # The registrations (who, when, how it ended) come from the audit log, which only admins read.
+    audited = rpc.accounts.list_audit(actor, {"limit": REGISTRATIONS_LOOKED_AT})
+    images = rpc.storage.list_images()
+    return form_page("admin/images.html", errors, title="Images", images=images,
+                     registrations=[r for r in audited if r["method"] == "POST" and r["path"] in REGISTRATION_PATHS],
+                     looked_at=REGISTRATIONS_LOOKED_AT, form=form or {})
+
+
+@page("/admin/images", title="Images", area="admin", methods=("GET", "POST"), nav="Images")
+def admin_images(rpc, actor):
+    if request.method == "GET":
+        return _images_page(rpc, actor)
+    body = body_from_form(resolve(STORAGE + "RegisterImageRequest"), request.form)
+    _image, errors = attempt(lambda: rpc.storage.register_image(actor, body))
+    if errors:
+        return _images_page(rpc, actor, errors, request.form)
+    return _back("/admin/images")
+
+
+# ----- hosts, audit log -----------------------------------------------------------------------
+
+@page("/admin/hosts", title="Hosts", area="admin", nav="Hosts")
+def admin_hosts(rpc, actor):
+    return render_template("admin/hosts.html", title="Hosts", hosts=rpc.instances.list_hosts(actor))
+
+
+@page("/admin/audit", title="Audit log", area="admin", nav="Audit")
+def admin_audit(rpc, actor):
+    """Newest first, filtered by what the audit request offers (a GET form: the filter is in the URL)."""
+    people = rpc.accounts.list_users(actor, {})
+    courses = rpc.accounts.list_projects(actor)
+    query = body_from_form(resolve(ACCOUNTS + "ListAuditRequest"), request.args)
+    records, errors = attempt(lambda: rpc.accounts.list_audit(actor, query))
+    return form_page("admin/audit.html", errors, title="Audit log", records=records or [],
+                     people=[(u["id"], u["username"]) for u in people], courses=_choices(courses),
+                     form=request.args)
+
+
+# ----- every instance (live) ------------------------------------------------------------------
+
+def _all_instances(rpc, actor):
+    owners = {u["id"]: u["username"] for u in rpc.accounts.list_users(actor, {})}
+    courses = {p["id"]: p["name"] for p in rpc.accounts.list_projects(actor)}
+    return {"instances": rpc.instances.list_instances(actor, False, None), "owners": owners, "courses": courses}
+
+
+@page("/admin/instances", title="All instances", area="admin", nav="All instances")
+def admin_instances(rpc, actor):
+    return render_template("admin/instances.html", title="All instances", **_all_instances(rpc, actor))
+
+
+@page("/admin/fragments/instances", title="All instance rows", area="admin", fragment=True)
+def admin_instance_rows(rpc, actor):
+    """The table body of every instance, polled by htmx: states change without a reload."""
+    return render_template("admin/instance_rows.html", **_all_instances(rpc, actor))

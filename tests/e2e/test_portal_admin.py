@@ -1,0 +1,440 @@
+"""The admins' portal pages (gateway/portal/views/admin.py) and GET /api/v1/hosts, over HTTP against
+the running system, as a browser without JavaScript uses them: log in through the login form, send
+every form with the CSRF token of the page it is on, read the HTML. The services decide who may do
+what; these tests check that the pages show what they answer and refuse."""
+import html.parser
+import re
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+
+pytestmark = pytest.mark.e2e
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+ADMIN_PAGES = {"/admin/signups", "/admin/users", "/admin/courses", "/admin/images", "/admin/hosts",
+               "/admin/audit", "/admin/instances", "/admin/fragments/instances"}
+TOKEN_CACHE_BOUND = 10  # seconds: a revoked token stops working on every gateway within it (docs)
+
+
+# ----- a small HTML reader (the standard library's parser, into a tree) --------------------------
+
+class Node:
+    def __init__(self, tag, attrs, parent=None):
+        self.tag, self.attrs, self.parent, self.children = tag, dict(attrs), parent, []
+
+    def get(self, name, default=None):
+        return self.attrs.get(name, default)
+
+    def text(self):
+        return " ".join(" ".join(c if isinstance(c, str) else c.text() for c in self.children).split())
+
+    def walk(self):
+        for child in self.children:
+            if isinstance(child, Node):
+                yield child
+                yield from child.walk()
+
+    def find_all(self, tag=None, **attrs):
+        """attrs: HTML attribute names with - written _ (data_user is data-user)."""
+        attrs = {k.replace("_", "-") if k.startswith(("data_", "aria_")) else k: v for k, v in attrs.items()}
+        return [n for n in self.walk() if (tag is None or n.tag == tag)
+                and all(n.get(k) == v for k, v in attrs.items())]
+
+    def find(self, tag=None, **attrs):
+        found = self.find_all(tag, **attrs)
+        return found[0] if found else None
+
+
+class TreeBuilder(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = self.current = Node("document", {})
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, [(k, "" if v is None else v) for k, v in attrs], self.current)
+        self.current.children.append(node)
+        if tag not in VOID:
+            self.current = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.current.children.append(Node(tag, [(k, "" if v is None else v) for k, v in attrs], self.current))
+
+    def handle_endtag(self, tag):
+        node = self.current
+        while node is not self.root and node.tag != tag:
+            node = node.parent
+        if node is not self.root:
+            self.current = node.parent
+
+    def handle_data(self, data):
+        self.current.children.append(data)
+
+
+def parse(text):
+    builder = TreeBuilder()
+    builder.feed(text)
+    builder.close()
+    return builder.root
+
+
+# ----- a browser without JavaScript ------------------------------------------------------------
+
+class Portal:
+    def __init__(self, base_url):
+        self.base = base_url.rstrip("/")
+        self.http = requests.Session()
+
+    def get(self, path, expect=200):
+        resp = self.http.get(self.base + path, timeout=30, allow_redirects=False)
+        if expect is not None:
+            assert resp.status_code == expect, f"GET {path}: {resp.status_code} {resp.text[:2000]}"
+        return resp, parse(resp.text)
+
+    def submit(self, doc, action, data=None, files=None, expect=None):
+        """POST the form of `doc` that posts to `action`, with that form's own CSRF token."""
+        form = doc.find("form", action=action)
+        assert form is not None, f"no form posting to {action}"
+        return self.post(action, form, data, files, expect)
+
+    def post(self, action, carrier, data=None, files=None, expect=None):
+        """POST to `action` with the CSRF token found in `carrier` (a form or a whole page)."""
+        token = carrier.find("input", name="csrf_token")
+        assert token is not None and token.get("value"), f"no CSRF token for {action}"
+        resp = self.http.post(self.base + action, data=dict(data or {}, csrf_token=token.get("value")),
+                              files=files, timeout=120, allow_redirects=False)
+        if expect is not None:
+            assert resp.status_code == expect, f"POST {action}: {resp.status_code} {resp.text[:3000]}"
+        return resp, parse(resp.text)
+
+    def login(self, username, password, expect_in=True):
+        _resp, doc = self.get("/login")
+        resp, page = self.submit(doc, "/login", {"username": username, "password": password, "next": "/"})
+        if expect_in:
+            assert resp.status_code == 302 and resp.headers["Location"] == "/", resp.text[:2000]
+        return resp, page
+
+
+def unique(prefix):
+    return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+def see_other(resp, path):
+    assert resp.status_code == 303, resp.text[:3000]
+    assert resp.headers["Location"] == path
+
+
+def eventually(check, timeout=20, interval=0.25, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+# ----- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def admin(stack):
+    api = Api(stack.url).login("admin", ADMIN_PASSWORD)
+    api.user_id = next(u["id"] for u in api.call("GET", "/users", 200).json() if u["username"] == "admin")
+    return api
+
+
+@pytest.fixture(scope="module")
+def admin_portal(stack, admin):
+    portal = Portal(stack.url)
+    portal.login("admin", ADMIN_PASSWORD)
+    return portal
+
+
+@pytest.fixture(scope="module")
+def student(stack, admin):
+    return approved_user(stack.url, admin, unique("stu"))
+
+
+def sign_up(stack):
+    name = unique("new")
+    made = Api(stack.url).call("POST", "/users", 201, json={
+        "username": name, "email": f"{name}@lab.example", "password": "a good passphrase"}).json()
+    return made["id"], name
+
+
+# ----- REST: the hosts --------------------------------------------------------------------------
+
+def test_the_hosts_route_is_for_admins(stack, admin, student):
+    hosts = admin.call("GET", "/hosts", 200).json()
+    names = {h["name"] for h in hosts}
+    assert set(stack.hosts) <= names
+    host = next(h for h in hosts if h["name"] == stack.hosts[0])
+    assert host["vcpus"] > 0 and host["memory_mib"] > 0 and host["state"] and host["last_heartbeat"]
+    assert 0 <= host["used_vcpus"] and 0 <= host["used_memory_mib"]
+    refused = student.call("GET", "/hosts")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden", refused.text
+    assert Api(stack.url).call("GET", "/hosts").status_code == 401
+
+
+# ----- sign-ups ---------------------------------------------------------------------------------
+
+def test_a_signup_is_approved_into_a_course_and_the_request_is_audited(stack, admin, admin_portal):
+    course = admin.call("POST", "/projects", 201, json={"name": unique("adm-")}).json()
+    user_id, username = sign_up(stack)
+    _resp, doc = admin_portal.get("/admin/signups")
+    row = doc.find("tr", data_user=username)
+    assert row is not None, "the sign-up is not listed"
+    approve = row.find("form", action=f"/admin/users/{user_id}/approve")
+    select = approve.find("select", name="project")
+    assert select.get("id") == f"approve-{user_id}-project"
+    assert doc.find("label", **{"for": select.get("id")}) is not None
+    assert str(course["id"]) in {o.get("value") for o in select.find_all("option")}
+
+    resp, _doc = admin_portal.submit(doc, f"/admin/users/{user_id}/approve", {"project": str(course["id"])})
+    see_other(resp, "/admin/signups")
+    _resp, doc = admin_portal.get("/admin/signups")
+    assert doc.find("tr", data_user=username) is None
+
+    # The new user logs in through the portal, and is a member of the course.
+    Portal(stack.url).login(username, "a good passphrase")
+    members = admin.call("GET", f"/projects/{course['id']}/members", 200).json()
+    assert {(m["user_id"], m["role"]) for m in members} == {(user_id, "member")}
+
+    # The audit page lists the portal's approve request (records arrive as events: wait for it).
+    path = f"/admin/users/{user_id}/approve"
+
+    def audited():
+        _resp, page = admin_portal.get(f"/admin/audit?user={admin.user_id}")
+        return page.find("tr", data_path=path)
+    row = eventually(audited, what="the approve request in the audit log")
+    assert "POST" in row.text() and "admin" in row.text() and "303" in row.text()
+    _resp, page = admin_portal.get(f"/admin/audit?user={user_id}")  # filtered: the user did not approve
+    assert page.find("tr", data_path=path) is None
+
+
+def test_a_signup_is_rejected_with_a_reason(stack, admin, admin_portal):
+    user_id, username = sign_up(stack)
+    _resp, doc = admin_portal.get("/admin/signups")
+    action = f"/admin/users/{user_id}/reject"
+
+    resp, page = admin_portal.submit(doc, action, {"reason": ""})  # the reason is required
+    assert resp.status_code == 400
+    field = page.find("input", id=f"reject-{user_id}-reason")
+    assert field.get("aria-invalid") == "true" and field.get("aria-describedby") == f"reject-{user_id}-reason-error"
+    assert page.find("small", id=f"reject-{user_id}-reason-error") is not None
+    assert admin.call("GET", f"/users/{user_id}", 200).json()["status"] == "pending"
+
+    resp, _page = admin_portal.submit(page, action, {"reason": "not a student of this school"})
+    see_other(resp, "/admin/signups")
+    user = admin.call("GET", f"/users/{user_id}", 200).json()
+    assert user["status"] == "rejected" and user["reason"] == "not a student of this school"
+    _resp, doc = admin_portal.get("/admin/signups")
+    assert doc.find("tr", data_user=username) is None
+    resp, _page = Portal(stack.url).login(username, "a good passphrase", expect_in=False)
+    assert resp.status_code != 302  # no session for a rejected sign-up
+
+
+# ----- users ------------------------------------------------------------------------------------
+
+def test_suspend_ends_the_portal_session_and_enable_lets_them_back(stack, admin, admin_portal):
+    user = approved_user(stack.url, admin, unique("sus"))
+    theirs = Portal(stack.url)
+    theirs.login(user.username, user.password)
+    theirs.get("/")
+
+    _resp, doc = admin_portal.get("/admin/users")
+    assert doc.find("tr", data_user=user.username).get("data-status") == "active"
+    resp, _doc = admin_portal.submit(doc, f"/admin/users/{user.user_id}/suspend", {"reason": "exam week"})
+    see_other(resp, "/admin/users")
+    _resp, doc = admin_portal.get("/admin/users")
+    row = doc.find("tr", data_user=user.username)
+    assert row.get("data-status") == "suspended" and "exam week" in row.text()
+
+    # Their portal session stops working (within the gateway's token cache bound): to the login page.
+    started = time.monotonic()
+
+    def sent_to_login():
+        resp = theirs.http.get(stack.url + "/", timeout=30, allow_redirects=False)
+        return resp.status_code in (302, 303) and resp.headers["Location"].startswith("/login")
+    eventually(sent_to_login, timeout=TOKEN_CACHE_BOUND + 5, what="the suspended user's session to end")
+    assert time.monotonic() - started <= TOKEN_CACHE_BOUND + 2
+    resp, _page = Portal(stack.url).login(user.username, user.password, expect_in=False)
+    assert resp.status_code != 302
+
+    resp, _doc = admin_portal.submit(doc, f"/admin/users/{user.user_id}/enable")
+    see_other(resp, "/admin/users")
+    _resp, doc = admin_portal.get("/admin/users")
+    assert doc.find("tr", data_user=user.username).get("data-status") == "active"
+    theirs.login(user.username, user.password)
+    theirs.get("/")
+
+
+def test_users_are_created_imported_and_deleted_with_a_transfer(stack, admin, admin_portal):
+    course = admin.call("POST", "/projects", 201, json={"name": unique("imp-")}).json()
+    _resp, doc = admin_portal.get("/admin/users")
+    name = unique("made")
+    resp, page = admin_portal.submit(doc, "/admin/users", {
+        "username": name, "email": f"{name}@lab.example", "full_name": "Made Here", "project": str(course["id"]),
+        "role": "member"}, expect=200)
+    link = page.find("code", id="password-link")
+    assert link is not None and "/set-password?token=" in link.text()
+    assert page.find("tr", data_user=name).get("data-status") == "active"
+
+    resp, page = admin_portal.submit(page, "/admin/users", {"username": name, "email": f"x{name}@lab.example"})
+    assert resp.status_code == 409 and page.find("p", id="form-error") is not None
+    assert page.find("input", id="create-email").get("value") == f"x{name}@lab.example"  # kept to correct
+
+    rows = [unique("csv") for _ in range(2)]
+    text = "username,email,full_name,course\n" + "".join(f"{n},{n}@lab.example,Row {n},\n" for n in rows)
+    resp, page = admin_portal.submit(page, "/admin/users/import", {"project": str(course["id"])},
+                                     files={"csv_file": ("class.csv", text.encode(), "text/csv")}, expect=200)
+    report = page.find("article", id="import-report")
+    assert report is not None and "2 created" in report.text()
+    assert all(page.find("tr", data_user=n) is not None for n in rows)
+    members = {m["username"] for m in admin.call("GET", f"/projects/{course['id']}/members", 200).json()}
+    assert set(rows) | {name} <= members
+
+    bad = "username,email,full_name,course\nBad Name,bad@lab.example,Bad,\n"
+    resp, page = admin_portal.submit(page, "/admin/users/import", {"csv": bad, "project": str(course["id"])})
+    assert resp.status_code == 400
+    assert page.find("textarea", id="import-csv").get("aria-invalid") == "true"
+    assert "line 2" in page.find("small", id="import-csv-error").text()
+
+    heir = approved_user(stack.url, admin, unique("heir"))
+    leaver = approved_user(stack.url, admin, unique("gone"))
+    _resp, doc = admin_portal.get("/admin/users")
+    form = doc.find("form", action=f"/admin/users/{leaver.user_id}/delete")
+    assert form.get("data-confirm")  # asks before it posts
+    options = {o.get("value") for o in form.find("select", name="transfer_to").find_all("option")}
+    assert str(heir.user_id) in options and str(leaver.user_id) not in options
+    resp, _doc = admin_portal.submit(doc, f"/admin/users/{leaver.user_id}/delete", {"transfer_to": str(heir.user_id)})
+    see_other(resp, "/admin/users")
+    assert admin.call("GET", f"/users/{leaver.user_id}", 200).json()["status"] == "deleted"
+    assert admin.call("GET", f"/keys/{leaver.key}", 200).json()["user_id"] == heir.user_id  # handed over
+
+
+# ----- courses and quotas -----------------------------------------------------------------------
+
+def test_a_course_is_created_and_a_bad_quota_shows_its_error_next_to_the_field(stack, admin, admin_portal, student):
+    _resp, doc = admin_portal.get("/admin/courses")
+    name = unique("crs-")
+    managers = doc.find("select", name="managers")
+    assert managers.get("multiple") is not None
+    resp, _doc = admin_portal.submit(doc, "/admin/courses", {"name": name, "description": "made in the portal",
+                                                             "managers": [str(student.user_id)]})
+    see_other(resp, "/admin/courses")
+    course = next(p for p in admin.call("GET", "/projects", 200).json() if p["name"] == name)
+    members = admin.call("GET", f"/projects/{course['id']}/members", 200).json()
+    assert [(m["user_id"], m["role"]) for m in members] == [(student.user_id, "manager")]
+
+    _resp, doc = admin_portal.get("/admin/courses")
+    row = doc.find("tr", data_course=name)
+    assert row.find("a", href=f"/courses/{course['id']}") is not None
+    other = next(p for p in admin.call("GET", "/projects", 200).json() if p["id"] != course["id"])
+    action = f"/admin/courses/{course['id']}/quota"
+    form = doc.find("form", action=action)
+    values = {i.get("name"): i.get("value") for i in form.find_all("input") if i.get("name") != "csrf_token"}
+    assert set(values) == {"instances", "vcpus", "memory_mib", "volume_gib", "floating_ips"}
+
+    resp, page = admin_portal.submit(doc, action, dict(values, instances="lots"))
+    assert resp.status_code == 400
+    prefix = f"quota-{course['id']}-"
+    field = page.find("input", id=prefix + "instances")
+    assert field.get("aria-invalid") == "true" and field.get("value") == "lots"
+    assert page.find("small", id=prefix + "instances-error") is not None
+    assert page.find("input", id=prefix + "vcpus").get("aria-invalid") is None
+    assert page.find("input", id=f"quota-{other['id']}-instances").get("aria-invalid") is None
+    assert page.find("p", id="form-error") is not None
+    quota_before = admin.call("GET", f"/projects/{course['id']}/quota", 200).json()
+
+    resp, _page = admin_portal.submit(page, action, dict(values, instances="3", vcpus=""))
+    see_other(resp, "/admin/courses")
+    quota = admin.call("GET", f"/projects/{course['id']}/quota", 200).json()
+    assert quota["instances"] == 3 and quota["vcpus"] is None  # empty: unlimited
+    assert quota["memory_mib"] == quota_before["memory_mib"]
+
+
+# ----- images, hosts, every instance ------------------------------------------------------------
+
+def test_images_hosts_and_every_instance(stack, admin, admin_portal, student):
+    _resp, doc = admin_portal.get("/admin/images")
+    for image in admin.call("GET", "/images", 200).json():
+        assert doc.find("tr", data_image=image["name"]) is not None
+    name = unique("img-")
+    resp, page = admin_portal.submit(doc, "/admin/images", {"name": name, "source_path": "/nonexistent/disk.qcow2",
+                                                           "format": "qcow2"})
+    assert resp.status_code == 400 and page.find("p", id="form-error") is not None
+    assert page.find("input", id="name").get("value") == name  # the form keeps what was sent
+    resp, page = admin_portal.submit(page, "/admin/images", {"name": "Not Valid", "source_path": "x"})
+    assert resp.status_code == 400 and page.find("input", id="name").get("aria-invalid") == "true"
+
+    def registration_listed():
+        _resp, images = admin_portal.get("/admin/images")
+        return [r for r in images.find("table", id="registrations").find_all("tr") if "this portal" in r.text()]
+    eventually(registration_listed, what="the image registration in the audit log")
+
+    _resp, doc = admin_portal.get("/admin/hosts")
+    row = doc.find("tr", data_host=stack.hosts[0])
+    assert row is not None and re.search(r"\d+ / \d+", row.text())
+
+    flavor = min(admin.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = admin.call("GET", "/images", 200).json()[0]
+    vm = student.call("POST", "/instances", 202, json={"name": unique("vm-"), "flavor": flavor["id"],
+                                                       "image": image["id"], "project": student.project,
+                                                       "key": student.key}).json()
+    course = admin.call("GET", f"/projects/{student.project}", 200).json()
+    _resp, doc = admin_portal.get("/admin/instances")
+    rows = doc.find("tbody", id="all-instance-rows")
+    assert rows.get("hx-get") == "/admin/fragments/instances" and rows.get("hx-trigger") == "every 2s"
+    row = rows.find("tr", data_instance=vm["name"])
+    assert row is not None and student.username in row.text() and course["name"] in row.text()
+
+    def running_in_the_fragment():
+        resp, fragment = admin_portal.get("/admin/fragments/instances")
+        assert "<html" not in resp.text  # a piece of a page
+        found = fragment.find("tr", data_instance=vm["name"])
+        return found is not None and "running" in found.text()
+    eventually(running_in_the_fragment, timeout=60, what="the instance running in the polled rows")
+
+
+# ----- who may -----------------------------------------------------------------------------------
+
+def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
+    from gateway.portal.registry import portal as registry
+    pages = [p for p in registry.pages if p.rule.startswith("/admin/")]
+    assert {p.rule for p in pages if "GET" in p.methods} == ADMIN_PAGES
+
+    theirs = Portal(stack.url)
+    theirs.login(student.username, student.password)
+    _resp, home = theirs.get("/")
+    assert not [a for a in home.find_all("a") if a.get("href", "").startswith("/admin")]  # no admin menu
+    for path in sorted(ADMIN_PAGES):
+        resp, _doc = theirs.get(path, expect=None)
+        assert resp.status_code in (403, 404), f"GET {path} as a student: {resp.status_code}"
+
+    target_id, _name = sign_up(stack)
+    course = admin.call("POST", "/projects", 201, json={"name": unique("rf-")}).json()
+    quota = admin.call("GET", f"/projects/{course['id']}/quota", 200).json()
+    posts = {
+        f"/admin/users/{target_id}/approve": {"project": str(course["id"])},
+        f"/admin/users/{target_id}/reject": {"reason": "no"},
+        f"/admin/users/{target_id}/suspend": {"reason": "no"},
+        f"/admin/users/{target_id}/enable": {},
+        f"/admin/users/{target_id}/delete": {},
+        "/admin/users": {"username": unique("no"), "email": "no@lab.example"},
+        "/admin/users/import": {"csv": f"username,email,full_name,course\n{unique('no')},n@lab.example,N,{course['name']}\n"},
+        "/admin/courses": {"name": unique("no-")},
+        f"/admin/courses/{course['id']}/quota": {"instances": "0"},
+        "/admin/images": {"name": unique("no-"), "source_path": "/nonexistent/disk.qcow2"},
+    }
+    assert {re.sub(r"/\d+/", "/<id>/", p) for p in posts} == {
+        re.sub(r"<id:\w+>", "<id>", p.rule) for p in pages if "POST" in p.methods}
+    for action, data in posts.items():
+        resp, _doc = theirs.post(action, home, data)
+        assert resp.status_code in (403, 404), f"POST {action} as a student: {resp.status_code}"
+    assert admin.call("GET", f"/users/{target_id}", 200).json()["status"] == "pending"
+    assert admin.call("GET", f"/projects/{course['id']}/quota", 200).json() == quota
