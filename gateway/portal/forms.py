@@ -44,14 +44,20 @@ def body_from_form(schema_class, form, *, keep_empty=()):
 
 
 class FormErrors:
-    """What a failed request says, split into messages per field and the rest."""
+    """What a failed request says, split into messages per field and the rest. `fields`: one line
+    per field, nested ones also under dotted names (`quota.instances`, as such inputs are named);
+    `lists`: each field's messages one by one (a refused class list names one line per message)."""
 
     def __init__(self, exc=None):
-        self.fields, self.message, self.status = {}, None, 200
+        self.fields, self.lists, self.message, self.status = {}, {}, None, 200
         if exc is not None:
             self.message, self.status = exc.message, exc.http_status
             for name, messages in (exc.fields or {}).items():
-                self.fields[name] = "; ".join(_flatten(messages))
+                self.lists[name] = _flatten(messages)
+                self.fields[name] = "; ".join(self.lists[name])
+                if isinstance(messages, dict):
+                    for sub, sub_messages in messages.items():
+                        self.fields[f"{name}.{sub}"] = "; ".join(_flatten(sub_messages))
 
     def __bool__(self):
         return self.message is not None

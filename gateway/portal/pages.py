@@ -46,6 +46,8 @@ class PageRegistry:
         assert area in AREAS, area
 
         def decorator(view):
+            # The endpoint is the view's name: two views of one name would silently shadow each other.
+            assert all(p.endpoint != view.__name__ and p.rule != rule for p in self.pages), (view.__name__, rule)
             self.pages.append(Page(rule=rule, view=view, title=title, area=area, methods=tuple(methods),
                                    auth=auth, fragment=fragment, nav=nav))
             return view

@@ -10,8 +10,8 @@ endpoint is the function's name).
 """
 from flask import redirect, render_template, request
 
-from common.errors import InvalidInput, LabcloudError
-from gateway.portal.forms import FormErrors, body_from_form, form_page
+from common.errors import InvalidInput
+from gateway.portal.forms import FormErrors, attempt, body_from_form, form_page
 from gateway.portal.registry import page
 from gateway.routes import resolve
 
@@ -19,41 +19,6 @@ ACCOUNTS = "services.accounts.schemas:"
 QUOTA_RESOURCES = ("instances", "vcpus", "memory_mib", "volume_gib", "floating_ips")  # QuotaSchema's
 ROLES = (("member", "member"), ("manager", "manager"))  # PROJECT_ROLES; naming managers is for admins
 IDLE_POLICIES = (("suspend", "suspend idle instances"), ("none", "leave them running"))
-
-
-# ----- errors -------------------------------------------------------------------------------------
-
-def _messages(value):
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [f"{k}: {m}" for k, v in value.items() for m in _messages(v)]
-    return [m for item in value for m in _messages(item)]
-
-
-class CourseFormErrors(FormErrors):
-    """FormErrors, plus each field's messages as a list (`lists`: the import's refusal names one
-    line per message) and nested fields under dotted names (`quota.instances`), the names of
-    the add-member form's per-user cap inputs."""
-
-    def __init__(self, exc=None):
-        super().__init__(exc)
-        self.lists = {}
-        for name, messages in ((exc.fields or {}) if exc is not None else {}).items():
-            self.lists[name] = _messages(messages)
-            if isinstance(messages, dict):
-                for sub, sub_messages in messages.items():
-                    self.fields[f"{name}.{sub}"] = "; ".join(_messages(sub_messages))
-
-
-def _attempt(call):
-    """forms.attempt, with CourseFormErrors: (result, errors); 5xx propagate."""
-    try:
-        return call(), CourseFormErrors()
-    except LabcloudError as exc:
-        if exc.http_status >= 500:
-            raise
-        return None, CourseFormErrors(exc)
 
 
 # ----- pages --------------------------------------------------------------------------------------
@@ -118,7 +83,7 @@ def teacher_course_defaults(rpc, actor, project_id):
                           keep_empty=("default_lease_hours", "default_flavor", "default_image"))
     if "description" in request.form:  # an emptied description is "" (body_from_form leaves it out)
         body["description"] = request.form["description"]
-    _project, errors = _attempt(lambda: rpc.accounts.update_project(actor, project_id, body))
+    _project, errors = attempt(lambda: rpc.accounts.update_project(actor, project_id, body))
     if errors:
         return _course_page(rpc, actor, project_id, errors, "defaults", request.form)
     return _back_to(project_id)
@@ -139,7 +104,7 @@ def teacher_course_add_member(rpc, actor, project_id):
             if request.form.get(f"quota.{name}", "").strip()}
     if caps:
         body["quota"] = caps
-    _member, errors = _attempt(lambda: rpc.accounts.add_member(actor, project_id, body))
+    _member, errors = attempt(lambda: rpc.accounts.add_member(actor, project_id, body))
     if errors:
         return _course_page(rpc, actor, project_id, errors, "members", request.form)
     return _back_to(project_id)
@@ -164,8 +129,8 @@ def teacher_course_import(rpc, actor, project_id):
     try:
         text = _class_list()
     except InvalidInput as exc:
-        return _course_page(rpc, actor, project_id, CourseFormErrors(exc), "import")
-    report, errors = _attempt(lambda: rpc.accounts.import_users(actor, {"csv": text, "project": project_id}))
+        return _course_page(rpc, actor, project_id, FormErrors(exc), "import")
+    report, errors = attempt(lambda: rpc.accounts.import_users(actor, {"csv": text, "project": project_id}))
     if errors:
         return _course_page(rpc, actor, project_id, errors, "import", {"csv": text})
     return _course_page(rpc, actor, project_id, report=report)
@@ -174,7 +139,7 @@ def teacher_course_import(rpc, actor, project_id):
 @page("/courses/<id:project_id>/members/<id:user_id>/remove", title="Remove a member", area="teacher",
       methods=("POST",))
 def teacher_course_remove_member(rpc, actor, project_id, user_id):
-    _removed, errors = _attempt(lambda: rpc.accounts.remove_member(actor, project_id, user_id))
+    _removed, errors = attempt(lambda: rpc.accounts.remove_member(actor, project_id, user_id))
     if errors:
         return _course_page(rpc, actor, project_id, errors, "remove")
     return _back_to(project_id)
