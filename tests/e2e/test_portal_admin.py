@@ -298,11 +298,14 @@ def test_users_are_created_imported_and_deleted_with_a_transfer(stack, admin, ad
     members = {m["username"] for m in admin.call("GET", f"/projects/{course['id']}/members", 200).json()}
     assert set(rows) | {name} <= members
 
-    bad = "username,email,full_name,course\nBad Name,bad@lab.example,Bad,\n"
+    bad = "username,email,full_name,course\nBad Name,bad@lab.example,Bad,\nfine1,not-an-address,Fine,\n"
     resp, page = admin_portal.submit(page, "/admin/users/import", {"csv": bad, "project": str(course["id"])})
     assert resp.status_code == 400
     assert page.find("textarea", id="import-csv").get("aria-invalid") == "true"
-    assert "line 2" in page.find("small", id="import-csv-error").text()
+    assert page.find("textarea", id="import-csv").text() == " ".join(bad.split())  # kept to correct
+    message = page.find("small", id="import-csv-error")
+    assert "line 2: username" in message.text() and "line 3: email" in message.text()
+    assert message.find_all("br")  # one bad row a line
 
     heir = approved_user(stack.url, admin, unique("heir"))
     leaver = approved_user(stack.url, admin, unique("gone"))
