@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.browser.conftest import PHONE, log_in
-from tests.e2e.api import Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
 
 STUDENT_PASSWORD = "violet-kettle-42"
 
@@ -22,10 +22,10 @@ def test_a_student_signs_up_is_approved_creates_an_instance_and_deletes_it(
     student = open_context().new_page()
     student.goto("/signup")
     screenshots(student, "signup")
-    student.get_by_label("Username").fill("sam")
+    student.locator("#username").fill("sam")
     student.get_by_label("E-mail").fill("sam@lab.example")
     student.get_by_label("Full name").fill("Sam Student")
-    student.get_by_label("Password").fill(STUDENT_PASSWORD)
+    student.locator("#password").fill(STUDENT_PASSWORD)
     student.get_by_role("button", name="Sign up").click()
     expect(student.locator("#pending")).to_contain_text("waiting for an admin's approval")
 
@@ -33,16 +33,17 @@ def test_a_student_signs_up_is_approved_creates_an_instance_and_deletes_it(
     student.get_by_label("Username").fill("sam")
     student.get_by_label("Password").fill(STUDENT_PASSWORD)
     student.get_by_role("button", name="Log in").click()
-    expect(student.locator("#form-error")).to_contain_text("pending")
+    expect(student.locator("#form-error")).to_contain_text("awaits approval")
 
     # The admin, in another browser context, approves the sign-up into the course.
     admin = open_context().new_page()
-    log_in(admin, "admin", stack.admin_password if hasattr(stack, "admin_password") else "admin-e2e-password")
+    log_in(admin, "admin", ADMIN_PASSWORD)
     admin.goto("/admin/signups")
-    row = admin.locator("tr", has_text="sam@lab.example")
-    row.get_by_label("Course").select_option(label=course["name"])
-    row.get_by_role("button", name="Approve").click()
-    expect(admin.locator("tr", has_text="sam@lab.example")).to_have_count(0)
+    screenshots(admin, "admin-signups")
+    row = admin.locator("tr[data-user=sam]")
+    row.get_by_label("Into the course").select_option(label=course["name"])
+    row.get_by_role("button", name="Approve sam").click()
+    expect(admin.locator("tr[data-user=sam]")).to_have_count(0)
 
     log_in(student, "sam", STUDENT_PASSWORD)
     # An SSH key: imported.
