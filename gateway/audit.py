@@ -58,5 +58,6 @@ def _record(response):
         "status": response.status_code,
         "result": "success" if response.status_code < 400 else "error",
         "address": request.remote_addr,
-        "message": (error or {}).get("message"),
+        # A portal page answers HTML: its refusal's message was noted while rendering it.
+        "message": (error or {}).get("message") or g.get("audit_message"),
     }

@@ -5,7 +5,7 @@ land next to the input that caused them. Form values are strings; `body_from_for
 JSON types the service's request schema declares (integers, booleans, lists), and leaves a value
 it cannot convert as it was, so the service's validation names the field.
 """
-from flask import current_app, render_template
+from flask import current_app, g, render_template
 from marshmallow import fields as mm
 
 from common.errors import LabcloudError
@@ -82,6 +82,7 @@ def attempt(call):
     except LabcloudError as exc:
         if exc.http_status >= 500:
             raise
+        g.audit_message = exc.message  # the audit record of this request says why it was refused
         return None, FormErrors(exc)
 
 

@@ -1,0 +1,54 @@
+"""A teacher imports a class list from a file in the browser; an admin reads the audit log."""
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import log_in
+from tests.e2e.api import ADMIN_PASSWORD, approved_user
+
+PASSWORD = "maple-lantern-77"
+
+
+def test_a_teacher_imports_members_from_a_csv_file_and_reads_the_report(
+        stack, admin_api, open_context, screenshots, tmp_path):
+    teacher = approved_user(stack.url, admin_api, "tess", PASSWORD)
+    course = admin_api.call("POST", "/projects", 201, json={
+        "name": "networks", "description": "Computer networks", "managers": [teacher.user_id]}).json()
+    class_list = tmp_path / "networks.csv"
+    class_list.write_text("username,email,full_name\nnina,nina@lab.example,Nina N\n"
+                          "omar,omar@lab.example,Omar O\npia,pia@lab.example,Pia P\n")
+    page = open_context().new_page()
+    log_in(page, teacher.username, PASSWORD)
+    page.get_by_role("link", name="Courses").click()
+    page.get_by_role("link", name="networks").first.click()
+    page.wait_for_url(re.compile(rf"/courses/{course['id']}$"))
+    page.get_by_label("CSV file").set_input_files(str(class_list))
+    page.get_by_role("button", name="Import", exact=True).click()
+    report = page.locator("#import-report")
+    expect(report).to_contain_text("3 created")
+    for name in ("nina", "omar", "pia"):
+        expect(report.locator("tr", has_text=name)).to_contain_text("created")
+    members = {m["username"] for m in admin_api.call("GET", f"/projects/{course['id']}/members", 200).json()}
+    assert {"nina", "omar", "pia"} <= members
+    screenshots(page, "course")
+
+
+def test_an_admin_reads_the_audit_log(stack, admin_api, open_context, screenshots):
+    user = approved_user(stack.url, admin_api, "audra", PASSWORD)
+    page = open_context().new_page()
+    log_in(page, "admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="Audit").click()
+    approval = page.locator(f"#audit tr[data-path='/api/v1/users/{user.user_id}/approve']")
+    expect(approval).to_contain_text("admin")
+    expect(approval).to_contain_text("approve_user")
+    screenshots(page, "admin-audit")
+    # The portal's own forms are in it too: this login is not (not a state change), the key import is.
+    user_page = open_context().new_page()
+    log_in(user_page, user.username, PASSWORD)
+    user_page.goto("/keys")
+    user_page.get_by_label("Name", exact=True).first.fill("bad")
+    user_page.get_by_label("Public key").fill("not a key")
+    user_page.get_by_role("button", name="Import").click()
+    expect(user_page.locator("#public_key")).to_have_attribute("aria-invalid", "true")
+    page.reload()
+    expect(page.locator("#audit tr[data-path='/keys']").first).to_contain_text(user.username)
