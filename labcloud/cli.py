@@ -8,6 +8,7 @@
   labcloud ssh NAME       log in to your instance NAME with your SSH key
   labcloud instance actions NAME   an instance's action log (who asked what, how it ended)
   labcloud admin reconcile         compare the hosts with the database now (--reports N: recent runs)
+  labcloud host list               the hosts: capacity, use, last heartbeat (admin)
   labcloud login / logout / signup / token   your session with a gateway
   labcloud project / quota / user / key / audit   courses, limits, accounts, SSH keys, audit log
 

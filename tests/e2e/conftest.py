@@ -21,3 +21,12 @@ def stack_on(rabbit_node, vhosts, extra_env=FAST_TIMERS):
 def stack(rabbit_node, vhosts):
     with stack_on(rabbit_node, vhosts) as running:
         yield running
+
+
+@pytest.fixture(scope="package")
+def world(rabbit_node, vhosts):
+    """The authorisation walks' world (tests/e2e/walk_world.py), one stack for the REST and the
+    portal walk."""
+    from tests.e2e.walk_world import ENV, World
+    with stack_on(rabbit_node, vhosts, ENV) as stack:
+        yield World(stack.url)

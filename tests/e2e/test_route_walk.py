@@ -7,99 +7,12 @@ no cross-tenant read or write anywhere.
 
 Calls that succeed and change something (a stop, a delete, a suspension...) get a fresh target of
 the same kind, owned the same way, so each role meets the resource in the same state."""
-import uuid
-
 import pytest
 import requests
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
-from tests.e2e.conftest import stack_on
-
-ROLES = ("anon", "outsider", "peer", "owner", "manager", "admin")
-ENV = {"HEARTBEAT_INTERVAL": "1", "STATS_INTERVAL": "1", "METRICS_STEP": "1", "TOKEN_CACHE_SECONDS": "0",
-       "RATE_LIMIT_PER_USERNAME": "100000", "RATE_LIMIT_PER_ADDRESS": "100000"}
-
-
-def codes(*statuses):
-    assert len(statuses) == len(ROLES)
-    return dict(zip(ROLES, statuses))
-
-
-def unique(prefix="w"):
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-class World:
-    """Two projects: A (manager, owner, peer) and B (outsider); the owner's instance, key and
-    tokens in A; an admin. `fresh_*` make more of the same on demand."""
-
-    def __init__(self, url):
-        self.url = url
-        self.admin = Api(url).login("admin", ADMIN_PASSWORD)
-        self.admin.username, self.admin.password = "admin", ADMIN_PASSWORD
-        self.project_a = self.admin.call("POST", "/projects", 201, json={"name": unique("a-"), "quota": {
-            "instances": None, "vcpus": None, "memory_mib": None}}).json()
-        self.project_b = self.admin.call("POST", "/projects", 201, json={"name": unique("b-")}).json()
-        a = self.project_a["id"]
-        self.owner = approved_user(url, self.admin, unique("own"), project=a)
-        self.peer = approved_user(url, self.admin, unique("peer"), project=a)
-        self.manager = approved_user(url, self.admin, unique("mgr"), project=a)
-        self.admin.call("POST", f"/projects/{a}/members", 201, json={"user": self.manager.user_id, "role": "manager"})
-        self.outsider = approved_user(url, self.admin, unique("out"), project=self.project_b["id"])
-        flavor = min(self.admin.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-        image = self.admin.call("GET", "/images", 200).json()[0]
-        self.create_body = {"flavor": flavor["id"], "image": image["id"], "project": a}
-        self.instance = self.fresh_instance()
-        self.key = self.owner.key
-        self.token_id = self.owner.call("GET", f"/users/{self.owner.user_id}/tokens", 200).json()[0]["id"]
-        # The instance's first samples, so its metrics route has something to show its owner.
-        self.owner.wait_for(f"/instances/{self.instance}/metrics", lambda r: r.status_code == 200, timeout=30)
-
-    def session(self, role):
-        if role == "anon":
-            return Api(self.url)
-        return getattr(self, role)
-
-    # ----- fresh targets -----
-    def fresh_instance(self):
-        made = self.owner.call("POST", "/instances", 202, json=dict(
-            self.create_body, name=unique("vm-"), key=self.owner.key)).json()
-        self.owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] == "running", timeout=60)
-        return made["id"]
-
-    def fresh_user(self, status="active"):
-        name = unique("u")
-        made = Api(self.url).call("POST", "/users", 201, json={
-            "username": name, "email": f"{name}@lab.example", "password": "a good passphrase"}).json()
-        if status != "pending":
-            self.admin.call("POST", f"/users/{made['id']}/approve", 200)
-        if status == "suspended":
-            self.admin.call("POST", f"/users/{made['id']}/suspend", 200, json={})
-        return made["id"]
-
-    def fresh_key(self, api=None):
-        """A new key of the owner (or of `api`'s user)."""
-        return (api or self.owner).call("POST", "/keys", 201, json={
-            "name": unique("k"), "public_key": public_key_line(generate_ed25519_key())}).json()["id"]
-
-    def fresh_project(self):
-        return self.admin.call("POST", "/projects", 201, json={"name": unique("e-")}).json()["id"]
-
-    def fresh_member(self):
-        user = self.fresh_user()
-        self.admin.call("POST", f"/projects/{self.project_a['id']}/members", 201, json={"user": user})
-        return user
-
-    def fresh_login(self, api):
-        return Api(self.url).login(api.username, api.password)
-
-
-def csv_rows(world):
-    name = unique("csv")
-    return (f"username,email,full_name,course\n{name},{name}@lab.example,Csv Row,"
-            f"{world.project_a['name']}\n").encode()
-
+from tests.e2e.api import Api, approved_user
+from tests.e2e.walk_world import ROLES, codes, csv_rows, own_key, unique
 
 # Each row: operationId -> (statuses for anon, outsider, peer, owner, manager, admin; how to call).
 # `call(world, role)` returns a dict: path params, and optionally json/data/headers/query/session.
@@ -193,7 +106,7 @@ TABLE = {
         "name": unique("img"), "source_path": "/nonexistent/disk.qcow2"})),
     # -- instances --
     "create_instance": (codes(401, 403, 202, 202, 202, 202), lambda w, r: {"json": dict(
-        w.create_body, name=unique("c-"), key=_own_key(w, r))}),
+        w.create_body, name=unique("c-"), key=own_key(w, r))}),
     "list_instances": (codes(401, 200, 200, 200, 200, 200), shared),
     "get_instance": (codes(401, 404, 404, 200, 200, 200), shared),
     "list_instance_actions": (codes(401, 404, 404, 200, 200, 200), shared),
@@ -211,14 +124,8 @@ TABLE = {
     "reconcile": (codes(401, 403, 403, 403, 403, 200), shared),
     "list_reconcile_reports": (codes(401, 403, 403, 403, 403, 200), shared),
     "list_audit": (codes(401, 403, 403, 403, 403, 200), shared),
+    "list_hosts": (codes(401, 403, 403, 403, 403, 200), shared),
 }
-
-
-def _own_key(world, role):
-    """A key the role may put on an instance (anonymous gets the owner's: it is refused first)."""
-    if role == "admin":
-        return world.fresh_key(world.admin)
-    return world.session("owner" if role == "anon" else role).key
 
 
 def _spare_token(world):
@@ -234,12 +141,6 @@ def _own_password_change(world):
     return {"session": twin, "user_id": twin.user_id,
             "json": {"current_password": twin.password, "password": "another passphrase"}}
 
-
-
-@pytest.fixture(scope="module")
-def world(rabbit_node, vhosts):
-    with stack_on(rabbit_node, vhosts, ENV) as stack:
-        yield World(stack.url)
 
 
 def operations(world):

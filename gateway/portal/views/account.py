@@ -32,7 +32,7 @@ def login(rpc):
         return form_page("account/login.html", errors, title="Log in", username=body["username"], next=next_path)
     expires = dt.datetime.fromisoformat(issued["expires_at"])
     ttl = max(1, int((expires - dt.datetime.now(dt.timezone.utc)).total_seconds()))
-    response = redirect(next_path)
+    response = redirect(next_path, code=303)
     session.start(response, issued, ttl)
     return response
 
@@ -41,7 +41,7 @@ def login(rpc):
 def logout(rpc, actor):
     rpc.accounts.revoke_token(session.token())
     current_app.extensions["token_cache"].forget(session.token())
-    response = redirect("/login")
+    response = redirect("/login", code=303)
     session.end(response)
     return response
 
@@ -67,7 +67,7 @@ def set_password(rpc):
     user, errors = attempt(lambda: rpc.accounts.set_password(body))
     if errors:
         return form_page("account/set_password.html", errors, title="Set your password", token=link_token)
-    return redirect("/login?" + urllib.parse.urlencode({"username": user["username"]}))
+    return redirect("/login?" + urllib.parse.urlencode({"username": user["username"]}), code=303)
 
 
 @page("/account", title="My account", area="student", methods=("GET", "POST"), nav="Account")
@@ -78,7 +78,7 @@ def account(rpc, actor):
         _changed, errors = attempt(lambda: rpc.accounts.change_password(actor, actor["id"], body))
         if not errors:  # every token of this user was revoked, this session's too
             response = redirect("/login?" + urllib.parse.urlencode({"username": actor["username"],
-                                                                      "changed": "1"}))
+                                                                      "changed": "1"}), code=303)
             session.end(response)
             return response
     return form_page("account/account.html", errors, title="My account")

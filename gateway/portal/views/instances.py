@@ -27,8 +27,10 @@ def instance_rows(rpc, actor):
 
 def _create_form(rpc, actor, errors, form):
     projects = rpc.accounts.list_projects(actor)
-    project = form.get("project") or (projects[0]["id"] if projects else None)
-    usage = rpc.accounts.get_usage(actor, int(project)) if project else None
+    listed = {str(p["id"]) for p in projects}
+    project = form.get("project") or (str(projects[0]["id"]) if projects else None)
+    # A course the form named but the actor is not in: the create's refusal is the answer, no panel.
+    usage = rpc.accounts.get_usage(actor, int(project)) if project in listed else None
     keys = rpc.accounts.list_keys(actor)
     return form_page(
         "instances/new.html", errors, title="New instance", form=form, usage=usage, has_keys=bool(keys),

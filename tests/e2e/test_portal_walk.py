@@ -1,0 +1,208 @@
+"""The portal's authorisation walk: every page of the portal's registry (so a new page cannot be
+forgotten: one without a row below fails), every method, called with each role's session cookie
+and a valid CSRF token, on the owner's resources. Anonymous callers are sent to the login page;
+the others get what the services decide (a 404 page for what they may not see, a 403 page for
+what they see but may not do), and the owner's things are unchanged afterwards (checked by
+test_route_walk.test_the_owners_things_are_untouched_after_the_walk on the same world)."""
+import re
+
+import pytest
+import requests
+
+from gateway.portal.registry import portal
+from gateway.portal.session import SESSION_COOKIE
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
+from tests.e2e.walk_world import ROLES, codes, csv_rows, own_key, unique
+
+CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+LOGIN, SEE_OTHER = 302, 303
+# The usual answers: a page anyone logged in sees; one about the owner's instance; a course page
+# (project A: the outsider cannot see it, its members may not manage it); an admin page.
+ANYONE = codes(LOGIN, 200, 200, 200, 200, 200)
+OWNERS = codes(LOGIN, 404, 404, 200, 200, 200)
+MANAGERS = codes(LOGIN, 404, 403, 403, 200, 200)
+ADMINS = codes(LOGIN, 403, 403, 403, 403, 200)
+
+
+def shared(world, role):
+    return {}
+
+
+def form(make):
+    return lambda world, role: {"data": make(world)}
+
+
+def fresh_for(allowed, make):
+    def call(world, role):
+        return make(world) if role in allowed else {}
+    return call
+
+
+AUTHORISED = ("owner", "manager", "admin")
+# endpoint -> {method: (statuses for anon, outsider, peer, owner, manager, admin; how to call)}
+TABLE = {
+    # -- account --
+    "login": {"GET": (codes(200, 200, 200, 200, 200, 200), shared),
+              "POST": (codes(401, 401, 401, 401, 401, 401), form(lambda w: {
+                  "username": w.owner.username, "password": "not the password"}))},
+    # Logging out ends the session: each role logs out a fresh session of its own.
+    "logout": {"POST": (codes(LOGIN, SEE_OTHER, SEE_OTHER, SEE_OTHER, SEE_OTHER, SEE_OTHER),
+                        lambda w, r: {} if r == "anon" else {"session_of": w.fresh_login(w.session(r))})},
+    "signup": {"GET": (codes(200, 200, 200, 200, 200, 200), shared),
+               "POST": (codes(200, 200, 200, 200, 200, 200), form(lambda w: (lambda n: {
+                   "username": n, "email": f"{n}@lab.example", "password": "a good passphrase"})(unique("s"))))},
+    "set_password": {"GET": (codes(200, 200, 200, 200, 200, 200), shared),
+                     "POST": (codes(400, 400, 400, 400, 400, 400), form(lambda w: {
+                         "token": "x" * 43, "password": "a good passphrase"}))},
+    # The page always changes the caller's own password; a wrong current one is refused (400 naming it).
+    "account": {"GET": (ANYONE, shared),
+                "POST": (codes(LOGIN, 400, 400, 400, 400, 400), form(lambda w: {
+                    "current_password": "not the password", "password": "another passphrase"}))},
+    # -- instances --
+    "dashboard": {"GET": (ANYONE, shared)},
+    "instance_rows": {"GET": (ANYONE, shared)},
+    "usage": {"GET": (ANYONE, shared)},
+    "usage_fragment": {"GET": (codes(LOGIN, 404, 200, 200, 200, 200),
+                               lambda w, r: {"query": {"project": w.project_a["id"]}})},
+    "new_instance": {"GET": (ANYONE, shared),
+                     "POST": (codes(LOGIN, 403, SEE_OTHER, SEE_OTHER, SEE_OTHER, SEE_OTHER),
+                              lambda w, r: {"data": dict(w.create_body, name=unique("p-"), key=own_key(w, r))})},
+    "show_instance": {"GET": (OWNERS, shared)},
+    "instance_live": {"GET": (OWNERS, shared)},
+    "instance_console": {"GET": (OWNERS, shared)},
+    # Starting a running instance: allowed but it is running (409); the others never learn that.
+    "power_instance": {"POST": (codes(LOGIN, 404, 404, 409, 409, 409), lambda w, r: {"action": "start"})},
+    "delete_instance": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER),
+                                 fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()}))},
+    # -- keys --
+    "keys": {"GET": (ANYONE, shared),
+             "POST": (ANYONE, form(lambda w: {"name": unique("k"), "public_key": public_key_line(generate_ed25519_key())}))},
+    "generate_key": {"POST": (ANYONE, form(lambda w: {"name": unique("g")}))},
+    # Someone else's key looks missing ("deleted": false): the page shows the list again, the key stays.
+    "delete_key": {"POST": (ANYONE, fresh_for(("owner", "admin"), lambda w: {"key_id": w.fresh_key()}))},
+    # -- courses (teachers) --
+    "teacher_courses": {"GET": (ANYONE, shared)},
+    "teacher_course": {"GET": (MANAGERS, shared)},
+    "teacher_course_defaults": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER),
+                                         form(lambda w: {"description": "walked"}))},
+    "teacher_course_add_member": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER),
+                                           lambda w, r: {"data": {"user": w.fresh_user(), "role": "member"}})},
+    "teacher_course_import": {"POST": (codes(LOGIN, 404, 403, 403, 200, 200),
+                                       lambda w, r: {"data": {"csv": csv_rows(w).decode()}})},
+    "teacher_course_remove_member": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER),
+                                              fresh_for(("manager", "admin"), lambda w: {"user_id": w.fresh_member()}))},
+    # Members see the course's instances that are theirs (the instances service filters).
+    "teacher_course_instances": {"GET": (codes(LOGIN, 404, 200, 200, 200, 200), shared)},
+    "teacher_course_instance_rows": {"GET": (codes(LOGIN, 404, 200, 200, 200, 200), shared)},
+    # -- administration --
+    "admin_signups": {"GET": (ADMINS, shared)},
+    "admin_approve_user": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                                    fresh_for(("admin",), lambda w: {"user_id": w.fresh_user("pending")}))},
+    "admin_reject_user": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER), lambda w, r: dict(
+        {"data": {"reason": "no"}}, **({"user_id": w.fresh_user("pending")} if r == "admin" else {})))},
+    "admin_users": {"GET": (ADMINS, shared),
+                    "POST": (codes(LOGIN, 403, 403, 403, 403, 200), form(lambda w: (lambda n: {
+                        "username": n, "email": f"{n}@lab.example"})(unique("c"))))},
+    "admin_import_users": {"POST": (codes(LOGIN, 403, 403, 403, 403, 200),
+                                    lambda w, r: {"data": {"csv": csv_rows(w).decode()}})},
+    "admin_suspend_user": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                                    fresh_for(("admin",), lambda w: {"user_id": w.fresh_user()}))},
+    "admin_enable_user": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                                   fresh_for(("admin",), lambda w: {"user_id": w.fresh_user("suspended")}))},
+    "admin_delete_user": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                                   fresh_for(("admin",), lambda w: {"user_id": w.fresh_user()}))},
+    "admin_courses": {"GET": (ADMINS, shared),
+                      "POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER), form(lambda w: {"name": unique("n-")}))},
+    # (The outsider's 404 from the service is re-rendered on the admin page, which is refused: 403.)
+    "admin_set_quota": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                                 fresh_for(("admin",), lambda w: {"project_id": w.fresh_project()}))},
+    "admin_images": {"GET": (ADMINS, shared),
+                     "POST": (codes(LOGIN, 403, 403, 403, 403, 400), form(lambda w: {
+                         "name": unique("img"), "source_path": "/nonexistent/disk.qcow2"}))},
+    "admin_hosts": {"GET": (ADMINS, shared)},
+    "admin_audit": {"GET": (ADMINS, shared)},
+    "admin_instances": {"GET": (ADMINS, shared)},
+    "admin_instance_rows": {"GET": (ADMINS, shared)},
+}
+
+
+class Browser:
+    """A role's portal session: the role's own token as the session cookie (what /login sets),
+    and the CSRF token its pages carry."""
+
+    def __init__(self, url, api=None):
+        self.url, self.http = url, requests.Session()
+        if api is not None:
+            self.http.cookies.set(SESSION_COOKIE, api.token)
+        page = self.http.get(url + ("/account" if api is not None else "/login"), timeout=30)
+        self.csrf = CSRF.search(page.text).group(1)
+
+
+def default_params(world):
+    return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
+            "key_id": world.key, "action": "start"}
+
+
+def url_of(rule, params):
+    return re.sub(r"<(?:[^:>]+:)?([a-z_]+)(?:\([^)]*\))?>",
+                  lambda m: str(params[m.group(1)]), re.sub(r"<any\([^)]*\):([a-z_]+)>", r"<\1>", rule))
+
+
+def walk(world):
+    browsers = {role: Browser(world.url, None if role == "anon" else world.session(role)) for role in ROLES}
+    mismatches, seen = [], set()
+    for page in portal.pages:
+        rows = TABLE.get(page.endpoint)
+        if rows is None:
+            mismatches.append(f"{page.rule} ({page.endpoint}) has no row in the portal's authorisation table")
+            continue
+        for method in page.methods:
+            seen.add((page.endpoint, method))
+            if method not in rows:
+                mismatches.append(f"{method} {page.rule} has no row in the portal's authorisation table")
+                continue
+            expected, make_call = rows[method]
+            for role in ROLES:
+                call = make_call(world, role)
+                session_of = call.pop("session_of", None)
+                browser = Browser(world.url, session_of) if session_of is not None else browsers[role]
+                data, query = call.pop("data", None), call.pop("query", None)
+                if method == "POST":
+                    data = dict(data or {}, csrf_token=browser.csrf)
+                url = world.url + url_of(page.rule, dict(default_params(world), **call))
+                response = browser.http.request(method, url, data=data, params=query, allow_redirects=False,
+                                                timeout=30)
+                if response.status_code != expected[role]:
+                    mismatches.append(f"{method} {page.rule} as {role}: {response.status_code} (expected "
+                                      f"{expected[role]}) {response.headers.get('Location', '')}")
+                if response.status_code == LOGIN:
+                    assert response.headers["Location"].startswith("/login"), response.headers["Location"]
+    return mismatches, seen
+
+
+@pytest.fixture(scope="module")
+def portal_walked(world):
+    return walk(world)
+
+
+def test_every_portal_page_answers_every_role_as_the_table_says(portal_walked):
+    mismatches, seen = portal_walked
+    assert not mismatches, "\n".join(mismatches)
+    rows = {(endpoint, method) for endpoint, methods in TABLE.items() for method in methods}
+    assert rows <= seen, f"rows for pages that no longer exist: {rows - seen}"
+
+
+def test_the_owners_instance_and_key_survive_the_portal_walk(world, portal_walked):
+    owner = world.owner
+    assert owner.call("GET", f"/instances/{world.instance}", 200).json()["state"] == "running"
+    assert owner.call("GET", f"/keys/{world.key}", 200).json()["user_id"] == owner.user_id
+    assert owner.call("GET", f"/users/{owner.user_id}", 200).json()["status"] == "active"
+
+
+def test_pages_show_each_role_only_the_instances_it_may_see(world):
+    a = world.project_a["id"]
+    for role, sees in (("peer", False), ("outsider", False), ("owner", True), ("manager", True), ("admin", True)):
+        browser = Browser(world.url, world.session(role))
+        for path in ("/", "/fragments/instances", f"/courses/{a}/instances", "/admin/instances"):
+            page = browser.http.get(world.url + path, allow_redirects=False, timeout=30)
+            assert (world.instance in page.text) == (sees and page.status_code == 200), (role, path)

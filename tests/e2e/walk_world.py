@@ -1,0 +1,98 @@
+"""The walks' world: two projects, users in every role, the owner's instance, key and tokens, on a
+stack of its own (tokens never cached, rate limits out of the way). Shared by the REST walk
+(test_route_walk.py) and the portal walk (test_portal_walk.py): one stack for both."""
+import uuid
+
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+
+ROLES = ("anon", "outsider", "peer", "owner", "manager", "admin")
+ENV = {"HEARTBEAT_INTERVAL": "1", "STATS_INTERVAL": "1", "METRICS_STEP": "1", "TOKEN_CACHE_SECONDS": "0",
+       "RATE_LIMIT_PER_USERNAME": "100000", "RATE_LIMIT_PER_ADDRESS": "100000"}
+
+
+def codes(*statuses):
+    assert len(statuses) == len(ROLES)
+    return dict(zip(ROLES, statuses))
+
+
+def unique(prefix="w"):
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+class World:
+    """Two projects: A (manager, owner, peer) and B (outsider); the owner's instance, key and
+    tokens in A; an admin. `fresh_*` make more of the same on demand."""
+
+    def __init__(self, url):
+        self.url = url
+        self.admin = Api(url).login("admin", ADMIN_PASSWORD)
+        self.admin.username, self.admin.password = "admin", ADMIN_PASSWORD
+        self.project_a = self.admin.call("POST", "/projects", 201, json={"name": unique("a-"), "quota": {
+            "instances": None, "vcpus": None, "memory_mib": None}}).json()
+        self.project_b = self.admin.call("POST", "/projects", 201, json={"name": unique("b-")}).json()
+        a = self.project_a["id"]
+        self.owner = approved_user(url, self.admin, unique("own"), project=a)
+        self.peer = approved_user(url, self.admin, unique("peer"), project=a)
+        self.manager = approved_user(url, self.admin, unique("mgr"), project=a)
+        self.admin.call("POST", f"/projects/{a}/members", 201, json={"user": self.manager.user_id, "role": "manager"})
+        self.outsider = approved_user(url, self.admin, unique("out"), project=self.project_b["id"])
+        flavor = min(self.admin.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+        image = self.admin.call("GET", "/images", 200).json()[0]
+        self.create_body = {"flavor": flavor["id"], "image": image["id"], "project": a}
+        self.instance = self.fresh_instance()
+        self.key = self.owner.key
+        self.token_id = self.owner.call("GET", f"/users/{self.owner.user_id}/tokens", 200).json()[0]["id"]
+        # The instance's first samples, so its metrics route has something to show its owner.
+        self.owner.wait_for(f"/instances/{self.instance}/metrics", lambda r: r.status_code == 200, timeout=30)
+
+    def session(self, role):
+        if role == "anon":
+            return Api(self.url)
+        return getattr(self, role)
+
+    # ----- fresh targets -----
+    def fresh_instance(self):
+        made = self.owner.call("POST", "/instances", 202, json=dict(
+            self.create_body, name=unique("vm-"), key=self.owner.key)).json()
+        self.owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] == "running", timeout=60)
+        return made["id"]
+
+    def fresh_user(self, status="active"):
+        name = unique("u")
+        made = Api(self.url).call("POST", "/users", 201, json={
+            "username": name, "email": f"{name}@lab.example", "password": "a good passphrase"}).json()
+        if status != "pending":
+            self.admin.call("POST", f"/users/{made['id']}/approve", 200)
+        if status == "suspended":
+            self.admin.call("POST", f"/users/{made['id']}/suspend", 200, json={})
+        return made["id"]
+
+    def fresh_key(self, api=None):
+        """A new key of the owner (or of `api`'s user)."""
+        return (api or self.owner).call("POST", "/keys", 201, json={
+            "name": unique("k"), "public_key": public_key_line(generate_ed25519_key())}).json()["id"]
+
+    def fresh_project(self):
+        return self.admin.call("POST", "/projects", 201, json={"name": unique("e-")}).json()["id"]
+
+    def fresh_member(self):
+        user = self.fresh_user()
+        self.admin.call("POST", f"/projects/{self.project_a['id']}/members", 201, json={"user": user})
+        return user
+
+    def fresh_login(self, api):
+        return Api(self.url).login(api.username, api.password)
+
+
+def csv_rows(world):
+    name = unique("csv")
+    return (f"username,email,full_name,course\n{name},{name}@lab.example,Csv Row,"
+            f"{world.project_a['name']}\n").encode()
+
+
+def own_key(world, role):
+    """A key the role may put on an instance (anonymous gets the owner's: it is refused first)."""
+    if role == "admin":
+        return world.fresh_key(world.admin)
+    return world.session("owner" if role == "anon" else role).key
