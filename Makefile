@@ -14,7 +14,7 @@ APT_TEST_PACKAGES := python3-requests python3-yaml python3-jinja2 python3-config
 	python3-jsonschema python3-netifaces python3-oauthlib \
 	chromium
 
-.PHONY: run test setup test-setup system-packages venv portal-assets
+.PHONY: run test setup test-setup system-packages venv portal-assets screenshots
 
 setup: system-packages venv portal-assets
 
@@ -52,5 +52,10 @@ run: setup
 test: test-setup
 	$(VENV)/bin/python -m pytest -q tests -m "not e2e and not browser and not realguest"
 	$(VENV)/bin/python -m pytest -q tests -m e2e
-	LABCLOUD_TESTS_GREEN=0 $(VENV)/bin/python -m pytest -q tests -m browser
-	$(VENV)/bin/python -m pytest -q tests -m realguest
+	LABCLOUD_TESTS_GREEN=0 $(VENV)/bin/python -m pytest -q tests -m "browser and not realguest"
+	$(VENV)/bin/python -m pytest -q tests -m "realguest and not browser"
+	LABCLOUD_TESTS_GREEN=0 $(VENV)/bin/python -m pytest -q tests -m "realguest and browser"
+
+# The README's screenshots, made by the browser tests.
+screenshots: test-setup
+	LABCLOUD_TESTS_GREEN=0 LABCLOUD_SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/python -m pytest -q tests -m browser
