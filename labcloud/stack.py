@@ -206,18 +206,35 @@ class Stack:
                                                 start_new_session=True, preexec_fn=die_with_parent)
 
     def wait_ready(self, timeout):
-        """Ready = the gateway answers and every host has sent a heartbeat the scheduler knows."""
+        """Ready = the gateway answers, every service consumes its RPC queue and every host has sent
+        a heartbeat the scheduler knows."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as resp:
-                    if resp.status == 200 and self._hosts_known():
+                    if resp.status == 200 and self._services_up() and self._hosts_known():
                         return
             except OSError:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"labcloud did not become ready in {timeout}s; logs in {self.data_dir}/logs")
+
+    def _services_up(self):
+        """Each service answers over RPC (on a loaded machine one may start seconds after another).
+        A method no service has: MethodNotFound comes from a running service, UnknownService while
+        its queue does not exist yet."""
+        from nameko.exceptions import MethodNotFound, UnknownService
+        from nameko.standalone.rpc import ClusterRpcProxy
+        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=5) as rpc:
+            for service in SERVICES:
+                try:
+                    rpc[service].labcloud_readiness_probe()
+                except MethodNotFound:
+                    continue
+                except UnknownService:
+                    return False
+        return True
 
     def _hosts_known(self):
         """Asks the scheduler (the instances service owns the hosts table) over RPC."""

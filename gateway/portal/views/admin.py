@@ -12,6 +12,7 @@ from flask import redirect, render_template, request
 
 from common.errors import InvalidInput
 from gateway.portal.forms import FormErrors, attempt, body_from_form, form_page
+from gateway.portal.gather import gather
 from gateway.portal.registry import page
 from gateway.routes import resolve
 
@@ -38,8 +39,8 @@ def _quota_fields():
 # ----- sign-ups -------------------------------------------------------------------------------
 
 def _signups_page(rpc, actor, errors=None, failed=None, form=None):
-    pending = rpc.accounts.list_users(actor, {"status": "pending"})
-    courses = rpc.accounts.list_projects(actor)
+    pending, courses = gather((rpc.accounts.list_users, actor, {"status": "pending"}),
+                              (rpc.accounts.list_projects, actor))
     return form_page("admin/signups.html", errors, title="Sign-ups waiting for approval", users=pending,
                      courses=_choices(courses), failed=failed, form=form or {})
 
@@ -70,8 +71,7 @@ def admin_reject_user(rpc, actor, user_id):
 # ----- users ----------------------------------------------------------------------------------
 
 def _users_page(rpc, actor, errors=None, failed=None, form=None, created=None, report=None):
-    users = rpc.accounts.list_users(actor, {})
-    courses = rpc.accounts.list_projects(actor)
+    users, courses = gather((rpc.accounts.list_users, actor, {}), (rpc.accounts.list_projects, actor))
     return form_page("admin/users.html", errors, title="Users", users=users, courses=_choices(courses),
                      heirs=[(u["id"], u["username"]) for u in users if u["status"] == "active"],
                      failed=failed, form=form or {}, created=created, report=report)
@@ -141,8 +141,8 @@ def admin_delete_user(rpc, actor, user_id):
 # ----- courses and quotas ---------------------------------------------------------------------
 
 def _courses_page(rpc, actor, errors=None, failed=None, form=None):
-    people = rpc.accounts.list_users(actor, {"status": "active"})  # who may be named a manager
-    courses = rpc.accounts.list_projects(actor)
+    people, courses = gather((rpc.accounts.list_users, actor, {"status": "active"}),  # who may manage
+                             (rpc.accounts.list_projects, actor))
     return form_page("admin/courses.html", errors, title="All courses", courses=courses,
                      people=[(u["id"], f"{u['username']} ({u['full_name']})" if u.get("full_name")
                               else u["username"]) for u in people],
@@ -176,8 +176,8 @@ def admin_set_quota(rpc, actor, project_id):
 
 def _images_page(rpc, actor, errors=None, form=None):
     # The registrations (who, when, how it ended) come from the audit log, which only admins read.
-    audited = rpc.accounts.list_audit(actor, {"limit": REGISTRATIONS_LOOKED_AT})
-    images = rpc.storage.list_images()
+    audited, images = gather((rpc.accounts.list_audit, actor, {"limit": REGISTRATIONS_LOOKED_AT}),
+                             (rpc.storage.list_images,))
     return form_page("admin/images.html", errors, title="Images", images=images,
                      registrations=[r for r in audited if r["method"] == "POST" and r["path"] in REGISTRATION_PATHS],
                      looked_at=REGISTRATIONS_LOOKED_AT, form=form or {})
@@ -204,8 +204,7 @@ def admin_hosts(rpc, actor):
 @page("/admin/audit", title="Audit log", area="admin", nav="Audit")
 def admin_audit(rpc, actor):
     """Newest first, filtered by what the audit request offers (a GET form: the filter is in the URL)."""
-    people = rpc.accounts.list_users(actor, {})
-    courses = rpc.accounts.list_projects(actor)
+    people, courses = gather((rpc.accounts.list_users, actor, {}), (rpc.accounts.list_projects, actor))
     query = body_from_form(resolve(ACCOUNTS + "ListAuditRequest"), request.args)
     records, errors = attempt(lambda: rpc.accounts.list_audit(actor, query))
     return form_page("admin/audit.html", errors, title="Audit log", records=records or [],
@@ -216,9 +215,10 @@ def admin_audit(rpc, actor):
 # ----- every instance (live) ------------------------------------------------------------------
 
 def _all_instances(rpc, actor):
-    owners = {u["id"]: u["username"] for u in rpc.accounts.list_users(actor, {})}
-    courses = {p["id"]: p["name"] for p in rpc.accounts.list_projects(actor)}
-    return {"instances": rpc.instances.list_instances(actor, False, None), "owners": owners, "courses": courses}
+    users, projects, instances = gather((rpc.accounts.list_users, actor, {}), (rpc.accounts.list_projects, actor),
+                                        (rpc.instances.list_instances, actor, False, None))
+    return {"instances": instances, "owners": {u["id"]: u["username"] for u in users},
+            "courses": {p["id"]: p["name"] for p in projects}}
 
 
 @page("/admin/instances", title="All instances", area="admin", nav="All instances")

@@ -12,6 +12,7 @@ from flask import redirect, render_template, request
 
 from common.errors import InvalidInput
 from gateway.portal.forms import FormErrors, attempt, body_from_form, form_page
+from gateway.portal.gather import gather
 from gateway.portal.registry import page
 from gateway.routes import resolve
 
@@ -50,11 +51,12 @@ def _quota_caps(member_quota):
 def _course_page(rpc, actor, project_id, errors=None, failed=None, form=None, report=None):
     """The course page. `failed`: which form the service refused (defaults, members, import,
     remove), shown with `errors` and the values sent (`form`); `report`: an import's answer."""
-    project = rpc.accounts.get_project(actor, project_id)       # 404: not a course of theirs
-    members = rpc.accounts.list_members(actor, project_id)      # 403: a member, not a manager
-    usage = rpc.accounts.get_usage(actor, project_id)
-    flavors = rpc.instances.list_flavors()
-    images = rpc.storage.list_images()
+    project, members, usage, flavors, images = gather(
+        (rpc.accounts.get_project, actor, project_id),   # 404 first: not a course of theirs
+        (rpc.accounts.list_members, actor, project_id),  # 403: a member, not a manager
+        (rpc.accounts.get_usage, actor, project_id),
+        (rpc.instances.list_flavors,),
+        (rpc.storage.list_images,))
     members = sorted(members, key=lambda m: (m["role"] != "manager", m["username"]))
     return form_page(
         "courses/show.html", errors, title=f"Course {project['name']}", project=project,
@@ -147,9 +149,10 @@ def teacher_course_remove_member(rpc, actor, project_id, user_id):
 
 @page("/courses/<id:project_id>/instances", title="Course instances", area="teacher")
 def teacher_course_instances(rpc, actor, project_id):
-    project = rpc.accounts.get_project(actor, project_id)
+    project, instances = gather((rpc.accounts.get_project, actor, project_id),
+                                (rpc.instances.list_instances, actor, False, project_id))
     return render_template("courses/instances.html", title=f"Instances of {project['name']}", project=project,
-                           instances=rpc.instances.list_instances(actor, False, project_id))
+                           instances=instances)
 
 
 @page("/courses/<id:project_id>/instances/rows", title="Course instance rows", area="teacher", fragment=True)

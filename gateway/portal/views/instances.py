@@ -3,6 +3,7 @@ SSH command), and usage against the course quota."""
 from flask import redirect, render_template, request
 
 from gateway.portal.forms import attempt, body_from_form, form_page
+from gateway.portal.gather import gather
 from gateway.portal.registry import page
 from gateway.routes import resolve
 
@@ -26,18 +27,19 @@ def instance_rows(rpc, actor):
 
 
 def _create_form(rpc, actor, errors, form):
-    projects = rpc.accounts.list_projects(actor)
+    projects, images, flavors, keys = gather(
+        (rpc.accounts.list_projects, actor), (rpc.storage.list_images,), (rpc.instances.list_flavors,),
+        (rpc.accounts.list_keys, actor))
     listed = {str(p["id"]) for p in projects}
     project = form.get("project") or (str(projects[0]["id"]) if projects else None)
     # A course the form named but the actor is not in: the create's refusal is the answer, no panel.
     usage = rpc.accounts.get_usage(actor, int(project)) if project in listed else None
-    keys = rpc.accounts.list_keys(actor)
     return form_page(
         "instances/new.html", errors, title="New instance", form=form, usage=usage, has_keys=bool(keys),
         projects=[(p["id"], p["name"]) for p in projects],
-        images=[(i["id"], i["name"]) for i in rpc.storage.list_images()],
+        images=[(i["id"], i["name"]) for i in images],
         flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB, {f['disk_gib']} GiB")
-                 for f in rpc.instances.list_flavors()],
+                 for f in flavors],
         keys=[(k["id"], k["name"]) for k in keys])
 
 
@@ -63,15 +65,16 @@ def usage_fragment(rpc, actor):
 @page("/usage", title="My usage", area="student", nav="Usage")
 def usage(rpc, actor):
     projects = rpc.accounts.list_projects(actor)
-    return render_template("instances/usage.html", title="My usage",
-                           usages=[(p, rpc.accounts.get_usage(actor, p["id"])) for p in projects])
+    usages = gather(*[(rpc.accounts.get_usage, actor, p["id"]) for p in projects])
+    return render_template("instances/usage.html", title="My usage", usages=list(zip(projects, usages)))
 
 
 def _instance_page(rpc, actor, instance_id, errors=None):
-    instance = rpc.instances.get_instance(actor, instance_id)
-    flavor = _by_id(rpc.instances.list_flavors()).get(instance["flavor"])
+    instance, flavors, actions = gather((rpc.instances.get_instance, actor, instance_id),
+                                        (rpc.instances.list_flavors,),
+                                        (rpc.instances.list_instance_actions, actor, instance_id))
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
-                     flavor=flavor, actions=rpc.instances.list_instance_actions(actor, instance_id))
+                     flavor=_by_id(flavors).get(instance["flavor"]), actions=actions)
 
 
 @page("/instances/<uuid:instance_id>", title="Instance", area="student")
@@ -82,8 +85,9 @@ def show_instance(rpc, actor, instance_id):
 @page("/instances/<uuid:instance_id>/live", title="Instance state", area="student", fragment=True)
 def instance_live(rpc, actor, instance_id):
     """The instance page's state, address, SSH command and action log, polled by htmx."""
-    return render_template("instances/live.html", instance=rpc.instances.get_instance(actor, instance_id),
-                           actions=rpc.instances.list_instance_actions(actor, instance_id))
+    instance, actions = gather((rpc.instances.get_instance, actor, instance_id),
+                               (rpc.instances.list_instance_actions, actor, instance_id))
+    return render_template("instances/live.html", instance=instance, actions=actions)
 
 
 @page("/instances/<uuid:instance_id>/console", title="Console output", area="student", fragment=True)

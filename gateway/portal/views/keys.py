@@ -4,6 +4,7 @@ import base64
 from flask import request
 
 from gateway.portal.forms import attempt, body_from_form, form_page
+from gateway.portal.gather import gather
 from gateway.portal.registry import page
 from gateway.routes import resolve
 
@@ -11,8 +12,9 @@ ACCOUNTS = "services.accounts.schemas:"
 
 
 def _keys_page(rpc, actor, errors=None, form=None, generated=None):
-    response = form_page("keys/index.html", errors, title="My SSH keys", keys=rpc.accounts.list_keys(actor),
-                         projects=[(p["id"], p["name"]) for p in rpc.accounts.list_projects(actor)],
+    keys, projects = gather((rpc.accounts.list_keys, actor), (rpc.accounts.list_projects, actor))
+    response = form_page("keys/index.html", errors, title="My SSH keys", keys=keys,
+                         projects=[(p["id"], p["name"]) for p in projects],
                          form=form or {}, generated=generated,
                          download=base64.b64encode(generated["private_key"].encode()).decode() if generated else None)
     if generated:  # the private key is in this answer only: no cache may keep it
