@@ -2,121 +2,12 @@
 system, as a browser without JavaScript uses them: log in through the login form, send every form
 with the CSRF token of the page it is on, read the HTML. The services decide who may do what; these
 tests check that the pages show what they answer and refuse."""
-import html.parser
-import uuid
-
 import pytest
-import requests
 
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.portal import Portal, unique
 
 pytestmark = pytest.mark.e2e
-
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-
-
-# ----- a tiny HTML reader (the standard library's parser, into a tree) ------------------------------
-
-class Node:
-    def __init__(self, tag, attrs, parent=None):
-        self.tag, self.attrs, self.parent, self.children = tag, dict(attrs), parent, []
-
-    def get(self, name, default=None):
-        return self.attrs.get(name, default)
-
-    def text(self):
-        parts = [c if isinstance(c, str) else c.text() for c in self.children]
-        return " ".join(" ".join(parts).split())
-
-    def walk(self):
-        for child in self.children:
-            if isinstance(child, Node):
-                yield child
-                yield from child.walk()
-
-    def find_all(self, tag=None, **attrs):
-        # class_ is class, data_course is data-course; other names as they are (csrf_token)
-        attrs = {k.rstrip("_") if k.endswith("_") else k.replace("_", "-") if k.startswith("data_") else k: v
-                 for k, v in attrs.items()}
-        return [n for n in self.walk() if (tag is None or n.tag == tag)
-                and all(n.get(k) == v for k, v in attrs.items())]
-
-    def find(self, tag=None, **attrs):
-        found = self.find_all(tag, **attrs)
-        return found[0] if found else None
-
-    def by_id(self, element_id):
-        return self.find(id=element_id)
-
-
-class TreeBuilder(html.parser.HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.root = self.current = Node("document", {})
-
-    def handle_starttag(self, tag, attrs):
-        node = Node(tag, [(k, "" if v is None else v) for k, v in attrs], self.current)
-        self.current.children.append(node)
-        if tag not in VOID:
-            self.current = node
-
-    def handle_startendtag(self, tag, attrs):
-        self.current.children.append(Node(tag, [(k, "" if v is None else v) for k, v in attrs], self.current))
-
-    def handle_endtag(self, tag):
-        node = self.current
-        while node is not self.root and node.tag != tag:
-            node = node.parent
-        if node is not self.root:
-            self.current = node.parent
-
-    def handle_data(self, data):
-        self.current.children.append(data)
-
-
-def parse(text):
-    builder = TreeBuilder()
-    builder.feed(text)
-    builder.close()
-    return builder.root
-
-
-# ----- a browser without JavaScript -----------------------------------------------------------------
-
-class Portal:
-    def __init__(self, base_url):
-        self.base = base_url.rstrip("/")
-        self.http = requests.Session()
-
-    def get(self, path, expect=200):
-        resp = self.http.get(self.base + path, timeout=30, allow_redirects=False)
-        if expect is not None:
-            assert resp.status_code == expect, f"GET {path}: {resp.status_code} {resp.text[:2000]}"
-        return resp, parse(resp.text)
-
-    def submit(self, doc, action, data=None, files=None, expect=None):
-        """POST the form of `doc` whose action is `action`, with that form's CSRF token."""
-        form = doc.find("form", action=action)
-        assert form is not None, f"no form posting to {action}"
-        if files:
-            assert form.get("enctype") == "multipart/form-data", "a file needs a multipart form"
-        token = form.find("input", name="csrf_token")
-        assert token is not None and token.get("value"), f"the form to {action} carries no CSRF token"
-        body = dict(data or {}, csrf_token=token.get("value"))
-        resp = self.http.post(self.base + action, data=body, files=files, timeout=60, allow_redirects=False)
-        if expect is not None:
-            assert resp.status_code == expect, f"POST {action}: {resp.status_code} {resp.text[:3000]}"
-        return resp, parse(resp.text)
-
-    def login(self, username, password):
-        _resp, doc = self.get("/login")
-        resp, _doc = self.submit(doc, "/login", {"username": username, "password": password, "next": "/"})
-        assert resp.status_code == 302 and resp.headers["Location"] == "/", resp.text[:2000]
-        return self
-
-
-def unique(prefix):
-    return f"{prefix}{uuid.uuid4().hex[:6]}"
 
 
 def member_rows(doc):
@@ -281,9 +172,8 @@ def test_a_student_is_refused_the_course_pages(stack, course):
 
     # The student's own session can still post forms (their CSRF token): the service refuses.
     _resp, home = student.get("/")
-    token = home.find("input", name="csrf_token").get("value")
-    resp = student.http.post(f"{stack.url}/courses/{course.id}/members", allow_redirects=False, timeout=30,
-                             data={"csrf_token": token, "user": str(course.student.user_id), "role": "manager"})
+    resp, _doc = student.post(f"/courses/{course.id}/members", home,
+                              {"user": str(course.student.user_id), "role": "manager"})
     assert resp.status_code in (403, 404), resp.status_code
 
 

@@ -7,14 +7,12 @@ test_route_walk.test_the_owners_things_are_untouched_after_the_walk on the same 
 import re
 
 import pytest
-import requests
 
 from gateway.portal.registry import portal
-from gateway.portal.session import SESSION_COOKIE
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
+from tests.e2e.portal import Portal
 from tests.e2e.walk_world import ROLES, codes, csv_rows, own_key, unique
 
-CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 LOGIN, SEE_OTHER = 302, 303
 # The usual answers: a page anyone logged in sees; one about the owner's instance; a course page
 # (project A: the outsider cannot see it, its members may not manage it); an admin page.
@@ -126,16 +124,11 @@ TABLE = {
 }
 
 
-class Browser:
+def browser(url, api=None):
     """A role's portal session: the role's own token as the session cookie (what /login sets),
     and the CSRF token its pages carry."""
-
-    def __init__(self, url, api=None):
-        self.url, self.http = url, requests.Session()
-        if api is not None:
-            self.http.cookies.set(SESSION_COOKIE, api.token)
-        page = self.http.get(url + ("/account" if api is not None else "/login"), timeout=30)
-        self.csrf = CSRF.search(page.text).group(1)
+    session = Portal(url, None if api is None else api.token)
+    return session, session.csrf("/account" if api is not None else "/login")
 
 
 def default_params(world):
@@ -149,7 +142,7 @@ def url_of(rule, params):
 
 
 def walk(world):
-    browsers = {role: Browser(world.url, None if role == "anon" else world.session(role)) for role in ROLES}
+    browsers = {role: browser(world.url, None if role == "anon" else world.session(role)) for role in ROLES}
     mismatches, seen = [], set()
     for page in portal.pages:
         rows = TABLE.get(page.endpoint)
@@ -165,12 +158,12 @@ def walk(world):
             for role in ROLES:
                 call = make_call(world, role)
                 session_of = call.pop("session_of", None)
-                browser = Browser(world.url, session_of) if session_of is not None else browsers[role]
+                session, csrf = browser(world.url, session_of) if session_of is not None else browsers[role]
                 data, query = call.pop("data", None), call.pop("query", None)
                 if method == "POST":
-                    data = dict(data or {}, csrf_token=browser.csrf)
+                    data = dict(data or {}, csrf_token=csrf)
                 url = world.url + url_of(page.rule, dict(default_params(world), **call))
-                response = browser.http.request(method, url, data=data, params=query, allow_redirects=False,
+                response = session.http.request(method, url, data=data, params=query, allow_redirects=False,
                                                 timeout=30)
                 if response.status_code != expected[role]:
                     mismatches.append(f"{method} {page.rule} as {role}: {response.status_code} (expected "
@@ -202,7 +195,7 @@ def test_the_owners_instance_and_key_survive_the_portal_walk(world, portal_walke
 def test_pages_show_each_role_only_the_instances_it_may_see(world):
     a = world.project_a["id"]
     for role, sees in (("peer", False), ("outsider", False), ("owner", True), ("manager", True), ("admin", True)):
-        browser = Browser(world.url, world.session(role))
+        session, _csrf = browser(world.url, world.session(role))
         for path in ("/", "/fragments/instances", f"/courses/{a}/instances", "/admin/instances"):
-            page = browser.http.get(world.url + path, allow_redirects=False, timeout=30)
+            page = session.http.get(world.url + path, allow_redirects=False, timeout=30)
             assert (world.instance in page.text) == (sees and page.status_code == 200), (role, path)
