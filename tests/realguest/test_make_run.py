@@ -1,7 +1,9 @@
 """The README's first command: `make run` starts everything (with a real QEMU host by default),
-Ctrl-C stops everything it started within 15 s however many guests run, a second Ctrl-C or a
-`kill -9` of the launcher leaves nothing the next `make run` on the same data directory does not
-clean up first, and the guests of the previous run are still there (shut off) after a restart."""
+prints the generated admin password the first time, Ctrl-C stops everything it started within
+15 s however many guests run, a second Ctrl-C or a `kill -9` of the launcher leaves nothing the
+next `make run` on the same data directory does not clean up first, and the guests of the previous
+run are still there (shut off) after a restart and start again. One test, four runs on one data
+directory: each start of the whole system is expensive, so every run checks several of these."""
 import glob
 import os
 import re
@@ -19,7 +21,7 @@ from labcloud.processes import alive, read_proc
 from labcloud.qemu_host import LocalQemuHost
 from labcloud.rabbit import free_port
 from labcloud.stack import REPO_ROOT
-from tests.e2e.api import ADMIN_PASSWORD, Api
+from tests.e2e.api import Api
 from tests.realguest.conftest import IMAGE_CACHE
 
 STOP_LIMIT_S = 15  # what the README promises for Ctrl-C
@@ -122,8 +124,8 @@ class MakeRun:
         return took
 
 
-def admin_api(run):
-    return Api(run.url).login("admin", ADMIN_PASSWORD)
+def admin_api(run, password):
+    return Api(run.url).login("admin", password)
 
 
 def create_instances(api, data_dir, count, prefix="vm"):
@@ -139,6 +141,17 @@ def create_instances(api, data_dir, count, prefix="vm"):
         "key": registered["id"]}).json()["id"] for i in range(count)]
     return [api.wait_for(f"/instances/{iid}", lambda r: r.json()["state"] in ("running", "error"),
                          timeout=240, interval=0.5).json() for iid in ids]
+
+
+def start_instance(api, instance, until_ready=False):
+    """Starts a stopped instance; returns it once running (and, if asked, ready: SSH answers)."""
+    path = f"/instances/{instance['id']}"
+    api.call("POST", f"{path}/start", 202)
+    if until_ready:
+        done = lambda r: r.json()["state"] == "error" or r.json()["ready"]  # noqa: E731
+    else:
+        done = lambda r: r.json()["state"] in ("running", "error")  # noqa: E731
+    return api.wait_for(path, done, timeout=240, interval=0.5).json()
 
 
 def qemu_processes(data_dir):
@@ -161,68 +174,105 @@ def domains_on_host(data_dir, host="host1"):
         conn.close()
 
 
-def run_once(data_dir, port, expect_password):
-    run = MakeRun(data_dir, port).wait_running()
-    password = re.search(r"password '([^']+)'", run.text)
-    assert bool(password) == expect_password, run.text
-    if password:
-        token = requests.post(f"{run.url}/api/v1/tokens", timeout=10,
-                              json={"username": "admin", "password": password.group(1)})
-        assert token.status_code == 201, token.text
-    run.stop()
+def printed_password(run):
+    found = re.search(r"password '([^']+)'", run.text)
+    return found.group(1) if found else None
 
 
-def test_make_run_starts_and_stops_everything_twice(tmp_path):
-    data_dir = str(tmp_path / "var")
-    port = free_port()
-    run_once(data_dir, port, expect_password=True)   # first run prints the generated password
-    assert processes_using(data_dir) == [], "Ctrl-C left processes behind"
-    assert our_namespaces(data_dir) == [], "Ctrl-C left a network namespace behind"
-    run_once(data_dir, port, expect_password=False)  # second run: same data, admin already there
-    assert processes_using(data_dir) == []
-    assert our_namespaces(data_dir) == []
+@pytest.fixture
+def runs():
+    """The `make run`s of a test; one a failed assertion left running gets a Ctrl-C."""
+    started = []
+    yield started
+    for run in started:
+        if run.proc.poll() is None:
+            run.ctrl_c()
+            try:
+                run.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.proc.pid, signal.SIGKILL)
 
 
-@pytest.mark.timeout(900)  # several runs of the whole system, real guests
-def test_ctrl_c_with_nine_guests_stops_everything_within_15_s(tmp_path):
-    """Nine guests running (booting, the machine's two cores saturated): one Ctrl-C and within
-    15 s no process, guest or namespace of the data dir is left. The guests' definitions, disks
-    and console logs stay, and after a restart on the same data the host has them, shut off."""
+@pytest.mark.timeout(900)  # four runs of the whole system, real guests
+def test_four_make_runs_on_one_data_dir(tmp_path, runs):
+    """Four `make run`s one after the other on one data directory (a start and stop of the whole
+    system takes tens of seconds, so each run serves several of the README's promises):
+
+    1. First run (no LABCLOUD_ADMIN_PASSWORD): it prints the generated admin password, which logs
+       in. Nine guests running (booting, the machine's two cores saturated): one Ctrl-C and within
+       15 s no process, guest or network namespace of the data dir is left; the guests' console
+       logs stay.
+    2. Second run: no password printed (the admin is already there). The host has the nine guests
+       defined, shut off, with their disks, and no QEMU runs; the API shows each instance stopped
+       (its guest was powered off), and starting one brings it back with SSH. With two guests
+       running, a second Ctrl-C 0.5 s into the stop is ignored: the stop still ends everything
+       within 15 s.
+    3. Third run: the next run after the double Ctrl-C starts cleanly. A guest is started, then
+       `kill -9` of the `labcloud run` process stops nothing: make exits and the guest runs on.
+    4. Fourth run: it ends the killed launcher's leftovers first, starts cleanly, finds the guest
+       defined and shut off with its disks, and leaves nothing after its own Ctrl-C."""
     data_dir, port = str(tmp_path / "var"), free_port()
-    extra = {"CPU_OVERCOMMIT": "5"}
-    run = MakeRun(data_dir, port, ADMIN_PASSWORD, extra).wait_running()
-    instances = create_instances(admin_api(run), data_dir, MANY_GUESTS)
+
+    def make_run():
+        run = MakeRun(data_dir, port, extra_env={"CPU_OVERCOMMIT": "5"})
+        runs.append(run)
+        return run.wait_running()
+
+    # 1. The first run prints the password; one Ctrl-C with nine guests running.
+    run = make_run()
+    password = printed_password(run)
+    assert password, run.text
+    api = admin_api(run, password)  # POST /tokens with the printed password: 201
+    instances = create_instances(api, data_dir, MANY_GUESTS)
     assert [i["state"] for i in instances] == ["running"] * MANY_GUESTS, instances
     assert len(qemu_processes(data_dir)) == MANY_GUESTS
     took = run.stop()
     print(f"\nCtrl-C with {MANY_GUESTS} guests running: everything gone after {took:.2f} s "
           f"({run.text.strip().splitlines()[-1]})")
     assert took <= STOP_LIMIT_S
+    assert processes_using(data_dir) == [], "Ctrl-C left processes behind"
+    assert our_namespaces(data_dir) == [], "Ctrl-C left a network namespace behind"
     for instance in instances:  # kept (a guest caught early in its boot has written nothing yet)
         assert os.path.exists(os.path.join(data_dir, "consoles", instance["host"],
                                            f"{instance['id']}.log"))
 
-    run = MakeRun(data_dir, port, ADMIN_PASSWORD, extra).wait_running()
-    try:
-        on_host = domains_on_host(data_dir)
-        assert set(on_host) == {i["id"] for i in instances}
-        for state, disks in on_host.values():
-            assert state == libvirt.VIR_DOMAIN_SHUTOFF
-            assert disks and all(os.path.exists(disk) for disk in disks)
-        assert qemu_processes(data_dir) == []
-    finally:
-        took = run.stop()
-    print(f"Ctrl-C with {MANY_GUESTS} guests shut off: everything gone after {took:.2f} s")
+    # 2. The second run: no password; the guests are there, shut off, and start again with SSH;
+    #    then two Ctrl-Cs with two guests running.
+    run = make_run()
+    assert printed_password(run) is None, run.text
+    on_host = domains_on_host(data_dir)
+    assert set(on_host) == {i["id"] for i in instances}
+    for state, disks in on_host.values():
+        assert state == libvirt.VIR_DOMAIN_SHUTOFF
+        assert disks and all(os.path.exists(disk) for disk in disks)
+    assert qemu_processes(data_dir) == []
+    api = admin_api(run, password)
+    for instance in instances:
+        shown = api.wait_for(f"/instances/{instance['id']}",
+                             lambda r: r.json()["state"] != "running", timeout=60, interval=0.5)
+        assert shown.json()["state"] == "stopped", shown.json()
+    ready = start_instance(api, instances[0], until_ready=True)
+    assert ready["state"] == "running" and ready["ready"], ready
+    assert len(qemu_processes(data_dir)) == 1
+    assert glob.glob(os.path.join(data_dir, "consoles", "*", f"{instances[0]['id']}.log"))
+    second = start_instance(api, instances[1])
+    assert second["state"] == "running", second
+    assert len(qemu_processes(data_dir)) == 2
+    signalled = time.monotonic()
+    run.ctrl_c()
+    time.sleep(0.5)
+    run.ctrl_c()
+    took = run.wait_all_gone(signalled)
+    print(f"two Ctrl-Cs with 2 guests running: everything gone after {took:.2f} s")
+    assert took <= STOP_LIMIT_S
+    assert "stopping labcloud" in run.text, run.text
+    assert processes_using(data_dir) == []
+    assert our_namespaces(data_dir) == []
 
-
-@pytest.mark.timeout(900)  # several runs of the whole system, real guests
-def test_next_run_cleans_up_after_a_killed_launcher(tmp_path):
-    """`kill -9` of the `labcloud run` process stops nothing: the private libvirtd (in its own
-    session) and its guest run on. The next `make run` on the same data dir ends them first,
-    starts cleanly, finds the guest defined, and leaves nothing after its own Ctrl-C."""
-    data_dir, port = str(tmp_path / "var"), free_port()
-    run = MakeRun(data_dir, port, ADMIN_PASSWORD).wait_running()
-    [instance] = create_instances(admin_api(run), data_dir, 1)
+    # 3. The run after the double Ctrl-C starts; its launcher is killed with a guest running.
+    run = make_run()
+    assert printed_password(run) is None, run.text
+    instance = start_instance(admin_api(run, password), instances[2])
     assert instance["state"] == "running", instance
     stale_guests = qemu_processes(data_dir)
     assert stale_guests
@@ -231,57 +281,17 @@ def test_next_run_cleans_up_after_a_killed_launcher(tmp_path):
     time.sleep(1)
     assert [pid for pid in stale_guests if alive(pid)] == stale_guests, "the guest should outlive it"
 
+    # 4. The next run ends the leftovers first and stops cleanly itself.
     started = time.monotonic()
-    again = MakeRun(data_dir, port, ADMIN_PASSWORD).wait_running()
-    print(f"\nstart after a killed launcher: {time.monotonic() - started:.1f} s")
+    run = make_run()
+    print(f"start after a killed launcher: {time.monotonic() - started:.1f} s")
     try:
+        assert printed_password(run) is None, run.text
         assert [pid for pid in stale_guests if alive(pid)] == []
         state, disks = domains_on_host(data_dir)[instance["id"]]
         assert state == libvirt.VIR_DOMAIN_SHUTOFF and all(os.path.exists(d) for d in disks)
     finally:
-        took = again.stop()
-    print(f"Ctrl-C of the next run: everything gone after {took:.2f} s")
-
-
-@pytest.mark.timeout(900)  # several runs of the whole system, real guests
-def test_second_ctrl_c_does_not_cut_the_stop_short(tmp_path):
-    """A second Ctrl-C 0.5 s into the stop is ignored: the stop still ends everything within 15 s,
-    and the next run on the same data dir starts and stops cleanly."""
-    data_dir, port = str(tmp_path / "var"), free_port()
-    run = MakeRun(data_dir, port, ADMIN_PASSWORD).wait_running()
-    instances = create_instances(admin_api(run), data_dir, 2)
-    assert [i["state"] for i in instances] == ["running"] * 2, instances
-    signalled = time.monotonic()
-    run.ctrl_c()
-    time.sleep(0.5)
-    run.ctrl_c()
-    took = run.wait_all_gone(signalled)
-    print(f"\ntwo Ctrl-Cs with 2 guests running: everything gone after {took:.2f} s")
-    assert took <= STOP_LIMIT_S
-    MakeRun(data_dir, port, ADMIN_PASSWORD).wait_running().stop()
-
-
-@pytest.mark.timeout(900)  # several runs of the whole system, real guests
-def test_instances_show_stopped_after_a_restart_and_start_again(tmp_path):
-    """After Ctrl-C and a restart on the same data, the API shows each guest's true state (stopped:
-    its guest was powered off), and starting it brings it back with SSH."""
-    data_dir, port = str(tmp_path / "var"), free_port()
-    run = MakeRun(data_dir, port, ADMIN_PASSWORD).wait_running()
-    [instance] = create_instances(admin_api(run), data_dir, 1)
-    assert instance["state"] == "running", instance
-    run.stop()
-
-    run = MakeRun(data_dir, port, ADMIN_PASSWORD).wait_running()
-    try:
-        api = admin_api(run)
-        path = f"/instances/{instance['id']}"
-        shown = api.wait_for(path, lambda r: r.json()["state"] != "running", timeout=60, interval=0.5)
-        assert shown.json()["state"] == "stopped", shown.json()
-        api.call("POST", f"{path}/start", 202)
-        ready = api.wait_for(path, lambda r: r.json()["state"] == "error" or r.json()["ready"],
-                             timeout=240, interval=0.5).json()
-        assert ready["state"] == "running" and ready["ready"], ready
-        assert len(qemu_processes(data_dir)) == 1
-        assert glob.glob(os.path.join(data_dir, "consoles", "*", f"{instance['id']}.log"))
-    finally:
-        run.stop()
+        took = run.stop()
+    print(f"Ctrl-C of the next run ({MANY_GUESTS} guests shut off): everything gone after "
+          f"{took:.2f} s")
+    assert nothing_left(data_dir)
