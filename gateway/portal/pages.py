@@ -64,7 +64,10 @@ class PageRegistry:
                 areas.add("teacher")
             if actor.get("role") == "admin":
                 areas.add("admin")
-        return [(p.nav, p.rule, p.area) for p in self.pages if p.nav and p.area in areas]
+        shown = [p for p in self.pages if p.nav and p.area in areas]
+        # Students' pages, then teachers', then admins'; a user's own account last of all.
+        shown.sort(key=lambda p: (p.rule == "/account", AREAS.index(p.area)))
+        return [(p.nav, p.rule, p.area) for p in shown]
 
     def install(self, blueprint):
         for page in self.pages:

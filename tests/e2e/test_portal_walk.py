@@ -11,7 +11,7 @@ import pytest
 from gateway.portal.registry import portal
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.portal import Portal
-from tests.e2e.walk_world import ROLES, codes, csv_rows, own_key, unique
+from tests.e2e.walk_world import AUTHORISED, ROLES, codes, csv_rows, fresh_for, own_key, shared, unique
 
 LOGIN, SEE_OTHER = 302, 303
 # The usual answers: a page anyone logged in sees; one about the owner's instance; a course page
@@ -22,21 +22,10 @@ MANAGERS = codes(LOGIN, 404, 403, 403, 200, 200)
 ADMINS = codes(LOGIN, 403, 403, 403, 403, 200)
 
 
-def shared(world, role):
-    return {}
-
-
 def form(make):
     return lambda world, role: {"data": make(world)}
 
 
-def fresh_for(allowed, make):
-    def call(world, role):
-        return make(world) if role in allowed else {}
-    return call
-
-
-AUTHORISED = ("owner", "manager", "admin")
 # endpoint -> {method: (statuses for anon, outsider, peer, owner, manager, admin; how to call)}
 TABLE = {
     # -- account --

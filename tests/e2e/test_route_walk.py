@@ -12,27 +12,14 @@ import requests
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.api import Api, approved_user
-from tests.e2e.walk_world import ROLES, codes, csv_rows, own_key, unique
+from tests.e2e.walk_world import AUTHORISED, ROLES, codes, csv_rows, fresh_for, own_key, shared, unique
 
 # Each row: operationId -> (statuses for anon, outsider, peer, owner, manager, admin; how to call).
 # `call(world, role)` returns a dict: path params, and optionally json/data/headers/query/session.
-def shared(world, role):
-    return {}
-
-
 def body(make):
     return lambda world, role: {"json": make(world)}
 
 
-def fresh_for(allowed, make):
-    """Roles in `allowed` get a fresh target (their call succeeds and changes it); the others the
-    shared one (their call must be refused and change nothing)."""
-    def call(world, role):
-        return make(world) if role in allowed else {}
-    return call
-
-
-AUTHORISED = ("owner", "manager", "admin")
 TABLE = {
     # -- meta --
     "openapi": (codes(200, 200, 200, 200, 200, 200), shared),

@@ -96,3 +96,20 @@ def own_key(world, role):
     if role == "admin":
         return world.fresh_key(world.admin)
     return world.session("owner" if role == "anon" else role).key
+
+
+# How a walk row makes its call for a role: a dict of path params and optionally the body
+# (`json` for the API, `data` for a portal form) and other request parts.
+AUTHORISED = ("owner", "manager", "admin")
+
+
+def shared(world, role):
+    return {}
+
+
+def fresh_for(allowed, make):
+    """Roles in `allowed` get a fresh target (their call succeeds and changes it); the others the
+    shared one (their call must be refused and change nothing)."""
+    def call(world, role):
+        return make(world) if role in allowed else {}
+    return call

@@ -14,16 +14,21 @@ def _by_id(items):
     return {item["id"]: item for item in items}
 
 
+def _my_instances(rpc, actor):
+    instances, projects = gather((rpc.instances.list_instances, actor, False, None),
+                                 (rpc.accounts.list_projects, actor))
+    return {"instances": instances, "courses": {p["id"]: p["name"] for p in projects}}
+
+
 @page("/", title="My instances", area="student", nav="Instances")
 def dashboard(rpc, actor):
-    return render_template("instances/dashboard.html", title="My instances",
-                           instances=rpc.instances.list_instances(actor, False, None))
+    return render_template("instances/dashboard.html", title="My instances", **_my_instances(rpc, actor))
 
 
 @page("/fragments/instances", title="Instance rows", area="student", fragment=True)
 def instance_rows(rpc, actor):
     """The dashboard's table body, polled by htmx: states change without a reload."""
-    return render_template("instances/rows.html", instances=rpc.instances.list_instances(actor, False, None))
+    return render_template("instances/rows.html", **_my_instances(rpc, actor))
 
 
 def _create_form(rpc, actor, errors, form):
@@ -70,11 +75,13 @@ def usage(rpc, actor):
 
 
 def _instance_page(rpc, actor, instance_id, errors=None):
-    instance, flavors, actions = gather((rpc.instances.get_instance, actor, instance_id),
-                                        (rpc.instances.list_flavors,),
-                                        (rpc.instances.list_instance_actions, actor, instance_id))
+    instance, flavors, actions, projects = gather((rpc.instances.get_instance, actor, instance_id),
+                                                  (rpc.instances.list_flavors,),
+                                                  (rpc.instances.list_instance_actions, actor, instance_id),
+                                                  (rpc.accounts.list_projects, actor))
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
-                     flavor=_by_id(flavors).get(instance["flavor"]), actions=actions)
+                     flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
+                     course=_by_id(projects).get(instance["project"]))
 
 
 @page("/instances/<uuid:instance_id>", title="Instance", area="student")
@@ -85,9 +92,11 @@ def show_instance(rpc, actor, instance_id):
 @page("/instances/<uuid:instance_id>/live", title="Instance state", area="student", fragment=True)
 def instance_live(rpc, actor, instance_id):
     """The instance page's state, address, SSH command and action log, polled by htmx."""
-    instance, actions = gather((rpc.instances.get_instance, actor, instance_id),
-                               (rpc.instances.list_instance_actions, actor, instance_id))
-    return render_template("instances/live.html", instance=instance, actions=actions)
+    instance, actions, projects = gather((rpc.instances.get_instance, actor, instance_id),
+                                         (rpc.instances.list_instance_actions, actor, instance_id),
+                                         (rpc.accounts.list_projects, actor))
+    return render_template("instances/live.html", instance=instance, actions=actions,
+                           course=_by_id(projects).get(instance["project"]))
 
 
 @page("/instances/<uuid:instance_id>/console", title="Console output", area="student", fragment=True)
