@@ -34,7 +34,13 @@ def install(app):
     app.after_request(_secure_headers)
 
 
+# The instance tables' columns (templates/instance_table.html): mine, a course's, every instance.
+INSTANCE_COLUMNS = {"MY_COLUMNS": ("name", "state", "ip", "ssh", "course", "created"),
+                    "COURSE_COLUMNS": ("name", "owner", "state", "ip", "created"),
+                    "ADMIN_COLUMNS": ("name", "state", "owner", "course", "host", "ip", "created")}
+
+
 def _template_context():
     from flask import g
-    return {"actor": g.get("actor"), "csrf_token": session.csrf_token, "csrf_field": session.CSRF_FIELD,
-            "nav": portal.navigation(g.get("actor"))}
+    return dict(INSTANCE_COLUMNS, actor=g.get("actor"), csrf_token=session.csrf_token,
+                csrf_field=session.CSRF_FIELD, nav=portal.navigation(g.get("actor")))
