@@ -5,11 +5,12 @@ land next to the input that caused them. Form values are strings; `body_from_for
 JSON types the service's request schema declares (integers, booleans, lists), and leaves a value
 it cannot convert as it was, so the service's validation names the field.
 """
-from flask import current_app, g, render_template
+from flask import current_app, g, render_template, request
 from marshmallow import fields as mm
 
 from common.errors import LabcloudError
 from gateway.portal.session import CSRF_FIELD
+from gateway.routes import resolve
 
 
 def _convert(field, value):
@@ -26,10 +27,13 @@ def _convert(field, value):
     return value
 
 
-def body_from_form(schema_class, form, *, keep_empty=()):
-    """The request body a form means. Empty fields are left out (the schema's defaults apply),
-    except those named in keep_empty, sent as null ("no default" / "unlimited")."""
-    declared = schema_class().fields
+def body_from_form(schema, form=None, *, keep_empty=()):
+    """The request body a form means. `schema`: the service's request schema (class, or its
+    "module:Class" reference); `form`: this request's form by default. Empty fields are left out
+    (the schema's defaults apply), except those named in keep_empty, sent as null ("no default" /
+    "unlimited")."""
+    declared = resolve(schema)().fields
+    form = request.form if form is None else form
     body = {}
     for name, value in form.items():
         if name == CSRF_FIELD or name not in declared:

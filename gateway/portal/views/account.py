@@ -7,7 +7,6 @@ from flask import current_app, redirect, render_template, request
 from gateway.portal import session
 from gateway.portal.forms import attempt, body_from_form, form_page
 from gateway.portal.registry import page
-from gateway.routes import resolve
 
 ACCOUNTS = "services.accounts.schemas:"
 
@@ -50,7 +49,7 @@ def logout(rpc, actor):
 def signup(rpc):
     if request.method == "GET":
         return render_template("account/signup.html", title="Sign up", errors=None, form={})
-    body = body_from_form(resolve(ACCOUNTS + "SignupRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "SignupRequest")
     user, errors = attempt(lambda: rpc.accounts.signup(body))
     if errors:
         return form_page("account/signup.html", errors, title="Sign up", form=request.form)
@@ -74,7 +73,7 @@ def set_password(rpc):
 def account(rpc, actor):
     errors = None
     if request.method == "POST":
-        body = body_from_form(resolve(ACCOUNTS + "ChangePasswordRequest"), request.form)
+        body = body_from_form(ACCOUNTS + "ChangePasswordRequest")
         _changed, errors = attempt(lambda: rpc.accounts.change_password(actor, actor["id"], body))
         if not errors:  # every token of this user was revoked, this session's too
             response = redirect("/login?" + urllib.parse.urlencode({"username": actor["username"],

@@ -52,7 +52,7 @@ def admin_signups(rpc, actor):
 
 @page("/admin/users/<id:user_id>/approve", title="Approve a sign-up", area="admin", methods=("POST",))
 def admin_approve_user(rpc, actor, user_id):
-    body = body_from_form(resolve(ACCOUNTS + "ApproveUserRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "ApproveUserRequest")
     _user, errors = attempt(lambda: rpc.accounts.approve_user(actor, user_id, body))
     if errors:
         return _signups_page(rpc, actor, errors, f"approve-{user_id}", request.form)
@@ -61,7 +61,7 @@ def admin_approve_user(rpc, actor, user_id):
 
 @page("/admin/users/<id:user_id>/reject", title="Reject a sign-up", area="admin", methods=("POST",))
 def admin_reject_user(rpc, actor, user_id):
-    body = body_from_form(resolve(ACCOUNTS + "RejectUserRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "RejectUserRequest")
     _user, errors = attempt(lambda: rpc.accounts.reject_user(actor, user_id, body))
     if errors:
         return _signups_page(rpc, actor, errors, f"reject-{user_id}", request.form)
@@ -82,7 +82,7 @@ def admin_users(rpc, actor):
     """The users; a POST creates one (the answer's one-time password link is shown here, once)."""
     if request.method == "GET":
         return _users_page(rpc, actor)
-    body = body_from_form(resolve(ACCOUNTS + "CreateUserRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "CreateUserRequest")
     created, errors = attempt(lambda: rpc.accounts.create_user(actor, body))
     if errors:
         return _users_page(rpc, actor, errors, "create", request.form)
@@ -103,7 +103,7 @@ def _csv_from_upload(body):
 @page("/admin/users/import", title="Import users", area="admin", methods=("POST",))
 def admin_import_users(rpc, actor):
     try:
-        body = _csv_from_upload(body_from_form(resolve(ACCOUNTS + "ImportUsersRequest"), request.form))
+        body = _csv_from_upload(body_from_form(ACCOUNTS + "ImportUsersRequest"))
     except InvalidInput as exc:
         return _users_page(rpc, actor, FormErrors(exc), "import", request.form)
     report, errors = attempt(lambda: rpc.accounts.import_users(actor, body))
@@ -114,7 +114,7 @@ def admin_import_users(rpc, actor):
 
 @page("/admin/users/<id:user_id>/suspend", title="Suspend a user", area="admin", methods=("POST",))
 def admin_suspend_user(rpc, actor, user_id):
-    body = body_from_form(resolve(ACCOUNTS + "SuspendUserRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "SuspendUserRequest")
     _user, errors = attempt(lambda: rpc.accounts.suspend_user(actor, user_id, body))
     if errors:
         return _users_page(rpc, actor, errors, f"suspend-{user_id}", request.form)
@@ -131,7 +131,7 @@ def admin_enable_user(rpc, actor, user_id):
 
 @page("/admin/users/<id:user_id>/delete", title="Delete a user", area="admin", methods=("POST",))
 def admin_delete_user(rpc, actor, user_id):
-    body = body_from_form(resolve(ACCOUNTS + "DeleteUserRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "DeleteUserRequest")
     _user, errors = attempt(lambda: rpc.accounts.delete_user(actor, user_id, body))
     if errors:
         return _users_page(rpc, actor, errors, f"delete-{user_id}", request.form)
@@ -155,7 +155,7 @@ def admin_courses(rpc, actor):
         return _courses_page(rpc, actor)
     form = {name: request.form.get(name) for name in request.form}
     form["managers"] = ",".join(request.form.getlist("managers"))  # a multi-select: one value each
-    body = body_from_form(resolve(ACCOUNTS + "CreateProjectRequest"), form)
+    body = body_from_form(ACCOUNTS + "CreateProjectRequest", form)
     _course, errors = attempt(lambda: rpc.accounts.create_project(actor, body))
     if errors:
         return _courses_page(rpc, actor, errors, "course", dict(form, managers=request.form.getlist("managers")))
@@ -187,7 +187,7 @@ def _images_page(rpc, actor, errors=None, form=None):
 def admin_images(rpc, actor):
     if request.method == "GET":
         return _images_page(rpc, actor)
-    body = body_from_form(resolve(STORAGE + "RegisterImageRequest"), request.form)
+    body = body_from_form(STORAGE + "RegisterImageRequest")
     _image, errors = attempt(lambda: rpc.storage.register_image(actor, body))
     if errors:
         return _images_page(rpc, actor, errors, request.form)
@@ -205,7 +205,7 @@ def admin_hosts(rpc, actor):
 def admin_audit(rpc, actor):
     """Newest first, filtered by what the audit request offers (a GET form: the filter is in the URL)."""
     people, courses = gather((rpc.accounts.list_users, actor, {}), (rpc.accounts.list_projects, actor))
-    query = body_from_form(resolve(ACCOUNTS + "ListAuditRequest"), request.args)
+    query = body_from_form(ACCOUNTS + "ListAuditRequest", request.args)
     records, errors = attempt(lambda: rpc.accounts.list_audit(actor, query))
     return form_page("admin/audit.html", errors, title="Audit log", records=records or [],
                      people=[(u["id"], u["username"]) for u in people], courses=_choices(courses),

@@ -14,7 +14,6 @@ from common.errors import InvalidInput
 from gateway.portal.forms import FormErrors, attempt, body_from_form, form_page
 from gateway.portal.gather import gather
 from gateway.portal.registry import page
-from gateway.routes import resolve
 
 ACCOUNTS = "services.accounts.schemas:"
 QUOTA_RESOURCES = ("instances", "vcpus", "memory_mib", "volume_gib", "floating_ips")  # QuotaSchema's
@@ -81,7 +80,7 @@ def _back_to(project_id):
 @page("/courses/<id:project_id>/defaults", title="Change a course's defaults", area="teacher",
       methods=("POST",))
 def teacher_course_defaults(rpc, actor, project_id):
-    body = body_from_form(resolve(ACCOUNTS + "UpdateProjectRequest"), request.form,
+    body = body_from_form(ACCOUNTS + "UpdateProjectRequest",
                           keep_empty=("default_lease_hours", "default_flavor", "default_image"))
     if "description" in request.form:  # an emptied description is "" (body_from_form leaves it out)
         body["description"] = request.form["description"]
@@ -101,7 +100,7 @@ def _number(value):
 
 @page("/courses/<id:project_id>/members", title="Add a member", area="teacher", methods=("POST",))
 def teacher_course_add_member(rpc, actor, project_id):
-    body = body_from_form(resolve(ACCOUNTS + "AddMemberRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "AddMemberRequest")
     caps = {name: _number(request.form.get(f"quota.{name}", "").strip()) for name in QUOTA_RESOURCES
             if request.form.get(f"quota.{name}", "").strip()}
     if caps:

@@ -5,7 +5,6 @@ from flask import redirect, render_template, request
 from gateway.portal.forms import attempt, body_from_form, form_page
 from gateway.portal.gather import gather
 from gateway.portal.registry import page
-from gateway.routes import resolve
 
 INSTANCES = "services.instances.schemas:"
 
@@ -52,7 +51,7 @@ def _create_form(rpc, actor, errors, form):
 def new_instance(rpc, actor):
     if request.method == "GET":
         return _create_form(rpc, actor, None, request.args)
-    body = body_from_form(resolve(INSTANCES + "CreateInstanceRequest"), request.form)
+    body = body_from_form(INSTANCES + "CreateInstanceRequest")
     created, errors = attempt(lambda: rpc.instances.create_instance(actor, body))
     if errors:
         return _create_form(rpc, actor, errors, request.form)

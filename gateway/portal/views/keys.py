@@ -6,7 +6,6 @@ from flask import request
 from gateway.portal.forms import attempt, body_from_form, form_page
 from gateway.portal.gather import gather
 from gateway.portal.registry import page
-from gateway.routes import resolve
 
 ACCOUNTS = "services.accounts.schemas:"
 
@@ -26,14 +25,14 @@ def _keys_page(rpc, actor, errors=None, form=None, generated=None):
 def keys(rpc, actor):
     if request.method == "GET":
         return _keys_page(rpc, actor)
-    body = body_from_form(resolve(ACCOUNTS + "AddKeyRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "AddKeyRequest")
     _key, errors = attempt(lambda: rpc.accounts.add_key(actor, body))
     return _keys_page(rpc, actor, errors, request.form if errors else None)
 
 
 @page("/keys/generate", title="Generate a key", area="student", methods=("POST",))
 def generate_key(rpc, actor):
-    body = body_from_form(resolve(ACCOUNTS + "GenerateKeyRequest"), request.form)
+    body = body_from_form(ACCOUNTS + "GenerateKeyRequest")
     generated, errors = attempt(lambda: rpc.accounts.generate_key(actor, body))
     return _keys_page(rpc, actor, errors, request.form if errors else None, generated)
 
