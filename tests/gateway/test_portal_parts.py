@@ -135,3 +135,16 @@ def test_gather_sends_every_call_first_and_collects_every_reply_before_raising_t
                (FakeMethod(Forbidden("not its manager"), sent, waited),), (FakeMethod("late", sent, waited),))
     assert sent == [("actor", 3), ("a",), (), ()] and len(waited) == 4
     assert gather((FakeMethod("x", [], []),), (FakeMethod({"y": 1}, [], []), 2)) == ["x", {"y": 1}]
+
+
+@pytest.mark.parametrize("base_url, forced, secure", [("http://127.0.0.1", False, False),
+                                                      ("https://lab.example", False, True),
+                                                      ("http://127.0.0.1", True, True)])
+def test_the_session_cookie_is_httponly_samesite_and_secure_over_https(app, base_url, forced, secure):
+    app.config["LABCLOUD"] = {"PORTAL_SECURE_COOKIES": forced}
+    with app.test_request_context(base_url=base_url):
+        response = app.response_class()
+        session.start(response, {"token": "tok"}, 3600)
+        cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith(session.SESSION_COOKIE))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=3600" in cookie
+    assert ("Secure" in cookie) == secure
