@@ -13,9 +13,6 @@ from tests.conftest import GREEN
 from tests.e2e.api import ADMIN_PASSWORD, Api
 from tests.e2e.conftest import stack_on
 
-if GREEN:  # fail loudly instead of hanging: the sync API runs asyncio in a thread eventlet has patched
-    raise pytest.UsageError("browser tests run with LABCLOUD_TESTS_GREEN=0 (see the Makefile's test target)")
-
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -26,6 +23,8 @@ expect.set_options(timeout=30_000)
 
 @pytest.fixture(scope="session")
 def browser():
+    if GREEN:  # fail loudly instead of hanging: the sync API runs asyncio in a thread eventlet patched
+        pytest.fail("browser tests run with LABCLOUD_TESTS_GREEN=0 (see the Makefile's test target)")
     with sync_playwright() as playwright:
         # --no-sandbox: the tests run as root here, and chromium's sandbox refuses root.
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
