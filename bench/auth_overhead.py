@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.machine import describe_machine  # noqa: E402
 from labcloud.rabbit import free_port  # noqa: E402
 from labcloud.stack import Stack  # noqa: E402
-from tests.e2e.api import Api, approved_user  # noqa: E402
+from tests.e2e.api import Api, approved_user, running_instances  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password"
 INSTANCES = 5
@@ -41,12 +41,7 @@ def prepare(base_url):
     admin = Api(base_url).login("admin", ADMIN_PASSWORD)
     name = f"auth{int(time.time()) % 100000}"
     user = approved_user(base_url, admin, name)
-    flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = user.call("GET", "/images", 200).json()[0]
-    for index in range(INSTANCES):
-        user.call("POST", "/instances", 202, json={"name": f"vm-{index}", "flavor": flavor["id"],
-                                                   "image": image["id"], "key": user.key})
-    user.wait_for("/instances", lambda r: all(i["state"] == "running" for i in r.json()), timeout=120)
+    running_instances(user, INSTANCES)
     return user
 
 

@@ -32,7 +32,7 @@ import requests  # noqa: E402
 from bench.machine import describe_machine  # noqa: E402
 from labcloud.rabbit import free_port  # noqa: E402
 from labcloud.stack import Stack  # noqa: E402
-from tests.e2e.api import Api, approved_user  # noqa: E402
+from tests.e2e.api import Api, approved_user, running_instances  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password"
 INSTANCES = 5
@@ -89,14 +89,11 @@ def prepare(base_url):
     teacher = approved_user(base_url, admin, f"teach{suffix}")
     course = admin.call("POST", "/projects", 201, json={"name": f"course{suffix}",
                                                          "managers": [teacher.user_id]}).json()
+    # A fresh token: the gateway may have cached the old one's actor (without the course) for up to
+    # TOKEN_CACHE_SECONDS, the documented bound on role changes.
+    teacher = Api(base_url).login(teacher.username, teacher.password)
     student = approved_user(base_url, admin, f"stud{suffix}", project=course["id"])
-    flavor = min(student.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = student.call("GET", "/images", 200).json()[0]
-    for index in range(INSTANCES):
-        student.call("POST", "/instances", 202, json={"name": f"vm-{index}", "flavor": flavor["id"],
-                                                      "image": image["id"], "key": student.key})
-    student.wait_for("/instances", lambda r: all(i["state"] == "running" for i in r.json()), timeout=120)
-    instance = student.call("GET", "/instances", 200).json()[0]["id"]
+    instance = running_instances(student, INSTANCES)[0]
     return admin, teacher, student, course["id"], instance
 
 

@@ -51,3 +51,16 @@ def approved_user(base_url, admin, username, password="correct horse", project=N
     api.key = api.call("POST", "/keys", 201, json={"name": "k", "public_key": public_key_line(
         generate_ed25519_key())}).json()["id"]
     return api
+
+
+def running_instances(api, count, prefix="vm"):
+    """`count` instances of `api`'s user on the smallest flavor and the first image, waited for
+    until all run (tests and benchmarks). Returns their ids."""
+    flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = api.call("GET", "/images", 200).json()[0]
+    ids = [api.call("POST", "/instances", 202, json={"name": f"{prefix}-{index}", "flavor": flavor["id"],
+                                                     "image": image["id"], "key": api.key}).json()["id"]
+           for index in range(count)]
+    api.wait_for("/instances", lambda r: all(i["state"] == "running" for i in r.json() if i["id"] in ids),
+                 timeout=120)
+    return ids
