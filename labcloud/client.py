@@ -36,6 +36,7 @@ class ApiError(ClientError):
         self.status, self.code, self.message = status, code, message
         self.fields = fields or {}
         self.retry_after = retry_after
+        self.session_ended = status == 401 and authenticated  # the token expired or was revoked
         super().__init__(self._one_line(authenticated, expires_at))
 
     def _one_line(self, authenticated, expires_at):
@@ -116,6 +117,20 @@ def save_config(data):
             raise ClientError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     return path
+
+
+def log_in(base_url, username, password):
+    """POST /tokens and keep the token in the config file. Returns (the stored entry, its path)."""
+    client = ApiClient(base_url)
+    answer = client.post("/tokens", {"username": username, "password": password}, auth=False)
+    entry = {"url": client.url, "token": answer["token"], "expires_at": answer.get("expires_at"),
+             "username": answer.get("username") or username}
+    user_id = answer.get("user_id") or (answer.get("user") or {}).get("id")
+    if user_id:
+        entry["user_id"] = user_id
+    if answer.get("id") is not None:
+        entry["token_id"] = answer["id"]
+    return entry, save_config(entry)
 
 
 def default_url():

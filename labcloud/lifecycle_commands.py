@@ -1,35 +1,12 @@
-"""`labcloud instance actions NAME` (an instance's action log) and `labcloud admin reconcile`
-(compare the hosts with the database now, or list recent reports). REST clients of the gateway,
-like `labcloud ssh`."""
+"""`labcloud admin reconcile` (compare the hosts with the database now, or list recent reports):
+a REST client of the gateway. (`labcloud instance actions` lives with the other instance commands.)"""
 import click
 
 from labcloud.commands import output
-from labcloud.commands.base import completes, connect, group
+from labcloud.commands.base import connect, group
 
-ACTION_COLUMNS = [("requested_at", "REQUESTED"), ("action", "ACTION"), ("by", "BY"), ("result", "RESULT"),
-                  ("finished_at", "FINISHED"), ("message", "MESSAGE")]
 FINDING_COLUMNS = [("host", "HOST"), ("kind", "KIND"), ("subject", "SUBJECT"), ("action", "ACTION"),
                    ("detail", "DETAIL")]
-
-
-@group()
-def instance():
-    """Instances (labcloud instance actions NAME)."""
-
-
-@instance.command("actions")
-@click.argument("name", shell_complete=completes("/instances"))
-@output.json_option
-def instance_actions(name, as_json):
-    """An instance's action log.
-
-    Who asked what and how it ended, deleted instances too (GET /instances/{id}/actions)."""
-    client = connect()
-    found = client.find_instance(name, include_deleted=True)
-    actions = client.get(f"/instances/{found['id']}/actions")
-    if as_json:
-        return output.print_json(actions)
-    output.table([dict(a, by=a.get("username") or "labcloud") for a in actions], ACTION_COLUMNS)
 
 
 @group()
@@ -57,4 +34,4 @@ def admin_reconcile(reports, as_json):
             output.table(report["findings"], FINDING_COLUMNS)
 
 
-COMMANDS = [instance, admin]
+COMMANDS = [admin]

@@ -3,11 +3,12 @@ exit status 1, the API connection, name completion, password input, quota option
 imports. Usage errors stay click's (exit status 2)."""
 import io
 import os
+import sys
 
 import click
 from click.shell_completion import CompletionItem
 
-from labcloud.client import ApiClient, ClientError
+from labcloud.client import ApiClient, ClientError, load_config, log_in
 from labcloud.commands import output
 
 
@@ -20,7 +21,29 @@ class LabcloudGroup(click.Group):
             return super().invoke(ctx)
         except ClientError as exc:
             output.error(exc)
+            if getattr(exc, "session_ended", False) and log_in_again():
+                # The same command again, with the new token (click's parsed arguments are spent).
+                os.execvp(sys.argv[0], sys.argv)
             ctx.exit(1)
+
+
+def log_in_again():
+    """The stored token expired or was revoked: on a terminal, offer to log in again as the same
+    user (the password asked hidden). Never when LABCLOUD_TOKEN is set or nobody is at the keyboard."""
+    config = load_config()
+    if os.environ.get("LABCLOUD_TOKEN") or not config.get("username") or not config.get("url"):
+        return False
+    if not (output.on_terminal(sys.stdin) and output.on_terminal(sys.stderr)):
+        return False
+    if not click.confirm(f"log in again to {config['url']} as {config['username']}?", default=True, err=True):
+        return False
+    password = click.prompt("Password", hide_input=True, err=True)
+    try:
+        log_in(config["url"], config["username"], password)
+    except ClientError as exc:
+        output.error(exc)
+        return False
+    return True
 
 
 def group(*args, **kwargs):

@@ -4,6 +4,7 @@ On a terminal tables are rich tables; piped or redirected they are plain columns
 two spaces (one header line, one line per row, nothing wrapped), for grep and awk. `--json`
 prints the API's answer as it came.
 """
+import functools
 import json
 import os
 import sys
@@ -34,6 +35,81 @@ def stdout_console():
 
 def stderr_console():
     return Console(stderr=True, highlight=False, soft_wrap=False)
+
+
+class Format:
+    """How a command shows data: `table` (the default), `json` (the API's answer as it came) or
+    `value` (bare values of the --column fields, one object per line: for scripts)."""
+
+    def __init__(self, kind, columns):
+        self.kind, self.columns = kind, tuple(columns)
+
+
+def format_options(command):
+    """--json, and openstack's `-f value -c FIELD` (or `-f json`), gathered into one `fmt` argument."""
+    def gather(function):
+        @functools.wraps(function)
+        def wrapper(*args, as_json=False, output_format=None, columns=(), **kwargs):
+            kind = "json" if as_json else (output_format or "table")
+            if columns and kind == "table":
+                kind = "value"
+            return function(*args, fmt=Format(kind, columns), **kwargs)
+        return wrapper
+    command = gather(command)
+    command = click.option("--column", "-c", "columns", multiple=True, metavar="FIELD",
+                           help="with -f value: only this field (repeatable)")(command)
+    command = click.option("--format", "-f", "output_format", type=click.Choice(["table", "json", "value"]),
+                           help="table (default), json, or value (bare values, one line per object)")(command)
+    return click.option("--json", "as_json", is_flag=True, help="the API's JSON answer (= -f json)")(command)
+
+
+def emit_formatted(data, fmt, columns=None, fields=None):
+    """Show an API answer (a list with `columns`, or one object) in the asked format."""
+    if fmt.kind == "json":
+        return print_json(data)
+    if fmt.kind == "value":
+        rows = data if isinstance(data, list) else [data]
+        for row in rows:
+            keys = fmt.columns or ([key for key, _ in columns if not callable(key)] if columns else list(row))
+            missing = [key for key in keys if key not in row]
+            if missing:
+                raise click.UsageError(f"no field {', '.join(missing)} (fields: {', '.join(row)})")
+            say(" ".join(value_text(row[key]) for key in keys))
+        return None
+    return emit(data, False, columns=columns, fields=fields)
+
+
+def value_text(value):
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else str(value)
+
+
+class StateSpinner:
+    """--wait's display on stderr: a spinner with the current state (terminals only; piped, each new
+    state is one line, so a log shows the way it went)."""
+
+    def __init__(self, what):
+        self.what, self.last = what, None
+        self.terminal = on_terminal(sys.stderr)
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr_console(),
+                                 transient=True, disable=not self.terminal)
+        self.task = self.progress.add_task(what)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def show(self, state):
+        if state == self.last:
+            return
+        self.last = state
+        self.progress.update(self.task, description=f"{self.what}: {state}")
+        if not self.terminal:
+            note(f"{self.what}: {state}")
 
 
 def json_option(command):

@@ -3,7 +3,7 @@ import os
 
 import click
 
-from labcloud.client import ApiClient, ApiError, default_url, load_config, save_config
+from labcloud.client import ApiError, default_url, load_config, log_in, save_config
 from labcloud.commands import output
 from labcloud.commands.base import connect, group, password_stdin_option, read_password
 
@@ -24,17 +24,8 @@ def login(url, username, password_stdin):
         username = config["username"]
     username = username or click.prompt("Username", err=True)
     password = read_password(password_stdin)
-    client = ApiClient(base)
-    answer = client.post("/tokens", {"username": username, "password": password}, auth=False)
-    entry = {"url": client.url, "token": answer["token"], "expires_at": answer.get("expires_at"),
-             "username": answer.get("username") or username}
-    user_id = answer.get("user_id") or (answer.get("user") or {}).get("id")
-    if user_id:
-        entry["user_id"] = user_id
-    if answer.get("id") is not None:
-        entry["token_id"] = answer["id"]
-    path = save_config(entry)
-    output.say(f"logged in to {client.url} as {entry['username']} until {entry['expires_at'] or '?'} "
+    entry, path = log_in(base, username, password)
+    output.say(f"logged in to {entry['url']} as {entry['username']} until {entry['expires_at'] or '?'} "
                f"(token kept in {path})")
     if os.environ.get("LABCLOUD_TOKEN"):
         output.note("note: LABCLOUD_TOKEN is set in this shell and is used instead of the stored token")
