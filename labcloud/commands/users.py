@@ -1,7 +1,7 @@
 """`labcloud user ...`: accounts (most of it admin only; `passwd` is your own password)."""
 import click
 
-from labcloud.commands import output
+from labcloud.commands import output, session
 from labcloud.commands.base import (confirm, connect, group, import_csv, password_stdin_option, project_option,
                                     read_password, user_argument, yes_option)
 from labcloud.commands.session import forget_token_if_stored
@@ -180,5 +180,8 @@ def user_import(csv_file, project, as_json):
     client = connect()
     import_csv(client, "/users/import", csv_file, as_json, params={"project": client.project_id(project)})
 
+
+# `labcloud user signup` is `labcloud signup` (euca/openstack users look for it under the noun).
+user.add_command(session.signup, "signup")
 
 COMMANDS = [user]
