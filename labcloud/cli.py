@@ -152,10 +152,7 @@ def cmd_ssh(args):
     except ClientError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    argv = ["ssh", "-p", str(endpoint["port"]), "-i", args.identity, "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            f"{args.user}@{endpoint['host']}"] + args.command
-    os.execvp("ssh", argv)
+    instances.exec_ssh(endpoint, args.identity, args.user, args.command)
 
 
 SERVICES = ["accounts", "network", "storage", "instances", "metrics"]

@@ -160,7 +160,11 @@ def instance_actions(name, fmt):
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def instance_ssh(name, identity, user, command):
     """Log in to an instance with the system's ssh client: labcloud instance ssh NAME [-- COMMAND]."""
-    endpoint = connect().ssh_endpoint(name)
+    exec_ssh(connect().ssh_endpoint(name), identity, user, command)
+
+
+def exec_ssh(endpoint, identity, user, command):
+    """Hand over to the system's ssh client on the instance's endpoint (also `labcloud ssh`)."""
     argv = ["ssh", "-p", str(endpoint["port"]), "-i", identity, "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{user}@{endpoint['host']}"]
     sys.stdout.flush()
