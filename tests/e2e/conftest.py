@@ -17,9 +17,15 @@ def stack_on(rabbit_node, vhosts, extra_env=FAST_TIMERS):
                  extra_env=extra_env, quiet=True)
 
 
-@pytest.fixture(scope="module")
+# The modules that need no special timers share one stack (each start costs seconds of the suite's
+# budget). Their logins all come from 127.0.0.1 and the admin logs in from each of them: the rate
+# limits (tested on their own stack in test_access_control.py) are out of the way here.
+SHARED_ENV = dict(FAST_TIMERS, RATE_LIMIT_PER_USERNAME="100000", RATE_LIMIT_PER_ADDRESS="100000")
+
+
+@pytest.fixture(scope="package")
 def stack(rabbit_node, vhosts):
-    with stack_on(rabbit_node, vhosts) as running:
+    with stack_on(rabbit_node, vhosts, SHARED_ENV) as running:
         yield running
 
 

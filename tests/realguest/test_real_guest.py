@@ -1,9 +1,15 @@
 """A real guest, end to end: create from the tiny image with a user's key and user-data, SSH in
-through the instance's endpoint, console, metrics, stop/start, delete, and nothing left behind."""
+through the instance's endpoint, console, metrics, stop/start, delete, and nothing left behind; and
+the same through the installed `labcloud` command only (on this module's QEMU stack: one stack start
+less for the suite)."""
+import json
 import os
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
+import time
 
 import libvirt
 import paramiko
@@ -163,3 +169,61 @@ def test_disk_image_made_elsewhere_boots_with_dhcp_and_metadata(qemu_stack, user
         assert inst["mac"] not in conn.networkLookupByName(host.network_name).XMLDesc()
     finally:
         conn.close()
+
+
+# ----- the same through the installed labcloud command only -----
+
+LABCLOUD = os.path.join(os.path.dirname(sys.executable), "labcloud")
+CLI_PASSWORD = "a real guest passphrase"
+
+
+def cli_run(home, *args, timeout=120):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LABCLOUD_")}
+    environment.update(XDG_CONFIG_HOME=os.path.join(home, "config"), HOME=home)
+    return subprocess.run([LABCLOUD, *args], capture_output=True, text=True, timeout=timeout, env=environment,
+                          stdin=subprocess.DEVNULL)
+
+
+def cli_ok(result):
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_a_real_guest_from_the_command_line(qemu_stack):
+    home = tempfile.mkdtemp(prefix="labcloud-cli-real-")
+    anon = Api(qemu_stack.url)
+    admin = anon.login("admin", ADMIN_PASSWORD)
+    made = anon.call("POST", "/users", 201, json={"username": "clireal", "email": "clireal@lab.example",
+                                                 "password": CLI_PASSWORD}).json()
+    project = admin.call("POST", "/projects", 201, json={"name": "cli-real"}).json()
+    admin.call("POST", f"/users/{made['id']}/approve", 200, json={"project": project["id"]})
+    login = subprocess.run([LABCLOUD, "login", "--url", qemu_stack.url, "--username", "clireal", "--password-stdin"],
+                           input=CLI_PASSWORD + "\n", capture_output=True, text=True, timeout=60,
+                           env=dict({k: v for k, v in os.environ.items() if not k.startswith("LABCLOUD_")},
+                                    XDG_CONFIG_HOME=os.path.join(home, "config"), HOME=home))
+    cli_ok(login)
+
+    key_file = os.path.join(home, "k1")
+    cli_ok(cli_run(home, "key", "generate", "k1", "--output", key_file))
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+
+    flavor = min(json.loads(cli_ok(cli_run(home, "flavor", "list", "--json"))), key=lambda f: f["memory_mib"])["name"]
+    created = cli_run(home, "instance", "create", "real1", "--flavor", flavor, "--image", "tiny", "--key", "k1",
+                  "--wait", timeout=600)
+    assert cli_ok(created).strip().splitlines()[-1].startswith("real1: running"), created.stdout
+
+    deadline = time.monotonic() + 240
+    ready = ""
+    while time.monotonic() < deadline:
+        ready = cli_ok(cli_run(home, "instance", "show", "real1", "-f", "value", "-c", "ready")).strip()
+        if ready == "True":
+            break
+        time.sleep(2)
+    assert ready == "True", cli_ok(cli_run(home, "instance", "show", "real1"))
+
+    ssh = cli_run(home, "instance", "ssh", "real1", "-i", key_file, "--", "hostname", timeout=60)
+    assert ssh.returncode == 0 and ssh.stdout.strip() == "real1", f"{ssh.returncode}\n{ssh.stdout}\n{ssh.stderr}"
+
+    deleted = cli_run(home, "instance", "delete", "real1", "--wait", timeout=300)
+    assert cli_ok(deleted).strip().splitlines()[-1] == "real1: deleted", deleted.stdout
+    assert "real1" not in [i["name"] for i in json.loads(cli_ok(cli_run(home, "instance", "list", "--json")))]
