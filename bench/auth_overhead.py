@@ -21,18 +21,14 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.machine import describe_machine  # noqa: E402
-from labcloud.rabbit import free_port  # noqa: E402
-from labcloud.stack import Stack  # noqa: E402
+from bench.machine import ADMIN_PASSWORD, add_stack_arguments, describe_machine, on_stack  # noqa: E402
 from tests.e2e.api import Api, approved_user, running_instances  # noqa: E402
 
-ADMIN_PASSWORD = "bench-admin-password"
 INSTANCES = 5
 
 
@@ -153,16 +149,9 @@ def main():
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--url", help="a running gateway (with --amqp and admin password "
-                                      f"{ADMIN_PASSWORD!r}); default: start a stack")
-    parser.add_argument("--amqp", help="the running stack's AMQP URI")
+    add_stack_arguments(parser)
     args = parser.parse_args()
-    if args.url:
-        measure(args.url, args.amqp, args.threads, args.seconds, args.rounds)
-        return
-    with Stack(tempfile.mkdtemp(prefix="labcloud-bench-"), port=free_port(), admin_password=ADMIN_PASSWORD,
-               extra_env={"HEARTBEAT_INTERVAL": "1"}, quiet=True) as stack:
-        measure(stack.url, stack.amqp_uri, args.threads, args.seconds, args.rounds)
+    on_stack(args, lambda url, amqp: measure(url, amqp, args.threads, args.seconds, args.rounds))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import collections
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import eventlet
@@ -29,12 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import requests  # noqa: E402
 
-from bench.machine import describe_machine  # noqa: E402
-from labcloud.rabbit import free_port  # noqa: E402
-from labcloud.stack import Stack  # noqa: E402
+from bench.machine import ADMIN_PASSWORD, add_stack_arguments, describe_machine, on_stack  # noqa: E402
 from tests.e2e.api import Api, approved_user, running_instances  # noqa: E402
 
-ADMIN_PASSWORD = "bench-admin-password"
 INSTANCES = 5
 
 
@@ -182,16 +178,9 @@ class _NoAudit:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--url", help="a running gateway (with --amqp and admin password "
-                                      f"{ADMIN_PASSWORD!r}); default: start a stack")
-    parser.add_argument("--amqp", help="the running stack's AMQP URI")
+    add_stack_arguments(parser)
     args = parser.parse_args()
-    if args.url:
-        measure(args.url, args.amqp, args.requests)
-        return
-    with Stack(tempfile.mkdtemp(prefix="labcloud-bench-"), port=free_port(), admin_password=ADMIN_PASSWORD,
-               extra_env={"HEARTBEAT_INTERVAL": "1"}, quiet=True) as stack:
-        measure(stack.url, stack.amqp_uri, args.requests)
+    on_stack(args, lambda url, amqp: measure(url, amqp, args.requests))
 
 
 if __name__ == "__main__":
