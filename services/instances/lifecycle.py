@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, InvalidInput
-from services.instances import access, instance_store, quotas, states
+from services.instances import access, instance_store, quotas, shares, states
 from services.instances.models import Flavor, Instance
 
 
@@ -39,7 +39,8 @@ def record_instance(session, actor, request, flavor, key, project_id, limits):
     instance = Instance(
         id=str(uuid.uuid4()), name=request["name"], name_key=request["name"], user_id=actor["id"],
         project_id=project_id, flavor_id=flavor.id, image_id=request["image"], key_id=key["id"],
-        public_key=key["public_key"], user_data=request.get("user_data"), state="pending")
+        public_key=key["public_key"], user_data=request.get("user_data"), state="pending",
+        **shares.flavor_defaults(flavor))
     try:
         with quotas.charged(session, project_id, actor["id"], limits, quotas.for_create(flavor)):
             session.add(instance)  # the instance and its action log entry in one commit

@@ -15,10 +15,12 @@ class Flavor(Base):
     vcpus: Mapped[int] = mapped_column(Integer)
     memory_mib: Mapped[int] = mapped_column(Integer)
     disk_gib: Mapped[int] = mapped_column(Integer)
-    # XenServer-style CPU scheduling: relative weight (libvirt <shares>) and a cap in percent of
-    # the flavor's vCPUs (0 = uncapped).
+    # The defaults of its instances' shares (services/instances/shares.py says what they mean):
+    # XenServer's CPU weight and cap (percent of ONE vCPU for the whole guest, 0 = uncapped).
     cpu_weight: Mapped[int] = mapped_column(Integer)
     cpu_cap_percent: Mapped[int] = mapped_column(Integer)
+    # The guest's memory at boot is memory_mib; its balloon may be set up to max_memory_mib live.
+    max_memory_mib: Mapped[int] = mapped_column(Integer)
 
 
 class Host(Base):
@@ -61,6 +63,13 @@ class Instance(Base):
     ip: Mapped[str] = mapped_column(String(39), nullable=True)
     mac: Mapped[str] = mapped_column(String(17), nullable=True)
     root_volume_id: Mapped[int] = mapped_column(Integer, nullable=True)
+    # Resource shares (services/instances/shares.py): the flavor's at create, then what the owner or
+    # an admin set. Quotas and host allocation count memory_mib, not the flavor's.
+    cpu_weight: Mapped[int] = mapped_column(Integer)
+    cpu_cap: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    bandwidth_in_kib: Mapped[int] = mapped_column(Integer, default=0)
+    bandwidth_out_kib: Mapped[int] = mapped_column(Integer, default=0)
     # SSH endpoint: a port on the host's loopback that its agent forwards to <ip>:22, and when SSH
     # first answered after the guest started (Orca's post-boot check).
     ssh_port: Mapped[int] = mapped_column(Integer, nullable=True)
