@@ -92,7 +92,7 @@ def host_floor(amqp_uri, count, host="host1"):
             volume = agent.create_volume({"name": f"root-{instance_id}.qcow2", "capacity_bytes": 1 << 30,
                                           "format": "qcow2", "backing_path": image["path"]})
             agent.create_domain({"instance_id": instance_id, "name": f"lc-{instance_id}", "vcpus": 1,
-                                 "memory_mib": 128, "cpu_weight": 256, "cpu_cap_percent": 0,
+                                 "memory_mib": 128, "cpu_weight": 256, "cpu_cap": 0,
                                  "disk_path": volume["path"], "mac": "aa:00:0a:63:09:01", "ip": "10.99.9.1"})
             durations.append(time.perf_counter() - started)
             agent.destroy_domain({"instance_id": instance_id})

@@ -19,11 +19,33 @@ def domain_type(config, uri):
     return "test" if is_test_uri(uri) else config.get("DOMAIN_TYPE", "qemu")
 
 
-def cpu_quota_us(cap_percent, vcpus):
-    """CFS quota per period for a cap in percent of one vCPU per vCPU; None when uncapped."""
-    if not cap_percent:
+# XenServer's default weight 256 is cgroup v1's default cpu.shares 1024: a guest of default weight
+# competes evenly with anything else on the host, and weights 1-65536 map onto shares 4-262144
+# (cgroup v1 allows 2-262144).
+SHARES_PER_WEIGHT = 4
+
+
+def cpu_shares(weight):
+    return weight * SHARES_PER_WEIGHT
+
+
+def global_quota_us(cap):
+    """CFS quota per period of the whole guest (every vCPU and QEMU's own threads) for a cap in
+    percent of ONE vCPU (XenServer's meaning): cap 35 = 35 ms of CPU per 100 ms, whatever the
+    vCPU count. None when uncapped. (A per-vCPU quota would let each vCPU have the cap.)"""
+    if not cap:
         return None
-    return cap_percent * vcpus * CPU_PERIOD_US // 100
+    return cap * CPU_PERIOD_US // 100
+
+
+def cputune_element(weight, cap):
+    cputune = ET.Element("cputune")
+    _sub(cputune, "shares", cpu_shares(weight))
+    quota = global_quota_us(cap)
+    if quota is not None:
+        _sub(cputune, "global_period", CPU_PERIOD_US)
+        _sub(cputune, "global_quota", quota)
+    return cputune
 
 
 def _sub(parent, tag, text=None, **attrs):
@@ -54,21 +76,20 @@ def build_domain_xml(spec, config, uri, ssh_port=None):
     _sub(root, "name", spec["name"])
     _sub(root, "uuid", spec["instance_id"])
     metadata = _sub(root, "metadata")
-    labcloud = {"id": spec["instance_id"], "ip": spec["ip"], "mac": spec["mac"]}
+    labcloud = {"id": spec["instance_id"], "ip": spec["ip"], "mac": spec["mac"],
+                # tc limits are not libvirt's: kept here so every start of the guest applies them
+                "bandwidth_in_kib": str(spec["bandwidth_in_kib"]),
+                "bandwidth_out_kib": str(spec["bandwidth_out_kib"])}
     if spec.get("hostname"):
         labcloud["hostname"] = spec["hostname"]
     if ssh_port is not None:
         labcloud["ssh_port"] = str(ssh_port)
     ET.SubElement(metadata, f"{{{METADATA_NS}}}instance", labcloud)
-    _sub(root, "memory", spec["memory_mib"], unit="MiB")
+    # Defined with its maximum; the balloon holds it at memory_mib (changed live, up to the maximum).
+    _sub(root, "memory", spec["max_memory_mib"] or spec["memory_mib"], unit="MiB")
+    _sub(root, "currentMemory", spec["memory_mib"], unit="MiB")
     _sub(root, "vcpu", spec["vcpus"])
-
-    cputune = _sub(root, "cputune")
-    _sub(cputune, "shares", spec["cpu_weight"])
-    _sub(cputune, "period", CPU_PERIOD_US)
-    quota = cpu_quota_us(spec["cpu_cap_percent"], spec["vcpus"])
-    if quota is not None:
-        _sub(cputune, "quota", quota)
+    root.append(cputune_element(spec["cpu_weight"], spec["cpu_cap"]))
 
     os_element = _sub(root, "os")
     boot = None if test_driver else boot_config(spec, config)  # the test driver cannot boot kernels

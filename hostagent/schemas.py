@@ -1,7 +1,7 @@
 """RPC and event payloads of the host agent (see docs/architecture.md, "host agent")."""
 import ipaddress
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from common.schemas import StrictSchema, UtcDateTime, UuidString
 
@@ -12,6 +12,10 @@ DISK_FORMATS = ("qcow2", "raw")
 HOSTNAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 MAX_STOP_TIMEOUT_S = 600
 MAX_CONSOLE_BYTES = 1 << 20
+MEMORY_RANGE = validate.Range(min=32, max=262144)
+CPU_WEIGHT_RANGE = validate.Range(min=1, max=65536)       # XenServer's weight
+CPU_CAP_RANGE = validate.Range(min=0, max=6400)           # percent of one vCPU, <= 100 x vcpus
+BANDWIDTH_RANGE = validate.Range(min=0, max=10 * 1024 * 1024)  # KiB/s, 0 = no limit
 DOMAIN_STATES = ("nostate", "running", "blocked", "paused", "shutdown", "shutoff", "crashed",
                  "pmsuspended", "unknown")
 
@@ -57,9 +61,14 @@ class DomainSpec(StrictSchema):
     instance_id = UuidString(required=True)
     name = fields.String(required=True, validate=validate.Regexp(DOMAIN_NAME_PATTERN))
     vcpus = fields.Integer(required=True, validate=validate.Range(min=1, max=64))
-    memory_mib = fields.Integer(required=True, validate=validate.Range(min=32, max=262144))
-    cpu_weight = fields.Integer(required=True, validate=validate.Range(min=2, max=262144))
-    cpu_cap_percent = fields.Integer(required=True, validate=validate.Range(min=0, max=100))
+    # Resource shares: services/instances/shares.py says what they mean, hostagent/shares.py how
+    # they are applied. memory_mib is the guest's memory now, max_memory_mib what it was defined with.
+    memory_mib = fields.Integer(required=True, validate=MEMORY_RANGE)
+    max_memory_mib = fields.Integer(load_default=None, validate=MEMORY_RANGE)
+    cpu_weight = fields.Integer(required=True, validate=CPU_WEIGHT_RANGE)
+    cpu_cap = fields.Integer(required=True, validate=CPU_CAP_RANGE)
+    bandwidth_in_kib = fields.Integer(load_default=0, validate=BANDWIDTH_RANGE)
+    bandwidth_out_kib = fields.Integer(load_default=0, validate=BANDWIDTH_RANGE)
     disk_path = fields.String(required=True, validate=validate.Length(min=1, max=4096))
     mac = fields.String(required=True, validate=validate.Regexp(MAC_PATTERN, error="not a lowercase MAC"))
     ip = fields.String(required=True)
@@ -70,6 +79,10 @@ class DomainSpec(StrictSchema):
     cmdline = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2048))
     hostname = fields.String(load_default=None, allow_none=True,
                              validate=validate.Regexp(HOSTNAME_PATTERN, error="not a hostname label"))
+
+    @validates_schema
+    def _shares_fit(self, data, **_):
+        check_shares_fit(data)
 
     @validates("kernel", "initrd")
     def _boot_path(self, value, **_):
@@ -87,6 +100,46 @@ class DomainSpec(StrictSchema):
     def _disk_path(self, value, **_):
         if not value.startswith("/"):
             raise ValidationError("must be an absolute path")
+
+
+def check_shares_fit(data):
+    """The limits that depend on the domain's size: the cap on its vCPUs, the memory its maximum."""
+    errors = {}
+    if data.get("vcpus") and data.get("cpu_cap", 0) > 100 * data["vcpus"]:
+        errors["cpu_cap"] = [f"at most {100 * data['vcpus']} (100 x {data['vcpus']} vCPUs)"]
+    if data.get("max_memory_mib") and data.get("memory_mib", 0) > data["max_memory_mib"]:
+        errors["memory_mib"] = [f"at most max_memory_mib ({data['max_memory_mib']})"]
+    if errors:
+        raise ValidationError(errors)
+
+
+class DomainSharesRequest(StrictSchema):
+    """set_domain_shares: the instance's shares, absolute (a repeat changes nothing)."""
+    instance_id = UuidString(required=True)
+    vcpus = fields.Integer(required=True, validate=validate.Range(min=1, max=64))
+    max_memory_mib = fields.Integer(required=True, validate=MEMORY_RANGE)
+    memory_mib = fields.Integer(required=True, validate=MEMORY_RANGE)
+    cpu_weight = fields.Integer(required=True, validate=CPU_WEIGHT_RANGE)
+    cpu_cap = fields.Integer(required=True, validate=CPU_CAP_RANGE)
+    bandwidth_in_kib = fields.Integer(required=True, validate=BANDWIDTH_RANGE)
+    bandwidth_out_kib = fields.Integer(required=True, validate=BANDWIDTH_RANGE)
+
+    @validates_schema
+    def _shares_fit(self, data, **_):
+        check_shares_fit(data)
+
+
+class DomainSharesSchema(StrictSchema):
+    """What the domain has: its live values when it runs, else its definition's. cpu_weight and
+    cpu_cap are null where the hypervisor has no CPU scheduler (test:///default)."""
+    instance_id = fields.String()
+    active = fields.Boolean()
+    cpu_weight = fields.Integer(allow_none=True)
+    cpu_cap = fields.Integer(allow_none=True)
+    memory_mib = fields.Integer()
+    max_memory_mib = fields.Integer()
+    bandwidth_in_kib = fields.Integer()
+    bandwidth_out_kib = fields.Integer()
 
 
 class DestroyDomainRequest(StrictSchema):

@@ -20,7 +20,7 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from eventlet import semaphore
 
-from hostagent import console, dhcp, domains, neighbours, power, stats, storage_pool
+from hostagent import bandwidth, console, dhcp, domains, neighbours, power, shares, stats, storage_pool
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
 from hostagent.lifecycle import DomainEvents, domain_lifecycle_handler
@@ -28,7 +28,7 @@ from hostagent.metadata_server import MetadataServer
 from hostagent.port_forward import SshForwarding
 from hostagent.schemas import (
     ConsoleOutputSchema, CreateVolumeRequest, DeleteVolumeRequest, DestroyDomainRequest,
-    DomainLifecycleSchema, DomainSpec, DomainSshReadySchema, DomainStateSchema, DomainStatsSchema,
+    DomainLifecycleSchema, DomainSharesRequest, DomainSharesSchema, DomainSpec, DomainSshReadySchema, DomainStateSchema, DomainStatsSchema,
     EnsureImageRequest, GetConsoleRequest, HeartbeatSchema, HostInfoSchema, HostInventorySchema,
     RebootDomainRequest, StartDomainRequest, StopDomainRequest, VolumeInfoSchema)
 from hostagent import sequence
@@ -140,8 +140,46 @@ class HostAgent:
             raise
         if existing is not None and ssh_port != recorded_port:
             self.hypervisor.run(domains.record_ssh_port, instance_id, ssh_port)
+        self._apply_recorded_bandwidth(instance_id)
         self._probe_ssh(state, spec["ip"])
         return self._domain_state(state)
+
+    @rpc
+    def set_domain_shares(self, request):
+        """The instance's CPU weight and cap, memory and bandwidth, on its definition and, when it
+        runs, live (hostagent/shares.py). Absolute values: a repeat changes nothing."""
+        request = load(DomainSharesRequest, request)
+        tap = self.hypervisor.run(shares.apply, request, self._has_cpu_scheduler)
+        if tap is not None:
+            self._limit_bandwidth(request["instance_id"], tap, request["bandwidth_in_kib"],
+                                  request["bandwidth_out_kib"])
+        return self.get_domain_shares({"instance_id": request["instance_id"]})
+
+    @rpc
+    def get_domain_shares(self, request):
+        instance_id = load(DestroyDomainRequest, request)["instance_id"]
+        return dump(DomainSharesSchema, self.hypervisor.run(shares.read, instance_id, self._has_cpu_scheduler))
+
+    @property
+    def _has_cpu_scheduler(self):
+        return not self.hypervisor.is_test_driver
+
+    def _apply_recorded_bandwidth(self, instance_id):
+        """After a start: the tap is new, the limits recorded in the domain's metadata go on it."""
+        inbound, outbound, tap = self.hypervisor.run(shares.bandwidth_of, instance_id)
+        if tap is not None and (inbound or outbound):
+            self._limit_bandwidth(instance_id, tap, inbound, outbound)
+
+    def _limit_bandwidth(self, instance_id, tap, inbound_kib, outbound_kib):
+        namespace = self.config.get("HOST_NETNS")
+        if namespace and not self.hypervisor.is_test_driver:
+            bandwidth.apply(namespace, tap, instance_id, inbound_kib, outbound_kib)
+
+    def _clear_bandwidth(self, instance_id):
+        """The guest's tap went with it; its ifb device (outbound limit) must go too."""
+        namespace = self.config.get("HOST_NETNS")
+        if namespace and not self.hypervisor.is_test_driver:
+            bandwidth.clear(namespace, instance_id)
 
     def _undo_undefined(self, spec):
         """After a failed create: when no domain was defined, destroy_domain (the saga's undo)
@@ -177,6 +215,7 @@ class HostAgent:
             self._neighbour(neighbours.unpin, ip)
             self.metadata_server.forget(ip)
         console.remove(self.config, instance_id)
+        self._clear_bandwidth(instance_id)
         return {"deleted": deleted}
 
     @rpc
@@ -184,6 +223,8 @@ class HostAgent:
         request = load(StopDomainRequest, request)
         self._cancel_probe(request["instance_id"])
         state = power.stop(self.hypervisor, request["instance_id"], request["timeout"])
+        if state["state"] != "running":
+            self._clear_bandwidth(request["instance_id"])
         return self._domain_state(state)
 
     @rpc
@@ -192,6 +233,7 @@ class HostAgent:
         metadata = self._metadata_to_restore(request["instance_id"])
         self._restore_network(request["instance_id"], metadata)
         state = self.hypervisor.run(domains.start_domain, request["instance_id"])
+        self._apply_recorded_bandwidth(request["instance_id"])
         self._restore_forward(request["instance_id"], metadata)
         self._probe_ssh(state)
         return self._domain_state(state)
@@ -204,6 +246,7 @@ class HostAgent:
         self._restore_network(request["instance_id"], metadata)
         state = power.reboot(self.hypervisor, self.domain_events, request["instance_id"],
                              request["timeout"])
+        self._apply_recorded_bandwidth(request["instance_id"])  # a hard reboot made a new tap
         self._restore_forward(request["instance_id"], metadata)
         self._probe_ssh(state)
         return self._domain_state(state)

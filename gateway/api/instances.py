@@ -46,6 +46,15 @@ def get_instance(rpc, actor, instance_id):
     return rpc.instances.get_instance(actor, instance_id)
 
 
+@route("PATCH", "/api/v1/instances/<uuid:instance_id>", tag="instances",
+       summary="Change an instance's CPU weight and cap, memory or bandwidth, live (owner or admin; "
+               "running or stopped; memory growth is quota-checked)",
+       body=INSTANCES + "SetResourcesRequest", response=INSTANCES + "InstanceSchema",
+       errors=(409, 502))
+def set_instance_resources(rpc, actor, instance_id, body):
+    return rpc.instances.set_instance_resources(actor, instance_id, body)
+
+
 @route("GET", "/api/v1/instances/<uuid:instance_id>/actions", tag="instances",
        summary="The instance's action log: every request and repair, who asked, when, how it ended",
        response=INSTANCES + "InstanceActionSchema", many=True)

@@ -84,7 +84,7 @@ def request_power(session, actor, instance_id, action, quota_limits):
     if instance.state == states.UNDER_WAY[action]:
         return instance, False
     to_state = states.require(action, instance.state)  # 409 naming the current state
-    more = quotas.growth(session.get(Flavor, instance.flavor_id), instance.state, to_state)
+    more = quotas.growth(session.get(Flavor, instance.flavor_id), instance.state, to_state, instance.memory_mib)
     if more:
         limits = quota_limits(instance.project_id, instance.user_id)
         with quotas.charged(session, instance.project_id, instance.user_id, limits, more):

@@ -4,7 +4,8 @@ owner's share of it), and the check made atomically with the write that takes mo
 Limits belong to the accounts service (accounts.get_quota_limits, asked before the transaction
 opens: an RPC never runs inside one). Usage is counted here, from the instance rows, by the state
 properties of states.py: every instance not deleting or deleted takes one of `instances`; one whose
-state uses compute takes its flavor's `vcpus` and `memory_mib`. Nothing else is stored: an instance
+state uses compute takes its flavor's `vcpus` and its own `memory_mib` (shares.py: the owner may
+set it up to the flavor's maximum, and pays for what is set). Nothing else is stored: an instance
 once deleted, or a request that failed, no longer counts, so no reservation can leak.
 
 `charged` makes the check and the write one transaction whose first statement updates the
@@ -19,7 +20,8 @@ counts what the first one wrote. Nothing inside yields (common/db.py's rule).
 
 Not checked: host observations (a guest started behind labcloud's back is shown as it is) and an
 ownership transfer (the project's usage does not change). Resize and volume attach do not exist
-yet; they will charge their growth the same way.
+yet; they will charge their growth the same way. A memory change (shares) charges its growth
+with `memory_growth`.
 """
 from contextlib import contextmanager
 
@@ -33,23 +35,32 @@ from services.instances.models import Flavor, Instance, QuotaLock
 COUNTED = ("instances", "vcpus", "memory_mib")
 
 
-def usage_in(flavor, state_name):
-    """What one instance of `flavor` in `state_name` takes."""
+def usage_in(flavor, state_name, memory_mib=None):
+    """What one instance of `flavor` (with `memory_mib`, default the flavor's) in `state_name` takes."""
     state = states.state(state_name)
     compute = state.uses_compute_quota
+    memory_mib = flavor.memory_mib if memory_mib is None else memory_mib
     return {"instances": int(state.counts_instance_quota), "vcpus": flavor.vcpus if compute else 0,
-            "memory_mib": flavor.memory_mib if compute else 0}
+            "memory_mib": memory_mib if compute else 0}
 
 
-def growth(flavor, from_state, to_state):
+def growth(flavor, from_state, to_state, memory_mib=None):
     """What moving an instance of `flavor` from one state to another takes more ({} if nothing)."""
-    before, after = usage_in(flavor, from_state), usage_in(flavor, to_state)
+    before = usage_in(flavor, from_state, memory_mib)
+    after = usage_in(flavor, to_state, memory_mib)
     return {r: after[r] - before[r] for r in COUNTED if after[r] > before[r]}
 
 
 def for_create(flavor):
-    """A new instance is recorded `pending`."""
+    """A new instance is recorded `pending`, with its flavor's memory."""
     return growth(flavor, "deleted", "pending")
+
+
+def memory_growth(instance, memory_mib):
+    """What setting the instance's memory to `memory_mib` takes more, in its state ({} if nothing)."""
+    if not states.state(instance.state).uses_compute_quota or memory_mib <= instance.memory_mib:
+        return {}
+    return {"memory_mib": memory_mib - instance.memory_mib}
 
 
 def project_usage(session, project_id):
@@ -59,7 +70,7 @@ def project_usage(session, project_id):
     rows = session.execute(
         select(Instance.user_id, func.sum(case((counts, 1), else_=0)),
                func.sum(case((compute, Flavor.vcpus), else_=0)),
-               func.sum(case((compute, Flavor.memory_mib), else_=0)))
+               func.sum(case((compute, Instance.memory_mib), else_=0)))
         .join(Flavor, Flavor.id == Instance.flavor_id)
         .where(Instance.project_id == project_id,
                Instance.state.in_(states.COUNTS_INSTANCE_QUOTA + states.USES_COMPUTE_QUOTA))

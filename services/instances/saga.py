@@ -10,7 +10,7 @@ import eventlet
 from nameko.exceptions import UnknownService
 
 from common.errors import LabcloudError
-from services.instances import instance_store, scheduler
+from services.instances import instance_store, scheduler, shares
 from services.instances.models import Flavor, Instance
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,7 @@ class Collaborators:
 
 def domain_spec(instance, flavor, disk_path, address, boot):
     spec = {
-        "instance_id": instance.id, "name": f"lc-{instance.id}", "vcpus": flavor.vcpus,
-        "memory_mib": flavor.memory_mib, "cpu_weight": flavor.cpu_weight,
-        "cpu_cap_percent": flavor.cpu_cap_percent, "disk_path": disk_path,
+        **shares.host_request(instance, flavor), "name": f"lc-{instance.id}", "disk_path": disk_path,
         "mac": address["mac"], "ip": address["ip"], "hostname": instance.name,
     }
     if boot:

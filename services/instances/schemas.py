@@ -1,7 +1,7 @@
 """RPC payloads of the instances service."""
 import json
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from common.schemas import Id, StrictSchema, UtcDateTime, UuidString
 
@@ -21,6 +21,28 @@ class CreateInstanceRequest(StrictSchema):
                                                              "a member of exactly one project"})
 
 
+class SetResourcesRequest(StrictSchema):
+    """PATCH an instance: any of its resource shares (services/instances/shares.py), applied live."""
+    cpu_weight = fields.Integer(validate=validate.Range(min=1, max=65536), metadata={
+        "description": "relative CPU weight (XenServer's): 512 gets twice the CPU of 256 on a busy host"})
+    cpu_cap = fields.Integer(validate=validate.Range(min=0, max=6400), metadata={
+        "description": "most CPU the whole guest may use, percent of one vCPU; 0 = no cap; "
+                       "at most 100 x the flavor's vCPUs"})
+    memory_mib = fields.Integer(validate=validate.Range(min=64, max=262144), metadata={
+        "description": "the guest's memory, changed live through its balloon; at most the flavor's "
+                       "max_memory_mib; growth is charged to the project's quota"})
+    bandwidth_in_kib = fields.Integer(validate=validate.Range(min=0, max=10 * 1024 * 1024), metadata={
+        "description": "KiB/s into the guest; 0 = no limit"})
+    bandwidth_out_kib = fields.Integer(validate=validate.Range(min=0, max=10 * 1024 * 1024), metadata={
+        "description": "KiB/s out of the guest; 0 = no limit"})
+
+    @validates_schema
+    def _something(self, data, **_):
+        if not data:
+            raise ValidationError("give at least one of cpu_weight, cpu_cap, memory_mib, "
+                                  "bandwidth_in_kib, bandwidth_out_kib", "_schema")
+
+
 class ListInstancesRequest(StrictSchema):
     include_deleted = fields.Boolean(load_default=False)
     project = Id(load_default=None, allow_none=True,
@@ -33,8 +55,10 @@ class FlavorSchema(StrictSchema):
     vcpus = fields.Integer()
     memory_mib = fields.Integer()
     disk_gib = fields.Integer()
-    cpu_weight = fields.Integer()
-    cpu_cap_percent = fields.Integer()
+    max_memory_mib = fields.Integer(metadata={"description": "what an instance's memory may be set to"})
+    cpu_weight = fields.Integer(metadata={"description": "default CPU weight of its instances"})
+    cpu_cap_percent = fields.Integer(metadata={"description": "default CPU cap of its instances, percent "
+                                                              "of one vCPU (0 = none)"})
 
 
 class InstanceSchema(StrictSchema):
@@ -51,6 +75,11 @@ class InstanceSchema(StrictSchema):
     flavor = fields.Integer(attribute="flavor_id")
     image = fields.Integer(attribute="image_id")
     key = fields.Integer(attribute="key_id", allow_none=True)
+    cpu_weight = fields.Integer(metadata={"description": "relative CPU weight, 1-65536"})
+    cpu_cap = fields.Integer(metadata={"description": "CPU cap, percent of one vCPU; 0 = none"})
+    memory_mib = fields.Integer(metadata={"description": "the guest's memory now"})
+    bandwidth_in_kib = fields.Integer(metadata={"description": "KiB/s into the guest; 0 = no limit"})
+    bandwidth_out_kib = fields.Integer(metadata={"description": "KiB/s out of the guest; 0 = no limit"})
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
     running_at = UtcDateTime(allow_none=True)

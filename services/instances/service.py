@@ -19,12 +19,13 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from hostagent.schemas import DomainLifecycleSchema, DomainSshReadySchema, HeartbeatSchema
 from services.instances import (
-    access, guest_access, instance_store, lifecycle, owners, power, quotas, reconcile, saga, scheduler)
+    access, guest_access, instance_store, lifecycle, owners, power, quotas, reconcile, saga, scheduler,
+    share_changes)
 from services.instances.models import Instance
 from services.instances.schemas import (
     CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostSchema, InstanceActionSchema,
     InstanceIdSchema, InstanceSchema, ListInstancesRequest, PowerActionSchema, ProjectIdSchema,
-    ProjectUsageSchema, ReconcileReportSchema, UserDeletedSchema)
+    ProjectUsageSchema, ReconcileReportSchema, SetResourcesRequest, UserDeletedSchema)
 
 # Which event announces that an instance reached a state.
 ANNOUNCED = {"running": "instance_running", "error": "instance_failed", "deleted": "instance_deleted",
@@ -111,6 +112,14 @@ class InstancesService:
                                                       self.accounts.get_quota_limits)
         if requested:
             self.dispatch("instance_power_requested", {"instance_id": instance.id, "action": action})
+        return dump(InstanceSchema, instance)
+
+    @rpc
+    def set_instance_resources(self, actor, instance_id, request):
+        """Change resource shares; the guest has them when this returns (share_changes.py)."""
+        request = load(SetResourcesRequest, request)
+        instance = share_changes.set_shares(self.db, load_actor(actor), instance_id, request,
+                                            self.accounts.get_quota_limits, self.hosts)
         return dump(InstanceSchema, instance)
 
     @rpc

@@ -100,6 +100,9 @@ _allow("host:lost_domain", ["running", "stopped", "host_down"], "error")
 _allow("host:down", ["running", "stopped", "error"], "host_down")
 
 USER_ACTIONS = ("stop", "start", "reboot", "delete")
+# Resource shares (shares.py) change in these states: on the running guest and its definition, or
+# on the definition of a stopped one. Elsewhere a saga is at work on the domain, or there is none.
+SHARES_SETTABLE = ("running", "stopped")
 ACTIONS = tuple(sorted({action for action, _ in TRANSITIONS}))
 # A user request made twice while the first is under way answers with the instance as it is.
 UNDER_WAY = {"stop": "stopping", "start": "starting", "reboot": "rebooting"}
@@ -127,6 +130,13 @@ def require(action, current):
         raise Conflict(f"cannot {action} an instance that is {current}",
                        {"state": [f"is {current}; {action} needs {allowed}"]})
     return to
+
+
+def require_shares_settable(current):
+    if current not in SHARES_SETTABLE:
+        allowed = " or ".join(SHARES_SETTABLE)
+        raise Conflict(f"cannot change the resources of an instance that is {current}",
+                       {"state": [f"is {current}; changing resources needs {allowed}"]})
 
 
 def names_where(**properties):

@@ -172,7 +172,7 @@ def test_reconcile_repairs_what_changed_behind_our_back(user, admin, rpc, stack)
     stray = str(uuid.uuid4())
     volume = agent.create_volume({"name": f"root-{stray}.qcow2", "capacity_bytes": 1 << 20, "format": "qcow2"})
     agent.create_domain({"instance_id": stray, "name": f"lc-{stray}", "vcpus": 1, "memory_mib": 64,
-                         "cpu_weight": 256, "cpu_cap_percent": 0, "disk_path": volume["path"],
+                         "cpu_weight": 256, "cpu_cap": 0, "disk_path": volume["path"],
                          "mac": "aa:00:0a:63:03:fe", "ip": "10.99.3.254"})
 
     report = admin.call("POST", "/admin/reconcile", 200).json()

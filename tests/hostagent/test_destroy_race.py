@@ -14,7 +14,7 @@ from hostagent.schemas import DomainSpec
 def define(conn, running):
     instance_id = str(uuid.uuid4())
     spec = load(DomainSpec, {"instance_id": instance_id, "name": f"lc-{instance_id}", "vcpus": 1,
-                             "memory_mib": 64, "cpu_weight": 256, "cpu_cap_percent": 0,
+                             "memory_mib": 64, "cpu_weight": 256, "cpu_cap": 0,
                              "disk_path": "/labcloud-test/none.qcow2", "mac": "aa:00:0a:63:07:01",
                              "ip": "10.99.7.1"})
     domains.create_domain(conn, instance_id, build_domain_xml(spec, {}, "test:///default"))

@@ -5,11 +5,11 @@ import pytest
 
 from common.errors import InvalidInput
 from common.schemas import load
-from hostagent.domain_xml import METADATA_NS, build_domain_xml, cpu_quota_us
+from hostagent.domain_xml import METADATA_NS, build_domain_xml, cpu_shares, global_quota_us
 from hostagent.schemas import DomainSpec
 
 SPEC = {"instance_id": "7A1B2C3D-0000-4000-8000-000000000001", "name": "web-1", "vcpus": 2,
-        "memory_mib": 256, "cpu_weight": 512, "cpu_cap_percent": 50,
+        "memory_mib": 256, "max_memory_mib": 512, "cpu_weight": 512, "cpu_cap": 50,
         "disk_path": "/pools/h1/root-x.qcow2", "mac": "aa:00:0a:63:00:02", "ip": "10.99.0.2"}
 
 
@@ -22,18 +22,46 @@ def test_identity_size_and_cpu_tuning():
     assert root.get("type") == "qemu"
     assert root.findtext("uuid") == "7a1b2c3d-0000-4000-8000-000000000001"  # canonical form
     assert root.findtext("name") == "web-1"
-    assert root.find("memory").get("unit") == "MiB" and root.findtext("memory") == "256"
+    # Defined with the maximum; the balloon holds it at memory_mib.
+    assert root.find("memory").get("unit") == "MiB" and root.findtext("memory") == "512"
+    assert root.find("currentMemory").get("unit") == "MiB" and root.findtext("currentMemory") == "256"
     assert root.findtext("vcpu") == "2"
-    assert root.findtext("cputune/shares") == "512"
-    assert root.findtext("cputune/period") == "100000"
-    assert root.findtext("cputune/quota") == "100000"  # 50% of each of 2 vCPUs
+    assert root.findtext("cputune/shares") == "2048"  # weight 512 = twice cgroup's default 1024
+    # XenServer's cap: 50% of ONE vCPU for the whole 2-vCPU guest, not 50% of each vCPU.
+    assert root.findtext("cputune/global_period") == "100000"
+    assert root.findtext("cputune/global_quota") == "50000"
+    assert root.find("cputune/quota") is None and root.find("cputune/period") is None
     assert root.find("features/acpi") is not None
     assert root.find(f"metadata/{{{METADATA_NS}}}instance").get("ip") == "10.99.0.2"
 
 
 def test_uncapped_has_no_quota():
-    assert parse({**SPEC, "cpu_cap_percent": 0}).find("cputune/quota") is None
-    assert cpu_quota_us(0, 4) is None and cpu_quota_us(100, 1) == 100000
+    assert parse({**SPEC, "cpu_cap": 0}).find("cputune/global_quota") is None
+    assert global_quota_us(0) is None and global_quota_us(100) == 100000
+    assert global_quota_us(150) == 150000 and global_quota_us(1) == 1000   # libvirt's minimum
+
+
+def test_weights_map_onto_cgroup_shares_in_proportion():
+    assert cpu_shares(256) == 1024 and cpu_shares(512) == 2 * cpu_shares(256)
+    assert cpu_shares(1) == 4 and cpu_shares(65536) == 262144   # cgroup v1 allows 2-262144
+
+
+def test_memory_defaults_to_its_maximum_and_bandwidth_is_recorded():
+    root = parse({**SPEC, "max_memory_mib": None, "bandwidth_in_kib": 512})
+    assert root.findtext("memory") == root.findtext("currentMemory") == "256"
+    labcloud = root.find(f"metadata/{{{METADATA_NS}}}instance")
+    assert labcloud.get("bandwidth_in_kib") == "512" and labcloud.get("bandwidth_out_kib") == "0"
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"vcpus": 2, "cpu_cap": 201}, "cpu_cap"),                     # more than 100 x 2 vCPUs
+    ({"memory_mib": 600, "max_memory_mib": 512}, "memory_mib"),    # above its maximum
+])
+def test_limits_that_depend_on_the_size(changes, field):
+    with pytest.raises(InvalidInput) as err:
+        load(DomainSpec, {**SPEC, **changes})
+    assert set(err.value.fields) == {field}
+    load(DomainSpec, {**SPEC, "vcpus": 2, "cpu_cap": 200})  # the most a 2-vCPU guest may have
 
 
 def test_devices():
@@ -66,7 +94,8 @@ def test_domain_type_follows_uri_and_config():
 
 
 @pytest.mark.parametrize("field,value", [
-    ("vcpus", 0), ("vcpus", 65), ("memory_mib", 16), ("cpu_weight", 1), ("cpu_cap_percent", 101),
+    ("vcpus", 0), ("vcpus", 65), ("memory_mib", 16), ("cpu_weight", 0), ("cpu_weight", 65537), ("cpu_cap", -1),
+    ("bandwidth_in_kib", -1),
     ("mac", "AA-00-0a-63-00-02"), ("ip", "10.99.0.300"), ("instance_id", "not-a-uuid"),
     ("disk_path", "relative.qcow2"), ("name", "bad name"),
 ])

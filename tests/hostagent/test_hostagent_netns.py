@@ -68,7 +68,7 @@ def agent(container_factory, config):
 
 def spec(instance_id):
     return {"instance_id": instance_id, "name": f"vm-{instance_id[:8]}", "vcpus": 1, "memory_mib": 128,
-            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": "/labcloud-test/n.qcow2",
+            "cpu_weight": 1024, "cpu_cap": 0, "disk_path": "/labcloud-test/n.qcow2",
             "mac": "aa:00:0a:63:00:02", "ip": GUEST_IP, "hostname": "web-1"}
 
 

@@ -1,13 +1,16 @@
 """The host agent over the real RabbitMQ node, driving libvirt's test:///default driver."""
 import os
 import uuid
+import xml.etree.ElementTree as ET
+
+import libvirt
 
 import pytest
 from nameko.events import event_handler
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 
-from common.errors import InvalidInput
+from common.errors import InvalidInput, NotFound
 from hostagent.service import make_service
 from tests.hostagent.payloads import without_seq
 
@@ -59,7 +62,7 @@ def agent(container_factory, agent_config, listener):
 
 def spec(instance_id, disk_path):
     return {"instance_id": instance_id, "name": f"vm-{instance_id[:8]}", "vcpus": 1, "memory_mib": 128,
-            "cpu_weight": 1024, "cpu_cap_percent": 50, "disk_path": disk_path,
+            "cpu_weight": 1024, "cpu_cap": 50, "disk_path": disk_path,
             "mac": "aa:00:0a:63:00:02", "ip": "10.99.0.2"}
 
 
@@ -191,7 +194,6 @@ def test_lifecycle_of_domains_that_are_not_labcloud_is_not_reported(agent, agent
 
 
 def test_missing_domain_is_not_found(agent, agent_config):
-    from common.errors import NotFound
     with ServiceRpcProxy("hostagent_t1", agent_config) as host:
         for method in ("stop_domain", "start_domain", "reboot_domain"):
             with pytest.raises(NotFound):
@@ -336,3 +338,53 @@ def test_concurrent_creates_of_one_image_all_succeed(container_factory, agent_co
             ["image-1.qcow2"] + [f"root-{i}.qcow2" for i in range(callers)])
         for volume in volumes:
             host.delete_volume({"name": volume["name"]})
+
+
+def shares_request(instance_id, **changes):
+    return {"instance_id": instance_id, "vcpus": 2, "max_memory_mib": 256, "memory_mib": 128,
+            "cpu_weight": 256, "cpu_cap": 0, "bandwidth_in_kib": 0, "bandwidth_out_kib": 0, **changes}
+
+
+def test_shares_change_the_running_domain_and_its_definition(agent, agent_config, conn):
+    """On the test driver: memory live and in the definition, the cputune and the bandwidth in the
+    definition (it has no CPU scheduler and no taps: the real-guest tests prove those)."""
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        host.create_domain({**spec(instance_id, "/labcloud-test/s.qcow2"), "vcpus": 2, "max_memory_mib": 256})
+        try:
+            shown = host.get_domain_shares({"instance_id": instance_id})
+            assert shown == {"instance_id": instance_id, "active": True, "cpu_weight": None, "cpu_cap": None,
+                             "memory_mib": 128, "max_memory_mib": 256, "bandwidth_in_kib": 0,
+                             "bandwidth_out_kib": 0}
+            changed = host.set_domain_shares(shares_request(instance_id, memory_mib=200, cpu_weight=512,
+                                                            cpu_cap=150, bandwidth_in_kib=640))
+            assert changed == {**shown, "memory_mib": 200, "bandwidth_in_kib": 640}
+            assert host.set_domain_shares(shares_request(instance_id, memory_mib=200, cpu_weight=512,
+                                                         cpu_cap=150, bandwidth_in_kib=640)) == changed
+            domain = conn.lookupByUUIDString(instance_id)
+            assert domain.info()[2] == 200 * 1024   # the balloon target, live
+            definition = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            assert definition.findtext("cputune/shares") == "2048"
+            assert definition.findtext("cputune/global_quota") == "150000"
+            assert int(definition.findtext("currentMemory")) == 200 * 1024
+            # A stop and a start keep them (the definition is what the start uses).
+            host.stop_domain({"instance_id": instance_id, "timeout": 0})
+            host.start_domain({"instance_id": instance_id})
+            assert host.get_domain_shares({"instance_id": instance_id}) == changed
+            # Uncapping removes the quota from the definition.
+            host.set_domain_shares(shares_request(instance_id, memory_mib=200, cpu_weight=512))
+            definition = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            assert definition.find("cputune/global_quota") is None
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
+
+
+def test_shares_beyond_the_domains_size_name_the_field(agent, agent_config):
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        for changes, field in (({"cpu_cap": 201}, "cpu_cap"), ({"memory_mib": 512}, "memory_mib"),
+                               ({"cpu_weight": 0}, "cpu_weight")):
+            with pytest.raises(InvalidInput) as err:
+                host.set_domain_shares(shares_request(str(uuid.uuid4()), **changes))
+            assert set(err.value.fields) == {field}
+        with pytest.raises(NotFound):
+            host.set_domain_shares(shares_request(str(uuid.uuid4())))

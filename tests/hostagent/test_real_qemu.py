@@ -129,7 +129,7 @@ def test_real_guest_lifecycle(agent, image, key, tmp_path, qemu_host):
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
                     os.path.join(image, "root.qcow2"), str(disk)], check=True)
     spec = {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1, "memory_mib": 128,
-            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
+            "cpu_weight": 1024, "cpu_cap": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
             "hostname": "web-1", "kernel": os.path.join(image, "vmlinux"),
             "initrd": os.path.join(image, "initrd.img"),
             "cmdline": f"console=ttyS0 ip={GUEST_IP}::{GATEWAY}:255.255.252.0:web-1:eth0:off"}
@@ -195,7 +195,7 @@ def test_refused_create_leaves_no_dhcp_entry_neighbour_or_port(agent, tmp_path, 
         "<domain type='qemu'><name>rq-clash</name><memory unit='MiB'>64</memory>"
         "<os><type arch='x86_64'>hvm</type></os></domain>")
     spec = {"instance_id": instance_id, "name": "rq-clash", "vcpus": 1, "memory_mib": 64,
-            "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(tmp_path / "none.qcow2"),
+            "cpu_weight": 1024, "cpu_cap": 0, "disk_path": str(tmp_path / "none.qcow2"),
             "mac": MAC, "ip": GUEST_IP, "hostname": "web-1"}
     try:
         with ServiceRpcProxy("hostagent_rq1", config, timeout=60) as host:
@@ -220,7 +220,7 @@ def blank_guest(tmp_path):
     disk = tmp_path / "blank.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
     return instance_id, {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1,
-                         "memory_mib": 64, "cpu_weight": 1024, "cpu_cap_percent": 0, "disk_path": str(disk),
+                         "memory_mib": 64, "cpu_weight": 1024, "cpu_cap": 0, "disk_path": str(disk),
                          "mac": MAC, "ip": GUEST_IP, "hostname": "web-1"}
 
 

@@ -14,7 +14,7 @@ from hostagent.schemas import DomainSpec, DomainStatsSchema
 def domain(conn):
     spec = load(DomainSpec, {
         "instance_id": str(uuid.uuid4()), "name": f"st-{uuid.uuid4().hex[:8]}", "vcpus": 2,
-        "memory_mib": 128, "cpu_weight": 1024, "cpu_cap_percent": 0,
+        "memory_mib": 128, "cpu_weight": 1024, "cpu_cap": 0,
         "disk_path": "/labcloud-test/root.qcow2", "mac": "aa:00:0a:63:00:09", "ip": "10.99.0.9"})
     domains.create_domain(conn, spec["instance_id"], build_domain_xml(spec, {}, "test:///default"))
     yield spec["instance_id"]

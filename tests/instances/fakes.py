@@ -89,6 +89,12 @@ class FakeCloud:
             def reboot_domain(self, req):
                 return outer.set_power(req["instance_id"], "running", "reboot_domain")
 
+            def set_domain_shares(self, req):
+                outer._maybe_fail("set_domain_shares")
+                outer.calls.append(("set_domain_shares", req["instance_id"]))
+                outer.domains[req["instance_id"]].update(req)
+                return dict(req, active=outer.domains[req["instance_id"]]["state"] == "running")
+
             def get_inventory(self):
                 outer._maybe_fail("get_inventory")
                 domains = [outer.report(i) for i in outer.domains]

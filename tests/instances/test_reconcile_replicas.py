@@ -61,7 +61,7 @@ def test_two_replicas_repair_each_drift_once(cloud):
                                                 "format": "qcow2"})
         rpc[f"hostagent_{host}"].create_domain({
             "instance_id": stray, "name": f"lc-{stray}", "vcpus": 1, "memory_mib": 64, "cpu_weight": 256,
-            "cpu_cap_percent": 0, "disk_path": f"/labcloud-test/{host}/root-{stray}.qcow2",
+            "cpu_cap": 0, "disk_path": f"/labcloud-test/{host}/root-{stray}.qcow2",
             "mac": "aa:00:0a:63:03:fd", "ip": "10.99.3.253"})
 
         failed = wait(lambda: (i := rpc.instances.get_instance(actor, lost["id"]))["state"] == "error" and i,

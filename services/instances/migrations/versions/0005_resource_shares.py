@@ -20,11 +20,10 @@ SHARES = ("cpu_weight", "cpu_cap", "memory_mib", "bandwidth_in_kib", "bandwidth_
 
 
 def upgrade():
-    with op.batch_alter_table("flavors") as batch:
-        batch.add_column(sa.Column("max_memory_mib", sa.Integer(), nullable=True))
+    # A plain ADD COLUMN (with a default, as SQLite needs for NOT NULL): a batch copy of `flavors`
+    # would drop the table the instances' foreign key points at.
+    op.add_column("flavors", sa.Column("max_memory_mib", sa.Integer(), nullable=False, server_default="0"))
     op.execute("UPDATE flavors SET max_memory_mib = 2 * memory_mib")
-    with op.batch_alter_table("flavors") as batch:
-        batch.alter_column("max_memory_mib", existing_type=sa.Integer(), nullable=False)
 
     with op.batch_alter_table("instances") as batch:
         for column in SHARES:
@@ -43,5 +42,4 @@ def downgrade():
     with op.batch_alter_table("instances") as batch:
         for column in reversed(SHARES):
             batch.drop_column(column)
-    with op.batch_alter_table("flavors") as batch:
-        batch.drop_column("max_memory_mib")
+    op.drop_column("flavors", "max_memory_mib")
