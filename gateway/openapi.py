@@ -41,6 +41,7 @@ ERROR_DESCRIPTIONS = {
     413: "body too large",
     415: "body in the wrong content type",
     429: "too many requests; the Retry-After header says when to try again",
+    502: "a hypervisor host could not carry it out; nothing was changed (error.message says why)",
     503: "a service (or the capacity it needs) is not available; try again later",
     504: "a service did not answer in time",
 }

@@ -35,7 +35,7 @@ def wait_options(command):
 
 @group()
 def instance():
-    """Instances: create, list, show, stop, start, reboot, delete, console, ssh, actions."""
+    """Instances: create, list, show, set, stop, start, reboot, delete, console, ssh, actions."""
 
 
 @instance.command("create")

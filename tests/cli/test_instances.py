@@ -91,3 +91,29 @@ def test_an_ended_session_is_one_line_without_a_terminal(api, labcloud):
     ended = labcloud("instance", "list")
     assert ended.exit_code == 1
     assert ended.stderr.count("\n") == 1 and "your session has ended" in ended.stderr and "labcloud login" in ended.stderr
+
+
+def test_set_sends_only_the_named_shares_and_shows_them(api, labcloud):
+    api.reply("GET", "/instances", [vm("running")])
+    changed = vm("running", cpu_weight=512, cpu_cap=35, memory_mib=192, bandwidth_in_kib=0, bandwidth_out_kib=1024)
+    api.reply("PATCH", "/instances/0f0e", changed)
+    made = labcloud("instance", "set", "vm1", "--cpu-weight", "512", "--cpu-cap", "35", "--memory", "192",
+                    "--bandwidth-out", "1024")
+    assert made.exit_code == 0, made.output
+    assert api.body("PATCH", "/instances/0f0e") == {"cpu_weight": 512, "cpu_cap": 35, "memory_mib": 192,
+                                                    "bandwidth_out_kib": 1024}
+    header, row = made.stdout.strip().splitlines()[:2]
+    assert header.split() == ["NAME", "CPU_WEIGHT", "CPU_CAP_%", "MEMORY_MIB", "IN_KIB/S", "OUT_KIB/S"]
+    assert row.split() == ["vm1", "512", "35", "192", "0", "1024"]
+    assert labcloud("instance", "set", "vm1", "--cpu-cap", "35", "-f", "value", "-c", "cpu_cap").stdout == "35\n"
+
+
+def test_set_without_a_share_is_a_usage_error_and_a_refusal_is_one_line(api, labcloud):
+    api.reply("GET", "/instances", [vm("running")])
+    nothing = labcloud("instance", "set", "vm1")
+    assert nothing.exit_code == 2 and "give at least one of --cpu-weight" in nothing.output
+    api.error("PATCH", "/instances/0f0e", 400, "memory_mib: at most 256, flavor small's maximum",
+              code="invalid_input", fields={"memory_mib": ["at most 256, flavor small's maximum"]})
+    refused = labcloud("instance", "set", "vm1", "--memory", "4096")
+    assert refused.exit_code == 1
+    assert "memory_mib" in refused.stderr and "at most 256" in refused.stderr

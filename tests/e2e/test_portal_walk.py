@@ -26,6 +26,10 @@ def form(make):
     return lambda world, role: {"data": make(world)}
 
 
+
+def current_cpu_weight(world):
+    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["cpu_weight"]
+
 # endpoint -> {method: (statuses for anon, outsider, peer, owner, manager, admin; how to call)}
 TABLE = {
     # -- account --
@@ -59,6 +63,9 @@ TABLE = {
     "instance_console": {"GET": (OWNERS, shared)},
     # Starting a running instance: allowed but it is running (409); the others never learn that.
     "power_instance": {"POST": (codes(LOGIN, 404, 404, 409, 409, 409), lambda w, r: {"action": "start"})},
+    # The instance's own CPU weight again: allowed changes change nothing (the owner's things stay).
+    "set_resources": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, 403, SEE_OTHER),
+                               form(lambda w: {"cpu_weight": current_cpu_weight(w)}))},
     "delete_instance": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER),
                                  fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()}))},
     # -- keys --

@@ -20,6 +20,10 @@ def body(make):
     return lambda world, role: {"json": make(world)}
 
 
+
+def current_cpu_weight(world):
+    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["cpu_weight"]
+
 TABLE = {
     # -- meta --
     "openapi": (codes(200, 200, 200, 200, 200, 200), shared),
@@ -105,6 +109,10 @@ TABLE = {
                         fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()})),
     # Starting a running instance: allowed, but it is running (409); refused ones never learn that.
     "start_instance": (codes(401, 404, 404, 409, 409, 409), shared),
+    # The instance's own CPU weight again: allowed changes change nothing (the owner's things stay).
+    # A manager sees the instance but may not change its resources: the owner pays for them.
+    "set_instance_resources": (codes(401, 404, 404, 200, 403, 200),
+                               body(lambda w: {"cpu_weight": current_cpu_weight(w)})),
     "delete_instance": (codes(401, 404, 404, 202, 202, 202),
                         fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()})),
     # -- administration --

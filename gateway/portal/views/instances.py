@@ -73,14 +73,14 @@ def usage(rpc, actor):
     return render_template("instances/usage.html", title="My usage", usages=list(zip(projects, usages)))
 
 
-def _instance_page(rpc, actor, instance_id, errors=None):
+def _instance_page(rpc, actor, instance_id, errors=None, form=None):
     instance, flavors, actions, projects = gather((rpc.instances.get_instance, actor, instance_id),
                                                   (rpc.instances.list_flavors,),
                                                   (rpc.instances.list_instance_actions, actor, instance_id),
                                                   (rpc.accounts.list_projects, actor))
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
                      flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
-                     course=_by_id(projects).get(instance["project"]))
+                     course=_by_id(projects).get(instance["project"]), form=form)
 
 
 @page("/instances/<uuid:instance_id>", title="Instance", area="student")
@@ -110,6 +110,15 @@ def power_instance(rpc, actor, instance_id, action):
     _done, errors = attempt(lambda: method(actor, instance_id))
     if errors:
         return _instance_page(rpc, actor, instance_id, errors)
+    return redirect(f"/instances/{instance_id}", code=303)
+
+
+@page("/instances/<uuid:instance_id>/resources", title="Change resources", area="student", methods=("POST",))
+def set_resources(rpc, actor, instance_id):
+    body = body_from_form(INSTANCES + "SetResourcesRequest")
+    _done, errors = attempt(lambda: rpc.instances.set_instance_resources(actor, instance_id, body))
+    if errors:
+        return _instance_page(rpc, actor, instance_id, errors, request.form)
     return redirect(f"/instances/{instance_id}", code=303)
 
 
