@@ -1,0 +1,233 @@
+"""Resource shares felt by real QEMU guests, changed through the REST API while they run:
+- memory up and down shows in the guest's /proc/meminfo (the balloon);
+- a bandwidth limit shows in transfers measured from the host (both directions, within 20%);
+- two busy guests pinned to one host CPU with weights 512 and 256 get CPU time 2:1 (within 20%),
+  measured from libvirt's CPU time;
+- a busy guest with cap 35 uses at most 35% (+5) of one CPU, and all of one once the cap is 0.
+The guests are the tiny image on the smallest flavor (1 vCPU, 128 MiB, up to 256 MiB)."""
+import time
+
+import libvirt
+import pytest
+
+from common import netns
+from hostagent import bandwidth, shares
+from imagebuilder.bareboot import generate_ed25519_key, public_key_line
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.realguest.test_real_guest import run, ssh, wait_ready
+
+MEASURE_S = 6
+PORT = 5001
+
+
+@pytest.fixture(scope="module")
+def guests(qemu_stack):
+    """Two running guests of one student (on the stack's one host): (api, key, [a, b])."""
+    admin = Api(qemu_stack.url).login("admin", ADMIN_PASSWORD)
+    api = approved_user(qemu_stack.url, admin, "shares")
+    key = generate_ed25519_key()
+    key_id = api.call("POST", "/keys", 201, json={"name": "shares-key", "public_key": public_key_line(key)}).json()["id"]
+    flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = next(i for i in api.call("GET", "/images", 200).json() if i["name"] == "tiny")
+    ids = [api.call("POST", "/instances", 202, json={"name": name, "flavor": flavor["id"], "image": image["id"],
+                                                     "key": key_id}).json()["id"] for name in ("share-a", "share-b")]
+    instances = [wait_ready(api, iid) for iid in ids]
+    assert all(i["state"] == "running" and i["ready"] for i in instances), instances
+    yield api, key, instances
+    for iid in ids:
+        api.call("DELETE", f"/instances/{iid}")
+
+
+@pytest.fixture(scope="module")
+def host(qemu_stack, guests):
+    [instance_host] = {i["host"] for i in guests[2]}
+    return qemu_stack.qemu_hosts[instance_host]
+
+
+@pytest.fixture(scope="module")
+def conn(host):
+    connection = host.open()
+    yield connection
+    connection.close()
+
+
+def patch(api, instance, **shares):
+    changed = api.call("PATCH", f"/instances/{instance['id']}", 200, json=shares).json()
+    assert {k: changed[k] for k in shares} == shares
+    return changed
+
+
+def mem_total_mib(client):
+    line = next(l for l in run(client, "cat /proc/meminfo").splitlines() if l.startswith("MemTotal:"))
+    return int(line.split()[1]) // 1024
+
+
+def wait_until(predicate, timeout=10, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_memory_follows_the_setting_inside_the_guest(guests):
+    api, key, [a, _b] = guests
+    with ssh(a, key) as client:
+        before = mem_total_mib(client)
+        assert patch(api, a, memory_mib=224)["memory_mib"] == 224
+        # The guest's MemTotal follows the balloon within about half a second; it stays some tens
+        # of MiB below the setting (what the kernel reserves for itself).
+        grown = wait_until(lambda: (lambda m: m if m > before + 60 else None)(mem_total_mib(client)))
+        assert grown and 224 - 80 <= grown <= 224, (before, grown)
+        patch(api, a, memory_mib=96)
+        shrunk = wait_until(lambda: (lambda m: m if m < 96 else None)(mem_total_mib(client)))
+        assert shrunk and 96 - 80 <= shrunk < 96, (grown, shrunk)
+    patch(api, a, memory_mib=128)
+
+
+WARM_UP_S, WINDOW_S = 1.0, 4.0   # the first second fills queues and socket buffers
+
+
+def _rate_from_guest(client, host):
+    """KiB/s the host receives from the guest (busybox nc sending zeros), measured at the host."""
+    listener = netns.socket_in_netns(host.netns)
+    listener.bind((host.gateway, PORT))
+    listener.listen(1)
+    listener.settimeout(20)
+    channel = client.get_transport().open_session()
+    channel.exec_command(f"dd if=/dev/zero bs=64k count=4000 2>/dev/null | nc {host.gateway} {PORT}")
+    try:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            window_start = time.monotonic() + WARM_UP_S
+            counted = 0
+            while True:
+                chunk = conn.recv(65536)
+                now = time.monotonic()
+                if not chunk:
+                    raise AssertionError("the guest's transfer ended before the measurement did")
+                if now >= window_start:
+                    counted += len(chunk)
+                if now >= window_start + WINDOW_S:
+                    return counted / 1024 / (now - window_start)
+    finally:
+        listener.close()
+        channel.close()
+
+
+def _rate_into_guest(client, host, guest_ip):
+    """KiB/s the host manages to send into the guest (busybox nc discarding), counted at the host
+    once the warm-up has filled the socket buffers."""
+    channel = client.get_transport().open_session()
+    channel.exec_command(f"nc -l -p {PORT} > /dev/null")
+    sock = wait_until(lambda: _try_connect(host, guest_ip), timeout=10)
+    assert sock, "the guest's nc never listened"
+    payload = bytes(65536)
+    try:
+        with sock:
+            window_start = time.monotonic() + WARM_UP_S
+            counted = 0
+            while True:
+                sent = sock.send(payload)
+                now = time.monotonic()
+                if now >= window_start:
+                    counted += sent
+                if now >= window_start + WINDOW_S:
+                    return counted / 1024 / (now - window_start)
+    finally:
+        channel.close()
+
+
+def _try_connect(host, ip):
+    try:
+        return netns.connect_in_netns(host.netns, (ip, PORT), timeout=5)
+    except OSError:
+        return None
+
+
+def test_bandwidth_limits_show_in_transfers_measured_from_the_host(guests, host, conn):
+    """Limits well below what a TCG guest moves unlimited on a loaded 2-core machine (~0.8-3 MiB/s),
+    so the limit, not the guest's CPU, is what is measured."""
+    api, key, [a, _b] = guests
+    limit_in, limit_out = 256, 384
+    patch(api, a, bandwidth_in_kib=limit_in, bandwidth_out_kib=limit_out)
+    tap = shares.tap_device(conn.lookupByUUIDString(a["id"]))
+    assert bandwidth.read(host.netns, tap, a["id"]) == (limit_in, limit_out)
+    with ssh(a, key) as client:
+        out_rate = _rate_from_guest(client, host)
+        in_rate = _rate_into_guest(client, host, a["ip"])
+        print(f"\nlimits {limit_in} in / {limit_out} out KiB/s: measured {in_rate:.0f} in, {out_rate:.0f} out")
+        assert limit_out * 0.8 <= out_rate <= limit_out * 1.2, out_rate
+        assert limit_in * 0.8 <= in_rate <= limit_in * 1.2, in_rate
+        # Lifted live: the tap has no limit left and the transfer is no longer held at the old one.
+        patch(api, a, bandwidth_in_kib=0, bandwidth_out_kib=0)
+        assert bandwidth.read(host.netns, tap, a["id"]) == (0, 0)
+        assert bandwidth.ifb_name(a["id"]) not in bandwidth.list_ifbs(host.netns)
+        free_out = _rate_from_guest(client, host)
+        print(f"no limit: {free_out:.0f} KiB/s out")
+        assert free_out > limit_out * 1.5, free_out
+
+
+def _busy(client):
+    """A busy loop in the guest that outlives the SSH command; returns its pid."""
+    return run(client, "setsid sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & echo $!")
+
+
+def _cpu_seconds(domains, seconds=MEASURE_S):
+    """CPU time each domain used over `seconds`, from libvirt (dom.info()[4], ns)."""
+    before = [d.info()[4] for d in domains]
+    time.sleep(seconds)
+    return [(d.info()[4] - b) / 1e9 for d, b in zip(domains, before)]
+
+
+def _live_cpu(domain):
+    params = domain.schedulerParametersFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    return {k: params[k] for k in ("cpu_shares", "global_period", "global_quota")}
+
+
+def _pin(domain, cpu, host_cpus):
+    cpumap = tuple(i == cpu for i in range(host_cpus))
+    domain.pinVcpuFlags(0, cpumap, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    domain.pinEmulator(cpumap, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+
+def test_weights_and_caps_share_the_cpu_as_xenserver_does(guests, conn):
+    api, key, [a, b] = guests
+    domains = [conn.lookupByUUIDString(i["id"]) for i in (a, b)]
+    host_cpus = conn.getInfo()[2]
+    clients = [ssh(i, key) for i in (a, b)]
+    try:
+        pids = [_busy(c) for c in clients]
+        # Weights: both busy on the same host CPU, uncapped.
+        patch(api, a, cpu_weight=512, cpu_cap=0)
+        patch(api, b, cpu_weight=256, cpu_cap=0)
+        assert [_live_cpu(d)["cpu_shares"] for d in domains] == [2048, 1024]   # weight x 4
+        for domain in domains:
+            _pin(domain, 0, host_cpus)
+        used_a, used_b = _cpu_seconds(domains)
+        print(f"\nweights 512:256 on one CPU: {used_a:.2f} s / {used_b:.2f} s = {used_a / used_b:.2f}")
+        assert 2 * 0.8 <= used_a / used_b <= 2 * 1.2, (used_a, used_b)
+
+        # Cap: `a` alone on the other host CPU, capped at 35% of one vCPU.
+        if host_cpus > 1:
+            _pin(domains[0], 1, host_cpus)
+        run(clients[1], f"kill {pids[1]}")
+        patch(api, a, cpu_cap=35)
+        [capped] = _cpu_seconds(domains[:1])
+        share = capped / MEASURE_S
+        print(f"cap 35: {share:.1%} of one CPU")
+        assert 0.20 <= share <= 0.40, share
+        assert _live_cpu(domains[0]) == {"cpu_shares": 2048, "global_period": 100000, "global_quota": 35000}
+        patch(api, a, cpu_cap=0)
+        assert _live_cpu(domains[0])["global_quota"] < 0   # no quota: cgroup v1's -1
+        [free] = _cpu_seconds(domains[:1], 3)
+        print(f"cap 0: {free / 3:.1%} of one CPU")
+        assert free / 3 >= 0.50, free   # well above the old cap (a loaded machine gives less than 100%)
+        run(clients[0], f"kill {pids[0]}")
+    finally:
+        for client in clients:
+            client.close()
+    shown = api.call("GET", f"/instances/{a['id']}", 200).json()
+    assert (shown["cpu_weight"], shown["cpu_cap"]) == (512, 0)
