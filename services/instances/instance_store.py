@@ -7,7 +7,7 @@ states (and, for host reports, only if the report is newer than the newest one r
 from sqlalchemy import or_, select, update
 
 from common.clock import utcnow
-from services.instances import states
+from services.instances import scheduler, states
 from services.instances.models import Instance, InstanceAction
 
 REASON_MAX = 2000
@@ -26,7 +26,7 @@ def move(session, instance_id, action, *, now=None, only_if_seq=None, report=Non
     a host being quiet, is still true when the row moves).
     commit=False leaves the transaction open for one more write (the caller commits at once)."""
     now = now or utcnow()
-    for to_state, from_states in _targets(action).items():
+    for to_state, from_states in _targets(action):
         query = update(Instance).where(Instance.id == instance_id, Instance.state.in_(from_states))
         if only_if_seq is not None:
             query = query.where(Instance.host_seq == only_if_seq)
@@ -41,6 +41,9 @@ def move(session, instance_id, action, *, now=None, only_if_seq=None, report=Non
             changes.setdefault("deleted_at", now)
         result = session.execute(query.values(**_bounded(changes)))
         if result.rowcount == 1:
+            # The host's allocation counters change in the same transaction (a move into or out
+            # of the states that hold host resources).
+            scheduler.instance_moved(session, instance_id, from_states[0], to_state)
             if commit:
                 session.commit()
             return to_state
@@ -60,10 +63,13 @@ def _bounded(values):
 
 
 def _targets(action):
+    """[(to state, from states)]: the from states of one pair agree on holding host resources, so
+    a move knows whether it took them or freed them."""
     targets = {}
     for source in states.sources(action):
-        targets.setdefault(states.target(action, source), []).append(source)
-    return targets
+        key = (states.target(action, source), states.state(source).holds_host_resources)
+        targets.setdefault(key, []).append(source)
+    return [(to_state, from_states) for (to_state, _holds), from_states in targets.items()]
 
 
 def update_fields(session, instance_id, in_states, **values):

@@ -1,4 +1,5 @@
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.clock import utcnow
@@ -30,13 +31,30 @@ class Host(Base):
     hypervisor: Mapped[str] = mapped_column(String(32))
     vcpus: Mapped[int] = mapped_column(Integer)
     memory_mib: Mapped[int] = mapped_column(Integer)
+    # Only an `enabled` host takes new instances; `disabled` and `draining` keep theirs
+    # (scheduler.HOST_STATES). Up or down is told by last_heartbeat (scheduler.is_up).
     state: Mapped[str] = mapped_column(String(16), default="enabled")
     last_heartbeat = mapped_column(DateTime)
+    # The host's storage pool size from its heartbeat; NULL: not reported, so not filtered on.
+    disk_gib = mapped_column(Integer, nullable=True)
+    # What its instances in states that hold host resources take (vCPUs and disk of their flavor,
+    # their own memory_mib) and how many they are: changed in the transaction of each change that
+    # takes or frees them (scheduler.py), so placement reads one row per host.
+    allocated_vcpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    allocated_memory_mib: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    allocated_disk_gib: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    allocated_instances: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The agent process's start mark from its heartbeats: a new value means the agent restarted.
     agent_started = mapped_column(BigInteger, nullable=True)
     # Reconcile of this host: one replica at a time holds the lease (compare-and-set on it).
     reconcile_lease_until = mapped_column(DateTime, nullable=True)
     reconcile_lease_holder: Mapped[str] = mapped_column(String(64), nullable=True)
+
+
+# Placement's weighers walk it (placement.py): most free memory first (spread) or least (pack),
+# so one decision reads a few host rows, not every one.
+Index("ix_hosts_free_memory", (Host.memory_mib - Host.allocated_memory_mib).desc(), Host.allocated_instances,
+      Host.name)
 
 
 class Instance(Base):
@@ -60,6 +78,10 @@ class Instance(Base):
     state_changed_at = mapped_column(DateTime, nullable=True)
     reason: Mapped[str] = mapped_column(Text, nullable=True)
     host: Mapped[str] = mapped_column(String(48), nullable=True, index=True)
+    # Its owner's placement group, if any: with anti_affinity it is placed on a host that holds
+    # no other instance of the owner's group (scheduler.py).
+    placement_group: Mapped[str] = mapped_column(String(64), nullable=True)
+    anti_affinity: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     ip: Mapped[str] = mapped_column(String(39), nullable=True)
     mac: Mapped[str] = mapped_column(String(17), nullable=True)
     root_volume_id: Mapped[int] = mapped_column(Integer, nullable=True)
