@@ -119,7 +119,7 @@ class InstancesService:
         """Change resource shares; the guest has them when this returns (share_changes.py)."""
         request = load(SetResourcesRequest, request)
         instance = share_changes.set_shares(self.db, load_actor(actor), instance_id, request,
-                                            self.accounts.get_quota_limits, self.hosts)
+                                            self.accounts.get_quota_limits, self.hosts, self._policy())
         return dump(InstanceSchema, instance)
 
     @rpc

@@ -13,16 +13,17 @@ from sqlalchemy import update
 
 from common import policy
 from common.errors import Conflict, HostOperationFailed, LabcloudError
-from services.instances import access, instance_store, quotas, shares, states
+from services.instances import access, instance_store, quotas, scheduler, shares, states
 from services.instances.models import Flavor, Instance
 
 log = logging.getLogger(__name__)
 ACTION = "set_resources"
 
 
-def set_shares(session, actor, instance_id, changes, quota_limits, hosts):
+def set_shares(session, actor, instance_id, changes, quota_limits, hosts, placement_policy):
     """`changes`: some of shares.FIELDS. `quota_limits(project_id, user_id)` is asked only when
-    memory grows; `hosts(name)` is the host agent's proxy. Returns the instance as it is after."""
+    memory grows; `hosts(name)` is the host agent's proxy; `placement_policy`: the scheduler's (allocation
+    ratios: memory growth must fit the instance's host). Returns the instance as it is after."""
     instance = access.visible_instance(session, actor, instance_id)  # 404 for what one cannot see
     policy.enforce(actor, "instance:set_resources", access.target(instance),
                    what="change an instance's resources")   # 403 for a teacher who can see it
@@ -37,9 +38,9 @@ def set_shares(session, actor, instance_id, changes, quota_limits, hosts):
     if more:
         limits = quota_limits(instance.project_id, instance.user_id)
         with quotas.charged(session, instance.project_id, instance.user_id, limits, more):
-            _record(session, instance.id, old, new, actor)
+            _record(session, instance, old, new, actor, placement_policy)
     else:
-        _record(session, instance.id, old, new, actor)
+        _record(session, instance, old, new, actor, placement_policy)
         session.commit()
     try:
         if instance.host:
@@ -52,9 +53,11 @@ def set_shares(session, actor, instance_id, changes, quota_limits, hosts):
     return instance
 
 
-def _record(session, instance_id, old, new, actor):
-    """The new values, if the row still has the old ones and a state that allows a change; the
-    action log entry with them. Left for the caller to commit."""
+def _record(session, instance, old, new, actor, placement_policy):
+    """The new values, if the row still has the old ones and a state that allows a change, its
+    host's allocation following the memory (refused when growth does not fit the host), and the
+    action log entry. Left for the caller to commit."""
+    instance_id = instance.id
     written = session.execute(
         update(Instance).where(Instance.id == instance_id, Instance.state.in_(states.SHARES_SETTABLE),
                                *[getattr(Instance, f) == old[f] for f in shares.FIELDS])
@@ -65,14 +68,21 @@ def _record(session, instance_id, old, new, actor):
         states.require_shares_settable(instance.state)
         raise Conflict("the instance's resources changed meanwhile; read it again and retry",
                        {"resources": ["changed by another request"]})
+    grows = new["memory_mib"] - old["memory_mib"]
+    if grows and not scheduler.adjust_allocation(session, instance_id, memory_mib=grows, policy=placement_policy):
+        session.rollback()
+        raise Conflict(f"host {instance.host} has no room for {grows} MiB more memory; an admin can "
+                       "migrate the instance to a host with room", {"memory_mib": ["does not fit its host"]})
     changed = ", ".join(f"{f} {old[f]} -> {new[f]}" for f in shares.FIELDS if old[f] != new[f])
     instance_store.start_action(session, instance_id, ACTION, actor, changed, commit=False)
 
 
 def _undo(session, instance, flavor, old, new, hosts, exc):
     session.rollback()
-    session.execute(update(Instance).where(
-        Instance.id == instance.id, *[getattr(Instance, f) == new[f] for f in shares.FIELDS]).values(**old))
+    put_back = session.execute(update(Instance).where(
+        Instance.id == instance.id, *[getattr(Instance, f) == new[f] for f in shares.FIELDS]).values(**old)).rowcount
+    if put_back and new["memory_mib"] != old["memory_mib"]:
+        scheduler.adjust_allocation(session, instance.id, memory_mib=old["memory_mib"] - new["memory_mib"])
     session.commit()
     try:
         if instance.host:

@@ -6,18 +6,18 @@ from sqlalchemy import update
 
 from common.errors import Conflict, Forbidden, HostOperationFailed, InvalidInput, NotFound, QuotaExceeded
 from common.schemas import load
-from services.instances import quotas, share_changes, shares
+from services.instances import quotas, scheduler, share_changes, shares
 from services.instances.models import Instance
 from services.instances.schemas import SetResourcesRequest
 from tests.instances.fakes import (
-    ACTOR, ADMIN, CLASSMATE, PROJECT, TEACHER, FakeCloud, flavor_named, limits_of, new_instance, running_instance)
+    ACTOR, ADMIN, CLASSMATE, POLICY, PROJECT, TEACHER, FakeCloud, flavor_named, limits_of, new_instance, running_instance)
 
 UNLIMITED = limits_of()
 
 
 def change(session, cloud, inst, actor=ACTOR, limits=UNLIMITED, **request):
     return share_changes.set_shares(session, actor, inst.id, load(SetResourcesRequest, request), limits,
-                                    lambda host: cloud.host)
+                                    lambda host: cloud.host, POLICY)
 
 
 def test_new_instances_take_their_flavors_defaults(session):
@@ -32,9 +32,9 @@ def test_new_instances_take_their_flavors_defaults(session):
 def test_the_owner_changes_a_running_guest_and_the_host_gets_absolute_values(session):
     cloud = FakeCloud()
     inst = running_instance(session, cloud, flavor_name="large")   # 2 vCPUs, 512 of 1024 MiB
-    after = change(session, cloud, inst, cpu_weight=512, cpu_cap=150, memory_mib=768,
+    after = change(session, cloud, inst, cpu_weight=512, cpu_cap=150, memory_mib=384,
                    bandwidth_in_kib=512, bandwidth_out_kib=1024)
-    expected = {"cpu_weight": 512, "cpu_cap": 150, "memory_mib": 768, "bandwidth_in_kib": 512,
+    expected = {"cpu_weight": 512, "cpu_cap": 150, "memory_mib": 384, "bandwidth_in_kib": 512,
                 "bandwidth_out_kib": 1024}
     assert shares.current(after) == expected
     domain = cloud.domains[inst.id]
@@ -139,3 +139,26 @@ def test_a_host_failure_puts_the_old_values_back_and_says_so(session):
     assert shares.current(inst) == before
     actions = [a for a in share_changes.instance_store.list_actions(session, inst.id) if a.action == "set_resources"]
     assert [(a.result, "exploded" in a.message) for a in actions] == [("error", True)]
+
+
+def test_memory_follows_into_the_hosts_allocation_and_must_fit_there(session):
+    """The conftest's host has 512 MiB (ratio 1.0): three small guests take 384."""
+    cloud = FakeCloud()
+    a, b, _c = (running_instance(session, cloud, name) for name in ("m1", "m2", "m3"))
+    [host] = {a.host, b.host}
+    assert scheduler.stored_allocations(session)[host][1] == 384
+    change(session, cloud, a, memory_mib=256)
+    assert scheduler.stored_allocations(session)[host][1] == 512
+    with pytest.raises(Conflict) as err:
+        change(session, cloud, b, memory_mib=192)
+    assert err.value.fields == {"memory_mib": ["does not fit its host"]}
+    session.refresh(b)
+    assert b.memory_mib == 128 and cloud.domains[b.id]["memory_mib"] == 128
+    change(session, cloud, a, memory_mib=64)          # shrinking frees room for the other
+    assert change(session, cloud, b, memory_mib=192).memory_mib == 192
+    # A host failure puts the allocation back with the values.
+    cloud.fail_on = "set_domain_shares"
+    with pytest.raises(HostOperationFailed):
+        change(session, cloud, b, memory_mib=256)
+    assert scheduler.stored_allocations(session)[host] == scheduler.counted_allocations(session)[host]
+    assert scheduler.stored_allocations(session)[host][1] == 64 + 192 + 128
