@@ -110,6 +110,10 @@ class Instance(Base):
     deleted_at = mapped_column(DateTime, nullable=True)
 
 
+# Anti-affinity reads the hosts of an owner's placement group from this index alone (placement.py).
+Index("ix_instances_placement_group", Instance.placement_group, Instance.user_id, Instance.state, Instance.host)
+
+
 class QuotaLock(Base):
     """One row per project, updated as the first statement of every transaction that checks the
     project's quota: the update serialises those transactions (services/instances/quotas.py)."""

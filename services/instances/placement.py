@@ -129,7 +129,7 @@ def host_filters(avoids_group):
         ("disabled", Host.state == "enabled"),
         ("down", and_(Host.last_heartbeat.is_not(None), Host.last_heartbeat >= bindparam("fresh_after"))),
     ]
-    if avoids_group:
+    if avoids_group:   # the group's hosts, read once per query from index ix_instances_placement_group
         filters.append(("anti_affinity", Host.name.not_in(select(Instance.host).where(
             in_group(), Instance.state.in_(states.HOLDS_HOST_RESOURCES), Instance.host.is_not(None)))))
     filters += [

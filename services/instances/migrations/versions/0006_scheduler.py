@@ -5,7 +5,8 @@ by scheduler.py in the transaction of every change that takes or frees them; exi
 counted from their instances in states that hold host resources (vCPUs and disk of the flavor,
 the instance's own memory_mib). A host's disk_gib stays NULL (unknown, not filtered on) until its
 agent reports it. Index ix_hosts_free_memory orders hosts as placement's weighers do. Instances
-get an optional placement group and the anti-affinity flag.
+get an optional placement group and the anti-affinity flag, and an index that gives the hosts of
+an owner's group.
 
 Revision ID: 0006
 Revises: 0005
@@ -45,9 +46,11 @@ def upgrade():
     with op.batch_alter_table("instances") as batch:
         batch.add_column(sa.Column("placement_group", sa.String(64), nullable=True))
         batch.add_column(sa.Column("anti_affinity", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_index("ix_instances_placement_group", "instances", ["placement_group", "user_id", "state", "host"])
 
 
 def downgrade():
+    op.drop_index("ix_instances_placement_group", "instances")
     op.drop_index("ix_hosts_free_memory", "hosts")
     with op.batch_alter_table("instances") as batch:
         batch.drop_column("anti_affinity")
