@@ -68,6 +68,8 @@ POLICY = {
     "image:register": (ADMIN,),
     # operations
     "host:list": (ADMIN,),
+    "host:get": (ADMIN,),
+    "host:update": (ADMIN,),                  # disable, enable
     "reconcile:run": (ADMIN,),
     "reconcile:list": (ADMIN,),
 }

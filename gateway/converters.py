@@ -3,6 +3,7 @@ beyond 64 bits, text) matches no route, so the answer is 404 before any RPC, nev
 from werkzeug.routing import BaseConverter, ValidationError
 
 from common.schemas import MAX_ID
+from services.instances.schemas import HOST_NAME_REGEX
 
 
 class IdConverter(BaseConverter):
@@ -18,4 +19,10 @@ class IdConverter(BaseConverter):
         return str(int(value))
 
 
-CONVERTERS = {"id": IdConverter}
+class HostNameConverter(BaseConverter):
+    """A hypervisor host's name (as its agent reports it): anything else matches no route."""
+    regex = HOST_NAME_REGEX
+
+
+HOST_NAME_PATTERN = "^" + HostNameConverter.regex + "$"
+CONVERTERS = {"id": IdConverter, "host_name": HostNameConverter}

@@ -31,7 +31,27 @@ def list_audit(rpc, actor, user, project, since, limit):
 
 
 @route("GET", "/api/v1/hosts", tag="admin",
-       summary="The hypervisor hosts: state, vCPUs and memory (total and in use), last heartbeat (admin)",
+       summary="The hypervisor hosts: state (up, down, disabled, draining), size, allocation and capacity "
+               "under the allocation ratios, instance count, last heartbeat (admin)",
        response=INSTANCES + "HostSchema", many=True)
 def list_hosts(rpc, actor):
     return rpc.instances.list_hosts(actor)
+
+
+@route("GET", "/api/v1/hosts/<host_name:name>", tag="admin",
+       summary="One host and the instances on it (admin)", response=INSTANCES + "HostDetailSchema")
+def get_host(rpc, actor, name):
+    return rpc.instances.get_host(actor, name)
+
+
+@route("POST", "/api/v1/hosts/<host_name:name>/disable", tag="admin",
+       summary="Disable a host: no new instances are placed on it; what runs there stays (admin)",
+       response=INSTANCES + "HostSchema")
+def disable_host(rpc, actor, name):
+    return rpc.instances.disable_host(actor, name)
+
+
+@route("POST", "/api/v1/hosts/<host_name:name>/enable", tag="admin",
+       summary="Enable a host again: it takes new instances (admin)", response=INSTANCES + "HostSchema")
+def enable_host(rpc, actor, name):
+    return rpc.instances.enable_host(actor, name)

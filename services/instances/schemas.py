@@ -8,6 +8,7 @@ from common.schemas import Id, StrictSchema, UtcDateTime, UuidString
 INSTANCE_NAME = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
                                 error="lower-case letters, digits and '-', at most 63, like a hostname")
 USER_DATA_MAX_BYTES = 16 * 1024
+HOST_NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}"   # a hypervisor host's name (the gateway's URLs too)
 
 
 class CreateInstanceRequest(StrictSchema):
@@ -148,12 +149,45 @@ class GuestMetadataSchema(StrictSchema):
 class HostSchema(StrictSchema):
     name = fields.String()
     hypervisor = fields.String()
+    state = fields.String(metadata={"description": "enabled, disabled or draining: only enabled hosts take "
+                                                   "new instances"})
+    up = fields.Boolean(metadata={"description": "its agent's heartbeats are fresh"})
+    status = fields.Method("host_status", metadata={"description": "down when not up, else its state"})
+    last_heartbeat = UtcDateTime(allow_none=True)
     vcpus = fields.Integer()
     memory_mib = fields.Integer()
+    disk_gib = fields.Integer(allow_none=True, metadata={"description": "its storage pool; null until reported"})
+    allocated_vcpus = fields.Integer()
+    allocated_memory_mib = fields.Integer()
+    allocated_disk_gib = fields.Integer()
+    capacity_vcpus = fields.Float(metadata={"description": "vcpus x the CPU allocation ratio"})
+    capacity_memory_mib = fields.Float(metadata={"description": "memory_mib x the memory allocation ratio"})
+    capacity_disk_gib = fields.Float(allow_none=True, metadata={"description": "disk_gib x the disk allocation ratio"})
+    instances = fields.Integer(metadata={"description": "instances holding resources on it"})
+    used_memory_mib = fields.Integer(metadata={"description": "same as allocated_memory_mib (older name)"})
+    used_vcpus = fields.Integer(metadata={"description": "same as allocated_vcpus (older name)"})
+
+    def host_status(self, host):
+        return host["state"] if host.get("up") else "down"
+
+
+class HostInstanceSchema(StrictSchema):
+    id = fields.String()
+    name = fields.String()
     state = fields.String()
-    last_heartbeat = UtcDateTime(allow_none=True)
-    used_memory_mib = fields.Integer()
-    used_vcpus = fields.Integer()
+    user_id = fields.Integer()
+    project = fields.Integer(attribute="project_id")
+    vcpus = fields.Integer()
+    memory_mib = fields.Integer()
+
+
+class HostDetailSchema(HostSchema):
+    instances_on_host = fields.List(fields.Nested(HostInstanceSchema), metadata={
+        "description": "the live instances placed on it"})
+
+
+class HostNameSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(f"^{HOST_NAME_REGEX}$"))
 
 
 class InstanceActionSchema(StrictSchema):

@@ -19,11 +19,11 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from hostagent.schemas import DomainLifecycleSchema, DomainSshReadySchema, HeartbeatSchema
 from services.instances import (
-    access, guest_access, instance_store, lifecycle, owners, power, quotas, reconcile, saga, scheduler,
+    access, guest_access, host_admin, instance_store, lifecycle, owners, power, quotas, reconcile, saga, scheduler,
     share_changes)
 from services.instances.models import Instance
 from services.instances.schemas import (
-    CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostSchema, InstanceActionSchema,
+    CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostDetailSchema, HostNameSchema, HostSchema, InstanceActionSchema,
     InstanceIdSchema, InstanceSchema, ListInstancesRequest, PowerActionSchema, ProjectIdSchema,
     ProjectUsageSchema, ReconcileReportSchema, SetResourcesRequest, UserDeletedSchema)
 
@@ -158,7 +158,26 @@ class InstancesService:
         """Admins; without an actor, an internal caller (the launcher waits for its hosts with it)."""
         if actor is not None:
             policy.enforce(load_actor(actor), "host:list", what="list hosts")
-        return dump(HostSchema, scheduler.list_hosts(self.db), many=True)
+        return dump(HostSchema, scheduler.list_hosts(self.db, self._policy(), self.clock()), many=True)
+
+    @rpc
+    def get_host(self, actor, name):
+        policy.enforce(load_actor(actor), "host:get", what="look at a host")
+        name = load(HostNameSchema, {"name": name})["name"]
+        return dump(HostDetailSchema, host_admin.get_host(self.db, name, self._policy(), self.clock()))
+
+    @rpc
+    def disable_host(self, actor, name):
+        return self._set_host_state(actor, name, "disabled")
+
+    @rpc
+    def enable_host(self, actor, name):
+        return self._set_host_state(actor, name, "enabled")
+
+    def _set_host_state(self, actor, name, state):
+        policy.enforce(load_actor(actor), "host:update", what="disable or enable a host")
+        name = load(HostNameSchema, {"name": name})["name"]
+        return dump(HostSchema, host_admin.set_state(self.db, name, state, self._policy(), self.clock()))
 
     # ----- reconcile -----
     @rpc

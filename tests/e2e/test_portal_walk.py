@@ -30,6 +30,10 @@ def form(make):
 def current_cpu_weight(world):
     return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["cpu_weight"]
 
+
+def host_of(world):
+    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["host"]
+
 # endpoint -> {method: (statuses for anon, outsider, peer, owner, manager, admin; how to call)}
 TABLE = {
     # -- account --
@@ -114,6 +118,10 @@ TABLE = {
                      "POST": (codes(LOGIN, 403, 403, 403, 403, 400), form(lambda w: {
                          "name": unique("img"), "source_path": "/nonexistent/disk.qcow2"}))},
     "admin_hosts": {"GET": (ADMINS, shared)},
+    "admin_host": {"GET": (ADMINS, lambda w, r: {"name": host_of(w)})},
+    # Enabling an enabled host changes nothing (the world's host keeps taking instances).
+    "admin_host_state": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                                  lambda w, r: {"name": host_of(w), "action": "enable"})},
     "admin_audit": {"GET": (ADMINS, shared)},
     "admin_instances": {"GET": (ADMINS, shared)},
     "admin_instance_rows": {"GET": (ADMINS, shared)},

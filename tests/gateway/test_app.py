@@ -1,6 +1,8 @@
 """The gateway app (Flask test client) against small nameko services on the real test broker,
 reached through the real RpcPool. The services follow docs/architecture.md's method names and
 return fixed data; every call is recorded so tests can see what went over RPC."""
+import re
+
 import eventlet
 import pytest
 from kombu import Connection
@@ -555,7 +557,7 @@ def test_openapi_document_covers_every_route(client, app):
     rules = [r for r in app.url_map.iter_rules() if not r.endpoint.startswith("portal.")]
     assert len(rules) == len(api.routes) >= 55  # every declared route is served, and documented:
     for rule in rules:
-        path = rule.rule.replace("<id:", "{").replace("<uuid:", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             operation = doc["paths"][path][method.lower()]
             assert operation["responses"] and operation["summary"]

@@ -196,9 +196,29 @@ def admin_images(rpc, actor):
 
 # ----- hosts, audit log -----------------------------------------------------------------------
 
+def _hosts_page(rpc, actor, errors=None):
+    return form_page("admin/hosts.html", errors, title="Hosts", hosts=rpc.instances.list_hosts(actor))
+
+
 @page("/admin/hosts", title="Hosts", area="admin", nav="Hosts")
 def admin_hosts(rpc, actor):
-    return render_template("admin/hosts.html", title="Hosts", hosts=rpc.instances.list_hosts(actor))
+    return _hosts_page(rpc, actor)
+
+
+@page("/admin/hosts/<host_name:name>", title="Host", area="admin")
+def admin_host(rpc, actor, name):
+    host = rpc.instances.get_host(actor, name)
+    return render_template("admin/host.html", title=f"Host {name}", host=host)
+
+
+@page("/admin/hosts/<host_name:name>/<any(disable,enable):action>", title="Host action", area="admin",
+      methods=("POST",))
+def admin_host_state(rpc, actor, name, action):
+    method = getattr(rpc.instances, f"{action}_host")
+    _done, errors = attempt(lambda: method(actor, name))
+    if errors:
+        return _hosts_page(rpc, actor, errors)
+    return _back("/admin/hosts")
 
 
 @page("/admin/audit", title="Audit log", area="admin", nav="Audit")
