@@ -229,6 +229,7 @@ class HeartbeatSchema(StrictSchema):
     hypervisor = fields.String()
     vcpus = fields.Integer()
     memory_mib = fields.Integer()
+    disk_gib = fields.Integer(allow_none=True)  # its storage pool's size; null before the pool exists
     domains = fields.Integer()  # how many labcloud domains this host has defined
     at = UtcDateTime()
     agent_started = fields.Integer()  # sequence.PROCESS_STARTED: changes when the agent restarts

@@ -368,9 +368,11 @@ class HostAgent:
     @config_timer("HEARTBEAT_INTERVAL", 5, eager=True)
     def host_heartbeat(self):
         hypervisor, cpus, memory_mib = self.hypervisor.run(host_facts)
+        pool = self.config.get("POOL_NAME", DEFAULT_POOL_NAME)
         self.dispatch("host_heartbeat", dump(HeartbeatSchema, {
-            "host": self.host_name, "hypervisor": hypervisor, "vcpus": cpus,
-            "memory_mib": memory_mib, "domains": self.hypervisor.run(count_domains),
+            "host": self.host_name, "hypervisor": hypervisor, "vcpus": cpus, "memory_mib": memory_mib,
+            "disk_gib": self.hypervisor.run(storage_pool.capacity_gib, pool),
+            "domains": self.hypervisor.run(count_domains),
             "at": self.now(), "agent_started": sequence.PROCESS_STARTED}))
 
     @config_timer("STATS_INTERVAL", 10)

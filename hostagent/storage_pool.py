@@ -38,6 +38,19 @@ def ensure_pool(conn, name, path):
     return pool
 
 
+def capacity_gib(conn, name):
+    """The pool's size in GiB (its file system's, for a dir pool), or None while it does not exist
+    yet (the agent's first storage operation defines it). Read without the pool lock: a heartbeat
+    must not wait for an image upload."""
+    try:
+        pool = conn.storagePoolLookupByName(name)
+        if not pool.isActive():
+            return None
+        return pool.info()[1] // (1 << 30)
+    except libvirt.libvirtError:
+        return None
+
+
 def pool_path(pool):
     return ET.fromstring(pool.XMLDesc(0)).findtext("target/path")
 

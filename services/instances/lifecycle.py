@@ -40,6 +40,7 @@ def record_instance(session, actor, request, flavor, key, project_id, limits):
         id=str(uuid.uuid4()), name=request["name"], name_key=request["name"], user_id=actor["id"],
         project_id=project_id, flavor_id=flavor.id, image_id=request["image"], key_id=key["id"],
         public_key=key["public_key"], user_data=request.get("user_data"), state="pending",
+        placement_group=request.get("group"), anti_affinity=bool(request.get("anti_affinity")),
         **shares.flavor_defaults(flavor))
     try:
         with quotas.charged(session, project_id, actor["id"], limits, quotas.for_create(flavor)):

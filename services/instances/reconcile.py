@@ -239,6 +239,11 @@ def run(session, peers, holder, trigger, now, policy, settings, only_host=None):
         except Exception as exc:  # noqa: BLE001
             session.rollback()
             report.add("", "network", "addresses", "failed", str(exc))
+        # The hosts' allocation counters against a recount of the instance rows (they change in
+        # the transactions of the instance changes; this catches anything that slipped past).
+        for host, stored, counted in scheduler.recount_allocations(session):
+            report.add(host, "host", host, "allocation_corrected",
+                       f"counters (vcpus, memory_mib, disk_gib, instances) were {stored}, recounted {counted}")
     row.hosts, row.findings = ",".join(report.hosts), json.dumps(report.findings)
     row.finished_at = now
     session.add(row)

@@ -74,7 +74,9 @@ def run_create(session, instance_id, peers, policy, now):
     try:
         values = {}
         if instance.host is None:
-            values["host"] = scheduler.pick_host(session, scheduler.request_for(flavor, instance), now(), policy)
+            image = peers.storage.get_image(instance.image_id)   # its minimums filter the hosts
+            request = scheduler.request_for(flavor, instance, image)
+            values["host"] = scheduler.pick_host(session, request, now(), policy)
         if instance_store.move(session, instance_id, "saga:schedule", **values) is None:
             return _abandon(session, instance_id, peers, now)
         host = values.get("host") or instance.host  # (no reload: the row moved as we said)

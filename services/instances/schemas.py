@@ -20,6 +20,15 @@ class CreateInstanceRequest(StrictSchema):
                               metadata={"description": "script or cloud-config, at most 16 KiB"})
     project = Id(load_default=None, metadata={"description": "project (course) id; may be left out by "
                                                              "a member of exactly one project"})
+    group = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+                          metadata={"description": "a placement group of one's own instances (a name)"})
+    anti_affinity = fields.Boolean(load_default=False, metadata={
+        "description": "place it on a host that holds no other instance of its group (needs group)"})
+
+    @validates_schema
+    def _group_for_anti_affinity(self, data, **_):
+        if data.get("anti_affinity") and not data.get("group"):
+            raise ValidationError("anti_affinity needs a group", "anti_affinity")
 
 
 class SetResourcesRequest(StrictSchema):
@@ -76,6 +85,8 @@ class InstanceSchema(StrictSchema):
     flavor = fields.Integer(attribute="flavor_id")
     image = fields.Integer(attribute="image_id")
     key = fields.Integer(attribute="key_id", allow_none=True)
+    group = fields.String(attribute="placement_group", allow_none=True)
+    anti_affinity = fields.Boolean()
     cpu_weight = fields.Integer(metadata={"description": "relative CPU weight, 1-65536"})
     cpu_cap = fields.Integer(metadata={"description": "CPU cap, percent of one vCPU; 0 = none"})
     memory_mib = fields.Integer(metadata={"description": "the guest's memory now"})
@@ -209,7 +220,7 @@ class ReconcileFindingSchema(StrictSchema):
     subject = fields.String()
     action = fields.String(metadata={"description": "state_corrected, lost_domain, host_down, stuck, "
                                                     "delete_retried, orphan_seen, orphan_waiting, "
-                                                    "orphan_removed, orphan_remove_failed, skipped, failed"})
+                                                    "orphan_removed, orphan_remove_failed, allocation_corrected, skipped, failed"})
     detail = fields.String()
 
 

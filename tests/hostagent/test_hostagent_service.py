@@ -388,3 +388,13 @@ def test_shares_beyond_the_domains_size_name_the_field(agent, agent_config):
             assert set(err.value.fields) == {field}
         with pytest.raises(NotFound):
             host.set_domain_shares(shares_request(str(uuid.uuid4())))
+
+
+def test_heartbeats_report_the_storage_pools_size_once_it_exists(agent, agent_config, listener, conn):
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        host.get_host_info()   # defines the pool
+    with entrypoint_waiter(listener, "heartbeat", timeout=10,
+                           callback=lambda _c, r, _e: r["host"] == "t1" and r["disk_gib"] is not None) as beat:
+        pass
+    size = conn.storagePoolLookupByName(agent_config["POOL_NAME"]).info()[1] // (1 << 30)
+    assert beat.get()["disk_gib"] == size

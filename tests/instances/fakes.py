@@ -34,6 +34,7 @@ class FakeCloud:
         self.addresses, self.disks, self.domains = {}, {}, {}
         self.leftovers = set()   # instance ids with a DHCP entry / forward / console log but no domain
         self.fail_on = fail_on
+        self.image = {}          # what get_image adds to the image (min_disk_gib, min_memory_mib)
         self.calls = []
         self._seq = itertools.count(1000)
         outer = self
@@ -52,6 +53,9 @@ class FakeCloud:
                 return list(outer.addresses.values())
 
         class Storage:
+            def get_image(self, image_id):
+                return dict({"id": image_id, "name": "tiny", "min_disk_gib": 1}, **outer.image)
+
             def create_root_disk(self, req):
                 outer._maybe_fail("create_root_disk")
                 return outer.disks.setdefault(req["instance_id"], {

@@ -7,9 +7,12 @@ import pytest
 from services.instances import access, instance_store, lifecycle, saga
 from sqlalchemy.exc import IntegrityError
 
-from common.errors import NotFound
+from common.errors import InvalidInput, NotFound
+from common.schemas import load
 from services.instances.models import Instance
-from tests.instances.fakes import ACTOR, NOW, POLICY, FakeCloud, new_instance, running_instance
+from services.instances.schemas import CreateInstanceRequest
+from tests.instances.fakes import (
+    ACTOR, KEY, NOW, POLICY, PROJECT, UNLIMITED, FakeCloud, flavor_named, new_instance, running_instance)
 
 
 def test_create_runs_every_step_and_delete_undoes_them(session):
@@ -193,3 +196,23 @@ def test_a_delete_saga_that_finishes_while_the_create_saga_works_leaves_nothing(
     cloud.peers.storage.create_root_disk = whole_delete_meanwhile
     assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "deleted"
     assert cloud.empty(), (cloud.addresses, cloud.disks, cloud.domains)
+
+
+def test_an_image_that_needs_more_disk_than_the_flavor_is_refused_by_the_image_filter(session):
+    cloud = FakeCloud()
+    cloud.image = {"min_disk_gib": 50}
+    inst = new_instance(session)
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "error"
+    session.refresh(inst)
+    assert "image" in inst.reason and cloud.empty()
+
+
+def test_a_group_with_anti_affinity_is_recorded_and_needs_its_group(session):
+    base = {"name": "g1", "flavor": 1, "image": 1, "key": 1}
+    with pytest.raises(InvalidInput) as err:
+        load(CreateInstanceRequest, dict(base, anti_affinity=True))
+    assert set(err.value.fields) == {"anti_affinity"}
+    request = load(CreateInstanceRequest, dict(base, group="web", anti_affinity=True))
+    inst = lifecycle.record_instance(session, ACTOR, request, flavor_named(session, "small"), KEY, PROJECT,
+                                     UNLIMITED)
+    assert (inst.placement_group, inst.anti_affinity) == ("web", True)
