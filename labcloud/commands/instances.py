@@ -48,9 +48,11 @@ def instance():
               shell_complete=completes("/keys"))
 @project_option("the project (course); may be left out by a member of exactly one")
 @click.option("--user-data", type=click.File("r"), help="a script or cloud-config file ('-': stdin), at most 16 KiB")
+@click.option("--group", help="a placement group of your own instances (a name)")
+@click.option("--anti-affinity", is_flag=True, help="on a host with no other instance of --group")
 @wait_options
 @output.format_options
-def instance_create(name, flavor, image, key, project, user_data, wait, timeout, fmt):
+def instance_create(name, flavor, image, key, project, user_data, group, anti_affinity, wait, timeout, fmt):
     """Create an instance (POST /instances); --wait until it runs."""
     client = connect()
     body = {"name": name, "flavor": client.find_flavor(flavor)["id"], "image": client.find_image(image)["id"],
@@ -59,6 +61,10 @@ def instance_create(name, flavor, image, key, project, user_data, wait, timeout,
         body["project"] = client.project_id(project)
     if user_data:
         body["user_data"] = user_data.read()
+    if group:
+        body["group"] = group
+    if anti_affinity:
+        body["anti_affinity"] = True
     made = client.post("/instances", body)
     _finish(client, made, "create", wait, timeout, fmt)
 

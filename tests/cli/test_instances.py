@@ -117,3 +117,13 @@ def test_set_without_a_share_is_a_usage_error_and_a_refusal_is_one_line(api, lab
     refused = labcloud("instance", "set", "vm1", "--memory", "4096")
     assert refused.exit_code == 1
     assert "memory_mib" in refused.stderr and "at most 256" in refused.stderr
+
+
+def test_create_in_a_placement_group_with_anti_affinity(api, labcloud):
+    catalogue(api)
+    api.reply("POST", "/instances", vm("pending"), status=202)
+    made = labcloud("instance", "create", "vm1", "--flavor", "small", "--image", "tiny", "--key", "laptop",
+                    "--group", "web", "--anti-affinity")
+    assert made.exit_code == 0, made.output
+    assert api.body("POST", "/instances") == {"name": "vm1", "flavor": 1, "image": 3, "key": 9, "group": "web",
+                                              "anti_affinity": True}
