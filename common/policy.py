@@ -61,7 +61,8 @@ POLICY = {
     "instance:reboot": (ADMIN, OWNER, MANAGER),
     "instance:delete": (ADMIN, OWNER, MANAGER),
     "instance:console": (ADMIN, OWNER, MANAGER),
-    "instance:set_resources": (ADMIN, OWNER),  # the owner pays (quota); a teacher asks them or an admin
+    "instance:set_resources": (ADMIN, OWNER),
+    "instance:resize": (ADMIN, OWNER),         # the owner pays (quota), as for set_resources  # the owner pays (quota); a teacher asks them or an admin
     "instance:metrics": (ADMIN, OWNER, MANAGER),
     "instance:actions": (ADMIN, OWNER, MANAGER),
     # catalogue (flavors and images are listed to any authenticated caller, without a rule)

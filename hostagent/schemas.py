@@ -46,6 +46,11 @@ class CreateVolumeRequest(StrictSchema):
     backing_format = fields.String(load_default=None, validate=validate.OneOf(DISK_FORMATS))
 
 
+class GrowVolumeRequest(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
+    capacity_bytes = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
 class DeleteVolumeRequest(StrictSchema):
     name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
 

@@ -29,7 +29,7 @@ from hostagent.port_forward import SshForwarding
 from hostagent.schemas import (
     ConsoleOutputSchema, CreateVolumeRequest, DeleteVolumeRequest, DestroyDomainRequest,
     DomainLifecycleSchema, DomainSharesRequest, DomainSharesSchema, DomainSpec, DomainSshReadySchema, DomainStateSchema, DomainStatsSchema,
-    EnsureImageRequest, GetConsoleRequest, HeartbeatSchema, HostInfoSchema, HostInventorySchema,
+    EnsureImageRequest, GetConsoleRequest, GrowVolumeRequest, HeartbeatSchema, HostInfoSchema, HostInventorySchema,
     RebootDomainRequest, StartDomainRequest, StopDomainRequest, VolumeInfoSchema)
 from hostagent import sequence
 from hostagent.ssh_readiness import SshReadiness, ssh_ready_handler
@@ -110,6 +110,14 @@ class HostAgent:
         request = load(CreateVolumeRequest, request)
         volume = self._on_pool(storage_pool.create_volume, request["name"], request["capacity_bytes"],
                                request["format"], request["backing_path"], request["backing_format"])
+        return dump(VolumeInfoSchema, volume)
+
+    @rpc
+    def grow_volume(self, request):
+        """Grow a volume of a stopped guest (a resize); never shrinks; a repeat changes nothing."""
+        request = load(GrowVolumeRequest, request)
+        volume = self._on_pool(storage_pool.grow_volume, request["name"], request["capacity_bytes"],
+                               not self.hypervisor.is_test_driver)
         return dump(VolumeInfoSchema, volume)
 
     @rpc

@@ -1,8 +1,8 @@
 """A domain's resource shares on the hypervisor (services/instances/shares.py says what they mean).
 
-- The definition (what the next start uses): the persistent XML's <cputune> (shares, global
-  period and quota), <currentMemory>, and the bandwidth in our metadata element, rewritten with
-  defineXML. One path for every driver (the test driver has no scheduler parameters).
+- The definition (what the next start uses): the persistent XML's <vcpu>, <memory> (the maximum),
+  <currentMemory>, <cputune> (shares, global period and quota), and the bandwidth in our metadata
+  element, rewritten with defineXML (a resize changes the size the same way). One path for every driver (the test driver has no scheduler parameters).
 - The running guest: setSchedulerParametersFlags(LIVE) writes the cgroup's cpu.shares and
   cpu.cfs_quota_us; setMemoryFlags(LIVE) sets the balloon target, which the guest follows within
   about half a second. Bandwidth is tc on the guest's tap (hostagent/bandwidth.py), applied by the
@@ -27,8 +27,8 @@ def apply(conn, request, live_cpu):
     _define_with(conn, domain, request)
     if not domain.isActive():
         return None
-    # Lower memory first when it shrinks is not needed: the balloon target is one number.
-    domain.setMemoryFlags(request["memory_mib"] * MIB, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    # The balloon target, within what the running guest was started with.
+    domain.setMemoryFlags(min(request["memory_mib"] * MIB, domain.maxMemory()), libvirt.VIR_DOMAIN_AFFECT_LIVE)
     if live_cpu:
         quota = global_quota_us(request["cpu_cap"])
         domain.setSchedulerParametersFlags({
@@ -51,6 +51,10 @@ def _define_with(conn, domain, request):
             if child.tag not in ("shares", "period", "quota", "global_period", "global_quota"):
                 cputune.append(child)
     root.insert(position, cputune)
+    # The size too (a resize): the next start has it; a running guest keeps its own until then.
+    root.find("vcpu").text = str(request["vcpus"])
+    maximum = root.find("memory")
+    maximum.text, maximum.attrib = str(request["max_memory_mib"] * MIB), {"unit": "KiB"}
     current = root.find("currentMemory")
     current.text, current.attrib = str(request["memory_mib"] * MIB), {"unit": "KiB"}
     conn.defineXML(ET.tostring(root, encoding="unicode"))

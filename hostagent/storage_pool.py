@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import libvirt
 
-from common.errors import HostOperationFailed
+from common.errors import HostOperationFailed, NotFound
 
 UPLOAD_CHUNK_BYTES = 1 << 20
 
@@ -105,6 +105,25 @@ def create_volume(conn, pool, name, capacity_bytes, fmt="qcow2", backing_path=No
             if exc.get_error_code() != libvirt.VIR_ERR_STORAGE_VOL_EXIST or volume is None:
                 raise
     return volume_info(volume)
+
+
+def grow_volume(conn, pool, name, capacity_bytes, can_resize=True):
+    """Grow the volume to `capacity_bytes` (never shrinks: a smaller size changes nothing). The test
+    driver cannot resize; its volumes hold no data, so there the volume is made again, larger, over
+    the same backing file."""
+    volume = find_volume(pool, name)
+    if volume is None:
+        raise NotFound(f"no volume {name} on this host")
+    if volume.info()[1] >= capacity_bytes:
+        return volume_info(volume)
+    if can_resize:
+        volume.resize(capacity_bytes, 0)
+        return volume_info(volume)
+    target = ET.fromstring(volume.XMLDesc(0))
+    backing = target.findtext("backingStore/path")
+    fmt = (target.find("target/format") is not None and target.find("target/format").get("type")) or "qcow2"
+    volume.delete(0)
+    return create_volume(conn, pool, name, capacity_bytes, fmt, backing, "qcow2" if backing else None)
 
 
 def delete_volume(pool, name):

@@ -55,6 +55,16 @@ def set_instance_resources(rpc, actor, instance_id, body):
     return rpc.instances.set_instance_resources(actor, instance_id, body)
 
 
+@route("POST", "/api/v1/instances/<uuid:instance_id>/resize", tag="instances",
+       summary="Resize to another flavor (owner or admin): a stopped instance at once; a running one live "
+               "when its vCPUs and disk stay and its memory fits what it started with, else only with "
+               "confirm_restart (accepted: resizing, then running); growth is quota- and host-checked",
+       body=INSTANCES + "ResizeRequest", response=INSTANCES + "InstanceSchema", status=202,
+       errors=(409, 502))
+def resize_instance(rpc, actor, instance_id, body):
+    return rpc.instances.resize_instance(actor, instance_id, body)
+
+
 @route("GET", "/api/v1/instances/<uuid:instance_id>/actions", tag="instances",
        summary="The instance's action log: every request and repair, who asked, when, how it ended",
        response=INSTANCES + "InstanceActionSchema", many=True)

@@ -19,7 +19,8 @@ FLAVOR_COLUMNS = [("id", "ID"), ("name", "NAME"), ("vcpus", "VCPUS"), ("memory_m
 ACTION_COLUMNS = [("requested_at", "REQUESTED"), ("action", "ACTION"), ("by", "BY"), ("result", "RESULT"),
                   ("finished_at", "FINISHED"), ("message", "MESSAGE")]
 # What each action waits for: the state it ends in (an instance in `error` ends any wait).
-SETTLED = {"create": {"running"}, "start": {"running"}, "reboot": {"running"}, "stop": {"stopped"}}
+SETTLED = {"create": {"running"}, "start": {"running"}, "reboot": {"running"}, "stop": {"stopped"},
+           "resize": {"running", "stopped"}}
 DEFAULT_WAIT_S = 600
 
 
@@ -35,7 +36,7 @@ def wait_options(command):
 
 @group()
 def instance():
-    """Instances: create, list, show, set, stop, start, reboot, delete, console, ssh, actions."""
+    """Instances: create, list, show, set, resize, stop, start, reboot, delete, console, ssh, actions."""
 
 
 @instance.command("create")

@@ -1,11 +1,12 @@
-"""`labcloud instance set`: an instance's resource shares (CPU weight and cap, memory, bandwidth),
-changed live through PATCH /instances/{id}. The values mean what XenServer's do (docs/architecture.md,
-"Resource shares")."""
+"""`labcloud instance set` and `instance resize`: an instance's resource shares (CPU weight and cap,
+memory, bandwidth), changed live through PATCH /instances/{id} (the values mean what XenServer's
+do: docs/architecture.md, "Resource shares"), and its flavor."""
 import click
 
 from labcloud.commands import output
 from labcloud.commands.base import connect
-from labcloud.commands.instances import instance, name_argument
+from labcloud.client import ApiError
+from labcloud.commands.instances import _finish, instance, name_argument, wait_options
 
 SHARE_FIELDS = [("cpu_weight", "CPU_WEIGHT"), ("cpu_cap", "CPU_CAP_%"), ("memory_mib", "MEMORY_MIB"),
                 ("bandwidth_in_kib", "IN_KIB/S"), ("bandwidth_out_kib", "OUT_KIB/S")]
@@ -34,6 +35,29 @@ def instance_set(name, fmt, **shares):
         output.emit_formatted([changed], fmt, columns=[("name", "NAME")] + SHARE_FIELDS)
     else:
         output.emit_formatted(changed, fmt)
+
+
+@instance.command("resize")
+@name_argument
+@click.option("--flavor", required=True, help="the new flavor's name or id (labcloud flavor list)")
+@click.option("--yes", "confirm", is_flag=True, help="restart a running guest if the resize needs it")
+@wait_options
+@output.format_options
+def instance_resize(name, flavor, confirm, wait, timeout, fmt):
+    """Resize an instance to another flavor (owner or admin). A running guest whose vCPUs or disk
+    change is stopped and started again: asked first, or --yes."""
+    client = connect()
+    found = client.find_instance(name)
+    body = {"flavor": client.find_flavor(flavor)["id"]}
+    try:
+        resized = client.post(f"/instances/{found['id']}/resize", body)
+    except ApiError as exc:
+        if "confirm_restart" not in (exc.fields or {}):
+            raise
+        if not confirm and not click.confirm(f"{exc.message.split(': send')[0]}. Restart it now?", err=True):
+            raise click.Abort() from None
+        resized = client.post(f"/instances/{found['id']}/resize", dict(body, confirm_restart=True))
+    _finish(client, resized, "resize", wait, timeout, fmt)
 
 
 COMMANDS = []  # `instance set` joins the `instance` group, which instances.COMMANDS registers

@@ -9,7 +9,7 @@ from services.instances.models import Instance
 from services.instances.saga import describe_failure
 
 HOST_METHODS = {"stop": "stop_domain", "start": "start_domain", "reboot": "reboot_domain"}
-EXPECTED = {"stop": "stopped", "start": "running", "reboot": "running"}
+EXPECTED = {"stop": "stopped", "start": "running", "reboot": "running", "resize": "running"}
 # Host events correct only settled states; `error` is left to reconcile, which knows whether the
 # domain still exists.
 EVENT_CORRECTS = ("running", "stopped", "host_down")
@@ -27,11 +27,11 @@ def run_power(session, instance_id, action, hosts, now):
         instance_store.finish_action(session, instance_id, action, "error", message)
         return instance_store.move(session, instance_id, "saga:power_failed", reason=message)
     instance_store.record_host_report(session, instance_id, reply["state"], reply["seq"])
-    return _settle(session, instance_id, action, reply, now)
+    return settle(session, instance_id, action, reply, now)
 
 
-def _settle(session, instance_id, action, reply, now):
-    """End the power saga where the host's newest report puts the guest."""
+def settle(session, instance_id, action, reply, now):
+    """End the power saga (or a resize's restart) where the host's newest report puts the guest."""
     session.expire_all()
     instance = session.get(Instance, instance_id)
     observed = states.observed_action(instance.host_state)

@@ -53,6 +53,13 @@ class SetResourcesRequest(StrictSchema):
                                   "bandwidth_in_kib, bandwidth_out_kib", "_schema")
 
 
+class ResizeRequest(StrictSchema):
+    flavor = Id(required=True, metadata={"description": "the new flavor's id"})
+    confirm_restart = fields.Boolean(load_default=False, metadata={
+        "description": "a running instance whose vCPUs or disk change, or whose new maximum memory is "
+                       "above what it was started with, is stopped and started again only when this is true"})
+
+
 class ListInstancesRequest(StrictSchema):
     include_deleted = fields.Boolean(load_default=False)
     project = Id(load_default=None, allow_none=True,
@@ -143,6 +150,11 @@ class InstanceIdSchema(StrictSchema):
 class PowerActionSchema(StrictSchema):
     instance_id = UuidString(required=True)
     action = fields.String(required=True, validate=validate.OneOf(["stop", "start", "reboot"]))
+
+
+class ResizeRequestedSchema(StrictSchema):
+    """Event `instance_resize_requested`: a resize that restarts the guest (resize.run_restart)."""
+    instance_id = UuidString(required=True)
 
 
 class GuestMetadataSchema(StrictSchema):

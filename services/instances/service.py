@@ -19,13 +19,14 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from hostagent.schemas import DomainLifecycleSchema, DomainSshReadySchema, HeartbeatSchema
 from services.instances import (
-    access, guest_access, host_admin, instance_store, lifecycle, owners, power, quotas, reconcile, saga, scheduler,
-    share_changes)
+    access, guest_access, host_admin, instance_store, lifecycle, owners, power, quotas, reconcile, resize, saga,
+    scheduler, share_changes)
 from services.instances.models import Instance
 from services.instances.schemas import (
     CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostDetailSchema, HostNameSchema, HostSchema, InstanceActionSchema,
     InstanceIdSchema, InstanceSchema, ListInstancesRequest, PowerActionSchema, ProjectIdSchema,
-    ProjectUsageSchema, ReconcileReportSchema, SetResourcesRequest, UserDeletedSchema)
+    ProjectUsageSchema, ReconcileReportSchema, ResizeRequest, ResizeRequestedSchema, SetResourcesRequest,
+    UserDeletedSchema)
 
 # Which event announces that an instance reached a state.
 ANNOUNCED = {"running": "instance_running", "error": "instance_failed", "deleted": "instance_deleted",
@@ -120,6 +121,19 @@ class InstancesService:
         request = load(SetResourcesRequest, request)
         instance = share_changes.set_shares(self.db, load_actor(actor), instance_id, request,
                                             self.accounts.get_quota_limits, self.hosts, self._policy())
+        return dump(InstanceSchema, instance)
+
+    @rpc
+    def resize_instance(self, actor, instance_id, request):
+        """Another flavor: at once (stopped, or live within what the guest started with) or, when
+        confirmed, through a restart (state `resizing`; resize.py)."""
+        request = load(ResizeRequest, request)
+        instance, mode, before = resize.request_resize(self.db, load_actor(actor), instance_id, request,
+                                                       self.accounts.get_quota_limits, self._policy())
+        if mode in ("cold", "live"):
+            instance = resize.apply_now(self.db, instance, mode, before, self._peers())
+        elif mode == "restart":
+            self.dispatch("instance_resize_requested", {"instance_id": instance.id})
         return dump(InstanceSchema, instance)
 
     @rpc
@@ -221,6 +235,11 @@ class InstancesService:
         instance_id = load(InstanceIdSchema, payload)["instance_id"]
         state = saga.run_delete(self.db, instance_id, self._peers(), self.clock, self._host_is_up)
         self._announce(instance_id, state)
+
+    @event_handler("instances", "instance_resize_requested")
+    def on_resize_requested(self, payload):
+        instance_id = load(ResizeRequestedSchema, payload)["instance_id"]
+        self._announce(instance_id, resize.run_restart(self.db, instance_id, self._peers(), self.clock))
 
     @event_handler("instances", "instance_power_requested")
     def on_power_requested(self, payload):

@@ -54,6 +54,8 @@ STATES = {s.name: s for s in (
           True, True, True, DELETE_TEARDOWN, False, True, True),
     State("rebooting", "the guest is being rebooted",
           True, True, True, DELETE_TEARDOWN, False, True, True),
+    State("resizing", "stopped, given its new flavor's size and started again (resize.py)",
+          True, True, False, DELETE_TEARDOWN, False, True, True),
     State("error", "something failed; `reason` says what. Delete cleans up",
           True, True, False, DELETE_TEARDOWN, True, True, False),
     State("host_down", "its host stopped sending heartbeats; shown until the host returns",
@@ -78,6 +80,7 @@ def _allow(action, sources, target):
 _allow("stop", ["running"], "stopping")
 _allow("start", ["stopped"], "starting")
 _allow("reboot", ["running"], "rebooting")
+_allow("resize", ["running"], "resizing")   # only a resize that needs a restart; the others keep the state
 _allow("delete", [s.name for s in STATES.values() if s.on_delete == DELETE_AT_ONCE], "deleted")
 _allow("delete", [s.name for s in STATES.values() if s.on_delete == DELETE_TEARDOWN], "deleting")
 # saga steps
@@ -86,12 +89,12 @@ _allow("saga:built", ["building"], "running")
 _allow("saga:fail", ["pending", "building"], "error")
 # A power saga ends where the host's newest report puts the guest (a stop whose guest came back
 # on ends `running`): see instance_store.finish_power.
-_allow("saga:powered_on", ["stopping", "starting", "rebooting"], "running")
-_allow("saga:powered_off", ["stopping", "starting", "rebooting"], "stopped")
-_allow("saga:power_failed", ["stopping", "starting", "rebooting"], "error")
+_allow("saga:powered_on", ["stopping", "starting", "rebooting", "resizing"], "running")
+_allow("saga:powered_off", ["stopping", "starting", "rebooting", "resizing"], "stopped")
+_allow("saga:power_failed", ["stopping", "starting", "rebooting", "resizing"], "error")
 _allow("saga:torn_down", ["deleting"], "deleted")
 # reconcile: a saga that never finished (its worker died and nothing redelivered it)
-_allow("reconcile:stuck", ["building", "stopping", "starting", "rebooting"], "error")
+_allow("reconcile:stuck", ["building", "stopping", "starting", "rebooting", "resizing"], "error")
 # host observations: applied only when newer than the newest one recorded (`host_seq`); `error` is
 # corrected only by reconcile, which knows the domain still exists.
 _allow("host:running", ["running", "stopped", "error", "host_down"], "running")
@@ -99,13 +102,13 @@ _allow("host:shutoff", ["running", "stopped", "error", "host_down"], "stopped")
 _allow("host:lost_domain", ["running", "stopped", "host_down"], "error")
 _allow("host:down", ["running", "stopped", "error"], "host_down")
 
-USER_ACTIONS = ("stop", "start", "reboot", "delete")
+USER_ACTIONS = ("stop", "start", "reboot", "resize", "delete")
 # Resource shares (shares.py) change in these states: on the running guest and its definition, or
 # on the definition of a stopped one. Elsewhere a saga is at work on the domain, or there is none.
 SHARES_SETTABLE = ("running", "stopped")
 ACTIONS = tuple(sorted({action for action, _ in TRANSITIONS}))
 # A user request made twice while the first is under way answers with the instance as it is.
-UNDER_WAY = {"stop": "stopping", "start": "starting", "reboot": "rebooting"}
+UNDER_WAY = {"stop": "stopping", "start": "starting", "reboot": "rebooting", "resize": "resizing"}
 
 
 def state(name):

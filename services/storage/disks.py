@@ -179,6 +179,20 @@ def _undo_create(session, hosts, volume):
     session.commit()
 
 
+def grow_root_disk(session, hosts, instance_id, size_gib):
+    """Grow the instance's root disk on its host to `size_gib` (the guest must be stopped); a disk
+    already that large changes nothing, so a redelivered request is harmless."""
+    volume = root_volume_of(session, instance_id)
+    if volume is None or volume.state != "available":
+        raise NotFound(f"instance {instance_id} has no root disk to grow")
+    wanted = size_gib << 30
+    if volume.capacity_bytes < wanted:
+        grown = hosts(volume.host).grow_volume({"name": volume.name, "capacity_bytes": wanted})
+        volume.capacity_bytes = grown["capacity_bytes"]
+        session.commit()
+    return volume
+
+
 def delete_root_disk(session, hosts, instance_id):
     """Delete the instance's root disk on its host, then its row. False when there is none."""
     volume = root_volume_of(session, instance_id)

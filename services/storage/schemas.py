@@ -49,6 +49,12 @@ class CreateRootDiskRequest(StrictSchema):
     size_gib = fields.Integer(required=True, validate=validate.Range(min=1, max=2048))
 
 
+class GrowRootDiskRequest(StrictSchema):
+    """A resize: the instance's root disk grows to size_gib (never shrinks)."""
+    instance_id = UuidString(required=True)
+    size_gib = fields.Integer(required=True, validate=validate.Range(min=1, max=2048))
+
+
 class DeleteRootDiskRequest(StrictSchema):
     instance_id = UuidString(required=True)
 

@@ -9,7 +9,7 @@ from common.actors import load_actor
 from common.schemas import dump, load
 from services.storage import disks, images
 from services.storage.schemas import (
-    CreateRootDiskRequest, DeleteOrphanVolumeRequest, DeleteRootDiskRequest, ImageSchema,
+    CreateRootDiskRequest, DeleteOrphanVolumeRequest, DeleteRootDiskRequest, GrowRootDiskRequest, ImageSchema,
     RegisterImageRequest, RootDiskSchema, VolumeSchema)
 
 
@@ -60,6 +60,12 @@ class StorageService:
         volume = disks.create_root_disk(self.db, self.hosts, request, data_dir, self.host_facts)
         boot = disks.boot_files(disks.find_image(self.db, request["image_id"]), data_dir)
         return dump(RootDiskSchema, {**volume, "boot": boot})
+
+    @rpc
+    def grow_root_disk(self, request):
+        request = load(GrowRootDiskRequest, request)
+        return dump(VolumeSchema, disks.describe_volume(
+            disks.grow_root_disk(self.db, self.hosts, request["instance_id"], request["size_gib"])))
 
     @rpc
     def delete_root_disk(self, request):

@@ -127,3 +127,25 @@ def test_create_in_a_placement_group_with_anti_affinity(api, labcloud):
     assert made.exit_code == 0, made.output
     assert api.body("POST", "/instances") == {"name": "vm1", "flavor": 1, "image": 3, "key": 9, "group": "web",
                                               "anti_affinity": True}
+
+
+def test_resize_asks_before_a_restart_and_yes_confirms_it(api, labcloud):
+    catalogue(api)
+    api.reply("GET", "/instances", [vm("running")])
+    seen = []
+
+    def resize(request):
+        seen.append(json.loads(request["body"]))
+        if not seen[-1].get("confirm_restart"):
+            return 409, {"error": {"code": "conflict", "message": "resizing vm1 from small to large needs a restart "
+                         "of the guest: send confirm_restart=true, or stop it first",
+                         "fields": {"confirm_restart": ["needed"]}}}, {}
+        return 202, vm("resizing"), {}
+    api.reply_with("POST", "/instances/0f0e/resize", resize)
+    declined = labcloud("instance", "resize", "vm1", "--flavor", "small", input="n\n")
+    assert declined.exit_code == 1 and "needs a restart of the guest. Restart it now?" in declined.stderr
+    assert seen == [{"flavor": 1}]
+    accepted = labcloud("instance", "resize", "vm1", "--flavor", "small", "--yes")
+    assert accepted.exit_code == 0, accepted.output
+    assert seen[1:] == [{"flavor": 1}, {"flavor": 1, "confirm_restart": True}]
+    assert accepted.stdout.startswith("vm1: resizing (accepted")

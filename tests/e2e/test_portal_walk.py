@@ -31,6 +31,10 @@ def current_cpu_weight(world):
     return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["cpu_weight"]
 
 
+def current_flavor(world):
+    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["flavor"]
+
+
 def host_of(world):
     return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["host"]
 
@@ -70,6 +74,9 @@ TABLE = {
     # The instance's own CPU weight again: allowed changes change nothing (the owner's things stay).
     "set_resources": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, 403, SEE_OTHER),
                                form(lambda w: {"cpu_weight": current_cpu_weight(w)}))},
+    # Its own flavor again: a resize that changes nothing.
+    "resize_instance": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, 403, SEE_OTHER),
+                                 form(lambda w: {"flavor": current_flavor(w)}))},
     "delete_instance": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER),
                                  fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()}))},
     # -- keys --

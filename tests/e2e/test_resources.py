@@ -81,3 +81,31 @@ def test_someone_elses_instance_is_404_and_an_admin_may(stack, admin, student):
     other.call("PATCH", f"/instances/{vm}", 404, json={"cpu_weight": 2})
     assert admin.call("PATCH", f"/instances/{vm}", 200, json={"cpu_weight": 777}).json()["cpu_weight"] == 777
     assert student.call("GET", f"/instances/{vm}", 200).json()["cpu_weight"] == 777
+
+
+def flavor_named(api, name):
+    return next(f for f in api.call("GET", "/flavors", 200).json() if f["name"] == name)
+
+
+def test_resize_cold_and_with_a_confirmed_restart(stack, admin):
+    user = approved_user(stack.url, admin, f"rz{uuid.uuid4().hex[:6]}")
+    small, large = (flavor_named(user, n) for n in ("small", "large"))
+    [vm] = running_instances(user, 1, prefix="resize")
+    # Running, more vCPUs and disk: refused until the restart is confirmed, then resizing -> running.
+    refused = user.call("POST", f"/instances/{vm}/resize", 409, json={"flavor": large["id"]}).json()["error"]
+    assert set(refused["fields"]) == {"confirm_restart"}
+    accepted = user.call("POST", f"/instances/{vm}/resize", 202,
+                         json={"flavor": large["id"], "confirm_restart": True}).json()
+    assert accepted["state"] == "resizing" and accepted["flavor"] == large["id"]
+    done = user.wait_for(f"/instances/{vm}", lambda r: r.json()["state"] == "running").json()
+    assert (done["flavor"], done["memory_mib"]) == (large["id"], large["memory_mib"])
+    host = admin.call("GET", f"/hosts/{done['host']}", 200).json()
+    [mine] = [i for i in host["instances_on_host"] if i["id"] == vm]
+    assert (mine["vcpus"], mine["memory_mib"]) == (large["vcpus"], large["memory_mib"])
+    # Disks never shrink; a stopped instance resizes at once to a flavor whose disk is no smaller.
+    user.call("POST", f"/instances/{vm}/stop", 202)
+    user.wait_for(f"/instances/{vm}", lambda r: r.json()["state"] == "stopped")
+    shrink = user.call("POST", f"/instances/{vm}/resize", 400, json={"flavor": small["id"]}).json()["error"]
+    assert set(shrink["fields"]) == {"flavor"}
+    log = [a for a in user.call("GET", f"/instances/{vm}/actions", 200).json() if a["action"] == "resize"]
+    assert [(a["result"], a["message"]) for a in log] == [("success", "flavor small -> large (restart)")]

@@ -25,6 +25,10 @@ def current_cpu_weight(world):
     return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["cpu_weight"]
 
 
+def current_flavor(world):
+    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["flavor"]
+
+
 def host_of(world):
     return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["host"]
 
@@ -117,6 +121,8 @@ TABLE = {
     # A manager sees the instance but may not change its resources: the owner pays for them.
     "set_instance_resources": (codes(401, 404, 404, 200, 403, 200),
                                body(lambda w: {"cpu_weight": current_cpu_weight(w)})),
+    # Its own flavor again: a resize that changes nothing (202, as any accepted resize).
+    "resize_instance": (codes(401, 404, 404, 202, 403, 202), body(lambda w: {"flavor": current_flavor(w)})),
     "delete_instance": (codes(401, 404, 404, 202, 202, 202),
                         fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()})),
     # -- administration --

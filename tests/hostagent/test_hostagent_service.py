@@ -398,3 +398,25 @@ def test_heartbeats_report_the_storage_pools_size_once_it_exists(agent, agent_co
         pass
     size = conn.storagePoolLookupByName(agent_config["POOL_NAME"]).info()[1] // (1 << 30)
     assert beat.get()["disk_gib"] == size
+
+
+def test_a_resize_grows_the_volume_and_changes_the_definitions_size(agent, agent_config, conn):
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+        volume = host.create_volume({"name": f"root-{instance_id}.qcow2", "capacity_bytes": 1 << 30})
+        grown = host.grow_volume({"name": volume["name"], "capacity_bytes": 4 << 30})
+        assert grown["capacity_bytes"] == 4 << 30 and grown["path"] == volume["path"]
+        assert host.grow_volume({"name": volume["name"], "capacity_bytes": 1 << 30}) == grown  # never shrinks
+        with pytest.raises(NotFound):
+            host.grow_volume({"name": "root-missing.qcow2", "capacity_bytes": 1 << 30})
+        host.create_domain({**spec(instance_id, volume["path"]), "max_memory_mib": 256})
+        try:
+            host.stop_domain({"instance_id": instance_id, "timeout": 0})
+            host.set_domain_shares(shares_request(instance_id, vcpus=2, max_memory_mib=1024, memory_mib=512))
+            definition = ET.fromstring(conn.lookupByUUIDString(instance_id).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            assert definition.findtext("vcpu") == "2"
+            assert int(definition.findtext("memory")) == 1024 * 1024
+            assert int(definition.findtext("currentMemory")) == 512 * 1024
+        finally:
+            host.destroy_domain({"instance_id": instance_id})
+            host.delete_volume({"name": volume["name"]})

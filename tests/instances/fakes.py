@@ -63,6 +63,12 @@ class FakeCloud:
                     "boot": {"kernel": "/images/tiny/vmlinux", "initrd": "/images/tiny/initrd.img",
                              "cmdline": "console=ttyS0"}})
 
+            def grow_root_disk(self, req):
+                outer._maybe_fail("grow_root_disk")
+                disk = outer.disks[req["instance_id"]]
+                disk["size_gib"] = max(disk.get("size_gib", 0), req["size_gib"])
+                return dict(disk)
+
             def delete_root_disk(self, req):
                 outer._maybe_fail("delete_root_disk")
                 return {"deleted": outer.disks.pop(req["instance_id"], None) is not None}

@@ -10,40 +10,41 @@ from services.instances.models import Instance
 from tests.instances.fakes import ACTOR, NOW, FakeCloud, limits_of, new_instance, running_instance
 
 ALL_STATES = ["pending", "building", "running", "stopping", "stopped", "starting", "rebooting", "error",
-              "host_down", "deleting", "deleted"]
+              "host_down", "deleting", "deleted", "resizing"]
 # Expected target of each action from each state; "-" = not allowed (a user request: 409).
-#                     pend      build     run        stopping   stopped    starting   reboot     error      host_down  deleting  deleted
+#                     pend      build     run        stopping   stopped    starting   reboot     error      host_down  deleting  deleted resizing
 EXPECTED = {
-    "stop":          ["-",      "-",      "stopping", "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-"],
-    "start":         ["-",      "-",      "-",        "-",       "starting", "-",      "-",       "-",       "-",       "-",      "-"],
-    "reboot":        ["-",      "-",      "rebooting", "-",      "-",       "-",       "-",       "-",       "-",       "-",      "-"],
-    "delete":        ["deleted", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "-", "-"],
-    "saga:schedule": ["building", "building", "-",     "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-"],
-    "saga:built":    ["-",      "running", "-",       "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-"],
-    "saga:fail":     ["error",  "error",  "-",        "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-"],
-    "saga:powered_on":  ["-",   "-",      "-",        "running", "-",       "running", "running", "-",       "-",       "-",      "-"],
-    "saga:powered_off": ["-",   "-",      "-",        "stopped", "-",       "stopped", "stopped", "-",       "-",       "-",      "-"],
-    "saga:power_failed": ["-",  "-",      "-",        "error",   "-",       "error",   "error",   "-",       "-",       "-",      "-"],
-    "saga:torn_down": ["-",     "-",      "-",        "-",       "-",       "-",       "-",       "-",       "-",       "deleted", "-"],
-    "reconcile:stuck": ["-",    "error",  "-",        "error",   "-",       "error",   "error",   "-",       "-",       "-",      "-"],
-    "host:running":  ["-",      "-",      "running",  "-",       "running", "-",       "-",       "running", "running", "-",      "-"],
-    "host:shutoff":  ["-",      "-",      "stopped",  "-",       "stopped", "-",       "-",       "stopped", "stopped", "-",      "-"],
-    "host:lost_domain": ["-",   "-",      "error",    "-",       "error",   "-",       "-",       "-",       "error",   "-",      "-"],
-    "host:down":     ["-",      "-",      "host_down", "-",      "host_down", "-",     "-",       "host_down", "-",     "-",      "-"],
+    "stop":          ["-",      "-",      "stopping", "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
+    "start":         ["-",      "-",      "-",        "-",       "starting", "-",      "-",       "-",       "-",       "-",      "-", "-"],
+    "reboot":        ["-",      "-",      "rebooting", "-",      "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
+    "delete":        ["deleted", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "-", "-", "deleting"],
+    "saga:schedule": ["building", "building", "-",     "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
+    "saga:built":    ["-",      "running", "-",       "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
+    "saga:fail":     ["error",  "error",  "-",        "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
+    "saga:powered_on":  ["-",   "-",      "-",        "running", "-",       "running", "running", "-",       "-",       "-",      "-", "running"],
+    "saga:powered_off": ["-",   "-",      "-",        "stopped", "-",       "stopped", "stopped", "-",       "-",       "-",      "-", "stopped"],
+    "saga:power_failed": ["-",  "-",      "-",        "error",   "-",       "error",   "error",   "-",       "-",       "-",      "-", "error"],
+    "saga:torn_down": ["-",     "-",      "-",        "-",       "-",       "-",       "-",       "-",       "-",       "deleted", "-", "-"],
+    "reconcile:stuck": ["-",    "error",  "-",        "error",   "-",       "error",   "error",   "-",       "-",       "-",      "-", "error"],
+    "host:running":  ["-",      "-",      "running",  "-",       "running", "-",       "-",       "running", "running", "-",      "-", "-"],
+    "host:shutoff":  ["-",      "-",      "stopped",  "-",       "stopped", "-",       "-",       "stopped", "stopped", "-",      "-", "-"],
+    "host:lost_domain": ["-",   "-",      "error",    "-",       "error",   "-",       "-",       "-",       "error",   "-",      "-", "-"],
+    "host:down":     ["-",      "-",      "host_down", "-",      "host_down", "-",     "-",       "host_down", "-",     "-",      "-", "-"],
+    "resize":        ["-",      "-",      "resizing", "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
 }
 # Properties of each state: holds host resources, keeps its name, metadata service answers it.
 PROPERTIES = {
     "pending": (False, True, False), "building": (True, True, True), "running": (True, True, True),
     "stopping": (True, True, True), "stopped": (True, True, False), "starting": (True, True, True),
     "rebooting": (True, True, True), "error": (True, True, False), "host_down": (True, True, False),
-    "deleting": (True, True, False), "deleted": (False, False, False),
+    "deleting": (True, True, False), "deleted": (False, False, False), "resizing": (True, True, False),
 }
 
 # What each state counts against the quota: instances, compute (vcpus and memory_mib of its flavor).
 QUOTA = {
     "pending": (True, True), "building": (True, True), "running": (True, True), "stopping": (True, True),
     "stopped": (True, False), "starting": (True, True), "rebooting": (True, True), "error": (True, False),
-    "host_down": (True, True), "deleting": (False, False), "deleted": (False, False),
+    "host_down": (True, True), "deleting": (False, False), "deleted": (False, False), "resizing": (True, True),
 }
 
 

@@ -80,7 +80,9 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None):
                                                   (rpc.accounts.list_projects, actor))
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
                      flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
-                     course=_by_id(projects).get(instance["project"]), form=form)
+                     course=_by_id(projects).get(instance["project"]), form=form,
+                     flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB (up to "
+                                        f"{f['max_memory_mib']}), {f['disk_gib']} GiB") for f in flavors])
 
 
 @page("/instances/<uuid:instance_id>", title="Instance", area="student")
@@ -117,6 +119,15 @@ def power_instance(rpc, actor, instance_id, action):
 def set_resources(rpc, actor, instance_id):
     body = body_from_form(INSTANCES + "SetResourcesRequest")
     _done, errors = attempt(lambda: rpc.instances.set_instance_resources(actor, instance_id, body))
+    if errors:
+        return _instance_page(rpc, actor, instance_id, errors, request.form)
+    return redirect(f"/instances/{instance_id}", code=303)
+
+
+@page("/instances/<uuid:instance_id>/resize", title="Resize", area="student", methods=("POST",))
+def resize_instance(rpc, actor, instance_id):
+    body = body_from_form(INSTANCES + "ResizeRequest")
+    _done, errors = attempt(lambda: rpc.instances.resize_instance(actor, instance_id, body))
     if errors:
         return _instance_page(rpc, actor, instance_id, errors, request.form)
     return redirect(f"/instances/{instance_id}", code=303)
