@@ -3,8 +3,11 @@
 - a bandwidth limit shows in transfers measured from the host (both directions, within 20%);
 - two busy guests pinned to one host CPU with weights 512 and 256 get CPU time 2:1 (within 20%),
   measured from libvirt's CPU time;
-- a busy guest with cap 35 uses at most 35% (+5) of one CPU, and all of one once the cap is 0.
-The guests are the tiny image on the smallest flavor (1 vCPU, 128 MiB, up to 256 MiB)."""
+- a confirmed resize restarts a running guest with 2 vCPUs and a larger disk;
+- that busy 2-vCPU guest with cap 35 uses at most 35% (+5) of ONE CPU in all, and more once the
+  cap is 0.
+The guests are the tiny image on the smallest flavor (1 vCPU, 128 MiB, up to 256 MiB). The tests
+run in file order (the cap test needs the resized guest)."""
 import time
 
 import libvirt
@@ -193,14 +196,13 @@ def _pin(domain, cpu, host_cpus):
     domain.pinEmulator(cpumap, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
 
-def test_weights_and_caps_share_the_cpu_as_xenserver_does(guests, conn):
+def test_weights_share_a_contended_cpu_2_to_1(guests, conn):
     api, key, [a, b] = guests
     domains = [conn.lookupByUUIDString(i["id"]) for i in (a, b)]
     host_cpus = conn.getInfo()[2]
     clients = [ssh(i, key) for i in (a, b)]
     try:
         pids = [_busy(c) for c in clients]
-        # Weights: both busy on the same host CPU, uncapped.
         patch(api, a, cpu_weight=512, cpu_cap=0)
         patch(api, b, cpu_weight=256, cpu_cap=0)
         assert [_live_cpu(d)["cpu_shares"] for d in domains] == [2048, 1024]   # weight x 4
@@ -209,25 +211,47 @@ def test_weights_and_caps_share_the_cpu_as_xenserver_does(guests, conn):
         used_a, used_b = _cpu_seconds(domains)
         print(f"\nweights 512:256 on one CPU: {used_a:.2f} s / {used_b:.2f} s = {used_a / used_b:.2f}")
         assert 2 * 0.8 <= used_a / used_b <= 2 * 1.2, (used_a, used_b)
-
-        # Cap: `a` alone on the other host CPU, capped at 35% of one vCPU.
-        if host_cpus > 1:
-            _pin(domains[0], 1, host_cpus)
-        run(clients[1], f"kill {pids[1]}")
-        patch(api, a, cpu_cap=35)
-        [capped] = _cpu_seconds(domains[:1])
-        share = capped / MEASURE_S
-        print(f"cap 35: {share:.1%} of one CPU")
-        assert 0.20 <= share <= 0.40, share
-        assert _live_cpu(domains[0]) == {"cpu_shares": 2048, "global_period": 100000, "global_quota": 35000}
-        patch(api, a, cpu_cap=0)
-        assert _live_cpu(domains[0])["global_quota"] < 0   # no quota: cgroup v1's -1
-        [free] = _cpu_seconds(domains[:1], 3)
-        print(f"cap 0: {free / 3:.1%} of one CPU")
-        assert free / 3 >= 0.50, free   # well above the old cap (a loaded machine gives less than 100%)
-        run(clients[0], f"kill {pids[0]}")
+        for client, pid in zip(clients, pids):
+            run(client, f"kill {pid}")
     finally:
         for client in clients:
             client.close()
-    shown = api.call("GET", f"/instances/{a['id']}", 200).json()
-    assert (shown["cpu_weight"], shown["cpu_cap"]) == (512, 0)
+
+
+def test_a_confirmed_resize_restarts_the_guest_with_its_new_size(guests, conn):
+    api, key, [a, _b] = guests
+    large = next(f for f in api.call("GET", "/flavors", 200).json() if f["name"] == "large")
+    api.call("POST", f"/instances/{a['id']}/resize", 409, json={"flavor": large["id"]})
+    accepted = api.call("POST", f"/instances/{a['id']}/resize", 202,
+                        json={"flavor": large["id"], "confirm_restart": True}).json()
+    assert accepted["state"] == "resizing"
+    resized = wait_ready(api, a["id"])
+    assert resized["state"] == "running" and resized["flavor"] == large["id"], resized
+    assert resized["cpu_weight"] == 512   # its shares stay
+    with ssh(resized, key) as client:
+        assert run(client, "grep -c ^processor /proc/cpuinfo") == "2"
+        assert int(run(client, "cat /sys/block/vda/size")) * 512 == large["disk_gib"] << 30
+    assert conn.lookupByUUIDString(a["id"]).info()[3] == 2
+
+
+def test_a_cap_holds_a_2_vcpu_guest_to_a_share_of_one_cpu(guests, conn):
+    """XenServer's cap is percent of ONE vCPU for the whole guest: 35 on a busy 2-vCPU guest is 35%
+    of one CPU in all (the old per-vCPU quota gave it 70%)."""
+    api, key, [a, _b] = guests
+    instance = api.call("GET", f"/instances/{a['id']}", 200).json()
+    domain = conn.lookupByUUIDString(a["id"])
+    assert domain.info()[3] == 2, "needs the resize test before it"
+    with ssh(instance, key) as client:
+        pids = [_busy(client), _busy(client)]
+        patch(api, instance, cpu_cap=35)
+        assert _live_cpu(domain) == {"cpu_shares": 2048, "global_period": 100000, "global_quota": 35000}
+        [capped] = _cpu_seconds([domain])
+        print(f"\ncap 35 on 2 busy vCPUs: {capped / MEASURE_S:.1%} of one CPU")
+        assert 0.20 <= capped / MEASURE_S <= 0.40, capped
+        patch(api, instance, cpu_cap=0)
+        assert _live_cpu(domain)["global_quota"] < 0   # no quota: cgroup v1's -1
+        [free] = _cpu_seconds([domain], 3)
+        print(f"cap 0: {free / 3:.1%} of one CPU")
+        assert free / 3 >= 0.50, free   # well above the old cap (a loaded machine gives less than 200%)
+        for pid in pids:
+            run(client, f"kill {pid}")
