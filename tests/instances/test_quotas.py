@@ -3,7 +3,6 @@ per-user share, start from stopped, deletes freeing quota, and processes racing 
 of a project on SQLite and on PostgreSQL."""
 import json
 import os
-import subprocess
 import sys
 import uuid
 
@@ -17,6 +16,7 @@ from services.instances.models import Instance, QuotaLock
 from tests.instances.fakes import (
     ACTOR, CLASSMATE, NOW, OTHER_PROJECT, PROJECT, TEACHER, FakeCloud, flavor_named, limits_of, new_instance,
     running_instance)
+from tests.instances.racing import race
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -157,19 +157,8 @@ def test_processes_racing_for_the_last_places_never_exceed_the_quota(database_ur
     """Four processes (as four replicas would) each try six creates in one project at the same
     moment; the project may hold ten instances, each user at most four."""
     limits = json.dumps({"project": {"instances": 10}, "user": {"instances": 4}})
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "tests.instances.quota_race_worker", database_url, str(100 + n), "6", limits],
-        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for n in range(4)]
-    for worker in workers:
-        assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
-    for worker in workers:
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    results = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err
-        results.append(json.loads(out))
+    outputs = race([[sys.executable, "-m", "tests.instances.quota_race_worker", database_url, str(100 + n), "6",
+                     limits] for n in range(4)], REPO)
+    results = [json.loads(out) for out in outputs]
     assert sum(r["accepted"] for r in results) == 10, results
     assert all(r["accepted"] <= 4 for r in results) and sum(r["refused"] for r in results) == 14, results

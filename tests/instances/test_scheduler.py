@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import random
-import subprocess
 import sys
 import uuid
 
@@ -23,6 +22,7 @@ from services.instances.models import Host, Instance
 from services.instances.placement import Request
 from tests.instances.fakes import (
     ACTOR, CLASSMATE, NOW, POLICY, FakeCloud, flavor_named, new_instance)
+from tests.instances.racing import race
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = Request(flavor="small", vcpus=1, memory_mib=128, disk_gib=1)
@@ -414,21 +414,10 @@ def test_two_replicas_claiming_the_last_room_of_a_host_get_it_once(database_url)
     with sessionmaker(bind=engine, expire_on_commit=False)() as session:
         heartbeat(session, "h1", vcpus=4, memory_mib=512)   # room for one large (512 MiB)
         ids = [new_instance(session, f"race-{n}", "large").id for n in range(2)]
-    workers = [subprocess.Popen(
-        [sys.executable, "-c", f"from tests.instances.test_scheduler import race_worker; "
-                               f"race_worker({database_url!r}, {instance_id!r})"],
-        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for instance_id in ids]
-    for worker in workers:
-        assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
-    for worker in workers:
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    results = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    outputs = race([[sys.executable, "-c", f"from tests.instances.test_scheduler import race_worker; "
+                                           f"race_worker({database_url!r}, {instance_id!r})"] for instance_id in ids],
+                   REPO)
+    results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
     assert sorted(key for r in results for key in r) == ["host", "refused"], results
     assert next(r["host"] for r in results if "host" in r) == "h1"
     refused = next(r["refused"] for r in results if "refused" in r)

@@ -115,22 +115,24 @@ def power_instance(rpc, actor, instance_id, action):
     return redirect(f"/instances/{instance_id}", code=303)
 
 
-@page("/instances/<uuid:instance_id>/resources", title="Change resources", area="student", methods=("POST",))
-def set_resources(rpc, actor, instance_id):
-    body = body_from_form(INSTANCES + "SetResourcesRequest")
-    _done, errors = attempt(lambda: rpc.instances.set_instance_resources(actor, instance_id, body))
+def _instance_form(rpc, actor, instance_id, schema, method):
+    """A form of the instance page posted to `method(actor, instance_id, body)`: back to the page,
+    or the page again with the service's refusal next to the fields."""
+    body = body_from_form(INSTANCES + schema)
+    _done, errors = attempt(lambda: method(actor, instance_id, body))
     if errors:
         return _instance_page(rpc, actor, instance_id, errors, request.form)
     return redirect(f"/instances/{instance_id}", code=303)
+
+
+@page("/instances/<uuid:instance_id>/resources", title="Change resources", area="student", methods=("POST",))
+def set_resources(rpc, actor, instance_id):
+    return _instance_form(rpc, actor, instance_id, "SetResourcesRequest", rpc.instances.set_instance_resources)
 
 
 @page("/instances/<uuid:instance_id>/resize", title="Resize", area="student", methods=("POST",))
 def resize_instance(rpc, actor, instance_id):
-    body = body_from_form(INSTANCES + "ResizeRequest")
-    _done, errors = attempt(lambda: rpc.instances.resize_instance(actor, instance_id, body))
-    if errors:
-        return _instance_page(rpc, actor, instance_id, errors, request.form)
-    return redirect(f"/instances/{instance_id}", code=303)
+    return _instance_form(rpc, actor, instance_id, "ResizeRequest", rpc.instances.resize_instance)
 
 
 @page("/instances/<uuid:instance_id>/delete", title="Delete instance", area="student", methods=("POST",))
