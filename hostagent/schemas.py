@@ -235,6 +235,8 @@ class HeartbeatSchema(StrictSchema):
     vcpus = fields.Integer()
     memory_mib = fields.Integer()
     disk_gib = fields.Integer(allow_none=True)  # its storage pool's size; null before the pool exists
+    memory_free_mib = fields.Integer(allow_none=True)  # what the hypervisor says is free
+    load_1m = fields.Float(allow_none=True)  # the host's 1-minute load average
     domains = fields.Integer()  # how many labcloud domains this host has defined
     at = UtcDateTime()
     agent_started = fields.Integer()  # sequence.PROCESS_STARTED: changes when the agent restarts

@@ -6,6 +6,7 @@ events under the one source `hostagent` (HostEventDispatcher), so listeners need
 """
 import collections
 import logging
+import os
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
@@ -60,6 +61,11 @@ def host_facts(conn):
     """(hypervisor type, host CPUs, host memory MiB) as libvirt reports them."""
     _arch, memory_mib, cpus = conn.getInfo()[:3]
     return conn.getType(), cpus, memory_mib
+
+
+def host_use(conn):
+    """(free memory MiB, 1-minute load average): what is used, beside what labcloud allocated."""
+    return conn.getFreeMemory() // (1 << 20), round(os.getloadavg()[0], 2)
 
 
 def count_domains(conn):
@@ -377,7 +383,9 @@ class HostAgent:
     def host_heartbeat(self):
         hypervisor, cpus, memory_mib = self.hypervisor.run(host_facts)
         pool = self.config.get("POOL_NAME", DEFAULT_POOL_NAME)
+        memory_free_mib, load_1m = self.hypervisor.run(host_use)
         self.dispatch("host_heartbeat", dump(HeartbeatSchema, {
+            "memory_free_mib": memory_free_mib, "load_1m": load_1m,
             "host": self.host_name, "hypervisor": hypervisor, "vcpus": cpus, "memory_mib": memory_mib,
             "disk_gib": self.hypervisor.run(storage_pool.capacity_gib, pool),
             "domains": self.hypervisor.run(count_domains),

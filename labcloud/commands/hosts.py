@@ -21,7 +21,8 @@ HOST_COLUMNS = [("name", "NAME"), ("status", "STATUS"), ("hypervisor", "HYPERVIS
                 (_share("allocated_vcpus", "capacity_vcpus"), "VCPUS"),
                 (_share("allocated_memory_mib", "capacity_memory_mib"), "MEMORY_MIB"),
                 (_share("allocated_disk_gib", "capacity_disk_gib"), "DISK_GIB"),
-                ("instances", "INSTANCES"), ("last_heartbeat", "LAST_HEARTBEAT")]
+                ("instances", "INSTANCES"), ("memory_free_mib", "FREE_MIB"), ("load_1m", "LOAD"),
+                ("last_heartbeat", "LAST_HEARTBEAT")]
 HOST_INSTANCE_COLUMNS = [("name", "NAME"), ("state", "STATE"), ("id", "ID"), ("vcpus", "VCPUS"),
                          ("memory_mib", "MEMORY_MIB"), ("project", "PROJECT")]
 

@@ -1,5 +1,5 @@
 from sqlalchemy import (
-    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false)
+    BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.clock import utcnow
@@ -44,6 +44,9 @@ class Host(Base):
     allocated_memory_mib: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     allocated_disk_gib: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     allocated_instances: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What is used, as the last heartbeat said: free memory and the 1-minute load average.
+    memory_free_mib: Mapped[int] = mapped_column(Integer, nullable=True)
+    load_1m = mapped_column(Float, nullable=True)
     # The agent process's start mark from its heartbeats: a new value means the agent restarted.
     agent_started = mapped_column(BigInteger, nullable=True)
     # Reconcile of this host: one replica at a time holds the lease (compare-and-set on it).

@@ -45,6 +45,7 @@ def record_heartbeat(session, heartbeat, now, policy):
     host.memory_mib = heartbeat["memory_mib"]
     if heartbeat.get("disk_gib") is not None:
         host.disk_gib = heartbeat["disk_gib"]
+    host.memory_free_mib, host.load_1m = heartbeat.get("memory_free_mib"), heartbeat.get("load_1m")
     host.last_heartbeat = now
     if started is not None:
         host.agent_started = started
@@ -71,6 +72,7 @@ def describe(host, policy, now):
         "capacity_memory_mib": placement.capacity(host.memory_mib, policy, "memory"),
         "capacity_disk_gib": placement.capacity(host.disk_gib, policy, "disk"),
         "instances": host.allocated_instances,
+        "memory_free_mib": host.memory_free_mib, "load_1m": host.load_1m,
         "used_memory_mib": host.allocated_memory_mib, "used_vcpus": host.allocated_vcpus}
 
 

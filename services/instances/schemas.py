@@ -187,6 +187,8 @@ class HostSchema(StrictSchema):
     capacity_memory_mib = fields.Float(metadata={"description": "memory_mib x the memory allocation ratio"})
     capacity_disk_gib = fields.Float(allow_none=True, metadata={"description": "disk_gib x the disk allocation ratio"})
     instances = fields.Integer(metadata={"description": "instances holding resources on it"})
+    memory_free_mib = fields.Integer(allow_none=True, metadata={"description": "free memory, as the host says"})
+    load_1m = fields.Float(allow_none=True, metadata={"description": "the host's 1-minute load average"})
     used_memory_mib = fields.Integer(metadata={"description": "same as allocated_memory_mib (older name)"})
     used_vcpus = fields.Integer(metadata={"description": "same as allocated_vcpus (older name)"})
 

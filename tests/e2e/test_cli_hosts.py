@@ -13,6 +13,11 @@ from tests.e2e.test_cli import ok, run
 pytestmark = pytest.mark.e2e
 
 
+def host_reported_use(hosts, name):
+    host = next(h for h in hosts if h["name"] == name)
+    return host["memory_free_mib"] > 0 and host["load_1m"] >= 0
+
+
 def test_host_list_for_an_admin_and_refused_to_a_user(stack):
     home = tempfile.mkdtemp(prefix="labcloud-cli-hosts-")
     ok(run(home, "login", "--url", stack.url, "--username", "admin", "--password-stdin",
@@ -26,7 +31,8 @@ def test_host_list_for_an_admin_and_refused_to_a_user(stack):
 
     lines = ok(run(home, "host", "list")).splitlines()  # piped: plain columns
     assert lines[0].split() == ["NAME", "STATUS", "HYPERVISOR", "VCPUS", "MEMORY_MIB", "DISK_GIB", "INSTANCES",
-                                "LAST_HEARTBEAT"]
+                                "FREE_MIB", "LOAD", "LAST_HEARTBEAT"]
+    assert host_reported_use(hosts, stack.hosts[0])
     row = next(line.split() for line in lines[1:] if line.split()[0] == stack.hosts[0])
     host = next(h for h in hosts if h["name"] == stack.hosts[0])
     # allocated / capacity (size x ratio: 4 vCPUs per CPU, memory 1:1 by default)

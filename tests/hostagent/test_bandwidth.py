@@ -22,7 +22,7 @@ TAP = "tapbwtest0"
 HOST_IP, GUEST_IP = "10.251.7.1", "10.251.7.2"
 INSTANCE = "5e0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 WARM_UP = 0.3  # s: TCP's slow start and the initial bucket (16 KiB at these rates) out of the way
-WINDOW = 2.0  # s measured
+WINDOW = 3.0  # s measured: a TCP loss episode (a 200 ms retransmit timeout) then costs at most ~7%
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_limits_hold_in_each_direction_change_live_and_zero_removes_them(link):
         bandwidth.apply(host, TAP, INSTANCE, 512, 2048)
         assert {q["handle"] for q in qdiscs(host)} == handles
         assert bandwidth.read(host, TAP, INSTANCE) == (512, 2048)
-        raised = outbound.rate(window=1.0)
+        raised = outbound.rate(warm_up=0.5)   # TCP grows into the new rate first
         print(f"changed live: out of the guest {raised:.0f} KiB/s (2048)")
         assert within(raised, 2048), raised
 

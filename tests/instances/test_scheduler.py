@@ -28,8 +28,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SMALL = Request(flavor="small", vcpus=1, memory_mib=128, disk_gib=1)
 
 
-def heartbeat(session, name, vcpus=4, memory_mib=1024, disk_gib=None, at=NOW, policy=POLICY):
-    beat = {"host": name, "hypervisor": "TEST", "vcpus": vcpus, "memory_mib": memory_mib}
+def heartbeat(session, name, vcpus=4, memory_mib=1024, disk_gib=None, at=NOW, policy=POLICY, **used):
+    beat = {"host": name, "hypervisor": "TEST", "vcpus": vcpus, "memory_mib": memory_mib, **used}
     if disk_gib is not None:
         beat["disk_gib"] = disk_gib
     return scheduler.record_heartbeat(session, beat, at, policy)[0]
@@ -353,8 +353,12 @@ def test_list_hosts(session):
         "name": "h1", "hypervisor": "TEST", "state": "enabled", "up": True, "last_heartbeat": NOW,
         "vcpus": 4, "memory_mib": 512, "disk_gib": None, "allocated_vcpus": 2, "allocated_memory_mib": 512,
         "allocated_disk_gib": 4, "capacity_vcpus": 16.0, "capacity_memory_mib": 512.0, "capacity_disk_gib": None,
-        "instances": 1, "used_memory_mib": 512, "used_vcpus": 2}
+        "instances": 1, "memory_free_mib": None, "load_1m": None, "used_memory_mib": 512, "used_vcpus": 2}
     assert (h2["up"], h2["disk_gib"], h2["capacity_disk_gib"], h2["instances"]) == (False, 100, 100.0, 0)
+    # What is used, as the heartbeat said (beside what is allocated).
+    heartbeat(session, "h1", vcpus=4, memory_mib=512, memory_free_mib=300, load_1m=0.75)
+    assert {k: scheduler.list_hosts(session, POLICY, NOW)[0][k] for k in ("memory_free_mib", "load_1m")} == {
+        "memory_free_mib": 300, "load_1m": 0.75}
     heartbeat(session, "h2", vcpus=8, memory_mib=4096)   # a heartbeat without disk_gib keeps the last one
     assert scheduler.list_hosts(session)[1]["disk_gib"] == 100
 
