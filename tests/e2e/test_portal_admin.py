@@ -13,7 +13,7 @@ from tests.e2e.portal import Portal, unique
 pytestmark = pytest.mark.e2e
 
 ADMIN_PAGES = {"/admin/signups", "/admin/users", "/admin/courses", "/admin/images", "/admin/hosts",
-               "/admin/audit", "/admin/instances", "/admin/fragments/instances"}
+               "/admin/hosts/<host_name:name>", "/admin/audit", "/admin/instances", "/admin/fragments/instances"}
 TOKEN_CACHE_BOUND = 10  # seconds: a revoked token stops working on every gateway within it (docs)
 
 
@@ -296,6 +296,18 @@ def test_images_hosts_and_every_instance(stack, admin, admin_portal, student):
         return found is not None and "running" in found.text()
     eventually(running_in_the_fragment, timeout=60, what="the instance running in the polled rows")
 
+    # A host's page lists what runs there; its row's button disables it, then enables it again.
+    host = student.wait_for(f"/instances/{vm['id']}", lambda r: r.json()["host"]).json()["host"]
+    _resp, page = admin_portal.get(f"/admin/hosts/{host}")
+    assert page.find("tr", data_instance=vm["id"]) is not None
+    _resp, doc = admin_portal.get("/admin/hosts")
+    admin_portal.post(f"/admin/hosts/{host}/disable", doc, expect=303)
+    assert admin.call("GET", f"/hosts/{host}", 200).json()["status"] == "disabled"
+    _resp, doc = admin_portal.get("/admin/hosts")
+    assert doc.find("tr", data_host=host).find("button", aria_label=f"Enable {host}") is not None
+    admin_portal.post(f"/admin/hosts/{host}/enable", doc, expect=303)
+    assert admin.call("GET", f"/hosts/{host}", 200).json()["status"] == "enabled"
+
 
 # ----- who may -----------------------------------------------------------------------------------
 
@@ -308,7 +320,8 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
     theirs.login(student.username, student.password)
     _resp, home = theirs.get("/")
     assert not [a for a in home.find_all("a") if a.get("href", "").startswith("/admin")]  # no admin menu
-    for path in sorted(ADMIN_PAGES):
+    for rule in sorted(ADMIN_PAGES):
+        path = rule.replace("<host_name:name>", stack.hosts[0])
         resp, _doc = theirs.get(path, expect=None)
         assert resp.status_code in (403, 404), f"GET {path} as a student: {resp.status_code}"
 
@@ -326,11 +339,14 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
         "/admin/courses": {"name": unique("no-")},
         f"/admin/courses/{course['id']}/quota": {"instances": "0"},
         "/admin/images": {"name": unique("no-"), "source_path": "/nonexistent/disk.qcow2"},
+        f"/admin/hosts/{stack.hosts[0]}/disable": {},
     }
-    assert {re.sub(r"/\d+/", "/<id>/", p) for p in posts} == {
-        re.sub(r"<id:\w+>", "<id>", p.rule) for p in pages if "POST" in p.methods}
+    assert {re.sub(r"/\d+/", "/<id>/", p).replace(f"/{stack.hosts[0]}/disable", "/<host>/<action>") for p in posts} == {
+        re.sub(r"<id:\w+>", "<id>", p.rule).replace("/<host_name:name>/<any(disable,enable):action>", "/<host>/<action>")
+        for p in pages if "POST" in p.methods}
     for action, data in posts.items():
         resp, _doc = theirs.post(action, home, data)
         assert resp.status_code in (403, 404), f"POST {action} as a student: {resp.status_code}"
     assert admin.call("GET", f"/users/{target_id}", 200).json()["status"] == "pending"
     assert admin.call("GET", f"/projects/{course['id']}/quota", 200).json() == quota
+    assert admin.call("GET", f"/hosts/{stack.hosts[0]}", 200).json()["state"] == "enabled"
