@@ -71,7 +71,8 @@ def test_a_student_signs_up_is_approved_creates_an_instance_and_deletes_it(
     expect(student.locator("#ip")).to_have_text(re.compile(r"^\d+\.\d+\.\d+\.\d+$"))
     expect(student.locator("#actions")).to_contain_text("create")
     assert navigations == [], "the state changed without any reload"
-    expect(student.locator("#shares")).to_contain_text("vCPUs")
+    expect(student.locator("#shares")).to_contain_text("CPU weight")   # the instance's own resource shares
+    expect(student.locator("#shares")).to_contain_text("vCPU")
     expect(student.locator("#console-output")).to_be_visible()
     instance_id = instance_url.rsplit("/", 1)[1]
     console = Api(stack.url).login("sam", STUDENT_PASSWORD).call("GET", f"/instances/{instance_id}/console", 200).json()
