@@ -5,7 +5,14 @@ in which this host's directories under `<data_dir>/hosts/<host>/` are bind-mount
 system paths (config, run, state, cache, log), so it has its own socket, `host_uuid`, domains and
 networks, and two hosts can run side by side on one machine. Its QEMU and dnsmasq children inherit
 both namespaces. In the network namespace: an isolated libvirt network `labcloud` on bridge `lcbr0`
-(gateway address + DHCP), and 169.254.169.254/32 on the bridge for the guest metadata server.
+(DHCP), and 169.254.169.254/32 on the bridge for the guest metadata server.
+
+The hosts of one data dir are linked (labcloud/host_link.py): their guest bridges form one L2
+segment, so a guest migrated between them keeps its address and sessions, and a migration network
+joins their namespaces. On the shared segment each host's bridge needs its own address: host index
+0 has the subnet's gateway, host k>0 the k-th address from the top of the subnet; every host's
+dnsmasq still names the gateway as the router, so a guest's route does not depend on where it
+booted.
 
 Clients in the machine's own namespace talk to the daemon over its unix socket (`uri`) and reach
 guests through sockets opened inside the namespace (`common.netns.connect_in_netns`).
@@ -13,6 +20,7 @@ guests through sockets opened inside the namespace (`common.netns.connect_in_net
 import hashlib
 import ipaddress
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,7 +32,7 @@ from xml.sax.saxutils import quoteattr
 import libvirt
 
 from common import netns
-from labcloud import processes
+from labcloud import host_link, processes
 
 NETWORK_NAME = "labcloud"
 BRIDGE = "lcbr0"
@@ -38,30 +46,77 @@ CHILD_PID_DIRS = {"qemu": "qemu-system", "network": "dnsmasq"}
 # qemu.conf (which then says root). Machines without libvirt-daemon-system lack them.
 QEMU_ACCOUNT = "libvirt-qemu"
 DYNAMIC_DHCP_ADDRESSES = 64
+# The top of the subnet holds the bridge addresses of hosts 2.. (host 1 has the gateway), so at most
+# this many + 1 hosts per data dir.
+BRIDGE_ADDRESSES = 8
+LINK_NAME = "link"  # the link namespace is lc-<digest>-link, so no host may be called that
+DNSMASQ_XMLNS = "http://libvirt.org/schemas/network/dnsmasq/1.0"
 
 
 def _dynamic_range(subnet):
-    """A small dynamic DHCP range at the top of the subnet, for guests without a host entry. The
-    network service hands out addresses from the bottom, so the two meet only in a full subnet."""
-    hosts = list(subnet.hosts())
+    """A small dynamic DHCP range at the top of the subnet, below the hosts' bridge addresses, for
+    guests without a host entry. The network service hands out addresses from the bottom, so the
+    two meet only in a full subnet."""
+    hosts = list(subnet.hosts())[:-BRIDGE_ADDRESSES]
     count = max(1, min(DYNAMIC_DHCP_ADDRESSES, len(hosts) // 4))
     return str(hosts[-count]), str(hosts[-1])
 
 
+def bridge_address_of(subnet, gateway, index):
+    """Host index 0 keeps the gateway; host k>0 the k-th address from the top of the subnet."""
+    if index == 0:
+        return str(gateway)
+    if not 0 < index <= BRIDGE_ADDRESSES:
+        raise ValueError(f"host index {index}: at most {BRIDGE_ADDRESSES + 1} hosts per data dir")
+    return str(subnet.broadcast_address - index)
+
+
+def default_index(host_name):
+    """hostN -> N-1 (the order Stack starts them in); any other name -> 0."""
+    match = re.fullmatch(r"host(\d+)", host_name)
+    return int(match.group(1)) - 1 if match and int(match.group(1)) > 0 else 0
+
+
+def netns_prefix(data_dir):
+    # A hash of the data dir keeps two stacks' namespaces apart; it stays short because netns
+    # names become file names and, later, parts of interface names (15 characters at most).
+    return f"lc-{hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:6]}-"
+
+
+def link_netns(data_dir):
+    return netns_prefix(data_dir) + LINK_NAME
+
+
+def _link_lock(data_dir):
+    return os.path.join(os.path.abspath(data_dir), "hosts", "link.lock")
+
+
+def remove_link(data_dir):
+    """Delete the data dir's link namespace (Stack: once all its hosts are stopped, and when it
+    cleans up after a killed launcher). The hosts' own clean-up deletes it too, the last one out."""
+    with host_link.locked(_link_lock(data_dir)):
+        netns.delete(link_netns(data_dir))
+
+
 class LocalQemuHost:
-    def __init__(self, data_dir, host_name, subnet_cidr="10.99.0.0/22", gateway="10.99.0.1"):
+    def __init__(self, data_dir, host_name, subnet_cidr="10.99.0.0/22", gateway="10.99.0.1",
+                 index=None):
+        """index: the host's position among the data dir's hosts (Stack passes it); it picks the
+        bridge and migration addresses. Default: from a name `hostN`, else 0."""
         self.data_dir = os.path.abspath(data_dir)
         self.host_name = host_name
+        if host_name == LINK_NAME:
+            raise ValueError(f"{LINK_NAME!r} names the data dir's link namespace, not a host")
         self.subnet = ipaddress.ip_network(subnet_cidr)
         self.gateway = gateway
         if ipaddress.ip_address(gateway) not in self.subnet:
             raise ValueError(f"gateway {gateway} is not in {subnet_cidr}")
+        self.index = default_index(host_name) if index is None else index
         self.base_dir = os.path.join(self.data_dir, "hosts", host_name)
         self.dirs = {key: os.path.join(self.base_dir, key) for key in SYSTEM_PATHS}
-        # A hash of the data dir keeps two stacks' namespaces apart; it stays short because netns
-        # names become file names and, later, parts of interface names (15 characters at most).
-        digest = hashlib.sha1(self.data_dir.encode()).hexdigest()[:6]
-        self.netns = f"lc-{digest}-{host_name}"
+        self.netns_prefix = netns_prefix(self.data_dir)
+        self.netns = self.netns_prefix + host_name
+        self.link_netns = link_netns(self.data_dir)
         self.bridge = BRIDGE
         self.network_name = NETWORK_NAME
         self.socket_path = os.path.join(self.dirs["run"], "libvirt-sock")
@@ -69,6 +124,16 @@ class LocalQemuHost:
         self.pid_file = os.path.join(self.dirs["run"], "libvirtd.pid")
         self.process = None
         self.timings = {}
+
+    @property
+    def bridge_address(self):
+        """This host's address on the shared guest segment (raises for an index out of range)."""
+        return bridge_address_of(self.subnet, self.gateway, self.index)
+
+    @property
+    def migration_address(self):
+        """Where other hosts' QEMUs reach this host's, over the link's migration network."""
+        return host_link.migration_address(self.index)
 
     # ----- start -----
     def start(self, timeout=30):
@@ -82,6 +147,7 @@ class LocalQemuHost:
             raise
 
     def _start(self, timeout):
+        self.bridge_address  # an index out of range fails here, before anything starts
         netns.create(self.netns)
         self._write_config()
         started = time.monotonic()
@@ -99,6 +165,11 @@ class LocalQemuHost:
         finally:
             conn.close()
         netns.run(self.netns, ["ip", "addr", "replace", f"{METADATA_IP}/32", "dev", self.bridge])
+        started = time.monotonic()
+        with host_link.locked(_link_lock(self.data_dir)):
+            host_link.ensure(self.link_netns)
+            host_link.connect(self.netns, self.link_netns, self.index, self.bridge)
+        self.timings["link_s"] = time.monotonic() - started
         return self
 
     @classmethod
@@ -277,10 +348,15 @@ class LocalQemuHost:
         # namespace and each other. mode='open' makes libvirt add no firewall rules, which it would
         # otherwise reload on every DHCP entry change (~0.2 s, holding the network, so a domain
         # start waited for it).
-        return (f"<network><name>{NETWORK_NAME}</name><forward mode='open'/>"
-                f"<bridge name='{BRIDGE}' stp='off' delay='0'/>"
-                f"<ip address='{self.gateway}' netmask='{self.subnet.netmask}'>"
-                f"<dhcp><range start='{low}' end='{high}'/>{hosts}</dhcp></ip></network>")
+        # The router option: dnsmasq would name its own address (this host's bridge address); all
+        # guests of the segment get the subnet's gateway, wherever they booted or migrated to.
+        return (f"<network xmlns:dnsmasq='{DNSMASQ_XMLNS}'><name>{NETWORK_NAME}</name>"
+                f"<forward mode='open'/><bridge name='{BRIDGE}' stp='off' delay='0'/>"
+                f"<ip address='{self.bridge_address}' netmask='{self.subnet.netmask}'>"
+                f"<dhcp><range start='{low}' end='{high}'/>{hosts}</dhcp></ip>"
+                f"<dnsmasq:options><dnsmasq:option value="
+                f"{quoteattr(f'dhcp-option=option:router,{self.gateway}')}/></dnsmasq:options>"
+                f"</network>")
 
     def _start_network(self, conn):
         kept = []
@@ -326,7 +402,8 @@ class LocalQemuHost:
 
     def clean_up(self):
         """End this host's daemon and every process it started (QEMU, dnsmasq), delete the
-        namespace and empty the run dir. Safe to call at any time, by any process: what it looks
+        namespace (with its veths to the link namespace, which goes too if this was the data dir's
+        last host) and empty the run dir. Safe to call at any time, by any process: what it looks
         for is found from /proc, the pid files and the namespace, not from this object's memory.
 
         Every QEMU gets SIGTERM at the same moment as the daemon: that is how libvirt's destroy
@@ -337,7 +414,10 @@ class LocalQemuHost:
         survivors = processes.terminate(set(self._daemon_pids() + self._leftover_pids()),
                                         poll=self._reap)
         self._reap()
-        netns.delete(self.netns)
+        with host_link.locked(_link_lock(self.data_dir)):
+            host_link.disconnect(self.netns)
+            netns.delete(self.netns)
+            host_link.remove_if_unused(self.link_netns, self.netns_prefix)
         if survivors:
             raise RuntimeError(f"host {self.host_name}: processes {survivors} survived SIGKILL")
         self._clear_run_dir()

@@ -38,14 +38,18 @@ def test_isolated_network_with_bridge_and_metadata_address(host, conn):
     assert network.bridgeName() == "lcbr0" == host.bridge
     root = ET.fromstring(network.XMLDesc(0))
     # Isolated by the namespace itself: libvirt adds no firewall rules ('open': each DHCP entry
-    # would otherwise reload them, ~0.2 s), and there is no link or route out of the namespace.
+    # would otherwise reload them, ~0.2 s), and there is no link or route out of the namespace
+    # but the two veths to the data dir's link namespace (migration network, shared segment).
     assert root.find("forward").get("mode") == "open"
     links = subprocess.run(netns.nsenter_argv(host.netns) + ["ip", "-o", "link"], capture_output=True,
                            text=True, check=True).stdout
-    assert sorted(line.split(":")[1].strip() for line in links.splitlines()) == ["lcbr0", "lo"]
+    assert sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines()) == [
+        "lcbr0", "lcmig", "lcseg", "lo"]
     routes = subprocess.run(netns.nsenter_argv(host.netns) + ["ip", "route"], capture_output=True,
                             text=True, check=True).stdout
-    assert [line.split()[0] for line in routes.splitlines()] == ["10.99.0.0/22"]  # no default route
+    # No default route.
+    assert sorted(line.split()[0] for line in routes.splitlines()) == ["10.99.0.0/22",
+                                                                       "198.18.0.0/24"]
     assert root.find("ip").get("address") == "10.99.0.1"
     assert ip_addresses(host, "lcbr0") == {"10.99.0.1/22", f"{METADATA_IP}/32"}
     # Only inside the namespace: the machine's own namespace has no such bridge.
@@ -108,14 +112,16 @@ def test_two_hosts_from_one_data_dir_coexist(host, conn):
             assert uuid == second.host_uuid
             assert second.host_uuid != host.host_uuid
             assert network_names(other) == ["labcloud"]
-            # Same bridge name and gateway, in different namespaces.
-            assert "10.99.0.1/22" in ip_addresses(second, "lcbr0")
+            # Same bridge name in different namespaces; the bridges form one segment, so host2's
+            # has the top address of the subnet rather than the gateway.
+            assert "10.99.3.254/22" in ip_addresses(second, "lcbr0")
         finally:
             other.close()
     finally:
         second.stop()
     assert not netns.exists(second.netns)
     assert conn.getType() == "QEMU"  # the first host is untouched
+    assert netns.exists(host.link_netns)  # and still needs the link namespace
 
 
 def test_stop_leaves_no_process_and_no_namespace(data_dir):
