@@ -4,17 +4,27 @@ import pytest
 
 from labcloud.rabbit import free_port
 from labcloud.stack import Stack
+from tests.conftest import stop_later
 from tests.e2e.api import ADMIN_PASSWORD
 
 FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "METRICS_STEP": "1"}
 
 
+class BackgroundStoppedStack(Stack):
+    """A Stack whose context exit stops it while the next tests run (tests/conftest.py stop_later:
+    its services take seconds to end; the session waits for every stop, and raises its error,
+    before its RabbitMQ node stops)."""
+
+    def __exit__(self, *exc):
+        stop_later(self)
+
+
 def stack_on(rabbit_node, vhosts, extra_env=FAST_TIMERS):
     """The whole system as processes, as `make run` starts it, on the session's RabbitMQ node (its
     own vhost): a context manager."""
-    return Stack(tempfile.mkdtemp(prefix="labcloud-e2e-"), port=free_port(),
-                 amqp_uri=rabbit_node.amqp_uri_for(vhosts.take()), admin_password=ADMIN_PASSWORD,
-                 extra_env=extra_env, quiet=True)
+    return BackgroundStoppedStack(tempfile.mkdtemp(prefix="labcloud-e2e-"), port=free_port(),
+                                  amqp_uri=rabbit_node.amqp_uri_for(vhosts.take()),
+                                  admin_password=ADMIN_PASSWORD, extra_env=extra_env, quiet=True)
 
 
 # The modules that need no special timers share one stack (each start costs seconds of the suite's

@@ -3,7 +3,8 @@ the OpenAPI document, as anonymous, as a project member and as an admin: no serv
 status code and content type documented, every response body valid against its schema.
 
 The fuzzer runs as the `schemathesis` command a user would run, on a stack of its own (the admin
-run is destructive: it deletes, suspends and resets whatever ids it guesses)."""
+run is destructive: it deletes, suspends and resets whatever ids it guesses). The anonymous and the
+member runs go side by side; the admin run goes alone, after them."""
 import os
 import re
 import subprocess
@@ -28,17 +29,34 @@ def fuzzed_stack(rabbit_node, vhosts):
         yield stack
 
 
-def fuzz(stack, token=None, max_examples=10):
+def start_fuzz(stack, token=None, max_examples=10):
+    """The schemathesis command, started: (process, the file its output goes to)."""
     command = [SCHEMATHESIS, "run", f"{stack.url}/api/v1/openapi.json", "--url", stack.url,
                "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples",
                str(max_examples), "--workers", "2", "--request-timeout", "30", "--seed", "1",
                "--suppress-health-check", "all", "--no-color"]
     if token:
         command += ["--header", f"Authorization: Bearer {token}"]
+    output = tempfile.TemporaryFile(mode="w+")
     # Run outside the checkout: schemathesis keeps a cache folder in its working directory.
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tempfile.mkdtemp())
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-20000:]
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True,
+                               stdin=subprocess.DEVNULL, cwd=tempfile.mkdtemp())
+    return process, output
+
+
+def finished(stack, run, timeout=600):
+    """The run's output once it ended, checked: no failure, every operation tested, every generated
+    case passed."""
+    process, output_file = run
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    output_file.seek(0)
+    output = output_file.read()
+    assert process.returncode == 0, output[-20000:]
     # It really ran: every operation of the document tested, every generated case passed.
     document = requests.get(f"{stack.url}/api/v1/openapi.json", timeout=30).json()
     # (schemathesis leaves out the operation that serves the document it was given)
@@ -50,14 +68,44 @@ def fuzz(stack, token=None, max_examples=10):
     return output
 
 
-def test_anonymous_fuzzing_finds_nothing(fuzzed_stack):
+# CPython's own bug, not a finding: schemathesis's workers parse source in two threads at once and
+# now and then the interpreter raises this SystemError inside schemathesis (it reports a "Runtime
+# Error" of its own, not a failed check). Such a run is made once more; anything else fails at once.
+CPYTHON_AST_RACE = "AST constructor recursion depth mismatch"
+
+
+def fuzz(stack, token=None, max_examples=10):
+    try:
+        return finished(stack, start_fuzz(stack, token, max_examples))
+    except AssertionError as exc:
+        if CPYTHON_AST_RACE not in str(exc):
+            raise
+    return finished(stack, start_fuzz(stack, token, max_examples))
+
+
+@pytest.fixture(scope="module")
+def member_fuzzing(fuzzed_stack):
+    """The member's run, started before the anonymous one and running beside it: an anonymous
+    caller changes nothing a member sees, and a member nothing of what anonymous callers see (two
+    runs of half a minute each take some 40 s together). The admin run, which deletes and suspends
+    whatever ids it guesses, runs alone after both."""
+    admin = Api(fuzzed_stack.url).login("admin", ADMIN_PASSWORD)
+    member = approved_user(fuzzed_stack.url, admin, "fuzzmember")
+    run = start_fuzz(fuzzed_stack, member.token)
+    yield run
+    process, output = run
+    if process.poll() is None:  # its test did not run (deselected) or failed before waiting
+        process.kill()
+        process.wait()
+    output.close()
+
+
+def test_anonymous_fuzzing_finds_nothing(fuzzed_stack, member_fuzzing):
     fuzz(fuzzed_stack)
 
 
-def test_member_fuzzing_finds_nothing(fuzzed_stack):
-    admin = Api(fuzzed_stack.url).login("admin", ADMIN_PASSWORD)
-    member = approved_user(fuzzed_stack.url, admin, "fuzzmember")
-    fuzz(fuzzed_stack, member.token)
+def test_member_fuzzing_finds_nothing(fuzzed_stack, member_fuzzing):
+    finished(fuzzed_stack, member_fuzzing)
 
 
 def test_admin_fuzzing_finds_nothing(fuzzed_stack):

@@ -3,12 +3,15 @@ bare QEMU with no -kernel (SeaBIOS -> syslinux's MBR -> syslinux -> bzImage + in
 partition), address by DHCP, metadata from the default http://169.254.169.254/latest (forwarded by
 QEMU's user network to a MetadataServer on loopback). Only loopback is used."""
 import json
+import os
+import pathlib
 import subprocess
 
 import pytest
 
 from imagebuilder import bareboot
 from imagebuilder.build import build, sha256_file
+from tests.conftest import DEB_CACHE
 
 pytestmark = [
     pytest.mark.realguest,
@@ -22,12 +25,14 @@ echo persisted > /data/from-user-data
 
 
 @pytest.fixture(scope="module")
-def disk_image(tmp_path_factory, deb_cache):
-    data_dir = tmp_path_factory.mktemp("labcloud-data")
-    manifest = build("tiny", str(data_dir), cache_dir=deb_cache, disk_image=True)
+def disk_image(image_builds):
+    """The session's real build of `tiny` with its disk image (tests/conftest.py ImageBuilds: built
+    once per session, in a directory of its own), and a second build there changes nothing."""
+    image_dir, manifest = image_builds.get(disk_image=True)
     print(f"\nbuild with disk image: {manifest['build_seconds']} s")
-    assert not build("tiny", str(data_dir), cache_dir=deb_cache, disk_image=True)["rebuilt"]
-    return data_dir / "images" / "tiny", manifest
+    data_dir = os.path.dirname(os.path.dirname(image_dir))
+    assert not build("tiny", data_dir, cache_dir=DEB_CACHE, disk_image=True)["rebuilt"]
+    return pathlib.Path(image_dir), manifest
 
 
 def test_manifest_records_the_disk_image(disk_image):

@@ -3,11 +3,11 @@ bare QEMU: SSH in with a key served by a metadata server, check hostname, user-d
 then press the ACPI power button and see the guest power itself off. Only loopback is used."""
 import json
 import os
+import pathlib
 
 import pytest
 
 from imagebuilder import bareboot
-from imagebuilder.build import build
 
 pytestmark = [
     pytest.mark.realguest,
@@ -21,11 +21,12 @@ echo persisted > /data/from-user-data
 
 
 @pytest.fixture(scope="module")
-def tiny_image(tmp_path_factory, deb_cache):
-    data_dir = tmp_path_factory.mktemp("labcloud-data")
-    manifest = build("tiny", str(data_dir), cache_dir=deb_cache)
+def tiny_image(image_builds):
+    """The session's real build of `tiny` (tests/conftest.py ImageBuilds: built once per session,
+    in a directory of its own; with its disk image too when a test asked for that first)."""
+    image_dir, manifest = image_builds.get()
     print(f"\nbuild: {manifest['build_seconds'] if manifest['rebuilt'] else 'up to date'} s")
-    return data_dir / "images" / "tiny", manifest
+    return pathlib.Path(image_dir), manifest
 
 
 def test_manifest_describes_the_image(tiny_image):
