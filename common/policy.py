@@ -62,7 +62,8 @@ POLICY = {
     "instance:delete": (ADMIN, OWNER, MANAGER),
     "instance:console": (ADMIN, OWNER, MANAGER),
     "instance:set_resources": (ADMIN, OWNER),
-    "instance:resize": (ADMIN, OWNER),         # the owner pays (quota), as for set_resources  # the owner pays (quota); a teacher asks them or an admin
+    "instance:resize": (ADMIN, OWNER),         # the owner pays (quota), as for set_resources; a teacher asks them or an admin
+    "instance:migrate": (ADMIN,),              # where a guest runs is the admins' business
     "instance:metrics": (ADMIN, OWNER, MANAGER),
     "instance:actions": (ADMIN, OWNER, MANAGER),
     # catalogue (flavors and images are listed to any authenticated caller, without a rule)
@@ -70,7 +71,7 @@ POLICY = {
     # operations
     "host:list": (ADMIN,),
     "host:get": (ADMIN,),
-    "host:update": (ADMIN,),                  # disable, enable
+    "host:update": (ADMIN,),                  # disable, enable, drain
     "reconcile:run": (ADMIN,),
     "reconcile:list": (ADMIN,),
 }

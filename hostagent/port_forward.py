@@ -101,9 +101,11 @@ class Forward:
             eventlet.sleep(UPSTREAM_RETRY_S)
         return None
 
-    def stop(self):
+    def stop(self, keep_sessions=False):
         self._acceptor.kill()
         self.listener.close()
+        if keep_sessions:
+            return  # the guest migrated: it still answers them, and they end when either side closes
         # Established sessions end too (the guest behind them is gone): shutting the sockets
         # down wakes both pumps of each session with EOF, and they close the sockets.
         for session in list(self._sessions):
@@ -179,11 +181,11 @@ class PortForwarder:
         return [{"instance_id": instance_id, "port": forward.port}
                 for instance_id, forward in sorted(self._forwards.items())]
 
-    def stop(self, instance_id):
+    def stop(self, instance_id, keep_sessions=False):
         forward = self._forwards.pop(instance_id, None)
         if forward is None:
             return False
-        forward.stop()
+        forward.stop(keep_sessions)
         return True
 
     def stop_all(self):

@@ -20,6 +20,13 @@ DOMAIN_STATES = ("nostate", "running", "blocked", "paused", "shutdown", "shutoff
                  "pmsuspended", "unknown")
 
 
+def _check_ip(value):
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValidationError("not an IPv4 address") from None
+
+
 class HostInfoSchema(StrictSchema):
     host = fields.String()
     hypervisor = fields.String()
@@ -96,10 +103,7 @@ class DomainSpec(StrictSchema):
 
     @validates("ip")
     def _ip(self, value, **_):
-        try:
-            ipaddress.IPv4Address(value)
-        except ValueError:
-            raise ValidationError("not an IPv4 address") from None
+        _check_ip(value)
 
     @validates("disk_path")
     def _disk_path(self, value, **_):
@@ -149,6 +153,53 @@ class DomainSharesSchema(StrictSchema):
 
 class DestroyDomainRequest(StrictSchema):
     instance_id = UuidString(required=True)
+    # After the guest migrated away: the SSH endpoint stops taking new sessions, but sessions it
+    # carries keep running (the guest still answers them from its new host, on the same segment).
+    keep_sessions = fields.Boolean(load_default=False)
+
+
+class PrepareIncomingRequest(StrictSchema):
+    """prepare_incoming (destination of a migration): the guest's network entries and SSH port."""
+    instance_id = UuidString(required=True)
+    ip = fields.String(required=True)
+    mac = fields.String(required=True, validate=validate.Regexp(MAC_PATTERN, error="not a lowercase MAC"))
+
+    @validates("ip")
+    def _ip(self, value, **_):
+        _check_ip(value)
+
+
+class IncomingSchema(StrictSchema):
+    """Where a migrating guest goes on this host: its SSH port, console log, and how the source
+    reaches this host's hypervisor (libvirt URI) and migration network (address)."""
+    ssh_port = fields.Integer(allow_none=True)
+    console_path = fields.String(allow_none=True)
+    migration_uri = fields.String()
+    migration_address = fields.String(allow_none=True)
+
+
+class MigrateDomainRequest(StrictSchema):
+    """migrate_domain (source of a migration): the destination, as its prepare_incoming said, and
+    the root disk storage made there."""
+    instance_id = UuidString(required=True)
+    uri = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    address = fields.String(load_default=None, allow_none=True)
+    disk_path = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    console_path = fields.String(load_default=None, allow_none=True)
+    ssh_port = fields.Integer(load_default=None, allow_none=True)
+
+
+class MigrationResultSchema(StrictSchema):
+    moved = fields.Boolean()
+    downtime_ms = fields.Integer(allow_none=True)
+    total_ms = fields.Integer(allow_none=True)
+    # The test driver only: the definition the destination takes (finish_incoming).
+    xml = fields.String(allow_none=True)
+
+
+class FinishIncomingRequest(StrictSchema):
+    instance_id = UuidString(required=True)
+    xml = fields.String(load_default=None, allow_none=True)
 
 
 class StopDomainRequest(StrictSchema):

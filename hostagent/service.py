@@ -21,7 +21,7 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from eventlet import semaphore
 
-from hostagent import bandwidth, console, dhcp, domains, neighbours, power, shares, stats, storage_pool
+from hostagent import bandwidth, console, dhcp, domains, migration, neighbours, power, shares, stats, storage_pool
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
 from hostagent.lifecycle import DomainEvents, domain_lifecycle_handler
@@ -30,7 +30,8 @@ from hostagent.port_forward import SshForwarding
 from hostagent.schemas import (
     ConsoleOutputSchema, CreateVolumeRequest, DeleteVolumeRequest, DestroyDomainRequest,
     DomainLifecycleSchema, DomainSharesRequest, DomainSharesSchema, DomainSpec, DomainSshReadySchema, DomainStateSchema, DomainStatsSchema,
-    EnsureImageRequest, GetConsoleRequest, GrowVolumeRequest, HeartbeatSchema, HostInfoSchema, HostInventorySchema,
+    EnsureImageRequest, FinishIncomingRequest, GetConsoleRequest, GrowVolumeRequest, HeartbeatSchema, HostInfoSchema,
+    HostInventorySchema, IncomingSchema, MigrateDomainRequest, MigrationResultSchema, PrepareIncomingRequest,
     RebootDomainRequest, StartDomainRequest, StopDomainRequest, VolumeInfoSchema)
 from hostagent import sequence
 from hostagent.ssh_readiness import SshReadiness, ssh_ready_handler
@@ -220,7 +221,7 @@ class HostAgent:
         forwarded_ip = None
         if self.ssh_forwarder is not None:
             forwarded_ip = self.ssh_forwarder.target_ip_of(instance_id)
-            self.ssh_forwarder.stop(instance_id)
+            self.ssh_forwarder.stop(instance_id, keep_sessions=request["keep_sessions"])
         removed, left = self._dhcp(dhcp.remove_instance_hosts, instance_id, metadata.get("mac"),
                                    metadata.get("ip")) or ([], [])
         ips = {metadata.get("ip"), forwarded_ip} | {entry["ip"] for entry in removed}
@@ -231,6 +232,55 @@ class HostAgent:
         console.remove(self.config, instance_id)
         self._clear_bandwidth(instance_id)
         return {"deleted": deleted}
+
+    # ----- live migration (hostagent/migration.py) -----
+    @rpc
+    def prepare_incoming(self, request):
+        """Destination, before the guest comes: its DHCP and neighbour entries, its SSH port (a
+        forward that reaches the guest once it runs here) and its console log's place; and how the
+        source reaches this host. Idempotent: asking again answers the same."""
+        request = load(PrepareIncomingRequest, request)
+        instance_id = request["instance_id"]
+        self._dhcp(dhcp.add_dhcp_host, request["mac"], request["ip"], dhcp.entry_name(instance_id))
+        self._neighbour(neighbours.pin, request["ip"], request["mac"])
+        self.metadata_server.forget(request["ip"])
+        ssh_port = self._forward(instance_id, request["ip"], self._forward_port(instance_id))
+        console_path = None
+        if not self.hypervisor.is_test_driver:
+            os.makedirs(console.console_dir(self.config), exist_ok=True)
+            console_path = console.console_log_path(self.config, instance_id)
+        return dump(IncomingSchema, {
+            "ssh_port": ssh_port, "console_path": console_path,
+            "migration_uri": self.config.get("MIGRATION_URI") or self.hypervisor.uri,
+            "migration_address": self.config.get("MIGRATION_ADDRESS") or None})
+
+    @rpc
+    def migrate_domain(self, request):
+        """Source: move the running guest to the destination prepare_incoming described (live,
+        its root disk copied into the top layer storage made there). Blocks until libvirt is done:
+        the guest then runs on the destination, or (on failure, raised) still here."""
+        request = load(MigrateDomainRequest, request)
+        self._cancel_probe(request["instance_id"])
+        result = self.hypervisor.run(migration.migrate, request["instance_id"], request,
+                                     self.hypervisor.is_test_driver)
+        return dump(MigrationResultSchema, result)
+
+    @rpc
+    def finish_incoming(self, request):
+        """Destination, after the move: the guest runs here (the test driver defines and starts it
+        from `xml` now), with the SSH port recorded in its metadata and its recorded bandwidth on
+        its new tap. Returns its state."""
+        request = load(FinishIncomingRequest, request)
+        instance_id = request["instance_id"]
+        state = self.hypervisor.run(migration.adopt, instance_id, request["xml"])
+        port = self._forward_port(instance_id)
+        if port is not None:
+            self.hypervisor.run(domains.record_ssh_port, instance_id, port)
+        self._apply_recorded_bandwidth(instance_id)
+        return self._domain_state(state)
+
+    def _forward_port(self, instance_id):
+        return None if self.ssh_forwarder is None else self.ssh_forwarder.port_of(instance_id)
 
     @rpc
     def stop_domain(self, request):

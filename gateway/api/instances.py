@@ -65,6 +65,16 @@ def resize_instance(rpc, actor, instance_id, body):
     return rpc.instances.resize_instance(actor, instance_id, body)
 
 
+@route("POST", "/api/v1/instances/<uuid:instance_id>/migrate", tag="instances",
+       summary="Live-migrate a running instance to another host (admin): the named one, or the scheduler's "
+               "choice among the others (accepted: migrating, then running there; a failed migration leaves "
+               "it running where it was, with the reason)",
+       body=INSTANCES + "MigrateRequest", response=INSTANCES + "InstanceSchema", status=202,
+       errors=(409,))
+def migrate_instance(rpc, actor, instance_id, body):
+    return rpc.instances.migrate_instance(actor, instance_id, body)
+
+
 @route("GET", "/api/v1/instances/<uuid:instance_id>/actions", tag="instances",
        summary="The instance's action log: every request and repair, who asked, when, how it ended",
        response=INSTANCES + "InstanceActionSchema", many=True)

@@ -20,7 +20,7 @@ ACTION_COLUMNS = [("requested_at", "REQUESTED"), ("action", "ACTION"), ("by", "B
                   ("finished_at", "FINISHED"), ("message", "MESSAGE")]
 # What each action waits for: the state it ends in (an instance in `error` ends any wait).
 SETTLED = {"create": {"running"}, "start": {"running"}, "reboot": {"running"}, "stop": {"stopped"},
-           "resize": {"running", "stopped"}}
+           "resize": {"running", "stopped"}, "migrate": {"running", "stopped"}}
 DEFAULT_WAIT_S = 600
 
 
@@ -36,7 +36,7 @@ def wait_options(command):
 
 @group()
 def instance():
-    """Instances: create, list, show, set, resize, stop, start, reboot, delete, console, ssh, actions."""
+    """Instances: create, list, show, set, resize, migrate, stop, start, reboot, delete, console, ssh, actions."""
 
 
 @instance.command("create")

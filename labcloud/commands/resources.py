@@ -1,6 +1,6 @@
-"""`labcloud instance set` and `instance resize`: an instance's resource shares (CPU weight and cap,
-memory, bandwidth), changed live through PATCH /instances/{id} (the values mean what XenServer's
-do: docs/architecture.md, "Resource shares"), and its flavor."""
+"""`labcloud instance set`, `instance resize` and `instance migrate`: an instance's resource shares
+(CPU weight and cap, memory, bandwidth), changed live through PATCH /instances/{id} (the values mean
+what XenServer's do: docs/architecture.md, "Resource shares"), its flavor, and its host."""
 import click
 
 from labcloud.commands import output
@@ -58,6 +58,20 @@ def instance_resize(name, flavor, confirm, wait, timeout, fmt):
             raise click.Abort() from None
         resized = client.post(f"/instances/{found['id']}/resize", dict(body, confirm_restart=True))
     _finish(client, resized, "resize", wait, timeout, fmt)
+
+
+@instance.command("migrate")
+@name_argument
+@click.option("--host", help="the destination host (labcloud host list); left out, the scheduler picks one")
+@wait_options
+@output.format_options
+def instance_migrate(name, host, wait, timeout, fmt):
+    """Move a running instance to another host, live (admins): its SSH sessions go on, its
+    endpoint moves (POST /instances/{id}/migrate)."""
+    client = connect()
+    found = client.find_instance(name)
+    accepted = client.post(f"/instances/{found['id']}/migrate", {"host": host} if host else {})
+    _finish(client, accepted, "migrate", wait, timeout, fmt)
 
 
 COMMANDS = []  # `instance set` joins the `instance` group, which instances.COMMANDS registers

@@ -81,6 +81,9 @@ class Instance(Base):
     state_changed_at = mapped_column(DateTime, nullable=True)
     reason: Mapped[str] = mapped_column(Text, nullable=True)
     host: Mapped[str] = mapped_column(String(48), nullable=True, index=True)
+    # While it migrates (state `migrating`, migrate.py): the destination, whose allocation counts it
+    # too until the move ends; the delete saga cleans up there as well.
+    migrating_to: Mapped[str] = mapped_column(String(48), nullable=True, index=True)
     # Its owner's placement group, if any: with anti_affinity it is placed on a host that holds
     # no other instance of the owner's group (scheduler.py).
     placement_group: Mapped[str] = mapped_column(String(64), nullable=True)

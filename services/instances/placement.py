@@ -4,6 +4,7 @@ weighers and the refusal message. scheduler.py runs them.
 Filters, each a SQL condition a host must meet (the database filters and weighs; every host row
 carries its allocation counters):
 - image: the flavor is not below the image's minimums (the same for every host);
+- current: for a migration, not the host the instance is on;
 - disabled: the host is `enabled` (`disabled` and `draining` hosts take no new instance);
 - down: its heartbeats are fresh (scheduler.is_up);
 - anti_affinity: when asked, it holds no other instance of the owner's placement group;
@@ -26,7 +27,7 @@ from sqlalchemy import Float, and_, bindparam, case, func, not_, or_, select
 from services.instances import states
 from services.instances.models import Host, Instance
 
-FILTERS = ("image", "disabled", "down", "anti_affinity", "cpu", "memory", "disk")
+FILTERS = ("image", "current", "disabled", "down", "anti_affinity", "cpu", "memory", "disk")
 STRATEGIES = ("spread", "pack")
 DEFAULT_RATIOS = {"cpu": 4.0, "memory": 1.0, "disk": 1.0}
 # Older policy keys, still read when the new ones are not given.
@@ -45,6 +46,11 @@ class Request:
     anti_affinity: bool = False
     image_min_disk_gib: int = 0
     image_min_memory_mib: int = None
+    current_host: str = None   # a migration's source: any host but this one
+
+    @property
+    def moves(self):
+        return self.current_host is not None
 
     @property
     def avoids_group(self):
@@ -111,6 +117,7 @@ def parameters(request, fresh_after, policy):
     """The values of the statements' bound parameters."""
     return {"fresh_after": fresh_after, "vcpus": request.vcpus, "memory_mib": request.memory_mib,
             "disk_gib": request.disk_gib, "user_id": request.user_id, "group": request.group,
+            "current_host": request.current_host,
             **{f"{r}_ratio": ratio(policy, r) for r in DEFAULT_RATIOS}}
 
 
@@ -119,13 +126,14 @@ def in_group():
     return and_(Instance.user_id == bindparam("user_id"), Instance.placement_group == bindparam("group"))
 
 
-def host_filters(avoids_group):
+def host_filters(avoids_group, moves=False):
     """[(filter name, SQL condition a host must meet)], in order (not the image filter: it does
     not depend on the host)."""
     def ratio_of(resource):
         return bindparam(f"{resource}_ratio", type_=Float)
 
-    filters = [
+    filters = [("current", Host.name != bindparam("current_host"))] if moves else []
+    filters += [
         ("disabled", Host.state == "enabled"),
         ("down", and_(Host.last_heartbeat.is_not(None), Host.last_heartbeat >= bindparam("fresh_after"))),
     ]
@@ -157,22 +165,24 @@ def weigher(strategy_name):
 
 
 @functools.lru_cache(maxsize=None)
-def candidates(avoids_group, strategy_name, limit):
+def candidates(avoids_group, strategy_name, limit, moves=False):
     """SELECT the names of the best `limit` hosts that pass every filter."""
-    return (select(Host.name).where(*[condition for _name, condition in host_filters(avoids_group)])
+    return (select(Host.name).where(*[condition for _name, condition in host_filters(avoids_group, moves)])
             .order_by(*weigher(strategy_name)).limit(limit))
 
 
 @functools.lru_cache(maxsize=None)
-def refusals(avoids_group):
+def refusals(avoids_group, moves=False):
     """SELECT (the first filter a host fails, or 'fits'; how many hosts) for every host."""
-    first = case(*[(not_(condition), name) for name, condition in host_filters(avoids_group)], else_="fits")
+    first = case(*[(not_(condition), name) for name, condition in host_filters(avoids_group, moves)],
+                 else_="fits")
     per_host = select(first.label("filter")).subquery()
     return select(per_host.c.filter, func.count()).group_by(per_host.c.filter)
 
 
 HEADLINES = {
     "image": "flavor {flavor} is below the image's minimum",
+    "current": "no host but its own ({current}) could take it",
     "disabled": "no hypervisor host is enabled",
     "down": "no hypervisor host is up",
     "anti_affinity": "every host that could take it holds an instance of group {group}",
@@ -189,9 +199,9 @@ def refusal_message(request, total, removed, detail=None, last=None):
     (`last`, else the last one in order that removed any) and what each filter removed."""
     if last is None:
         last = "fits" if removed.get("fits") else next((f for f in reversed(FILTERS) if removed.get(f)), None)
-    headline = HEADLINES[last].format(flavor=request.flavor, group=request.group)
-    counts = ", ".join(f"{name}: {removed.get(name, 0)}" for name in FILTERS
-                       if name != "anti_affinity" or request.avoids_group)
+    headline = HEADLINES[last].format(flavor=request.flavor, group=request.group, current=request.current_host)
+    shown = {"anti_affinity": request.avoids_group, "current": request.moves}
+    counts = ", ".join(f"{name}: {removed.get(name, 0)}" for name in FILTERS if shown.get(name, True))
     message = f"{headline}: {total} host{'s' if total != 1 else ''}; {counts}"
     if last not in (None, "fits"):
         message += f" (the {last} filter removed the last{': ' + detail if detail else ''})"

@@ -50,8 +50,13 @@ def settle(session, instance_id, action, reply, now):
     return moved
 
 
-def observe_domain_state(session, instance_id, domain_state, seq):
-    """A host reported a domain's new state on its own (libvirt lifecycle event)."""
+def observe_domain_state(session, instance_id, domain_state, seq, host=None):
+    """A host reported a domain's new state on its own (libvirt lifecycle event). Only the
+    instance's own host counts: a migration's source reports the guest leaving it, its destination
+    the guest arriving, before the move is recorded."""
+    instance = session.get(Instance, instance_id, populate_existing=True)
+    if host is not None and instance is not None and instance.host != host:
+        return None
     if not instance_store.record_host_report(session, instance_id, domain_state, seq):
         return None  # older than what we know
     return instance_store.follow_host(session, instance_id, EVENT_CORRECTS)

@@ -101,21 +101,25 @@ def reconcile_host(session, host_name, inventory, now, settings, peers, report):
     domains = {d["instance_id"]: d for d in inventory["domains"]}
     live = {i.id: i for i in session.scalars(select(Instance).where(
         Instance.host == host_name, Instance.state.not_in(["deleted", "pending"]))).all()}
+    # What migrates here is not an orphan (its saga or its delete owns what is here of it).
+    arriving = set(session.scalars(select(Instance.id).where(
+        Instance.migrating_to == host_name, Instance.state.not_in(["deleted", "pending"]))).all())
     for instance in live.values():
         _check_instance(session, instance, domains.get(instance.id), inventory, now, settings, peers, report)
     seen = set()
+    live_or_arriving = set(live) | arriving
     for instance_id in domains:
-        if instance_id not in live:
+        if instance_id not in live_or_arriving:
             seen.add(("domain", instance_id))
     for volume in inventory["volumes"]:
         match = ROOT_VOLUME.match(volume["name"])
-        if match and match.group(1) not in live:
+        if match and match.group(1) not in live_or_arriving:
             seen.add(("volume", volume["name"]))
     leftovers = ({e["instance_id"] for e in inventory.get("dhcp_entries", []) if e.get("instance_id")}
                  | {f["instance_id"] for f in inventory.get("forwards", [])}
                  | set(inventory.get("console_logs", [])))
     for instance_id in leftovers:
-        if instance_id not in live and instance_id not in domains:
+        if instance_id not in live_or_arriving and instance_id not in domains:
             seen.add(("leftovers", instance_id))
     for kind, name in _due_orphans(session, host_name, seen, now, settings["orphan_grace"], report):
         _remove_orphan(host_name, kind, name, peers, report)

@@ -168,15 +168,20 @@ def teardown(session, instance_id, peers):
     is idempotent; the disk is tried even if the host call failed, and the first failure is raised."""
     instance = session.get(Instance, instance_id)
     failures = []
-    if instance is not None and instance.host:
+    # A delete during a migration: the destination may hold the domain (or its entries) and a copy
+    # of the root disk too.
+    hosts = [h for h in (instance.host, instance.migrating_to) if h] if instance is not None else []
+    for host in hosts:
         try:
-            peers.hosts(instance.host).destroy_domain({"instance_id": instance_id})
+            peers.hosts(host).destroy_domain({"instance_id": instance_id})
         except UnknownService:
             pass  # no agent has ever served this host on this broker: nothing can be there
         except Exception as exc:
             failures.append(exc)
     try:
         peers.storage.delete_root_disk({"instance_id": instance_id})
+        if instance is not None and instance.migrating_to:
+            peers.storage.abort_root_disk_move({"instance_id": instance_id, "host": instance.migrating_to})
     except Exception as exc:
         failures.append(exc)
     if not failures:

@@ -120,7 +120,7 @@ def pick_host(session, request, now, policy):
     image_refusal = placement.image_refusal(request)
     if image_refusal is None:
         params = placement.parameters(request, _fresh_after(now, policy), policy)
-        query = placement.candidates(request.avoids_group, placement.strategy(policy), CANDIDATES)
+        query = placement.candidates(request.avoids_group, placement.strategy(policy), CANDIDATES, request.moves)
         for _attempt in range(ATTEMPTS):
             names = session.scalars(query, params).all()
             if not names:
@@ -154,7 +154,8 @@ def _refusal(session, request, now, policy, image_refusal):
         last, removed = "image", {"image": total}
     else:
         params = placement.parameters(request, _fresh_after(now, policy), policy)
-        last, removed = None, dict(session.execute(placement.refusals(request.avoids_group), params).all())
+        last, removed = None, dict(session.execute(placement.refusals(request.avoids_group, request.moves),
+                                                   params).all())
     session.rollback()
     last, message = placement.refusal_message(request, total, removed, image_refusal, last)
     return CapacityExhausted(message, {"filter": [last or "down"],
@@ -175,7 +176,9 @@ _HOLDS = Instance.state.in_(states.HOLDS_HOST_RESOURCES)
 _RECOUNT = (select(func.coalesce(func.sum(Flavor.vcpus), 0), func.coalesce(func.sum(Instance.memory_mib), 0),
                    func.coalesce(func.sum(Flavor.disk_gib), 0), func.count(),
                    func.coalesce(func.sum(case((placement.in_group(), 1), else_=0)), 0))
-            .join(Flavor, Flavor.id == Instance.flavor_id).where(Instance.host == bindparam("host_name"), _HOLDS))
+            .join(Flavor, Flavor.id == Instance.flavor_id)
+            .where(or_(Instance.host == bindparam("host_name"), Instance.migrating_to == bindparam("host_name")),
+                   _HOLDS))
 
 
 def _recount(session, name, stored, params):
@@ -197,12 +200,21 @@ def instance_moved(session, instance_id, from_state, to_state):
     took = states.state(to_state).holds_host_resources
     if took == states.state(from_state).holds_host_resources:
         return
-    row = session.execute(select(Instance.host, Instance.memory_mib, Flavor.vcpus, Flavor.disk_gib)
+    host, migrating_to = session.execute(select(Instance.host, Instance.migrating_to)
+                                         .where(Instance.id == instance_id)).one()
+    for name in (host, migrating_to):   # (a delete during a migration: off both hosts)
+        if name is not None:
+            add_to_host(session, name, instance_id, 1 if took else -1)
+
+
+def add_to_host(session, name, instance_id, sign=1):
+    """The instance's vCPUs, memory, disk and one instance added to (sign -1: taken off) host
+    `name`'s counters, in the caller's transaction: a migration counts it on its destination from
+    its claim until the move ends."""
+    row = session.execute(select(Instance.memory_mib, Flavor.vcpus, Flavor.disk_gib)
                           .join(Flavor, Flavor.id == Instance.flavor_id).where(Instance.id == instance_id)).one()
-    if row.host is not None:
-        sign = 1 if took else -1
-        _add(session, row.host, {"allocated_vcpus": sign * row.vcpus, "allocated_memory_mib": sign * row.memory_mib,
-                                 "allocated_disk_gib": sign * row.disk_gib, "allocated_instances": sign})
+    _add(session, name, {"allocated_vcpus": sign * row.vcpus, "allocated_memory_mib": sign * row.memory_mib,
+                         "allocated_disk_gib": sign * row.disk_gib, "allocated_instances": sign})
 
 
 def adjust_allocation(session, instance_id, vcpus=0, memory_mib=0, disk_gib=0, policy=None):
@@ -231,11 +243,17 @@ def _add(session, name, deltas, *conditions):
 
 
 def counted_allocations(session):
-    """{host: (vcpus, memory_mib, disk_gib, instances)} counted from the instance rows."""
-    return {host: tuple(int(v or 0) for v in values) for host, *values in session.execute(
-        select(Instance.host, func.sum(Flavor.vcpus), func.sum(Instance.memory_mib), func.sum(Flavor.disk_gib),
-               func.count()).join(Flavor, Flavor.id == Instance.flavor_id)
-        .where(_HOLDS, Instance.host.is_not(None)).group_by(Instance.host))}
+    """{host: (vcpus, memory_mib, disk_gib, instances)} counted from the instance rows (an
+    instance that migrates counts on its host and on its destination)."""
+    counted = {}
+    for column in (Instance.host, Instance.migrating_to):
+        for host, *values in session.execute(
+                select(column, func.sum(Flavor.vcpus), func.sum(Instance.memory_mib), func.sum(Flavor.disk_gib),
+                       func.count()).join(Flavor, Flavor.id == Instance.flavor_id)
+                .where(_HOLDS, column.is_not(None)).group_by(column)):
+            before = counted.get(host, (0, 0, 0, 0))
+            counted[host] = tuple(a + int(v or 0) for a, v in zip(before, values))
+    return counted
 
 
 def stored_allocations(session):

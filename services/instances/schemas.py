@@ -60,6 +60,17 @@ class ResizeRequest(StrictSchema):
                        "above what it was started with, is stopped and started again only when this is true"})
 
 
+class MigrateRequest(StrictSchema):
+    host = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(f"^{HOST_NAME_REGEX}$"),
+                         metadata={"description": "the destination; left out, the scheduler picks one of the "
+                                                  "other hosts"})
+
+
+class MigrateRequestedSchema(StrictSchema):
+    """Event `instance_migrate_requested`: a live migration to carry out (migrate.run_migration)."""
+    instance_id = UuidString(required=True)
+
+
 class ListInstancesRequest(StrictSchema):
     include_deleted = fields.Boolean(load_default=False)
     project = Id(load_default=None, allow_none=True,
@@ -87,6 +98,7 @@ class InstanceSchema(StrictSchema):
                                                    "are listed in docs/architecture.md (services/instances/states.py)"})
     reason = fields.String(allow_none=True)
     host = fields.String(allow_none=True)
+    migrating_to = fields.String(allow_none=True, metadata={"description": "while it migrates: the destination"})
     ip = fields.String(allow_none=True)
     mac = fields.String(allow_none=True)
     flavor = fields.Integer(attribute="flavor_id")
@@ -219,7 +231,7 @@ class InstanceActionSchema(StrictSchema):
     """One entry of an instance's action log (Nova's instance actions)."""
     id = fields.Integer()
     instance_id = fields.String()
-    action = fields.String(metadata={"description": "create, stop, start, reboot, delete, reconcile or transfer"})
+    action = fields.String(metadata={"description": "create, stop, start, reboot, resize, migrate, delete, reconcile or transfer"})
     user_id = fields.Integer(allow_none=True, metadata={"description": "who asked; null: labcloud itself"})
     username = fields.String(allow_none=True)
     requested_at = UtcDateTime()

@@ -19,12 +19,12 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from hostagent.schemas import DomainLifecycleSchema, DomainSshReadySchema, HeartbeatSchema
 from services.instances import (
-    access, guest_access, host_admin, instance_store, lifecycle, owners, power, quotas, reconcile, resize, saga,
-    scheduler, share_changes)
+    access, guest_access, host_admin, instance_store, lifecycle, migrate, owners, power, quotas, reconcile, resize,
+    saga, scheduler, share_changes)
 from services.instances.models import Instance
 from services.instances.schemas import (
     CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostDetailSchema, HostNameSchema, HostSchema, InstanceActionSchema,
-    InstanceIdSchema, InstanceSchema, ListInstancesRequest, PowerActionSchema, ProjectIdSchema,
+    InstanceIdSchema, InstanceSchema, ListInstancesRequest, MigrateRequest, MigrateRequestedSchema, PowerActionSchema, ProjectIdSchema,
     ProjectUsageSchema, ReconcileReportSchema, ResizeRequest, ResizeRequestedSchema, SetResourcesRequest,
     UserDeletedSchema)
 
@@ -137,6 +137,17 @@ class InstancesService:
         return dump(InstanceSchema, instance)
 
     @rpc
+    def migrate_instance(self, actor, instance_id, request):
+        """Admins: a running instance moves live to another host (migrate.py); answers at once
+        with the instance `migrating`."""
+        request = load(MigrateRequest, request)
+        instance, requested = migrate.request_migration(self.db, load_actor(actor), instance_id, request,
+                                                        self._policy(), self.clock())
+        if requested:
+            self.dispatch("instance_migrate_requested", {"instance_id": instance.id})
+        return dump(InstanceSchema, instance)
+
+    @rpc
     def get_console(self, actor, instance_id, max_bytes=65536):
         instance = access.visible_instance(self.db, load_actor(actor), instance_id, "instance:console")
         if not instance.host:
@@ -241,6 +252,11 @@ class InstancesService:
         instance_id = load(ResizeRequestedSchema, payload)["instance_id"]
         self._announce(instance_id, resize.run_restart(self.db, instance_id, self._peers(), self.clock))
 
+    @event_handler("instances", "instance_migrate_requested")
+    def on_migrate_requested(self, payload):
+        instance_id = load(MigrateRequestedSchema, payload)["instance_id"]
+        self._announce(instance_id, migrate.run_migration(self.db, instance_id, self._peers(), self.clock))
+
     @event_handler("instances", "instance_power_requested")
     def on_power_requested(self, payload):
         request = load(PowerActionSchema, payload)
@@ -251,7 +267,8 @@ class InstancesService:
     @event_handler(HOST_EVENT_SOURCE, "domain_lifecycle")
     def on_domain_lifecycle(self, payload):
         event = DomainLifecycleSchema(unknown="exclude").load(payload)
-        state = power.observe_domain_state(self.db, event["instance_id"], event["state"], event["seq"])
+        state = power.observe_domain_state(self.db, event["instance_id"], event["state"], event["seq"],
+                                           event.get("host"))
         self._announce(event["instance_id"], state)
 
     @event_handler(HOST_EVENT_SOURCE, "domain_ssh_ready")

@@ -56,6 +56,8 @@ STATES = {s.name: s for s in (
           True, True, True, DELETE_TEARDOWN, False, True, True),
     State("resizing", "stopped, given its new flavor's size and started again (resize.py)",
           True, True, False, DELETE_TEARDOWN, False, True, True),
+    State("migrating", "moving, running, to the host `migrating_to` names (migrate.py)",
+          True, True, True, DELETE_TEARDOWN, False, True, True),
     State("error", "something failed; `reason` says what. Delete cleans up",
           True, True, False, DELETE_TEARDOWN, True, True, False),
     State("host_down", "its host stopped sending heartbeats; shown until the host returns",
@@ -81,6 +83,7 @@ _allow("stop", ["running"], "stopping")
 _allow("start", ["stopped"], "starting")
 _allow("reboot", ["running"], "rebooting")
 _allow("resize", ["running"], "resizing")   # only a resize that needs a restart; the others keep the state
+_allow("migrate", ["running"], "migrating")   # admins (policy instance:migrate); live only for now
 _allow("delete", [s.name for s in STATES.values() if s.on_delete == DELETE_AT_ONCE], "deleted")
 _allow("delete", [s.name for s in STATES.values() if s.on_delete == DELETE_TEARDOWN], "deleting")
 # saga steps
@@ -93,8 +96,13 @@ _allow("saga:powered_on", ["stopping", "starting", "rebooting", "resizing"], "ru
 _allow("saga:powered_off", ["stopping", "starting", "rebooting", "resizing"], "stopped")
 _allow("saga:power_failed", ["stopping", "starting", "rebooting", "resizing"], "error")
 _allow("saga:torn_down", ["deleting"], "deleted")
+# A migration ends where the guest is (on the destination, or back on the source after a
+# failure), running or stopped as it was.
+_allow("saga:migrated_running", ["migrating"], "running")
+_allow("saga:migrated_stopped", ["migrating"], "stopped")
+_allow("saga:migrated_broken", ["migrating"], "error")   # on the destination, a later step failed
 # reconcile: a saga that never finished (its worker died and nothing redelivered it)
-_allow("reconcile:stuck", ["building", "stopping", "starting", "rebooting", "resizing"], "error")
+_allow("reconcile:stuck", ["building", "stopping", "starting", "rebooting", "resizing", "migrating"], "error")
 # host observations: applied only when newer than the newest one recorded (`host_seq`); `error` is
 # corrected only by reconcile, which knows the domain still exists.
 _allow("host:running", ["running", "stopped", "error", "host_down"], "running")
@@ -102,13 +110,14 @@ _allow("host:shutoff", ["running", "stopped", "error", "host_down"], "stopped")
 _allow("host:lost_domain", ["running", "stopped", "host_down"], "error")
 _allow("host:down", ["running", "stopped", "error"], "host_down")
 
-USER_ACTIONS = ("stop", "start", "reboot", "resize", "delete")
+USER_ACTIONS = ("stop", "start", "reboot", "resize", "migrate", "delete")
 # Resource shares (shares.py) change in these states: on the running guest and its definition, or
 # on the definition of a stopped one. Elsewhere a saga is at work on the domain, or there is none.
 SHARES_SETTABLE = ("running", "stopped")
 ACTIONS = tuple(sorted({action for action, _ in TRANSITIONS}))
 # A user request made twice while the first is under way answers with the instance as it is.
-UNDER_WAY = {"stop": "stopping", "start": "starting", "reboot": "rebooting", "resize": "resizing"}
+UNDER_WAY = {"stop": "stopping", "start": "starting", "reboot": "rebooting", "resize": "resizing",
+             "migrate": "migrating"}
 
 
 def state(name):

@@ -119,7 +119,7 @@ def create_root_disk(session, hosts, request, data_dir, facts=None):
     host = volume.host
     try:
         agent = hosts(host)  # every call bounded by HOST_RPC_TIMEOUT (common.hostrpc)
-        made = _make_volume(agent, host, image, volume, capacity_bytes, data_dir, facts)
+        made = make_volume(agent, host, image, volume.name, capacity_bytes, data_dir, facts)
         if host not in facts.pools:
             facts.pools[host] = agent.get_host_info()["pool"]
     except (HostOperationFailed, UnknownService) as exc:
@@ -143,8 +143,9 @@ def create_root_disk(session, hosts, request, data_dir, facts=None):
     return describe_volume(volume)
 
 
-def _make_volume(agent, host, image, volume, capacity_bytes, data_dir, facts):
-    """The copy-on-write volume over the host's copy of the image (copied there first if needed)."""
+def make_volume(agent, host, image, name, capacity_bytes, data_dir, facts):
+    """The copy-on-write volume `name` over the host's copy of the image (copied there first if
+    needed); an existing one of that name is returned as it is."""
     for attempt in range(2):
         backing = facts.images.get((host, image.id))
         if backing is None:
@@ -152,7 +153,7 @@ def _make_volume(agent, host, image, volume, capacity_bytes, data_dir, facts):
                 "image_id": image.id, "source_path": image_source(image, data_dir),
                 "format": image.format, "capacity_bytes": image.size_bytes})["path"]
         try:
-            made = agent.create_volume({"name": volume.name, "capacity_bytes": capacity_bytes,
+            made = agent.create_volume({"name": name, "capacity_bytes": capacity_bytes,
                                         "format": "qcow2", "backing_path": backing,
                                         "backing_format": image.format})
         except HostOperationFailed:

@@ -91,3 +91,28 @@ class RootDiskSchema(VolumeSchema):
     """create_root_disk's answer: the disk, and how the image boots (null: from the disk itself),
     so the create saga needs one call for both."""
     boot = fields.Nested(BootFilesSchema, allow_none=True)
+
+
+class PrepareRootDiskMoveRequest(StrictSchema):
+    """A migration: the root disk's empty top layer on `host`, over that host's copy of the image."""
+    instance_id = UuidString(required=True)
+    host = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))
+
+
+class PreparedRootDiskSchema(StrictSchema):
+    path = fields.String()
+    capacity_bytes = fields.Integer()
+
+
+class CompleteRootDiskMoveRequest(StrictSchema):
+    """After a migration: the disk is the copy on `destination`; the one on `source` goes."""
+    instance_id = UuidString(required=True)
+    source = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))
+    destination = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))
+    path = fields.String(required=True, **PATH_FIELD)
+
+
+class AbortRootDiskMoveRequest(StrictSchema):
+    """After a failed migration: the copy on `host` goes (unless it is the disk)."""
+    instance_id = UuidString(required=True)
+    host = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))

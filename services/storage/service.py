@@ -7,8 +7,9 @@ from common.db import Database
 from common.hostrpc import HostAgentRpc
 from common.actors import load_actor
 from common.schemas import dump, load
-from services.storage import disks, images
+from services.storage import disks, images, moves
 from services.storage.schemas import (
+    AbortRootDiskMoveRequest, CompleteRootDiskMoveRequest, PreparedRootDiskSchema, PrepareRootDiskMoveRequest,
     CreateRootDiskRequest, DeleteOrphanVolumeRequest, DeleteRootDiskRequest, GrowRootDiskRequest, ImageSchema,
     RegisterImageRequest, RootDiskSchema, VolumeSchema)
 
@@ -66,6 +67,25 @@ class StorageService:
         request = load(GrowRootDiskRequest, request)
         return dump(VolumeSchema, disks.describe_volume(
             disks.grow_root_disk(self.db, self.hosts, request["instance_id"], request["size_gib"])))
+
+    # ----- a live migration moves the root disk (moves.py) -----
+    @rpc
+    def prepare_root_disk_move(self, request):
+        request = load(PrepareRootDiskMoveRequest, request)
+        prepared = moves.prepare_move(self.db, self.hosts, request["instance_id"], request["host"],
+                                      self.config.get("DATA_DIR", "var"), self.host_facts)
+        return dump(PreparedRootDiskSchema, prepared)
+
+    @rpc
+    def complete_root_disk_move(self, request):
+        request = load(CompleteRootDiskMoveRequest, request)
+        return {"moved": moves.complete_move(self.db, self.hosts, request["instance_id"], request["source"],
+                                             request["destination"], request["path"])}
+
+    @rpc
+    def abort_root_disk_move(self, request):
+        request = load(AbortRootDiskMoveRequest, request)
+        return {"deleted": moves.abort_move(self.db, self.hosts, request["instance_id"], request["host"])}
 
     @rpc
     def delete_root_disk(self, request):

@@ -1,27 +1,20 @@
 """A host added to a running system: a new host agent process registers itself with its first
 heartbeat and takes instances, without a restart of anything else (a new `hostagent` process on a
 new machine, or `LABCLOUD_HOSTS=2` after a restart, come up the same way)."""
-import os
-import signal
-import subprocess
-import sys
 import uuid
 
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.extra_host import added_host
 
 
 def test_a_new_host_agent_is_used_without_touching_the_others(stack):
     admin = Api(stack.url).login("admin", ADMIN_PASSWORD)
     name = f"added-{uuid.uuid4().hex[:6]}"
-    log = open(os.path.join(stack.data_dir, "logs", f"hostagent-{name}.log"), "ab")
-    agent = subprocess.Popen([sys.executable, "-m", "hostagent"], env=stack._host_env(name), cwd=stack.data_dir,
-                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     user = approved_user(stack.url, admin, f"ha{uuid.uuid4().hex[:6]}")
     flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
     image = user.call("GET", "/images", 200).json()[0]
-    try:
-        added = admin.wait_for("/hosts", lambda r: any(h["name"] == name and h["up"] for h in r.json()),
-                               timeout=60).json()
+    with added_host(stack, admin, name):
+        added = admin.call("GET", "/hosts", 200).json()
         assert next(h for h in added if h["name"] == name)["status"] == "enabled"
         # The stack's own hosts out of placement: the new one takes the instance.
         for host in stack.hosts:
@@ -39,7 +32,3 @@ def test_a_new_host_agent_is_used_without_touching_the_others(stack):
         assert [i["id"] for i in shown["instances_on_host"]] == [made["id"]]
         user.call("DELETE", f"/instances/{made['id']}", 202)
         user.wait_for(f"/instances/{made['id']}", lambda r: r.status_code == 404, timeout=60)
-    finally:
-        os.killpg(agent.pid, signal.SIGTERM)
-        agent.wait(timeout=30)
-        log.close()

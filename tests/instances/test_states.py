@@ -10,27 +10,31 @@ from services.instances.models import Instance
 from tests.instances.fakes import ACTOR, NOW, FakeCloud, limits_of, new_instance, running_instance
 
 ALL_STATES = ["pending", "building", "running", "stopping", "stopped", "starting", "rebooting", "error",
-              "host_down", "deleting", "deleted", "resizing"]
+              "host_down", "deleting", "deleted", "resizing", "migrating"]
 # Expected target of each action from each state; "-" = not allowed (a user request: 409).
-#                     pend      build     run        stopping   stopped    starting   reboot     error      host_down  deleting  deleted resizing
+#                     pend      build     run        stopping   stopped    starting   reboot     error      host_down  deleting  deleted resizing migrating
 EXPECTED = {
-    "stop":          ["-",      "-",      "stopping", "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
-    "start":         ["-",      "-",      "-",        "-",       "starting", "-",      "-",       "-",       "-",       "-",      "-", "-"],
-    "reboot":        ["-",      "-",      "rebooting", "-",      "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
-    "delete":        ["deleted", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "-", "-", "deleting"],
-    "saga:schedule": ["building", "building", "-",     "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
-    "saga:built":    ["-",      "running", "-",       "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
-    "saga:fail":     ["error",  "error",  "-",        "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
-    "saga:powered_on":  ["-",   "-",      "-",        "running", "-",       "running", "running", "-",       "-",       "-",      "-", "running"],
-    "saga:powered_off": ["-",   "-",      "-",        "stopped", "-",       "stopped", "stopped", "-",       "-",       "-",      "-", "stopped"],
-    "saga:power_failed": ["-",  "-",      "-",        "error",   "-",       "error",   "error",   "-",       "-",       "-",      "-", "error"],
-    "saga:torn_down": ["-",     "-",      "-",        "-",       "-",       "-",       "-",       "-",       "-",       "deleted", "-", "-"],
-    "reconcile:stuck": ["-",    "error",  "-",        "error",   "-",       "error",   "error",   "-",       "-",       "-",      "-", "error"],
-    "host:running":  ["-",      "-",      "running",  "-",       "running", "-",       "-",       "running", "running", "-",      "-", "-"],
-    "host:shutoff":  ["-",      "-",      "stopped",  "-",       "stopped", "-",       "-",       "stopped", "stopped", "-",      "-", "-"],
-    "host:lost_domain": ["-",   "-",      "error",    "-",       "error",   "-",       "-",       "-",       "error",   "-",      "-", "-"],
-    "host:down":     ["-",      "-",      "host_down", "-",      "host_down", "-",     "-",       "host_down", "-",     "-",      "-", "-"],
-    "resize":        ["-",      "-",      "resizing", "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-"],
+    "stop":          ["-",      "-",      "stopping", "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "-"],
+    "start":         ["-",      "-",      "-",        "-",       "starting", "-",      "-",       "-",       "-",       "-",      "-", "-", "-"],
+    "reboot":        ["-",      "-",      "rebooting", "-",      "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "-"],
+    "delete":        ["deleted", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "deleting", "-", "-", "deleting", "deleting"],
+    "saga:schedule": ["building", "building", "-",     "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "-"],
+    "saga:built":    ["-",      "running", "-",       "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "-"],
+    "saga:fail":     ["error",  "error",  "-",        "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "-"],
+    "saga:powered_on":  ["-",   "-",      "-",        "running", "-",       "running", "running", "-",       "-",       "-",      "-", "running", "-"],
+    "saga:powered_off": ["-",   "-",      "-",        "stopped", "-",       "stopped", "stopped", "-",       "-",       "-",      "-", "stopped", "-"],
+    "saga:power_failed": ["-",  "-",      "-",        "error",   "-",       "error",   "error",   "-",       "-",       "-",      "-", "error", "-"],
+    "saga:torn_down": ["-",     "-",      "-",        "-",       "-",       "-",       "-",       "-",       "-",       "deleted", "-", "-", "-"],
+    "reconcile:stuck": ["-",    "error",  "-",        "error",   "-",       "error",   "error",   "-",       "-",       "-",      "-", "error", "error"],
+    "host:running":  ["-",      "-",      "running",  "-",       "running", "-",       "-",       "running", "running", "-",      "-", "-", "-"],
+    "host:shutoff":  ["-",      "-",      "stopped",  "-",       "stopped", "-",       "-",       "stopped", "stopped", "-",      "-", "-", "-"],
+    "host:lost_domain": ["-",   "-",      "error",    "-",       "error",   "-",       "-",       "-",       "error",   "-",      "-", "-", "-"],
+    "host:down":     ["-",      "-",      "host_down", "-",      "host_down", "-",     "-",       "host_down", "-",     "-",      "-", "-", "-"],
+    "resize":        ["-",      "-",      "resizing", "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "-"],
+    "migrate":       ["-",      "-",      "migrating", "-",      "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "-"],
+    "saga:migrated_running": ["-", "-",   "-",        "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "running"],
+    "saga:migrated_stopped": ["-", "-",   "-",        "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "stopped"],
+    "saga:migrated_broken":  ["-", "-",   "-",        "-",       "-",       "-",       "-",       "-",       "-",       "-",      "-", "-", "error"],
 }
 # Properties of each state: holds host resources, keeps its name, metadata service answers it.
 PROPERTIES = {
@@ -38,6 +42,7 @@ PROPERTIES = {
     "stopping": (True, True, True), "stopped": (True, True, False), "starting": (True, True, True),
     "rebooting": (True, True, True), "error": (True, True, False), "host_down": (True, True, False),
     "deleting": (True, True, False), "deleted": (False, False, False), "resizing": (True, True, False),
+    "migrating": (True, True, True),
 }
 
 # What each state counts against the quota: instances, compute (vcpus and memory_mib of its flavor).
@@ -45,6 +50,7 @@ QUOTA = {
     "pending": (True, True), "building": (True, True), "running": (True, True), "stopping": (True, True),
     "stopped": (True, False), "starting": (True, True), "rebooting": (True, True), "error": (True, False),
     "host_down": (True, True), "deleting": (False, False), "deleted": (False, False), "resizing": (True, True),
+    "migrating": (True, True),
 }
 
 

@@ -1,0 +1,128 @@
+"""Moving a running domain to another host, without shared storage (the source agent's side).
+
+libvirt does the work (HYPERVISOR.md, "Live migration without shared storage"): the source agent
+opens the destination's daemon (its MIGRATION_URI) and calls migrate3 with
+- the destination's own definition: the root disk at the path storage made there (an empty
+  copy-on-write top layer over the destination's copy of the image; NON_SHARED_INC copies the
+  source's top layer into it while the guest runs), the console log in the destination's console
+  directory, and the destination's SSH port in our metadata;
+- the stream over the hosts' migration network: tcp://<destination MIGRATION_ADDRESS>, on which
+  the destination's QEMU listens (each QEMU's loopback is inside its own host's namespace);
+- LIVE | PERSIST_DEST | UNDEFINE_SOURCE: the guest keeps running, ends up defined on the
+  destination and forgotten on the source. If anything fails, libvirt resumes the guest on the
+  source and removes what it started on the destination.
+
+The test driver cannot migrate (each agent's test:///default lives in its own process): there the
+source answers with the definition it would have sent and the destination defines and starts it
+(finish_incoming), and the source's destroy_domain removes its copy: the same records and calls
+as on real hosts, without a guest that moves.
+
+Functions here run in a native thread (HypervisorConnection.run): libvirt and plain Python only.
+"""
+import time
+import xml.etree.ElementTree as ET
+
+import libvirt
+
+from common.errors import Conflict, HostOperationFailed
+from hostagent import domains
+from hostagent.domain_xml import METADATA_NS
+
+LIVE_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_NON_SHARED_INC | libvirt.VIR_MIGRATE_PERSIST_DEST
+              | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+ROOT_DISK = "vda"
+
+
+def destination_xml(xml, disk_path, console_path, ssh_port):
+    """The domain's XML with the destination's root disk, console log and SSH port."""
+    root = ET.fromstring(xml)
+    for disk in root.findall("./devices/disk"):
+        target = disk.find("target")
+        if target is not None and target.get("dev") == ROOT_DISK:
+            disk.find("source").set("file", disk_path)
+    if console_path:
+        for device in root.findall("./devices/serial") + root.findall("./devices/console"):
+            source = device.find("source")
+            if source is not None and source.get("path"):
+                source.set("path", console_path)
+    ours = root.find(f"./metadata/{{{METADATA_NS}}}instance")
+    if ours is not None:
+        if ssh_port is None:
+            ours.attrib.pop("ssh_port", None)
+        else:
+            ours.set("ssh_port", str(ssh_port))
+    return ET.tostring(root, encoding="unicode")
+
+
+def _present_on(conn, instance_id):
+    """The running domain of `instance_id` on the connection's host, or None."""
+    domain = domains.find_domain(conn, instance_id)
+    if domain is not None and domain.isActive():
+        return domain
+    return None
+
+
+def migrate(conn, instance_id, target, test_driver=False):
+    """Move the running domain to the host `target` describes ({uri, address, disk_path,
+    console_path, ssh_port}). Returns {moved, downtime_ms, total_ms, xml}: `xml` (the definition
+    for the destination) only on the test driver, where nothing moves here.
+
+    Asking again after a move that succeeded (a redelivered request) finds the guest running on
+    the destination and not on the source, and changes nothing."""
+    source = domains.find_domain(conn, instance_id)
+    if test_driver:
+        if source is None:
+            return {"moved": False, "downtime_ms": None, "total_ms": None, "xml": None}
+        xml = destination_xml(source.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), target["disk_path"],
+                              target.get("console_path"), target.get("ssh_port"))
+        return {"moved": True, "downtime_ms": 0, "total_ms": 0, "xml": xml}
+    destination = libvirt.open(target["uri"])
+    try:
+        if source is None or not source.isActive():
+            if _present_on(destination, instance_id) is not None:
+                return {"moved": True, "downtime_ms": None, "total_ms": None, "xml": None}
+            raise Conflict(f"instance {instance_id} is not running on this host: nothing to migrate live",
+                           {"state": ["not running here"]})
+        running_xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+        defined_xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_INACTIVE)
+        where = (target["disk_path"], target.get("console_path"), target.get("ssh_port"))
+        params = {
+            libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml(running_xml, *where),
+            libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: destination_xml(defined_xml, *where),
+            libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: [ROOT_DISK],
+            libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{target['address']}",
+            libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: target["address"],
+        }
+        started = time.monotonic()
+        try:
+            moved = source.migrate3(destination, params, LIVE_FLAGS)
+        except libvirt.libvirtError as exc:
+            raise HostOperationFailed(f"live migration of {instance_id} failed: {exc.get_error_message()}") from None
+        total_ms = round((time.monotonic() - started) * 1000)
+        return {"moved": True, "total_ms": total_ms, "downtime_ms": _downtime_ms(moved), "xml": None}
+    finally:
+        destination.close()
+
+
+def _downtime_ms(domain):
+    """The guest's pause at the switch-over, as the destination's completed job recorded it (None
+    when this libvirt keeps no such record)."""
+    try:
+        stats = domain.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    except libvirt.libvirtError:
+        return None
+    return stats.get("downtime")
+
+
+def adopt(conn, instance_id, xml):
+    """The destination's side on the test driver: define and start the domain the source
+    described, unless it is here already. On a real driver migrate3 defined and started it: a
+    missing domain is an error then (xml is None)."""
+    domain = domains.find_domain(conn, instance_id)
+    if domain is None:
+        if xml is None:
+            raise HostOperationFailed(f"instance {instance_id} did not arrive on this host")
+        domain = conn.defineXML(xml)
+    if not domain.isActive():
+        domain.create()
+    return domains.describe(domain)

@@ -1,0 +1,84 @@
+"""Live migration through the REST API on the test driver (whose hosts cannot move a guest: the
+destination agent defines and starts the definition the source hands over, hostagent/migration.py;
+real guests moving with an open SSH session: tests/realguest/test_migration_real.py): who may ask,
+what is refused with which field, and that the instance, its disk and its allocation end on the
+destination with nothing left on the source."""
+import uuid
+
+import pytest
+
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.extra_host import added_host
+
+
+@pytest.fixture(scope="module")
+def travel(stack):
+    """(admin, user, the two hosts, one running instance of the user)."""
+    admin = Api(stack.url).login("admin", ADMIN_PASSWORD)
+    user = approved_user(stack.url, admin, f"mig{uuid.uuid4().hex[:6]}")
+    with added_host(stack, admin, f"mig-{uuid.uuid4().hex[:6]}") as extra:
+        flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+        image = user.call("GET", "/images", 200).json()[0]
+        made = user.call("POST", "/instances", 202, json={"name": "traveller", "flavor": flavor["id"],
+                                                         "image": image["id"], "key": user.key}).json()
+        running = user.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] in ("running", "error"),
+                                timeout=60).json()
+        assert running["state"] == "running", running
+        yield admin, user, [stack.hosts[0], extra], running
+        user.call("DELETE", f"/instances/{made['id']}")
+        user.wait_for(f"/instances/{made['id']}", lambda r: r.status_code == 404, timeout=60)
+
+
+def allocated(admin, host):
+    row = next(h for h in admin.call("GET", "/hosts", 200).json() if h["name"] == host)
+    return row["instances"], row["allocated_memory_mib"]
+
+
+def test_only_admins_migrate_and_bad_destinations_name_the_field(travel):
+    admin, user, hosts, inst = travel
+    path = f"/instances/{inst['id']}/migrate"
+    assert user.call("POST", path, json={}).status_code == 403
+    refused = admin.call("POST", path, 400, json={"host": inst["host"]}).json()
+    assert "host" in refused["error"]["fields"], refused
+    assert "host" in admin.call("POST", path, 404, json={"host": "no-such-host"}).json()["error"]["fields"]
+    assert "host" in admin.call("POST", path, 400, json={"host": "not a host name!"}).json()["error"]["fields"]
+    other = next(h for h in hosts if h != inst["host"])
+    admin.call("POST", f"/hosts/{other}/disable", 200)
+    try:
+        refused = admin.call("POST", path, 409, json={"host": other}).json()
+        assert refused["error"]["fields"]["host"] == ["is disabled"], refused
+    finally:
+        admin.call("POST", f"/hosts/{other}/enable", 200)
+    assert user.call("GET", f"/instances/{inst['id']}", 200).json()["state"] == "running"
+
+
+def test_migration_moves_the_instance_its_disk_and_its_allocation(travel):
+    admin, user, hosts, inst = travel
+    source = inst["host"]
+    destination = next(h for h in hosts if h != source)
+    before = {h: allocated(admin, h) for h in hosts}
+    accepted = admin.call("POST", f"/instances/{inst['id']}/migrate", 202, json={}).json()
+    assert accepted["state"] == "migrating" and accepted["migrating_to"] == destination, accepted
+    # Asked again while under way: the same, nothing more.
+    assert admin.call("POST", f"/instances/{inst['id']}/migrate", 202, json={}).json()["state"] in (
+        "migrating", "running")
+    moved = user.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] != "migrating", timeout=60).json()
+    assert moved["state"] == "running" and moved["host"] == destination and moved["migrating_to"] is None, moved
+    assert (moved["ip"], moved["mac"]) == (inst["ip"], inst["mac"])
+    memory = inst["memory_mib"]
+    assert allocated(admin, source) == (before[source][0] - 1, before[source][1] - memory)
+    assert allocated(admin, destination) == (before[destination][0] + 1, before[destination][1] + memory)
+    assert [i["id"] for i in admin.call("GET", f"/hosts/{destination}", 200).json()["instances_on_host"]] == [
+        inst["id"]]
+    assert inst["id"] not in [i["id"] for i in admin.call("GET", f"/hosts/{source}", 200).json()["instances_on_host"]]
+    [action] = [a for a in admin.call("GET", f"/instances/{inst['id']}/actions", 200).json() if a["action"] == "migrate"]
+    assert action["result"] == "success" and action["message"] == f"{source} -> {destination}", action
+    # It still works where it is: a stop and a start go to the destination's agent.
+    user.call("POST", f"/instances/{inst['id']}/stop", 202)
+    user.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "stopped", timeout=60)
+    assert "state" in admin.call("POST", f"/instances/{inst['id']}/migrate", 409, json={}).json()["error"]["fields"]
+    user.call("POST", f"/instances/{inst['id']}/start", 202)
+    user.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "running", timeout=60)
+    # Reconcile finds nothing of it left on the source, and the instance as it is on the destination.
+    report = admin.call("POST", "/admin/reconcile", 200).json()
+    assert not [f for f in report["findings"] if f["subject"] == inst["id"] or inst["id"] in f["subject"]], report
