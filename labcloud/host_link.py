@@ -42,6 +42,7 @@ DROP_QDISC = "20:"
 DHCP_PORTS = (67, 68)  # server and client: requests and replies both stay on their host
 # A just-deleted namespace's veths go away in the kernel's clean-up work, a moment later.
 STALE_PEER_WAIT_S = 2.0
+LOCK_POLL_S = 0.01
 
 
 def migration_address(index):
@@ -56,10 +57,17 @@ def link_ends(index):
 @contextmanager
 def locked(lock_path):
     """Held while the link namespace is created, joined or deleted: hosts of one data dir start
-    and stop in parallel threads (Stack.stop) or processes, and the last one out deletes it."""
+    and stop in parallel threads (Stack.stop) or processes, and the last one out deletes it.
+    Polled, not a blocking flock: under eventlet those threads are green threads of one OS thread,
+    and a blocking flock in one would stop the other that holds the lock from ever letting go."""
     os.makedirs(os.path.dirname(lock_path), exist_ok=True)
     with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(LOCK_POLL_S)
         try:
             yield
         finally:

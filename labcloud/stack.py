@@ -124,6 +124,7 @@ class Stack:
         from labcloud.qemu_host import LocalQemuHost
         for host in LocalQemuHost.all_in(self.data_dir):
             host.clean_up()
+        _remove_host_link(self.data_dir)  # the namespace linking the hosts, if one was left
 
     def _rabbit_node_name(self):
         """One node name per data directory, so its mnesia database is reused across runs."""
@@ -144,9 +145,10 @@ class Stack:
         self.say("building the tiny image (first run only) ...")
         build("tiny", self.data_dir, cache_dir=self.image_cache_dir,
               log=(lambda msg: None) if self.quiet else (lambda msg: print(msg, flush=True)))
-        for host in self.hosts:
+        for index, host in enumerate(self.hosts):
             self.say(f"starting hypervisor host {host} (private libvirtd + QEMU) ...")
-            self.qemu_hosts[host] = LocalQemuHost(self.data_dir, host).start()
+            # The index picks the host's bridge and migration addresses on the hosts' link.
+            self.qemu_hosts[host] = LocalQemuHost(self.data_dir, host, index=index).start()
 
     def migrate(self):
         from common.migrate import upgrade
@@ -191,7 +193,11 @@ class Stack:
             env.update(LIBVIRT_URI="test:///default")
         else:
             env.update(LIBVIRT_URI=qemu_host.uri, HOST_NETNS=qemu_host.netns,
-                       HOST_NETWORK=qemu_host.network_name, DOMAIN_TYPE="qemu")
+                       HOST_NETWORK=qemu_host.network_name, DOMAIN_TYPE="qemu",
+                       # Live migration: where other hosts' QEMUs reach this one's (the host's
+                       # address on the link's migration network), and the URI another agent on
+                       # this machine opens to reach this host's daemon.
+                       MIGRATION_ADDRESS=qemu_host.migration_address, MIGRATION_URI=qemu_host.uri)
         return env
 
     def _gateway_env(self):
@@ -275,6 +281,9 @@ class Stack:
         self.stop_timings["rabbitmq_s"] = time.monotonic() - started
         for thread in hosts:
             thread.join()
+        if self.qemu_hosts:
+            # The last host's stop deletes it already; this also covers a host whose stop failed.
+            _collect_errors(lambda: _remove_host_link(self.data_dir), errors)
         self.stop_timings["hosts_s"] = time.monotonic() - started
         self.qemu_hosts.clear()
         if self.lock_file is not None:
@@ -312,6 +321,12 @@ def _signal_session(proc, sig):
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _remove_host_link(data_dir):
+    # Imported here, like LocalQemuHost: a stack with the test hypervisor needs no libvirt bindings.
+    from labcloud.qemu_host import remove_link
+    remove_link(data_dir)
 
 
 def _collect_errors(function, errors):

@@ -14,6 +14,7 @@ from common import netns
 from hostagent.dhcp import add_dhcp_host, remove_dhcp_host
 from labcloud import host_link
 from labcloud.qemu_host import METADATA_IP, LocalQemuHost, remove_link
+from labcloud.stack import Stack
 
 from .frames import GuestPort, mac_of, parse_arp
 from .helpers import alive, destroy_quietly, host_pids, ip_addresses, tiny_domain_xml, wait_for
@@ -199,13 +200,16 @@ def killed_launcher(data_dir):
     return [LocalQemuHost(data_dir, name) for name in ("host1", "host2")]
 
 
-def test_stop_leaves_nothing_and_a_killed_launcher_does_not_break_the_next_start(hosts, tmp_path):
-    data_dir = str(tmp_path)
-    # A data dir of its own (so its link namespace can go), with the QEMU probe of the module's.
+def own_data_dir(hosts, tmp_path):
+    """A data dir of its own (so its link namespace can go), with the QEMU probe of the module's."""
     cache = os.path.join("cache", "qemu", "capabilities")
     shutil.copytree(os.path.join(hosts[0].base_dir, cache),
-                    os.path.join(data_dir, "hosts", "host1", cache))
+                    os.path.join(str(tmp_path), "hosts", "host1", cache))
+    return str(tmp_path)
 
+
+def test_stop_leaves_nothing_and_a_killed_launcher_does_not_break_the_next_start(hosts, tmp_path):
+    data_dir = own_data_dir(hosts, tmp_path)
     stale = killed_launcher(data_dir)
     left = [host_pids(host) for host in stale]
     assert all(alive(pids) for pids in left) and len(our_namespaces(stale[0])) == 3
@@ -230,3 +234,20 @@ def test_stop_leaves_nothing_and_a_killed_launcher_does_not_break_the_next_start
         host.clean_up()
     remove_link(data_dir)
     assert our_namespaces(stale[0]) == [] and not any(alive(pids) for pids in left)
+
+
+def test_stack_gives_host_agents_the_migration_settings_and_removes_the_link(hosts, tmp_path):
+    data_dir = own_data_dir(hosts, tmp_path)
+    stack = Stack(data_dir, hosts=2, hypervisor="qemu")
+    # The hosts as Stack.start_qemu_hosts starts them (without building the image first).
+    for index, name in enumerate(stack.hosts):
+        stack.qemu_hosts[name] = LocalQemuHost(data_dir, name, index=index).start()
+    try:
+        env = stack._host_env("host2")
+        assert env["MIGRATION_ADDRESS"] == "198.18.0.2"
+        assert env["MIGRATION_URI"] == env["LIBVIRT_URI"] == stack.qemu_hosts["host2"].uri
+        assert Stack(data_dir, hosts=1)._host_env("host1").get("MIGRATION_URI") is None
+        prefix = stack.qemu_hosts["host1"].netns_prefix
+    finally:
+        stack.stop()
+    assert sorted(n for n in os.listdir(netns.NETNS_DIR) if n.startswith(prefix)) == []
