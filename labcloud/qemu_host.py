@@ -350,15 +350,24 @@ class LocalQemuHost:
         # namespace and each other. mode='open' makes libvirt add no firewall rules, which it would
         # otherwise reload on every DHCP entry change (~0.2 s, holding the network, so a domain
         # start waited for it).
-        # The router option: dnsmasq would name its own address (this host's bridge address); all
-        # guests of the segment get the subnet's gateway, wherever they booted or migrated to.
+        options = "".join(f"<dnsmasq:option value={quoteattr(f'dhcp-option={option}')}/>"
+                          for option in self._dhcp_options())
         return (f"<network xmlns:dnsmasq='{DNSMASQ_XMLNS}'><name>{NETWORK_NAME}</name>"
                 f"<forward mode='open'/><bridge name='{BRIDGE}' stp='off' delay='0'/>"
                 f"<ip address='{self.bridge_address}' netmask='{self.subnet.netmask}'>"
                 f"<dhcp><range start='{low}' end='{high}'/>{hosts}</dhcp></ip>"
-                f"<dnsmasq:options><dnsmasq:option value="
-                f"{quoteattr(f'dhcp-option=option:router,{self.gateway}')}/></dnsmasq:options>"
-                f"</network>")
+                f"<dnsmasq:options>{options}</dnsmasq:options></network>")
+
+    def _dhcp_options(self):
+        # The router: dnsmasq would name its own address (this host's bridge address); all guests
+        # of the segment get the subnet's gateway, wherever they booted or migrated to.
+        # The classless routes (option 121, for clients that ask for it): the metadata address on
+        # the guest's own link, so a guest on host k>0 whose image would otherwise send metadata
+        # requests via the gateway (host 1's bridge) reaches its own host. A client that takes
+        # option 121 ignores the router option, so the default route is repeated there.
+        return [f"option:router,{self.gateway}",
+                f"option:classless-static-route,{METADATA_IP}/32,0.0.0.0,"
+                f"0.0.0.0/0,{self.gateway}"]
 
     def _start_network(self, conn):
         kept = []

@@ -106,7 +106,8 @@ def dhcp_discover(mac, xid):
     # Broadcast flag set: the server answers to the Ethernet broadcast address.
     bootp = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, xid, 0, 0x8000, b"\0" * 4,
                         b"\0" * 4, b"\0" * 4, b"\0" * 4, mac, b"", b"")
-    options = DHCP_MAGIC + bytes([53, 1, 1, 55, 3, 1, 3, 6, 255])
+    # Asks for: subnet mask, router, DNS server, classless static routes.
+    options = DHCP_MAGIC + bytes([53, 1, 1, 55, 4, 1, 3, 6, 121, 255])
     payload = (bootp + options).ljust(300, b"\0")
     udp = struct.pack("!HHHH", 68, 67, 8 + len(payload), 0) + payload  # UDP checksum 0: none
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
@@ -139,6 +140,20 @@ def parse_dhcp_reply(frame):
         return str(ipaddress.ip_address(options[code][:4])) if code in options else None
 
     return {"xid": struct.unpack("!I", bootp[4:8])[0],
+            "routes": classless_routes(options.get(121, b"")),
             "yiaddr": str(ipaddress.ip_address(bootp[16:20])),
             "source_ip": str(ipaddress.ip_address(ip[12:16])),
             "type": options.get(53, b"\0")[0], "server_id": address(54), "router": address(3)}
+
+
+def classless_routes(data):
+    """DHCP option 121 (RFC 3442) as [(destination/prefix, router)]."""
+    routes, i = [], 0
+    while i < len(data):
+        width = data[i]
+        octets = (width + 7) // 8
+        destination = ipaddress.ip_address(data[i + 1:i + 1 + octets].ljust(4, b"\0"))
+        router = ipaddress.ip_address(data[i + 1 + octets:i + 5 + octets])
+        routes.append((f"{destination}/{width}", str(router)))
+        i += 5 + octets
+    return routes

@@ -82,7 +82,10 @@ def test_addresses_and_router(hosts):
     assert root.find("ip/dhcp/range").get("end") == "10.99.3.246"
     # What dnsmasq was told (libvirt keeps the option in its own namespace).
     with open(os.path.join(second.dirs["lib"], "dnsmasq", "labcloud.conf")) as f:
-        assert "dhcp-option=option:router,10.99.0.1" in f.read().splitlines()
+        lines = f.read().splitlines()
+    assert "dhcp-option=option:router,10.99.0.1" in lines
+    assert ("dhcp-option=option:classless-static-route,169.254.169.254/32,0.0.0.0,"
+            "0.0.0.0/0,10.99.0.1") in lines
 
 
 def test_migration_addresses_reach_each_other(hosts):
@@ -141,6 +144,9 @@ def test_dhcp_is_answered_only_by_the_guests_own_host(hosts):
             offers = guest.dhcp_offers()
             assert [(o["server_id"], o["yiaddr"], o["router"]) for o in offers] == [
                 ("10.99.3.254", "10.99.1.50", "10.99.0.1")]
+            # The metadata address on the guest's link, whatever the image routes via the gateway.
+            assert offers[0]["routes"] == [(f"{METADATA_IP}/32", "0.0.0.0"),
+                                           ("0.0.0.0/0", "10.99.0.1")]
             assert segment_drops(second) > before
             for conn in conns:
                 remove_dhcp_host(conn, guest.mac)
