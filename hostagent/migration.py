@@ -90,9 +90,10 @@ def migrate(conn, instance_id, target, test_driver=False):
             libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml(running_xml, *where),
             libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: destination_xml(defined_xml, *where),
             libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: [ROOT_DISK],
-            libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{target['address']}",
-            libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: target["address"],
         }
+        if target.get("address"):   # the destination's address on the hosts' migration network
+            params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target['address']}"
+            params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target["address"]
         started = time.monotonic()
         try:
             moved = source.migrate3(destination, params, LIVE_FLAGS)
