@@ -55,3 +55,12 @@ def disable_host(rpc, actor, name):
        summary="Enable a host again: it takes new instances (admin)", response=INSTANCES + "HostSchema")
 def enable_host(rpc, actor, name):
     return rpc.instances.enable_host(actor, name)
+
+
+@route("POST", "/api/v1/hosts/<host_name:name>/drain", tag="admin",
+       summary="Drain a host: no new instances, every running one migrated live to another host, then the host "
+               "is disabled (admin); the answer lists the migrations started and the instances that could not "
+               "move (stopped ones stay)",
+       response=INSTANCES + "HostDrainSchema", status=202)
+def drain_host(rpc, actor, name):
+    return rpc.instances.drain_host(actor, name)

@@ -1,5 +1,7 @@
 """`labcloud host ...`: the hypervisor hosts, their capacity and what is allocated on them, and
-taking one out of placement (disable) or back (enable). Admins."""
+taking one out of placement (disable), back (enable), or emptying it (drain). Admins."""
+import time
+
 import click
 
 from labcloud.commands import output
@@ -33,7 +35,7 @@ def host_argument(command):
 
 @group()
 def host():
-    """Hypervisor hosts (admins): list, show, disable, enable."""
+    """Hypervisor hosts (admins): list, show, disable, enable, drain."""
 
 
 @host.command("list")
@@ -72,5 +74,39 @@ def _state_command(action, doc):
 
 _state_command("disable", "Take a host out of placement: nothing new goes there; what runs there stays.")
 _state_command("enable", "Put a host back into placement.")
+
+@host.command("drain")
+@host_argument
+@click.option("--wait", is_flag=True, help="wait until its guests are gone and it is disabled")
+@click.option("--timeout", type=click.IntRange(min=1), default=600, show_default=True,
+              help="seconds --wait waits at most")
+@output.format_options
+def host_drain(name, wait, timeout, fmt):
+    """Empty a host: nothing new goes there, every running instance migrates live to another host,
+    then it is disabled. Stopped instances stay."""
+    client = connect()
+    drained = client.post(f"/hosts/{name}/drain")
+    if fmt.kind != "table":
+        output.emit_formatted(drained, fmt)
+    else:
+        output.say(f"{name}: {drained['status']}, {len(drained['migrations_started'])} migrating away")
+        for instance_id, why in sorted(drained["refused"].items()):
+            output.say(f"  {instance_id} stays: {why}")
+    if wait:
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = client.get(f"/hosts/{name}")
+            # Done when no guest is on its way any more: it is disabled then, or what failed to move
+            # is still running there (listed below, the instance's reason says why).
+            moving = [i for i in shown["instances_on_host"] if i["state"] == "migrating"]
+            if shown["state"] != "draining" or not moving:
+                break
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"{name} still has {len(moving)} migrating after {timeout} s")
+            time.sleep(1)
+        if fmt.kind == "table":
+            left = ", ".join(f"{i['name']} ({i['state']})" for i in shown["instances_on_host"])
+            output.say(f"{name}: {shown['status']}" + (f"; left on it: {left}" if left else ""))
+
 
 COMMANDS = [host]

@@ -1,10 +1,22 @@
-"""What admins do with hosts: look at one (with the instances on it), disable and enable it. Where
-instances go is scheduler.py's business; this module only reads and sets the host's state."""
-from sqlalchemy import select
+"""What admins do with hosts: look at one (with the instances on it), disable, enable and drain
+it. Where instances go is scheduler.py's business, how they move migrate.py's; this module reads
+and sets the host's state.
 
-from common.errors import NotFound
-from services.instances import scheduler, states
+Drain: the host becomes `draining` (no new placement, like `disabled`) and each running instance on
+it is asked to migrate live (the scheduler picks each destination among the enabled hosts). Once no
+instance is running or migrating on it any more, it becomes `disabled` (checked at the drain and
+after every migration that ends: `finish_drain`). What is not running (stopped, error) stays on it
+(live migration moves running guests only). A migration that is refused (no room elsewhere) or fails
+leaves its instance running there and the host `draining`: the drain's answer and the instance's
+reason say why, and a second drain tries again."""
+from sqlalchemy import select, update
+
+from common.errors import LabcloudError, NotFound
+from services.instances import migrate, scheduler, states
 from services.instances.models import Flavor, Host, Instance
+
+# What keeps a draining host from being disabled: guests that still run there or are leaving.
+STILL_HERE = ("running", "migrating")
 
 
 def get_host(session, name, policy, now):
@@ -22,3 +34,34 @@ def get_host(session, name, policy, now):
 def set_state(session, name, state, policy, now):
     """disabled: no new placement (what runs there stays); enabled: placements again. Idempotent."""
     return scheduler.set_host_state(session, name, state, policy, now)
+
+
+def drain(session, actor, name, policy, now):
+    """Returns (the host, ids of the instances asked to migrate now, {instance id: why not})."""
+    scheduler.set_host_state(session, name, "draining", policy, now)
+    running = session.scalars(select(Instance.id).where(Instance.host == name, Instance.state == "running")
+                              .order_by(Instance.id)).all()
+    started, refused = [], {}
+    for instance_id in running:
+        try:
+            _instance, requested = migrate.request_migration(session, actor, instance_id, {}, policy, now)
+        except LabcloudError as exc:   # no room elsewhere, or it changed meanwhile: it stays for now
+            session.rollback()
+            refused[instance_id] = exc.message
+            continue
+        if requested:
+            started.append(instance_id)
+    finish_drain(session, name)
+    return scheduler.describe(session.get(Host, name, populate_existing=True), policy, now), started, refused
+
+
+def finish_drain(session, name):
+    """A draining host with nothing running or migrating on it any more becomes disabled (one
+    compare-and-set statement: a drain asked again, or an enable meanwhile, is not overridden)."""
+    if name is None:
+        return False
+    still_here = select(Instance.id).where(Instance.host == name, Instance.state.in_(STILL_HERE)).exists()
+    done = session.execute(update(Host).where(Host.name == name, Host.state == "draining", ~still_here)
+                           .values(state="disabled")).rowcount == 1
+    session.commit()
+    return done

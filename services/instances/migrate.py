@@ -123,7 +123,17 @@ def run_migration(session, instance_id, peers, now):
     except Exception as exc:  # the guest runs on the destination; something of the move is not done
         return _end(session, instance_id, source, destination, arrived, now,
                     f"migrated to {destination}, but: {describe_failure(exc)}")
-    return _end(session, instance_id, source, destination, arrived, now)
+    return _end(session, instance_id, source, destination, arrived, now, timing=_timing(result))
+
+
+def _timing(result):
+    """What libvirt measured, for the action log: 'libvirt 2.41 s, downtime 59 ms'."""
+    parts = []
+    if result.get("total_ms") is not None:
+        parts.append(f"libvirt {result['total_ms'] / 1000:.2f} s")
+    if result.get("downtime_ms") is not None:
+        parts.append(f"downtime {result['downtime_ms']} ms")
+    return ", ".join(parts) or None
 
 
 def _arrived(peers, destination, instance_id, xml):
@@ -136,8 +146,9 @@ def _arrived(peers, destination, instance_id, xml):
         return None
 
 
-def _end(session, instance_id, source, destination, report, now, problem=None):
-    """The instance is on the destination now: running (or `error` with `problem`)."""
+def _end(session, instance_id, source, destination, report, now, problem=None, timing=None):
+    """The instance is on the destination now: running (or `error` with `problem`); the action
+    log's message gets libvirt's timing."""
     if problem:
         step = "saga:migrated_broken"
     else:
@@ -149,7 +160,8 @@ def _end(session, instance_id, source, destination, report, now, problem=None):
         session.rollback()
         return None
     scheduler.add_to_host(session, source, instance_id, -1)
-    instance_store.finish_action(session, instance_id, ACTION, "error" if problem else "success", problem)
+    message = problem or (f"{source} -> {destination}" + (f": {timing}" if timing else ""))
+    instance_store.finish_action(session, instance_id, ACTION, "error" if problem else "success", message)
     return moved
 
 

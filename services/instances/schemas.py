@@ -223,6 +223,13 @@ class HostDetailSchema(HostSchema):
         "description": "the live instances placed on it"})
 
 
+class HostDrainSchema(HostSchema):
+    migrations_started = fields.List(fields.String(), metadata={
+        "description": "the running instances asked to migrate away now"})
+    refused = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "instance id: why it could not be asked to migrate (it stays; drain again later)"})
+
+
 class HostNameSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Regexp(f"^{HOST_NAME_REGEX}$"))
 

@@ -9,6 +9,7 @@ from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher, event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
+from sqlalchemy import select
 
 from common import policy
 from common.actors import load_actor
@@ -23,7 +24,7 @@ from services.instances import (
     saga, scheduler, share_changes)
 from services.instances.models import Instance
 from services.instances.schemas import (
-    CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostDetailSchema, HostNameSchema, HostSchema, InstanceActionSchema,
+    CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostDetailSchema, HostDrainSchema, HostNameSchema, HostSchema, InstanceActionSchema,
     InstanceIdSchema, InstanceSchema, ListInstancesRequest, MigrateRequest, MigrateRequestedSchema, PowerActionSchema, ProjectIdSchema,
     ProjectUsageSchema, ReconcileReportSchema, ResizeRequest, ResizeRequestedSchema, SetResourcesRequest,
     UserDeletedSchema)
@@ -199,6 +200,18 @@ class InstancesService:
     def enable_host(self, actor, name):
         return self._set_host_state(actor, name, "enabled")
 
+    @rpc
+    def drain_host(self, actor, name):
+        """No new placement, every running instance asked to migrate away; disabled once they are
+        gone (host_admin.py)."""
+        actor = load_actor(actor)
+        policy.enforce(actor, "host:update", what="drain a host")
+        name = load(HostNameSchema, {"name": name})["name"]
+        host, started, refused = host_admin.drain(self.db, actor, name, self._policy(), self.clock())
+        for instance_id in started:
+            self.dispatch("instance_migrate_requested", {"instance_id": instance_id})
+        return dump(HostDrainSchema, {**host, "migrations_started": started, "refused": refused})
+
     def _set_host_state(self, actor, name, state):
         policy.enforce(load_actor(actor), "host:update", what="disable or enable a host")
         name = load(HostNameSchema, {"name": name})["name"]
@@ -255,7 +268,9 @@ class InstancesService:
     @event_handler("instances", "instance_migrate_requested")
     def on_migrate_requested(self, payload):
         instance_id = load(MigrateRequestedSchema, payload)["instance_id"]
+        source = self.db.scalar(select(Instance.host).where(Instance.id == instance_id))
         self._announce(instance_id, migrate.run_migration(self.db, instance_id, self._peers(), self.clock))
+        host_admin.finish_drain(self.db, source)   # the last guest leaving a draining host disables it
 
     @event_handler("instances", "instance_power_requested")
     def on_power_requested(self, payload):

@@ -1,14 +1,17 @@
-"""Live migration through the REST API on the test driver (whose hosts cannot move a guest: the
+"""Live migration and drain through the REST API and the CLI, on the test driver (whose hosts cannot move a guest: the
 destination agent defines and starts the definition the source hands over, hostagent/migration.py;
 real guests moving with an open SSH session: tests/realguest/test_migration_real.py): who may ask,
 what is refused with which field, and that the instance, its disk and its allocation end on the
 destination with nothing left on the source."""
+import json
+import tempfile
 import uuid
 
 import pytest
 
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
 from tests.e2e.extra_host import added_host
+from tests.e2e.test_cli import ok, run
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,7 @@ def test_migration_moves_the_instance_its_disk_and_its_allocation(travel):
         inst["id"]]
     assert inst["id"] not in [i["id"] for i in admin.call("GET", f"/hosts/{source}", 200).json()["instances_on_host"]]
     [action] = [a for a in admin.call("GET", f"/instances/{inst['id']}/actions", 200).json() if a["action"] == "migrate"]
-    assert action["result"] == "success" and action["message"] == f"{source} -> {destination}", action
+    assert action["result"] == "success" and action["message"].startswith(f"{source} -> {destination}"), action
     # It still works where it is: a stop and a start go to the destination's agent.
     user.call("POST", f"/instances/{inst['id']}/stop", 202)
     user.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "stopped", timeout=60)
@@ -82,3 +85,46 @@ def test_migration_moves_the_instance_its_disk_and_its_allocation(travel):
     # Reconcile finds nothing of it left on the source, and the instance as it is on the destination.
     report = admin.call("POST", "/admin/reconcile", 200).json()
     assert not [f for f in report["findings"] if f["subject"] == inst["id"] or inst["id"] in f["subject"]], report
+
+
+def test_drain_moves_the_running_guests_away_then_disables_the_host(stack, travel):
+    """Through the installed command: `labcloud instance migrate` back, then `labcloud host drain
+    --wait` on the host it is on: it runs elsewhere, the host ends disabled; a stopped instance
+    stays (live migration moves running guests)."""
+    admin, user, hosts, inst = travel
+    home = tempfile.mkdtemp(prefix="labcloud-cli-drain-")
+    ok(run(home, "login", "--url", stack.url, "--username", "admin", "--password-stdin",
+           stdin=ADMIN_PASSWORD + "\n"))
+    here = user.call("GET", f"/instances/{inst['id']}", 200).json()["host"]
+    back = next(h for h in hosts if h != here)
+    moved = json.loads(ok(run(home, "instance", "migrate", inst["id"], "--host", back, "--wait", "--json")))
+    assert (moved["state"], moved["host"]) == ("running", back), moved
+    # A stopped instance of the user on the same host: it stays there.
+    flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = user.call("GET", "/images", 200).json()[0]
+    others = [h for h in hosts if h != back]
+    for host in others:
+        admin.call("POST", f"/hosts/{host}/disable", 200)
+    try:
+        parked = user.call("POST", "/instances", 202, json={"name": "parked", "flavor": flavor["id"],
+                                                           "image": image["id"], "key": user.key}).json()
+        user.wait_for(f"/instances/{parked['id']}", lambda r: r.json()["state"] == "running", timeout=60)
+    finally:
+        for host in others:
+            admin.call("POST", f"/hosts/{host}/enable", 200)
+    user.call("POST", f"/instances/{parked['id']}/stop", 202)
+    user.wait_for(f"/instances/{parked['id']}", lambda r: r.json()["state"] == "stopped", timeout=60)
+    try:
+        out = ok(run(home, "host", "drain", back, "--wait"))
+        assert out.splitlines()[0] == f"{back}: draining, 1 migrating away", out
+        assert out.splitlines()[-1] == f"{back}: disabled; left on it: parked (stopped)", out
+        now = user.call("GET", f"/instances/{inst['id']}", 200).json()
+        assert now["state"] == "running" and now["host"] != back, now
+        assert admin.call("GET", f"/hosts/{back}", 200).json()["status"] == "disabled"
+        # Drained again: nothing to move, it stays disabled... once enabled, drain has nothing to wait for.
+        admin.call("POST", f"/hosts/{back}/enable", 200)
+        again = admin.call("POST", f"/hosts/{back}/drain", 202).json()
+        assert (again["status"], again["migrations_started"], again["refused"]) == ("disabled", [], {}), again
+    finally:
+        admin.call("POST", f"/hosts/{back}/enable", 200)
+        user.call("DELETE", f"/instances/{parked['id']}", 202)

@@ -5,7 +5,8 @@ L2 segment for the guests, a migration network for QEMU's stream), through the R
   the destination;
 - a migration that succeeds keeps an SSH session opened before it working, moves the SSH endpoint
   (a new session through the new port), and the guest's CPU weight and bandwidth limits are set on
-  the destination; nothing of it is left on the source.
+  the destination; nothing of it is left on the source;
+- draining the host it is on then moves it back and disables that host.
 The stack has two hosts of its own (the package's shared QEMU stack has one)."""
 import os
 import socket
@@ -138,3 +139,19 @@ def test_live_migration_keeps_the_ssh_session_and_the_shares(linked_stack, trave
     assert bandwidth.read(host.netns, tap, guest["id"]) == (2048, 1024)
     assert nothing_of(linked_stack, source, guest) == {}
     assert admin.call("GET", f"/hosts/{source}", 200).json()["instances"] == 0
+
+
+def test_draining_a_host_moves_its_guest_and_disables_it(linked_stack, traveller):
+    admin, api, key, guest = traveller
+    here = api.call("GET", f"/instances/{guest['id']}", 200).json()["host"]
+    try:
+        drained = admin.call("POST", f"/hosts/{here}/drain", 202).json()
+        assert drained["migrations_started"] == [guest["id"]] and drained["status"] == "draining", drained
+        moved = wait_settled(api, guest["id"])
+        assert moved["state"] == "running" and moved["host"] != here and not moved["reason"], moved
+        admin.wait_for(f"/hosts/{here}", lambda r: r.json()["status"] == "disabled", timeout=30)
+        with ssh(moved, key) as session:
+            assert run(session, "cat /tmp/state") == "kept"   # the same guest, moved twice
+        assert nothing_of(linked_stack, here, guest) == {}
+    finally:
+        admin.call("POST", f"/hosts/{here}/enable", 200)
