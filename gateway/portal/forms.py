@@ -78,13 +78,15 @@ def _flatten(messages):
     return [m for item in messages for m in _flatten(item)]
 
 
-def attempt(call):
+def attempt(call, also=()):
     """Run one service call of a form: (result, FormErrors()). Errors meant for users (4xx) come
-    back as FormErrors, to be shown on the form; anything else propagates."""
+    back as FormErrors, to be shown on the form; anything else propagates, except the error
+    classes named in `also` (e.g. CapacityExhausted, 503: no host has room, which the user reads
+    on the form they sent, with that status)."""
     try:
         return call(), FormErrors()
     except LabcloudError as exc:
-        if exc.http_status >= 500:
+        if exc.http_status >= 500 and not isinstance(exc, tuple(also)):
             raise
         g.audit_message = exc.message  # the audit record of this request says why it was refused
         return None, FormErrors(exc)

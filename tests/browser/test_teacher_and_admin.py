@@ -1,10 +1,12 @@
-"""A teacher imports a class list from a file in the browser; an admin reads the audit log."""
+"""A teacher imports a class list from a file in the browser; an admin reads the audit log, migrates
+an instance and drains a host."""
 import re
 
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
 from tests.e2e.api import ADMIN_PASSWORD, approved_user
+from tests.e2e.extra_host import added_host
 
 PASSWORD = "maple-lantern-77"
 
@@ -52,3 +54,52 @@ def test_an_admin_reads_the_audit_log(stack, admin_api, open_context, screenshot
     expect(user_page.locator("#public_key")).to_have_attribute("aria-invalid", "true")
     page.reload()
     expect(page.locator("#audit tr[data-path='/keys']").first).to_contain_text(user.username)
+
+
+def test_an_admin_migrates_an_instance_from_its_page_and_drains_the_host_it_went_to(
+        stack, admin_api, open_context, screenshots):
+    """A second host agent joins the stack (test driver); the admin moves a student's running
+    instance to the other host from the instance page's form, sees it running there (the polled live
+    part), then drains that host from /admin/hosts: the instance migrates back, the host ends disabled."""
+    owner = approved_user(stack.url, admin_api, "milo", PASSWORD)
+    flavor = min(owner.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = owner.call("GET", "/images", 200).json()[0]
+    with added_host(stack, admin_api, "host-mig") as extra:
+        made = owner.call("POST", "/instances", 202, json={"name": "wanderer", "flavor": flavor["id"],
+                                                          "image": image["id"], "key": owner.key}).json()
+        vm = owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] == "running", timeout=60).json()
+        source = vm["host"]
+        destination = next(h for h in (extra, *stack.hosts) if h != source)
+        page = open_context().new_page()
+        log_in(page, "admin", ADMIN_PASSWORD)
+        page.goto(f"/instances/{vm['id']}")
+        expect(page.locator("#instance-host")).to_have_text(source)
+        page.get_by_text("Migrate to another host").click()
+        page.get_by_label("Destination host").select_option(destination)
+        page.get_by_role("button", name="Migrate", exact=True).click()
+        page.wait_for_url(re.compile(rf"/instances/{vm['id']}$"))
+        expect(page.locator("#instance-host")).to_have_text(destination)  # the live part: htmx polls it
+        expect(page.locator("#state")).to_contain_text("running")
+        screenshots(page, "admin-migrated")
+
+        page.get_by_role("link", name="Hosts").click()
+        row = page.locator(f"#hosts tr[data-host='{destination}']")
+        expect(row).to_contain_text("enabled")
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name=f"Drain {destination}").click()
+        try:
+            report = page.locator("#drain-report")
+            expect(report).to_contain_text("1 migration started")
+            expect(report.get_by_role("link", name="wanderer")).to_be_visible()
+            screenshots(page, "admin-hosts-drained")
+            admin_api.wait_for(f"/hosts/{destination}", lambda r: r.json()["status"] == "disabled", timeout=30)
+            page.goto("/admin/hosts")
+            expect(row).to_contain_text("disabled")
+            expect(row.get_by_role("button", name=f"Enable {destination}")).to_be_visible()
+            page.goto(f"/instances/{vm['id']}")
+            expect(page.locator("#instance-host")).to_have_text(source)
+            expect(page.locator("#state")).to_contain_text("running")
+        finally:
+            admin_api.call("POST", f"/hosts/{destination}/enable", 200)
+        owner.call("DELETE", f"/instances/{vm['id']}", 202)
+        owner.wait_for(f"/instances/{vm['id']}", lambda r: r.status_code == 404, timeout=60)

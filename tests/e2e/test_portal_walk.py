@@ -11,7 +11,8 @@ import pytest
 from gateway.portal.registry import portal
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.portal import Portal
-from tests.e2e.walk_world import AUTHORISED, ROLES, codes, csv_rows, fresh_for, own_key, shared, unique
+from tests.e2e.walk_world import (AUTHORISED, ROLES, codes, csv_rows, current_cpu_weight, current_flavor,
+                                   fresh_for, host_of, own_key, shared, unique)
 
 LOGIN, SEE_OTHER = 302, 303
 # The usual answers: a page anyone logged in sees; one about the owner's instance; a course page
@@ -25,18 +26,6 @@ ADMINS = codes(LOGIN, 403, 403, 403, 403, 200)
 def form(make):
     return lambda world, role: {"data": make(world)}
 
-
-
-def current_cpu_weight(world):
-    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["cpu_weight"]
-
-
-def current_flavor(world):
-    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["flavor"]
-
-
-def host_of(world):
-    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["host"]
 
 # endpoint -> {method: (statuses for anon, outsider, peer, owner, manager, admin; how to call)}
 TABLE = {
@@ -77,6 +66,8 @@ TABLE = {
     # Its own flavor again: a resize that changes nothing.
     "resize_instance": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, 403, SEE_OTHER),
                                  form(lambda w: {"flavor": current_flavor(w)}))},
+    # Admins only: its own host is refused naming `host`, on the instance page (400); nothing moves.
+    "migrate_instance": {"POST": (codes(LOGIN, 404, 404, 403, 403, 400), form(lambda w: {"host": host_of(w)}))},
     "delete_instance": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER),
                                  fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()}))},
     # -- keys --
@@ -129,6 +120,8 @@ TABLE = {
     # Enabling an enabled host changes nothing (the world's host keeps taking instances).
     "admin_host_state": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
                                   lambda w, r: {"name": host_of(w), "action": "enable"})},
+    # Draining the world's only host would disable it: a host that does not exist (404 on the hosts page).
+    "admin_drain_host": {"POST": (codes(LOGIN, 403, 403, 403, 403, 404), lambda w, r: {"name": "no-such-host"})},
     "admin_audit": {"GET": (ADMINS, shared)},
     "admin_instances": {"GET": (ADMINS, shared)},
     "admin_instance_rows": {"GET": (ADMINS, shared)},

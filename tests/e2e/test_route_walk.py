@@ -12,25 +12,14 @@ import requests
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.api import Api, approved_user
-from tests.e2e.walk_world import AUTHORISED, ROLES, codes, csv_rows, fresh_for, own_key, shared, unique
+from tests.e2e.walk_world import (AUTHORISED, ROLES, codes, csv_rows, current_cpu_weight, current_flavor,
+                                   fresh_for, host_of, own_key, shared, unique)
 
 # Each row: operationId -> (statuses for anon, outsider, peer, owner, manager, admin; how to call).
 # `call(world, role)` returns a dict: path params, and optionally json/data/headers/query/session.
 def body(make):
     return lambda world, role: {"json": make(world)}
 
-
-
-def current_cpu_weight(world):
-    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["cpu_weight"]
-
-
-def current_flavor(world):
-    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["flavor"]
-
-
-def host_of(world):
-    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()["host"]
 
 TABLE = {
     # -- meta --
@@ -123,6 +112,9 @@ TABLE = {
                                body(lambda w: {"cpu_weight": current_cpu_weight(w)})),
     # Its own flavor again: a resize that changes nothing (202, as any accepted resize).
     "resize_instance": (codes(401, 404, 404, 202, 403, 202), body(lambda w: {"flavor": current_flavor(w)})),
+    # Admins only (instance:migrate); the others never learn more than the instance page tells them.
+    # Its own host: refused naming `host` (400), nothing moves (test_migrate.py moves one between two hosts).
+    "migrate_instance": (codes(401, 404, 404, 403, 403, 400), body(lambda w: {"host": host_of(w)})),
     "delete_instance": (codes(401, 404, 404, 202, 202, 202),
                         fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()})),
     # -- administration --
@@ -135,6 +127,8 @@ TABLE = {
     # creates: a host that does not exist shows the policy answers first (test_cli_hosts disables).
     "enable_host": (codes(401, 403, 403, 403, 403, 200), lambda w, r: {"name": host_of(w)}),
     "disable_host": (codes(401, 403, 403, 403, 403, 404), lambda w, r: {"name": "no-such-host"}),
+    # Draining the world's only host would disable it too (test_migrate.py drains one of two).
+    "drain_host": (codes(401, 403, 403, 403, 403, 404), lambda w, r: {"name": "no-such-host"}),
 }
 
 

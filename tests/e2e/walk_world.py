@@ -98,6 +98,23 @@ def own_key(world, role):
     return world.session("owner" if role == "anon" else role).key
 
 
+# The owner's instance as it is now (rows that send its own values back: a change that changes nothing).
+def _instance_now(world):
+    return world.owner.call("GET", f"/instances/{world.instance}", 200).json()
+
+
+def current_cpu_weight(world):
+    return _instance_now(world)["cpu_weight"]
+
+
+def current_flavor(world):
+    return _instance_now(world)["flavor"]
+
+
+def host_of(world):
+    return _instance_now(world)["host"]
+
+
 # How a walk row makes its call for a role: a dict of path params and optionally the body
 # (`json` for the API, `data` for a portal form) and other request parts.
 AUTHORISED = ("owner", "manager", "admin")

@@ -196,8 +196,13 @@ def admin_images(rpc, actor):
 
 # ----- hosts, audit log -----------------------------------------------------------------------
 
-def _hosts_page(rpc, actor, errors=None):
-    return form_page("admin/hosts.html", errors, title="Hosts", hosts=rpc.instances.list_hosts(actor))
+def _hosts_page(rpc, actor, errors=None, drained=None):
+    """The hosts; `drained`: a drain's answer, with the names of the instances it names."""
+    if drained is None:
+        return form_page("admin/hosts.html", errors, title="Hosts", hosts=rpc.instances.list_hosts(actor))
+    hosts, instances = gather((rpc.instances.list_hosts, actor), (rpc.instances.list_instances, actor, False, None))
+    return form_page("admin/hosts.html", errors, title="Hosts", hosts=hosts, drained=drained,
+                     names={i["id"]: i["name"] for i in instances})
 
 
 @page("/admin/hosts", title="Hosts", area="admin", nav="Hosts")
@@ -205,10 +210,19 @@ def admin_hosts(rpc, actor):
     return _hosts_page(rpc, actor)
 
 
+def _host_page(rpc, actor, name, errors=None, drained=None):
+    """One host and what runs there; `drained` as on the list (the instances it names may have moved
+    off this host already: their names come from every instance)."""
+    if drained is None:
+        return form_page("admin/host.html", errors, title=f"Host {name}", host=rpc.instances.get_host(actor, name))
+    host, instances = gather((rpc.instances.get_host, actor, name), (rpc.instances.list_instances, actor, False, None))
+    return form_page("admin/host.html", errors, title=f"Host {name}", host=host, drained=drained,
+                     names={i["id"]: i["name"] for i in instances})
+
+
 @page("/admin/hosts/<host_name:name>", title="Host", area="admin")
 def admin_host(rpc, actor, name):
-    host = rpc.instances.get_host(actor, name)
-    return render_template("admin/host.html", title=f"Host {name}", host=host)
+    return _host_page(rpc, actor, name)
 
 
 @page("/admin/hosts/<host_name:name>/<any(disable,enable):action>", title="Host action", area="admin",
@@ -216,9 +230,23 @@ def admin_host(rpc, actor, name):
 def admin_host_state(rpc, actor, name, action):
     method = getattr(rpc.instances, f"{action}_host")
     _done, errors = attempt(lambda: method(actor, name))
+    to_host = request.form.get("back") == "host"  # sent from the host's own page: back there
+    if errors and to_host and errors.status != 404:
+        return _host_page(rpc, actor, name, errors)
     if errors:
         return _hosts_page(rpc, actor, errors)
-    return _back("/admin/hosts")
+    return _back(f"/admin/hosts/{name}" if to_host else "/admin/hosts")
+
+
+@page("/admin/hosts/<host_name:name>/drain", title="Drain a host", area="admin", methods=("POST",))
+def admin_drain_host(rpc, actor, name):
+    """The host takes nothing new and its running instances migrate away; the page it was sent
+    from (the list, or the host's own page: `back`) shows the answer: the migrations started and
+    the instances refused, with why."""
+    drained, errors = attempt(lambda: rpc.instances.drain_host(actor, name))
+    if request.form.get("back") == "host" and errors.status != 404:
+        return _host_page(rpc, actor, name, errors, drained)
+    return _hosts_page(rpc, actor, errors, drained)
 
 
 @page("/admin/audit", title="Audit log", area="admin", nav="Audit")

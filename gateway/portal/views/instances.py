@@ -1,7 +1,9 @@
 """A user's instances: the dashboard (live), creating one, its page (live state, console, actions,
-SSH command), and usage against the course quota."""
+SSH command; for admins a live migration), and usage against the course quota."""
 from flask import redirect, render_template, request
 
+from common import policy
+from common.errors import CapacityExhausted
 from gateway.portal.forms import attempt, body_from_form, form_page
 from gateway.portal.gather import gather
 from gateway.portal.registry import page
@@ -73,16 +75,38 @@ def usage(rpc, actor):
     return render_template("instances/usage.html", title="My usage", usages=list(zip(projects, usages)))
 
 
-def _instance_page(rpc, actor, instance_id, errors=None, form=None):
-    instance, flavors, actions, projects = gather((rpc.instances.get_instance, actor, instance_id),
-                                                  (rpc.instances.list_flavors,),
-                                                  (rpc.instances.list_instance_actions, actor, instance_id),
-                                                  (rpc.accounts.list_projects, actor))
+def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None):
+    """The instance page; `failed`: the form the service refused (resources, resize, migrate),
+    shown open with `errors` next to its fields and the values sent (`form`)."""
+    may_list_hosts = policy.allowed(actor, "host:list")  # admins: the migrate form's destinations
+    calls = [(rpc.instances.get_instance, actor, instance_id), (rpc.instances.list_flavors,),
+             (rpc.instances.list_instance_actions, actor, instance_id), (rpc.accounts.list_projects, actor)]
+    if may_list_hosts:
+        calls.append((rpc.instances.list_hosts, actor))
+    instance, flavors, actions, projects, *hosts = gather(*calls)
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
                      flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
-                     course=_by_id(projects).get(instance["project"]), form=form,
+                     course=_by_id(projects).get(instance["project"]), form=form, failed=failed,
                      flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB (up to "
-                                        f"{f['max_memory_mib']}), {f['disk_gib']} GiB") for f in flavors])
+                                        f"{f['max_memory_mib']}), {f['disk_gib']} GiB") for f in flavors],
+                     destinations=_destinations(actor, instance, hosts[0]) if hosts else None)
+
+
+def _number(value):
+    return int(value) if float(value).is_integer() else round(value, 1)
+
+
+def _destinations(actor, instance, hosts):
+    """The migrate form's hosts, (name, text): those taking instances (up and enabled) other than
+    the instance's own; None when the policy does not let the actor migrate it (no form). The
+    service checks the choice again (room, anti-affinity) and names `host` when it refuses."""
+    if not policy.allowed(actor, "instance:migrate", {"user_id": instance["user_id"],
+                                                      "project_id": instance["project"]}):
+        return None
+    return [(h["name"], f"{h['name']}: {h['allocated_memory_mib']} of {_number(h['capacity_memory_mib'])} MiB, "
+                        f"{h['allocated_vcpus']} of {_number(h['capacity_vcpus'])} vCPUs allocated, "
+                        f"{h['instances']} instances")
+            for h in hosts if h["up"] and h["state"] == "enabled" and h["name"] != instance["host"]]
 
 
 @page("/instances/<uuid:instance_id>", title="Instance", area="student")
@@ -115,24 +139,34 @@ def power_instance(rpc, actor, instance_id, action):
     return redirect(f"/instances/{instance_id}", code=303)
 
 
-def _instance_form(rpc, actor, instance_id, schema, method):
+def _instance_form(rpc, actor, instance_id, schema, method, failed, also=()):
     """A form of the instance page posted to `method(actor, instance_id, body)`: back to the page,
-    or the page again with the service's refusal next to the fields."""
+    or the page again with the service's refusal next to the fields of the form `failed`."""
     body = body_from_form(INSTANCES + schema)
-    _done, errors = attempt(lambda: method(actor, instance_id, body))
+    _done, errors = attempt(lambda: method(actor, instance_id, body), also)
     if errors:
-        return _instance_page(rpc, actor, instance_id, errors, request.form)
+        return _instance_page(rpc, actor, instance_id, errors, request.form, failed)
     return redirect(f"/instances/{instance_id}", code=303)
 
 
 @page("/instances/<uuid:instance_id>/resources", title="Change resources", area="student", methods=("POST",))
 def set_resources(rpc, actor, instance_id):
-    return _instance_form(rpc, actor, instance_id, "SetResourcesRequest", rpc.instances.set_instance_resources)
+    return _instance_form(rpc, actor, instance_id, "SetResourcesRequest", rpc.instances.set_instance_resources,
+                          "resources")
 
 
 @page("/instances/<uuid:instance_id>/resize", title="Resize", area="student", methods=("POST",))
 def resize_instance(rpc, actor, instance_id):
-    return _instance_form(rpc, actor, instance_id, "ResizeRequest", rpc.instances.resize_instance)
+    return _instance_form(rpc, actor, instance_id, "ResizeRequest", rpc.instances.resize_instance, "resize")
+
+
+@page("/instances/<uuid:instance_id>/migrate", title="Migrate", area="admin", methods=("POST",))
+def migrate_instance(rpc, actor, instance_id):
+    """Admins: a live migration to the host chosen, or (empty) the scheduler's choice; the page
+    then polls the instance `migrating` to `migrating_to`. No host with room: the service's 503,
+    on the form."""
+    return _instance_form(rpc, actor, instance_id, "MigrateRequest", rpc.instances.migrate_instance, "migrate",
+                          also=(CapacityExhausted,))
 
 
 @page("/instances/<uuid:instance_id>/delete", title="Delete instance", area="student", methods=("POST",))
