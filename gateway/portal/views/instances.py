@@ -162,9 +162,9 @@ def resize_instance(rpc, actor, instance_id):
 
 @page("/instances/<uuid:instance_id>/migrate", title="Migrate", area="admin", methods=("POST",))
 def migrate_instance(rpc, actor, instance_id):
-    """Admins: a live migration to the host chosen, or (empty) the scheduler's choice; the page
-    then polls the instance `migrating` to `migrating_to`. No host with room: the service's 503,
-    on the form."""
+    """Admins: a migration to the host chosen, or (empty) the scheduler's choice; the page then
+    polls the instance `migrating` to `migrating_to`. No host with room: the service's 503, on the
+    form."""
     return _instance_form(rpc, actor, instance_id, "MigrateRequest", rpc.instances.migrate_instance, "migrate",
                           also=(CapacityExhausted,))
 
