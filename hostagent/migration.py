@@ -11,6 +11,7 @@ opens the destination's daemon (its MIGRATION_URI) and calls migrate3 with
 - LIVE | PERSIST_DEST | UNDEFINE_SOURCE: the guest keeps running, ends up defined on the
   destination and forgotten on the source. If anything fails, libvirt resumes the guest on the
   source and removes what it started on the destination.
+A stopped guest moves the same way, started paused (cold migration: see migrate()).
 
 The test driver cannot migrate (each agent's test:///default lives in its own process): there the
 source answers with the definition it would have sent and the destination defines and starts it
@@ -29,6 +30,10 @@ from hostagent import domains
 from hostagent.domain_xml import METADATA_NS
 
 LIVE_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_NON_SHARED_INC | libvirt.VIR_MIGRATE_PERSIST_DEST
+              | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+# A stopped guest, started paused for the move: it stays paused on the destination (and is powered
+# off there at once).
+COLD_FLAGS = (libvirt.VIR_MIGRATE_PAUSED | libvirt.VIR_MIGRATE_NON_SHARED_INC | libvirt.VIR_MIGRATE_PERSIST_DEST
               | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
 ROOT_DISK = "vda"
 
@@ -63,46 +68,71 @@ def _present_on(conn, instance_id):
 
 
 def migrate(conn, instance_id, target, test_driver=False):
-    """Move the running domain to the host `target` describes ({uri, address, disk_path,
-    console_path, ssh_port}). Returns {moved, downtime_ms, total_ms, xml}: `xml` (the definition
-    for the destination) only on the test driver, where nothing moves here.
+    """Move the domain to the host `target` describes ({uri, address, disk_path, console_path,
+    ssh_port}). Returns {moved, running, downtime_ms, total_ms, xml}: `xml` (the definition for the
+    destination) only on the test driver, where nothing moves here.
 
-    Asking again after a move that succeeded (a redelivered request) finds the guest running on
-    the destination and not on the source, and changes nothing."""
+    A running guest moves live. A stopped one is started paused first (it runs no instruction, so
+    its disk does not change), moved the same way (its top layer copied by libvirt) and powered off
+    on the destination: it arrives stopped; after a failure it is powered off here again.
+
+    Asking again after a move that succeeded (a redelivered request) finds the guest on the
+    destination and not here, and changes nothing."""
     source = domains.find_domain(conn, instance_id)
     if test_driver:
         if source is None:
-            return {"moved": False, "downtime_ms": None, "total_ms": None, "xml": None}
+            return {"moved": False, "running": None, "downtime_ms": None, "total_ms": None, "xml": None}
         xml = destination_xml(source.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), target["disk_path"],
                               target.get("console_path"), target.get("ssh_port"))
-        return {"moved": True, "downtime_ms": 0, "total_ms": 0, "xml": xml}
+        return {"moved": True, "running": bool(source.isActive()), "downtime_ms": 0, "total_ms": 0, "xml": xml}
     destination = libvirt.open(target["uri"])
     try:
-        if source is None or not source.isActive():
-            if _present_on(destination, instance_id) is not None:
-                return {"moved": True, "downtime_ms": None, "total_ms": None, "xml": None}
-            raise Conflict(f"instance {instance_id} is not running on this host: nothing to migrate live",
-                           {"state": ["not running here"]})
-        running_xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
-        defined_xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_INACTIVE)
-        where = (target["disk_path"], target.get("console_path"), target.get("ssh_port"))
-        params = {
-            libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml(running_xml, *where),
-            libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: destination_xml(defined_xml, *where),
-            libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: [ROOT_DISK],
-        }
-        if target.get("address"):   # the destination's address on the hosts' migration network
-            params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target['address']}"
-            params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target["address"]
+        if source is None:
+            arrived = domains.find_domain(destination, instance_id)
+            if arrived is not None:
+                return {"moved": True, "running": bool(arrived.isActive()), "downtime_ms": None,
+                        "total_ms": None, "xml": None}
+            raise Conflict(f"instance {instance_id} is on neither host", {"instance_id": ["not here"]})
+        cold = not source.isActive()
+        if cold:
+            source.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
         started = time.monotonic()
         try:
-            moved = source.migrate3(destination, params, LIVE_FLAGS)
+            moved = source.migrate3(destination, _params(source, target), COLD_FLAGS if cold else LIVE_FLAGS)
         except libvirt.libvirtError as exc:
-            raise HostOperationFailed(f"live migration of {instance_id} failed: {exc.get_error_message()}") from None
+            if cold:
+                _power_off(source)   # back to what it was
+            raise HostOperationFailed(f"migration of {instance_id} failed: {exc.get_error_message()}") from None
         total_ms = round((time.monotonic() - started) * 1000)
-        return {"moved": True, "total_ms": total_ms, "downtime_ms": _downtime_ms(moved), "xml": None}
+        downtime_ms = None if cold else _downtime_ms(moved)
+        if cold:
+            _power_off(moved)
+        return {"moved": True, "running": not cold, "total_ms": total_ms, "downtime_ms": downtime_ms, "xml": None}
     finally:
         destination.close()
+
+
+def _params(source, target):
+    running_xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+    defined_xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_INACTIVE)
+    where = (target["disk_path"], target.get("console_path"), target.get("ssh_port"))
+    params = {
+        libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml(running_xml, *where),
+        libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: destination_xml(defined_xml, *where),
+        libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: [ROOT_DISK],
+    }
+    if target.get("address"):   # the destination's address on the hosts' migration network
+        params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target['address']}"
+        params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target["address"]
+    return params
+
+
+def _power_off(domain):
+    try:
+        domain.destroy()
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_DOMAIN):
+            raise
 
 
 def _downtime_ms(domain):
@@ -115,15 +145,15 @@ def _downtime_ms(domain):
     return stats.get("downtime")
 
 
-def adopt(conn, instance_id, xml):
-    """The destination's side on the test driver: define and start the domain the source
-    described, unless it is here already. On a real driver migrate3 defined and started it: a
-    missing domain is an error then (xml is None)."""
+def adopt(conn, instance_id, xml, start=True):
+    """The destination's side. On the test driver: define the domain the source described (and
+    start it if it ran there), unless it is here already. On a real driver migrate3 defined it (and
+    it runs or not as it did): a missing domain is an error then (xml is None)."""
     domain = domains.find_domain(conn, instance_id)
     if domain is None:
         if xml is None:
             raise HostOperationFailed(f"instance {instance_id} did not arrive on this host")
         domain = conn.defineXML(xml)
-    if not domain.isActive():
-        domain.create()
+        if start:
+            domain.create()
     return domains.describe(domain)

@@ -191,6 +191,7 @@ class MigrateDomainRequest(StrictSchema):
 
 class MigrationResultSchema(StrictSchema):
     moved = fields.Boolean()
+    running = fields.Boolean(allow_none=True)   # it arrived running (live) or stopped (cold)
     downtime_ms = fields.Integer(allow_none=True)
     total_ms = fields.Integer(allow_none=True)
     # The test driver only: the definition the destination takes (finish_incoming).
@@ -200,6 +201,7 @@ class MigrationResultSchema(StrictSchema):
 class FinishIncomingRequest(StrictSchema):
     instance_id = UuidString(required=True)
     xml = fields.String(load_default=None, allow_none=True)
+    start = fields.Boolean(load_default=True)   # the test driver: start what it defines from xml
 
 
 class StopDomainRequest(StrictSchema):

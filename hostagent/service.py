@@ -256,9 +256,10 @@ class HostAgent:
 
     @rpc
     def migrate_domain(self, request):
-        """Source: move the running guest to the destination prepare_incoming described (live,
-        its root disk copied into the top layer storage made there). Blocks until libvirt is done:
-        the guest then runs on the destination, or (on failure, raised) still here."""
+        """Source: move the guest to the destination prepare_incoming described (a running one
+        live, a stopped one started paused for the move; its root disk copied into the top layer
+        storage made there). Blocks until libvirt is done: the guest is then on the destination,
+        or (on failure, raised) still here as it was."""
         request = load(MigrateDomainRequest, request)
         self._cancel_probe(request["instance_id"])
         result = self.hypervisor.run(migration.migrate, request["instance_id"], request,
@@ -267,12 +268,12 @@ class HostAgent:
 
     @rpc
     def finish_incoming(self, request):
-        """Destination, after the move: the guest runs here (the test driver defines and starts it
-        from `xml` now), with the SSH port recorded in its metadata and its recorded bandwidth on
-        its new tap. Returns its state."""
+        """Destination, after the move: the guest is here (the test driver defines it from `xml` now,
+        and starts it when `start`), with the SSH port recorded in its metadata and, when it runs,
+        its recorded bandwidth on its new tap. Returns its state."""
         request = load(FinishIncomingRequest, request)
         instance_id = request["instance_id"]
-        state = self.hypervisor.run(migration.adopt, instance_id, request["xml"])
+        state = self.hypervisor.run(migration.adopt, instance_id, request["xml"], request["start"])
         port = self._forward_port(instance_id)
         if port is not None:
             self.hypervisor.run(domains.record_ssh_port, instance_id, port)

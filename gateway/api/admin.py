@@ -58,9 +58,9 @@ def enable_host(rpc, actor, name):
 
 
 @route("POST", "/api/v1/hosts/<host_name:name>/drain", tag="admin",
-       summary="Drain a host: no new instances, every running one migrated live to another host, then the host "
-               "is disabled (admin); the answer lists the migrations started and the instances that could not "
-               "move (stopped ones stay)",
+       summary="Drain a host: no new instances, every running one migrated live and every stopped one cold to "
+               "other hosts, then the host is disabled (admin); the answer lists the migrations started and the "
+               "instances that could not move",
        response=INSTANCES + "HostDrainSchema", status=202)
 def drain_host(rpc, actor, name):
     return rpc.instances.drain_host(actor, name)

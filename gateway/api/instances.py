@@ -66,9 +66,9 @@ def resize_instance(rpc, actor, instance_id, body):
 
 
 @route("POST", "/api/v1/instances/<uuid:instance_id>/migrate", tag="instances",
-       summary="Live-migrate a running instance to another host (admin): the named one, or the scheduler's "
-               "choice among the others (accepted: migrating, then running there; a failed migration leaves "
-               "it running where it was, with the reason)",
+       summary="Migrate an instance to another host (admin): a running one live, a stopped one cold; to the "
+               "named host, or the scheduler's choice among the others (accepted: migrating, then running or "
+               "stopped there; a failed migration leaves it where it was, with the reason)",
        body=INSTANCES + "MigrateRequest", response=INSTANCES + "InstanceSchema", status=202,
        errors=(409,))
 def migrate_instance(rpc, actor, instance_id, body):

@@ -82,8 +82,8 @@ _state_command("enable", "Put a host back into placement.")
               help="seconds --wait waits at most")
 @output.format_options
 def host_drain(name, wait, timeout, fmt):
-    """Empty a host: nothing new goes there, every running instance migrates live to another host,
-    then it is disabled. Stopped instances stay."""
+    """Empty a host: nothing new goes there, every running instance migrates live (stopped ones
+    cold) to other hosts, then it is disabled."""
     client = connect()
     drained = client.post(f"/hosts/{name}/drain")
     if fmt.kind != "table":

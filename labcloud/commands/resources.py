@@ -66,8 +66,8 @@ def instance_resize(name, flavor, confirm, wait, timeout, fmt):
 @wait_options
 @output.format_options
 def instance_migrate(name, host, wait, timeout, fmt):
-    """Move a running instance to another host, live (admins): its SSH sessions go on, its
-    endpoint moves (POST /instances/{id}/migrate)."""
+    """Move an instance to another host (admins): a running one live (its SSH sessions go on, its
+    endpoint moves), a stopped one cold (POST /instances/{id}/migrate)."""
     client = connect()
     found = client.find_instance(name)
     accepted = client.post(f"/instances/{found['id']}/migrate", {"host": host} if host else {})

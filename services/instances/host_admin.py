@@ -2,12 +2,12 @@
 it. Where instances go is scheduler.py's business, how they move migrate.py's; this module reads
 and sets the host's state.
 
-Drain: the host becomes `draining` (no new placement, like `disabled`) and each running instance on
-it is asked to migrate live (the scheduler picks each destination among the enabled hosts). Once no
-instance is running or migrating on it any more, it becomes `disabled` (checked at the drain and
-after every migration that ends: `finish_drain`). What is not running (stopped, error) stays on it
-(live migration moves running guests only). A migration that is refused (no room elsewhere) or fails
-leaves its instance running there and the host `draining`: the drain's answer and the instance's
+Drain: the host becomes `draining` (no new placement, like `disabled`) and each running or stopped
+instance on it is asked to migrate (running ones live; the scheduler picks each destination among
+the enabled hosts). Once none is running, stopped or migrating on it any more, it becomes
+`disabled` (checked at the drain and after every migration from it that ends: `finish_drain`). An
+instance in `error` stays (an admin looks at it). A migration that is refused (no room elsewhere) or
+fails leaves its instance there and the host `draining`: the drain's answer and the instance's
 reason say why, and a second drain tries again."""
 from sqlalchemy import select, update
 
@@ -15,8 +15,10 @@ from common.errors import LabcloudError, NotFound
 from services.instances import migrate, scheduler, states
 from services.instances.models import Flavor, Host, Instance
 
-# What keeps a draining host from being disabled: guests that still run there or are leaving.
-STILL_HERE = ("running", "migrating")
+# What a drain moves, and what keeps a draining host from being disabled (guests still there or
+# leaving; an instance in `error` stays: an admin looks at it).
+MOVABLE = ("running", "stopped")
+STILL_HERE = ("running", "stopped", "migrating")
 
 
 def get_host(session, name, policy, now):
@@ -37,20 +39,21 @@ def set_state(session, name, state, policy, now):
 
 
 def drain(session, actor, name, policy, now):
-    """Returns (the host, ids of the instances asked to migrate now, {instance id: why not})."""
+    """Returns (the host, [(instance id, its state before)] of the instances asked to migrate now,
+    {instance id: why not})."""
     scheduler.set_host_state(session, name, "draining", policy, now)
-    running = session.scalars(select(Instance.id).where(Instance.host == name, Instance.state == "running")
+    movable = session.scalars(select(Instance.id).where(Instance.host == name, Instance.state.in_(MOVABLE))
                               .order_by(Instance.id)).all()
     started, refused = [], {}
-    for instance_id in running:
+    for instance_id in movable:
         try:
-            _instance, requested = migrate.request_migration(session, actor, instance_id, {}, policy, now)
+            _instance, was = migrate.request_migration(session, actor, instance_id, {}, policy, now)
         except LabcloudError as exc:   # no room elsewhere, or it changed meanwhile: it stays for now
             session.rollback()
             refused[instance_id] = exc.message
             continue
-        if requested:
-            started.append(instance_id)
+        if was:
+            started.append((instance_id, was))
     finish_drain(session, name)
     return scheduler.describe(session.get(Host, name, populate_existing=True), policy, now), started, refused
 

@@ -1,4 +1,5 @@
-"""Live migration: an admin moves a running instance to another host (policy instance:migrate).
+"""Migration: an admin moves an instance to another host (policy instance:migrate): a running one
+live, a stopped one cold (the host agent starts it paused for the move: it arrives stopped).
 
 request_migration checks who asks and the state, and picks the destination: the one the admin
 named, or the scheduler's choice among the other hosts (filter `current`). The destination is
@@ -10,7 +11,8 @@ run_migration, the saga (each step is idempotent, so a redelivered event runs it
 1. storage `prepare_root_disk_move`: the image on the destination and an empty top layer over it;
 2. destination `prepare_incoming`: DHCP and neighbour entries, an SSH port, the console log's place,
    and how the source reaches it (libvirt URI, migration address);
-3. source `migrate_domain`: libvirt's live migration, the top layer copied while the guest runs;
+3. source `migrate_domain`: libvirt's migration, the top layer copied while the guest runs (or
+   while a stopped one sits paused);
 4. destination `finish_incoming` (the guest runs there; the SSH port in its metadata), then
    `set_domain_shares` there: the shares are set again on the destination (Orca's lesson: the
    destination's driver did not know them);
@@ -40,12 +42,14 @@ ACTION = "migrate"
 
 
 def request_migration(session, actor, instance_id, request, placement_policy, now):
-    """Returns (instance, requested): requested is False when a migration is already under way."""
+    """Returns (instance, the state it migrates from: running or stopped), or (instance, None) when
+    a migration is already under way."""
     instance = access.visible_instance(session, actor, instance_id)
     policy.enforce(actor, "instance:migrate", access.target(instance), what="migrate an instance")
     if instance.state == "migrating":
-        return instance, False
+        return instance, None
     states.require(ACTION, instance.state)
+    was = instance.state
     source = instance.host
     wanted = placement.request_for(session.get(Flavor, instance.flavor_id), instance)
     wanted = dataclasses.replace(wanted, current_host=source)
@@ -62,7 +66,7 @@ def request_migration(session, actor, instance_id, request, placement_policy, no
     instance_store.start_action(session, instance.id, ACTION, actor, f"{source} -> {destination}", commit=False)
     session.commit()
     session.refresh(instance)
-    return instance, True
+    return instance, was
 
 
 def _claim_named(session, name, source, wanted, now, placement_policy):
@@ -86,9 +90,10 @@ def _claim_named(session, name, source, wanted, now, placement_policy):
     raise Conflict(f"host {name} {problem}", {"host": [problem]})
 
 
-def run_migration(session, instance_id, peers, now):
-    """The saga (event `instance_migrate_requested`). Returns the state it ended in, or None when
-    there was nothing to do (not migrating: done already, or deleted meanwhile)."""
+def run_migration(session, instance_id, peers, now, live=True):
+    """The saga (event `instance_migrate_requested`; `live`: it was running, else stopped). Returns
+    the state it ended in, or None when there was nothing to do (not migrating: done already, or
+    deleted meanwhile)."""
     instance = session.get(Instance, instance_id)
     if instance is None or instance.state != "migrating" or not instance.migrating_to:
         return None
@@ -108,12 +113,12 @@ def run_migration(session, instance_id, peers, now):
         finally:
             # Asked even when the call failed: a reply lost after libvirt finished must not be taken
             # for a guest left on the source.
-            arrived = _arrived(peers, destination, instance_id, result.get("xml"))
+            arrived = _arrived(peers, destination, instance_id, result.get("xml"), live)
         if arrived is None:
             raise Conflict(f"the guest did not arrive on {destination}")
     except Exception as exc:  # the guest is on the source: what the destination got goes
         if arrived is None:
-            return _fail_back(session, instance_id, source, destination, peers, describe_failure(exc))
+            return _fail_back(session, instance_id, source, destination, peers, describe_failure(exc), live)
         log.warning("migration of %s: %s (the guest runs on %s)", instance_id, exc, destination)
     try:
         peers.hosts(destination).set_domain_shares(shares.host_request(instance, flavor))
@@ -127,28 +132,29 @@ def run_migration(session, instance_id, peers, now):
 
 
 def _timing(result):
-    """What libvirt measured, for the action log: 'libvirt 2.41 s, downtime 59 ms'."""
+    """For the action log: how long the source agent's migrate3 call took and the downtime libvirt
+    recorded for the switch-over: 'migrate3 2.41 s, downtime 59 ms'."""
     parts = []
     if result.get("total_ms") is not None:
-        parts.append(f"libvirt {result['total_ms'] / 1000:.2f} s")
+        parts.append(f"migrate3 {result['total_ms'] / 1000:.2f} s")
     if result.get("downtime_ms") is not None:
         parts.append(f"downtime {result['downtime_ms']} ms")
     return ", ".join(parts) or None
 
 
-def _arrived(peers, destination, instance_id, xml):
-    """The destination's report of the guest (running there, its SSH port recorded), or None when
-    the guest is not there."""
+def _arrived(peers, destination, instance_id, xml, live):
+    """The destination's report of the guest (there, its SSH port recorded), or None when the guest
+    is not there."""
     try:
-        return peers.hosts(destination).finish_incoming({"instance_id": instance_id, "xml": xml})
+        return peers.hosts(destination).finish_incoming({"instance_id": instance_id, "xml": xml, "start": live})
     except Exception as exc:  # not there (or the host cannot say): treated as not moved
         log.info("migration of %s: not on %s: %s", instance_id, destination, describe_failure(exc))
         return None
 
 
 def _end(session, instance_id, source, destination, report, now, problem=None, timing=None):
-    """The instance is on the destination now: running (or `error` with `problem`); the action
-    log's message gets libvirt's timing."""
+    """The instance is on the destination now: running or stopped as it arrived (or `error` with
+    `problem`); the action log's message gets the timing."""
     if problem:
         step = "saga:migrated_broken"
     else:
@@ -165,7 +171,7 @@ def _end(session, instance_id, source, destination, report, now, problem=None, t
     return moved
 
 
-def _fail_back(session, instance_id, source, destination, peers, reason):
+def _fail_back(session, instance_id, source, destination, peers, reason, live):
     log.warning("migration of %s to %s failed, undoing: %s", instance_id, destination, reason)
     session.rollback()
     left = []
@@ -178,8 +184,8 @@ def _fail_back(session, instance_id, source, destination, peers, reason):
     message = f"migration to {destination} failed: {reason}; the guest stays on {source}"
     if left:
         message += f" (cleanup on {destination} incomplete: {'; '.join(left)})"
-    moved = instance_store.move(session, instance_id, "saga:migrated_running", commit=False,
-                                migrating_to=None, reason=message)
+    moved = instance_store.move(session, instance_id, "saga:migrated_running" if live else "saga:migrated_stopped",
+                                commit=False, migrating_to=None, reason=message)
     if moved is None:
         session.rollback()
         return None

@@ -67,8 +67,9 @@ class MigrateRequest(StrictSchema):
 
 
 class MigrateRequestedSchema(StrictSchema):
-    """Event `instance_migrate_requested`: a live migration to carry out (migrate.run_migration)."""
+    """Event `instance_migrate_requested`: a migration to carry out (migrate.run_migration)."""
     instance_id = UuidString(required=True)
+    live = fields.Boolean(load_default=True)   # it was running (else stopped: it arrives stopped)
 
 
 class ListInstancesRequest(StrictSchema):

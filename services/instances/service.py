@@ -139,13 +139,13 @@ class InstancesService:
 
     @rpc
     def migrate_instance(self, actor, instance_id, request):
-        """Admins: a running instance moves live to another host (migrate.py); answers at once
-        with the instance `migrating`."""
+        """Admins: an instance moves to another host, a running one live (migrate.py); answers at
+        once with the instance `migrating`."""
         request = load(MigrateRequest, request)
-        instance, requested = migrate.request_migration(self.db, load_actor(actor), instance_id, request,
-                                                        self._policy(), self.clock())
-        if requested:
-            self.dispatch("instance_migrate_requested", {"instance_id": instance.id})
+        instance, was = migrate.request_migration(self.db, load_actor(actor), instance_id, request,
+                                                  self._policy(), self.clock())
+        if was:
+            self.dispatch("instance_migrate_requested", {"instance_id": instance.id, "live": was == "running"})
         return dump(InstanceSchema, instance)
 
     @rpc
@@ -208,9 +208,9 @@ class InstancesService:
         policy.enforce(actor, "host:update", what="drain a host")
         name = load(HostNameSchema, {"name": name})["name"]
         host, started, refused = host_admin.drain(self.db, actor, name, self._policy(), self.clock())
-        for instance_id in started:
-            self.dispatch("instance_migrate_requested", {"instance_id": instance_id})
-        return dump(HostDrainSchema, {**host, "migrations_started": started, "refused": refused})
+        for instance_id, was in started:
+            self.dispatch("instance_migrate_requested", {"instance_id": instance_id, "live": was == "running"})
+        return dump(HostDrainSchema, {**host, "migrations_started": [i for i, _was in started], "refused": refused})
 
     def _set_host_state(self, actor, name, state):
         policy.enforce(load_actor(actor), "host:update", what="disable or enable a host")
@@ -267,9 +267,11 @@ class InstancesService:
 
     @event_handler("instances", "instance_migrate_requested")
     def on_migrate_requested(self, payload):
-        instance_id = load(MigrateRequestedSchema, payload)["instance_id"]
+        request = load(MigrateRequestedSchema, payload)
+        instance_id = request["instance_id"]
         source = self.db.scalar(select(Instance.host).where(Instance.id == instance_id))
-        self._announce(instance_id, migrate.run_migration(self.db, instance_id, self._peers(), self.clock))
+        self._announce(instance_id, migrate.run_migration(self.db, instance_id, self._peers(), self.clock,
+                                                          request["live"]))
         host_admin.finish_drain(self.db, source)   # the last guest leaving a draining host disables it
 
     @event_handler("instances", "instance_power_requested")

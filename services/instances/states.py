@@ -56,7 +56,7 @@ STATES = {s.name: s for s in (
           True, True, True, DELETE_TEARDOWN, False, True, True),
     State("resizing", "stopped, given its new flavor's size and started again (resize.py)",
           True, True, False, DELETE_TEARDOWN, False, True, True),
-    State("migrating", "moving, running, to the host `migrating_to` names (migrate.py)",
+    State("migrating", "moving to the host `migrating_to` names, live or stopped (migrate.py)",
           True, True, True, DELETE_TEARDOWN, False, True, True),
     State("error", "something failed; `reason` says what. Delete cleans up",
           True, True, False, DELETE_TEARDOWN, True, True, False),
@@ -83,7 +83,7 @@ _allow("stop", ["running"], "stopping")
 _allow("start", ["stopped"], "starting")
 _allow("reboot", ["running"], "rebooting")
 _allow("resize", ["running"], "resizing")   # only a resize that needs a restart; the others keep the state
-_allow("migrate", ["running"], "migrating")   # admins (policy instance:migrate); live only for now
+_allow("migrate", ["running", "stopped"], "migrating")   # admins (policy instance:migrate)
 _allow("delete", [s.name for s in STATES.values() if s.on_delete == DELETE_AT_ONCE], "deleted")
 _allow("delete", [s.name for s in STATES.values() if s.on_delete == DELETE_TEARDOWN], "deleting")
 # saga steps

@@ -76,12 +76,16 @@ def test_migration_moves_the_instance_its_disk_and_its_allocation(travel):
     assert inst["id"] not in [i["id"] for i in admin.call("GET", f"/hosts/{source}", 200).json()["instances_on_host"]]
     [action] = [a for a in admin.call("GET", f"/instances/{inst['id']}/actions", 200).json() if a["action"] == "migrate"]
     assert action["result"] == "success" and action["message"].startswith(f"{source} -> {destination}"), action
-    # It still works where it is: a stop and a start go to the destination's agent.
+    # It still works where it is: a stop goes to the destination's agent. Stopped, it migrates
+    # back cold and arrives stopped; started, it runs there.
     user.call("POST", f"/instances/{inst['id']}/stop", 202)
     user.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "stopped", timeout=60)
-    assert "state" in admin.call("POST", f"/instances/{inst['id']}/migrate", 409, json={}).json()["error"]["fields"]
+    admin.call("POST", f"/instances/{inst['id']}/migrate", 202, json={"host": source})
+    cold = user.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] != "migrating", timeout=60).json()
+    assert (cold["state"], cold["host"], cold["reason"]) == ("stopped", source, None), cold
     user.call("POST", f"/instances/{inst['id']}/start", 202)
-    user.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "running", timeout=60)
+    started = user.wait_for(f"/instances/{inst['id']}", lambda r: r.json()["state"] == "running", timeout=60).json()
+    assert started["host"] == source
     # Reconcile finds nothing of it left on the source, and the instance as it is on the destination.
     report = admin.call("POST", "/admin/reconcile", 200).json()
     assert not [f for f in report["findings"] if f["subject"] == inst["id"] or inst["id"] in f["subject"]], report
@@ -89,8 +93,8 @@ def test_migration_moves_the_instance_its_disk_and_its_allocation(travel):
 
 def test_drain_moves_the_running_guests_away_then_disables_the_host(stack, travel):
     """Through the installed command: `labcloud instance migrate` back, then `labcloud host drain
-    --wait` on the host it is on: it runs elsewhere, the host ends disabled; a stopped instance
-    stays (live migration moves running guests)."""
+    --wait` on the host it is on: it and a stopped instance there move (the stopped one cold), the
+    host ends disabled."""
     admin, user, hosts, inst = travel
     home = tempfile.mkdtemp(prefix="labcloud-cli-drain-")
     ok(run(home, "login", "--url", stack.url, "--username", "admin", "--password-stdin",
@@ -99,7 +103,7 @@ def test_drain_moves_the_running_guests_away_then_disables_the_host(stack, trave
     back = next(h for h in hosts if h != here)
     moved = json.loads(ok(run(home, "instance", "migrate", inst["id"], "--host", back, "--wait", "--json")))
     assert (moved["state"], moved["host"]) == ("running", back), moved
-    # A stopped instance of the user on the same host: it stays there.
+    # A stopped instance of the user on the same host: it moves too, stopped.
     flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
     image = user.call("GET", "/images", 200).json()[0]
     others = [h for h in hosts if h != back]
@@ -116,10 +120,12 @@ def test_drain_moves_the_running_guests_away_then_disables_the_host(stack, trave
     user.wait_for(f"/instances/{parked['id']}", lambda r: r.json()["state"] == "stopped", timeout=60)
     try:
         out = ok(run(home, "host", "drain", back, "--wait"))
-        assert out.splitlines()[0] == f"{back}: draining, 1 migrating away", out
-        assert out.splitlines()[-1] == f"{back}: disabled; left on it: parked (stopped)", out
+        assert out.splitlines()[0] == f"{back}: draining, 2 migrating away", out
+        assert out.splitlines()[-1] == f"{back}: disabled", out
         now = user.call("GET", f"/instances/{inst['id']}", 200).json()
         assert now["state"] == "running" and now["host"] != back, now
+        stopped = user.call("GET", f"/instances/{parked['id']}", 200).json()
+        assert stopped["state"] == "stopped" and stopped["host"] != back, stopped
         assert admin.call("GET", f"/hosts/{back}", 200).json()["status"] == "disabled"
         # Drained again: nothing to move, it stays disabled... once enabled, drain has nothing to wait for.
         admin.call("POST", f"/hosts/{back}/enable", 200)

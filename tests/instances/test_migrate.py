@@ -4,7 +4,7 @@ a lost reply, a failure, a redelivery, a delete in the middle, and the scheduler
 import pytest
 
 from common.errors import CapacityExhausted, Conflict, HostOperationFailed, InvalidInput
-from services.instances import lifecycle, migrate, saga, scheduler
+from services.instances import instance_store, lifecycle, migrate, saga, scheduler
 from services.instances.models import Instance
 from tests.instances.fakes import ADMIN, NOW, POLICY, FakeCloud, running_instance
 from tests.instances.test_scheduler import assert_counters_match, heartbeat
@@ -40,17 +40,18 @@ class TwoHosts:
             def migrate_domain(self, req):
                 self._step("migrate_domain")
                 to = "h2" if self.name == "h1" else "h1"
-                outer.domains[to][req["instance_id"]] = outer.domains[self.name].pop(req["instance_id"])
+                outer.domains[to][req["instance_id"]] = domain = outer.domains[self.name].pop(req["instance_id"])
                 if outer.lose_reply:
                     raise HostOperationFailed("the reply was lost")
-                return {"moved": True, "total_ms": 2400, "downtime_ms": 59, "xml": None}
+                return {"moved": True, "running": domain["state"] == "running", "total_ms": 2400,
+                        "downtime_ms": 59, "xml": None}
 
             def finish_incoming(self, req):
                 self._step("finish_incoming")
                 if req["instance_id"] not in outer.domains[self.name]:
                     raise HostOperationFailed("not here")
-                return {"instance_id": req["instance_id"], "state": "running", "seq": outer.cloud.next_seq(),
-                        "ssh_port": 22555}
+                return {"instance_id": req["instance_id"], "state": outer.domains[self.name][req["instance_id"]]["state"],
+                        "seq": outer.cloud.next_seq(), "ssh_port": 22555}
 
             def set_domain_shares(self, req):
                 self._step("set_domain_shares")
@@ -104,13 +105,13 @@ def world(session):
 
 
 def requested(session, inst, host=None):
-    instance, started = migrate.request_migration(session, ADMIN, inst.id, {"host": host}, POLICY, NOW)
-    assert started and instance.state == "migrating"
+    instance, was = migrate.request_migration(session, ADMIN, inst.id, {"host": host}, POLICY, NOW)
+    assert was == "running" and instance.state == "migrating"
     return instance
 
 
-def run(session, inst, hosts):
-    return migrate.run_migration(session, inst.id, hosts.peers, lambda: NOW)
+def run(session, inst, hosts, live=True):
+    return migrate.run_migration(session, inst.id, hosts.peers, lambda: NOW, live)
 
 
 def test_the_guest_its_entries_and_its_disk_end_on_the_destination(world):
@@ -189,4 +190,22 @@ def test_refusals_name_the_field(world):
         migrate.request_migration(session, ADMIN, inst.id, {}, POLICY, NOW)
     assert "current: 1" in str(nowhere.value) and "disabled: 1" in str(nowhere.value)
     assert session.get(Instance, inst.id).state == "running"
+    assert_counters_match(session)
+
+
+def test_a_stopped_instance_arrives_stopped_and_a_failed_cold_move_leaves_it_stopped(world):
+    session, inst, cloud = world
+    cloud.domains[inst.id]["state"] = "shutoff"
+    assert instance_store.move(session, inst.id, "host:shutoff") == "stopped"
+    hosts = TwoHosts(cloud, fail_on=[("h1", "migrate_domain")])
+    instance, was = migrate.request_migration(session, ADMIN, inst.id, {"host": "h2"}, POLICY, NOW)
+    assert was == "stopped"
+    assert run(session, inst, hosts, live=False) == "stopped"
+    session.refresh(inst)
+    assert inst.host == "h1" and "stays on h1" in inst.reason and hosts.holds("h2", inst.id) == set()
+    hosts = TwoHosts(cloud)
+    migrate.request_migration(session, ADMIN, inst.id, {"host": "h2"}, POLICY, NOW)
+    assert run(session, inst, hosts, live=False) == "stopped"
+    session.refresh(inst)
+    assert inst.host == "h2" and hosts.holds("h2", inst.id) == {"domain", "entries", "disk"}
     assert_counters_match(session)

@@ -6,7 +6,8 @@ L2 segment for the guests, a migration network for QEMU's stream), through the R
 - a migration that succeeds keeps an SSH session opened before it working, moves the SSH endpoint
   (a new session through the new port), and the guest's CPU weight and bandwidth limits are set on
   the destination; nothing of it is left on the source;
-- draining the host it is on then moves it back and disables that host.
+- draining the host it is on then moves it back and disables that host;
+- stopped, it migrates cold, and what it wrote on its disk is there when it starts on the other host.
 The stack has two hosts of its own (the package's shared QEMU stack has one)."""
 import os
 import socket
@@ -155,3 +156,21 @@ def test_draining_a_host_moves_its_guest_and_disables_it(linked_stack, traveller
         assert nothing_of(linked_stack, here, guest) == {}
     finally:
         admin.call("POST", f"/hosts/{here}/enable", 200)
+
+
+def test_a_stopped_guest_migrates_cold_with_its_disk(linked_stack, traveller):
+    admin, api, key, guest = traveller
+    with ssh(api.call("GET", f"/instances/{guest['id']}", 200).json(), key) as session:
+        run(session, "echo cold > /data/cold; sync")
+    api.call("POST", f"/instances/{guest['id']}/stop", 202)
+    stopped = api.wait_for(f"/instances/{guest['id']}", lambda r: r.json()["state"] == "stopped", timeout=120).json()
+    here = stopped["host"]
+    admin.call("POST", f"/instances/{guest['id']}/migrate", 202, json={})
+    moved = wait_settled(api, guest["id"])
+    assert moved["state"] == "stopped" and moved["host"] != here and not moved["reason"], moved
+    assert nothing_of(linked_stack, here, guest) == {}
+    api.call("POST", f"/instances/{guest['id']}/start", 202)
+    started = wait_ready(api, guest["id"])
+    assert started["state"] == "running" and started["host"] == moved["host"], started
+    with ssh(started, key) as session:
+        assert run(session, "cat /data/cold") == "cold"   # its disk came along
