@@ -340,8 +340,10 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
         f"/admin/courses/{course['id']}/quota": {"instances": "0"},
         "/admin/images": {"name": unique("no-"), "source_path": "/nonexistent/disk.qcow2"},
         f"/admin/hosts/{stack.hosts[0]}/disable": {},
+        f"/admin/hosts/{stack.hosts[0]}/drain": {},
     }
-    assert {re.sub(r"/\d+/", "/<id>/", p).replace(f"/{stack.hosts[0]}/disable", "/<host>/<action>") for p in posts} == {
+    assert {re.sub(r"/\d+/", "/<id>/", p).replace(f"/{stack.hosts[0]}/disable", "/<host>/<action>")
+            .replace(f"/{stack.hosts[0]}/drain", "/<host_name:name>/drain") for p in posts} == {
         re.sub(r"<id:\w+>", "<id>", p.rule).replace("/<host_name:name>/<any(disable,enable):action>", "/<host>/<action>")
         for p in pages if "POST" in p.methods}
     for action, data in posts.items():
