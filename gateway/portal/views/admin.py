@@ -1,4 +1,4 @@
-"""Admins: sign-ups, users, courses and quotas, images, hosts, the audit log, every instance.
+"""Admins: sign-ups, users, courses and quotas, images, hosts, subnets, the audit log, every instance.
 
 Like every portal page these only call the services and show what they answer; the services
 decide who may. Each GET page shows at least one piece of data only an administrator may read
@@ -18,6 +18,7 @@ from gateway.routes import resolve
 
 ACCOUNTS = "services.accounts.schemas:"
 STORAGE = "services.storage.schemas:"
+NETWORK = "services.network.schemas:"
 QUOTA_LABELS = {"instances": "Instances", "vcpus": "vCPUs", "memory_mib": "Memory (MiB)",
                 "volume_gib": "Volumes (GiB)", "floating_ips": "Floating IPs"}
 REGISTRATION_PATHS = ("/api/v1/images", "/admin/images")  # POSTs that register an image
@@ -194,7 +195,7 @@ def admin_images(rpc, actor):
     return _back("/admin/images")
 
 
-# ----- hosts, audit log -----------------------------------------------------------------------
+# ----- hosts ----------------------------------------------------------------------------------
 
 def _hosts_page(rpc, actor, errors=None, drained=None):
     """The hosts; `drained`: a drain's answer, with the names of the instances it names."""
@@ -248,6 +249,77 @@ def admin_drain_host(rpc, actor, name):
         return _host_page(rpc, actor, name, errors, drained)
     return _hosts_page(rpc, actor, errors, drained)
 
+
+# ----- subnets --------------------------------------------------------------------------------
+
+def _subnets_page(rpc, actor, errors=None, form=None):
+    return form_page("admin/subnets.html", errors, title="Subnets", subnets=rpc.network.list_subnets(actor),
+                     form=form or {})
+
+
+@page("/admin/subnets", title="Subnets", area="admin", methods=("GET", "POST"), nav="Subnets")
+def admin_subnets(rpc, actor):
+    """The subnets; a POST creates one (DNS servers and reserved addresses: comma- or line-separated,
+    sent as the API's lists)."""
+    if request.method == "GET":
+        return _subnets_page(rpc, actor)
+    body = body_from_form(NETWORK + "CreateSubnetRequest")
+    _subnet, errors = attempt(lambda: rpc.network.create_subnet(actor, body))
+    if errors:
+        return _subnets_page(rpc, actor, errors, request.form)
+    return _back("/admin/subnets")
+
+
+def _subnet_page(rpc, actor, subnet_id, errors=None, failed=None, form=None):
+    """One subnet; `failed`: the form the service refused (reserve, release-IP, delete)."""
+    subnet = rpc.network.get_subnet(actor, subnet_id)
+    return form_page("admin/subnet.html", errors, title=f"Subnet {subnet['name']}", subnet=subnet,
+                     failed=failed, form=form or {})
+
+
+@page("/admin/subnets/<id:subnet_id>", title="Subnet", area="admin")
+def admin_subnet(rpc, actor, subnet_id):
+    return _subnet_page(rpc, actor, subnet_id)
+
+
+@page("/admin/subnets/<id:subnet_id>/reserve", title="Reserve an address", area="admin", methods=("POST",))
+def admin_reserve_address(rpc, actor, subnet_id):
+    body = body_from_form(NETWORK + "ReserveAddressRequest")
+    _subnet, errors = attempt(lambda: rpc.network.reserve_address(actor, subnet_id, body))
+    if errors:
+        return _subnet_page(rpc, actor, subnet_id, errors, "reserve", request.form)
+    return _back(f"/admin/subnets/{subnet_id}")
+
+
+@page("/admin/subnets/<id:subnet_id>/reserved/<ipv4:ip>/release", title="Release a reserved address",
+      area="admin", methods=("POST",))
+def admin_release_address(rpc, actor, subnet_id, ip):
+    _subnet, errors = attempt(lambda: rpc.network.unreserve_address(actor, subnet_id, ip))
+    if errors:
+        return _subnet_page(rpc, actor, subnet_id, errors, f"release-{ip}")
+    return _back(f"/admin/subnets/{subnet_id}")
+
+
+@page("/admin/subnets/<id:subnet_id>/delete", title="Delete a subnet", area="admin", methods=("POST",))
+def admin_delete_subnet(rpc, actor, subnet_id):
+    """Refused (409) while guests hold addresses of it, or for the default subnet: shown on its page."""
+    _subnet, errors = attempt(lambda: rpc.network.delete_subnet(actor, subnet_id))
+    if errors:
+        return _subnet_page(rpc, actor, subnet_id, errors, "delete")
+    return _back("/admin/subnets")
+
+
+@page("/admin/subnets/<id:subnet_id>/macs", title="MAC list", area="admin")
+def admin_subnet_macs(rpc, actor, subnet_id):
+    """Every address guests of the subnet can get with its MAC (Orca's pre-approval list); a
+    `random` subnet has none: the service's refusal (409) is the page's message."""
+    subnet = rpc.network.get_subnet(actor, subnet_id)
+    macs, errors = attempt(lambda: rpc.network.list_subnet_macs(actor, subnet_id))
+    return form_page("admin/subnet_macs.html", errors, title=f"MAC list of {subnet['name']}", subnet=subnet,
+                     macs=macs or [])
+
+
+# ----- audit log ------------------------------------------------------------------------------
 
 @page("/admin/audit", title="Audit log", area="admin", nav="Audit")
 def admin_audit(rpc, actor):
