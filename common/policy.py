@@ -72,6 +72,11 @@ POLICY = {
     "host:list": (ADMIN,),
     "host:get": (ADMIN,),
     "host:update": (ADMIN,),                  # disable, enable, drain
+    "subnet:list": (ADMIN,),                  # subnets belong to the admins
+    "subnet:get": (ADMIN,),
+    "subnet:create": (ADMIN,),
+    "subnet:update": (ADMIN,),                # reserve and release addresses
+    "subnet:delete": (ADMIN,),
     "reconcile:run": (ADMIN,),
     "reconcile:list": (ADMIN,),
 }

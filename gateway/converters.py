@@ -24,5 +24,11 @@ class HostNameConverter(BaseConverter):
     regex = HOST_NAME_REGEX
 
 
+class Ipv4Converter(BaseConverter):
+    """A dotted IPv4 address (the service checks the octets and names the field)."""
+    regex = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+
+
 HOST_NAME_PATTERN = "^" + HostNameConverter.regex + "$"
-CONVERTERS = {"id": IdConverter, "host_name": HostNameConverter}
+IPV4_PATTERN = "^" + Ipv4Converter.regex + "$"
+CONVERTERS = {"id": IdConverter, "host_name": HostNameConverter, "ipv4": Ipv4Converter}

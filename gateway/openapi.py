@@ -6,7 +6,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from common.schemas import MAX_ID
-from gateway.converters import HOST_NAME_PATTERN
+from gateway.converters import HOST_NAME_PATTERN, IPV4_PATTERN
 from gateway.schemas import ErrorSchema
 
 OPENAPI_VERSION = "3.0.3"
@@ -18,6 +18,7 @@ _CONVERTER_SCHEMAS = {
     "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     "uuid": {"type": "string", "format": "uuid"},
     "host_name": {"type": "string", "pattern": HOST_NAME_PATTERN, "maxLength": 48},
+    "ipv4": {"type": "string", "pattern": IPV4_PATTERN, "maxLength": 15},
 }
 
 

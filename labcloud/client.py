@@ -253,6 +253,9 @@ class ApiClient:
     def find_image(self, value):
         return self._find("image", "/images", value)
 
+    def find_subnet(self, value):
+        return self._find("subnet", "/subnets", value)
+
     def user_id(self, value, project=None):
         """A user's id: digits are an id (usernames start with a letter); a username is looked up
         in the project's members when a project is given (what a manager may read), else in

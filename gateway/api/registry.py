@@ -5,6 +5,7 @@ ACCOUNTS = "services.accounts.schemas:"
 INSTANCES = "services.instances.schemas:"
 STORAGE = "services.storage.schemas:"
 METRICS = "services.metrics.schemas:"
+NETWORK = "services.network.schemas:"
 
 api = RouteRegistry()
 route = api.route

@@ -1,15 +1,18 @@
 """IP and MAC allocation. No duplicates, ever: (subnet, ip), mac and owner are unique in the
-database, and a conflicting insert from another replica is retried a bounded number of times."""
+database; the address comes from the subnet's free ranges (ipam.py: the lowest free one, taken
+by one indexed UPDATE, so replicas never pick the same and a /16 is never scanned)."""
 import ipaddress
-import random
+import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import CapacityExhausted, Conflict, NotFound
+from services.network import ipam
 from services.network.models import Address, Subnet
 
 ALLOCATION_ATTEMPTS = 8
+MAC_POLICIES = ("orca", "random")
 
 
 def mac_for_ip(ip):
@@ -17,11 +20,26 @@ def mac_for_ip(ip):
     return "aa:00:" + ":".join(f"{byte:02x}" for byte in ipaddress.IPv4Address(ip).packed)
 
 
+def random_mac():
+    """Locally administered (bit 1 of the first octet) unicast (bit 0 clear); never Orca's aa:00
+    prefix, so the two kinds cannot collide."""
+    first = (secrets.randbits(8) | 0x02) & 0xFE
+    second = secrets.randbits(8)
+    if (first, second) == (0xAA, 0x00):
+        second = 0x01
+    return ":".join(f"{b:02x}" for b in [first, second] + [secrets.randbits(8) for _ in range(4)])
+
+
+def mac_for(subnet, ip):
+    return mac_for_ip(ip) if subnet.mac_policy == "orca" else random_mac()
+
+
 def describe(address, subnet):
     net = ipaddress.IPv4Network(subnet.cidr)
     return {
         "owner": address.owner, "subnet": subnet.name, "cidr": subnet.cidr, "ip": address.ip,
         "mac": address.mac, "gateway": subnet.gateway, "prefixlen": net.prefixlen,
+        "dns_servers": [d for d in (subnet.dns_servers or "").split(",") if d],
         "allocated_at": address.allocated_at,
     }
 
@@ -33,22 +51,6 @@ def find_subnet(session, name=None):
         raise NotFound(f"no subnet {name!r}" if name else "no default subnet",
                        {"subnet": ["unknown subnet"]} if name else {})
     return subnet
-
-
-def pick_free_ip(subnet, used, attempt=0):
-    """The lowest free address on the first attempt (released IPs are reused first); after a
-    conflict, a random one among the lowest few, so racing replicas stop colliding."""
-    net = ipaddress.IPv4Network(subnet.cidr)
-    reserved = used | {subnet.gateway}
-    spread = 1 if attempt == 0 else 4 * attempt
-    candidates = []
-    for host in net.hosts():
-        candidate = str(host)
-        if candidate not in reserved:
-            candidates.append(candidate)
-            if len(candidates) >= spread:
-                break
-    return random.choice(candidates) if candidates else None
 
 
 def address_of(session, owner):
@@ -66,21 +68,25 @@ def list_addresses(session):
 
 def allocate_address(session, owner, subnet_name=None):
     """Give `owner` an address; asking twice for the same owner returns the same address."""
-    for attempt in range(ALLOCATION_ATTEMPTS):
+    for _attempt in range(ALLOCATION_ATTEMPTS):
         existing = address_of(session, owner)
         if existing is not None:
             return existing, False
         subnet = find_subnet(session, subnet_name)
-        used = set(session.scalars(select(Address.ip).where(Address.subnet_id == subnet.id)))
-        ip = pick_free_ip(subnet, used, attempt)
-        if ip is None:
-            raise CapacityExhausted(f"subnet {subnet.name} ({subnet.cidr}) has no free address")
-        address = Address(subnet_id=subnet.id, ip=ip, mac=mac_for_ip(ip), owner=owner)
+        session.commit()   # the allocation below is its own transaction, started by its write
+        value = ipam.take_lowest(session, subnet.id)
+        if value is None:
+            session.rollback()
+            raise CapacityExhausted(f"subnet {subnet.name} ({subnet.cidr}) has no free address",
+                                    {"subnet": ["no free address"]})
+        ip = ipam.to_ip(value)
+        address = Address(subnet_id=subnet.id, ip=ip, mac=mac_for(subnet, ip), owner=owner)
         session.add(address)
         try:
             session.commit()
         except IntegrityError:
-            # Another replica took this IP (or allocated for this owner) first: look again.
+            # The owner got an address meanwhile (a redelivered request on another replica), or a
+            # random MAC collided: the address goes back with the rollback; look again.
             session.rollback()
             continue
         return describe(address, subnet), True
@@ -92,35 +98,12 @@ def release_address(session, owner):
     address = session.scalars(select(Address).where(Address.owner == owner)).first()
     if address is None:
         return None
-    released = describe(address, session.get(Subnet, address.subnet_id))
-    session.delete(address)
+    subnet = session.get(Subnet, address.subnet_id)
+    released = describe(address, subnet)
+    session.expunge(address)
+    # Only the release that deletes the row gives the address back (a redelivered release racing
+    # on another replica finds nothing to delete), so it is never free twice.
+    if session.execute(delete(Address).where(Address.id == address.id)).rowcount == 1:
+        ipam.give_back(session, subnet.id, ipam.to_int(address.ip))
     session.commit()
     return released
-
-
-def create_subnet(session, name, cidr, is_default=False):
-    net = ipaddress.IPv4Network(cidr)
-    for other in session.scalars(select(Subnet)):
-        if net.overlaps(ipaddress.IPv4Network(other.cidr)):
-            raise Conflict(f"{cidr} overlaps subnet {other.name} ({other.cidr})", {"cidr": ["overlaps"]})
-    if session.scalars(select(Subnet).where(Subnet.name == name)).first():
-        raise Conflict(f"subnet {name} exists", {"name": ["already exists"]})
-    if is_default:
-        for other in session.scalars(select(Subnet).where(Subnet.is_default)):
-            other.is_default = False
-    subnet = Subnet(name=name, cidr=str(net), gateway=str(next(net.hosts())), is_default=is_default)
-    session.add(subnet)
-    session.commit()
-    return subnet_summary(session, subnet)
-
-
-def subnet_summary(session, subnet):
-    allocated = session.scalar(select(func.count(Address.id)).where(Address.subnet_id == subnet.id))
-    net = ipaddress.IPv4Network(subnet.cidr)
-    return {"id": subnet.id, "name": subnet.name, "cidr": subnet.cidr, "gateway": subnet.gateway,
-            "is_default": subnet.is_default, "allocated": allocated,
-            "capacity": max(net.num_addresses - 3, 0)}
-
-
-def list_subnets(session):
-    return [subnet_summary(session, s) for s in session.scalars(select(Subnet).order_by(Subnet.id))]

@@ -1,10 +1,19 @@
 """RPC payloads of the network service."""
 import ipaddress
 
-from marshmallow import fields, validate, validates, ValidationError
+from marshmallow import ValidationError, fields, validate, validates
 
-from common.schemas import StrictSchema, UtcDateTime
+from common.schemas import Id, StrictSchema, UtcDateTime
 
+SUBNET_NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
+IPV4 = dict(validate=validate.Length(min=7, max=15))
+
+
+def _ipv4(value):
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValidationError("not an IPv4 address") from None
 
 
 class AllocateAddressRequest(StrictSchema):
@@ -17,8 +26,18 @@ class ReleaseAddressRequest(StrictSchema):
 
 
 class CreateSubnetRequest(StrictSchema):
-    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,63}$"))
-    cidr = fields.String(required=True)
+    name = fields.String(required=True, validate=validate.Regexp(SUBNET_NAME))
+    cidr = fields.String(required=True, metadata={"description": "a private IPv4 network, /8 to /29"})
+    gateway = fields.String(load_default=None, metadata={"description": "default: the first host address"}, **IPV4)
+    allocation_start = fields.String(load_default=None, metadata={
+        "description": "the first address guests get (default: the first host address; Orca used .20)"}, **IPV4)
+    allocation_end = fields.String(load_default=None, metadata={
+        "description": "the last address guests get (default: the last host address)"}, **IPV4)
+    dns_servers = fields.List(fields.String(**IPV4), load_default=list, validate=validate.Length(max=4))
+    reserved = fields.List(fields.String(**IPV4), load_default=list, validate=validate.Length(max=256),
+                           metadata={"description": "addresses no guest gets"})
+    mac_policy = fields.String(load_default="orca", validate=validate.OneOf(["orca", "random"]), metadata={
+        "description": "orca: aa:00 + the IPv4 bytes (a list admins can pre-approve); random: locally administered"})
     is_default = fields.Boolean(load_default=False)
 
     @validates("cidr")
@@ -27,10 +46,33 @@ class CreateSubnetRequest(StrictSchema):
             net = ipaddress.IPv4Network(value, strict=True)
         except ValueError as exc:
             raise ValidationError(f"not an IPv4 network: {exc}") from None
-        if net.prefixlen > 29:
-            raise ValidationError("a subnet needs at least /29")
+        if not 8 <= net.prefixlen <= 29:
+            raise ValidationError("from /8 to /29")
         if not net.is_private:
             raise ValidationError("labcloud subnets must be private ranges")
+
+    @validates("gateway", "allocation_start", "allocation_end")
+    def _address(self, value, **_):
+        if value is not None:
+            _ipv4(value)
+
+    @validates("dns_servers", "reserved")
+    def _addresses(self, values, **_):
+        for value in values:
+            _ipv4(value)
+
+
+class SubnetIdSchema(StrictSchema):
+    subnet_id = Id(required=True)
+
+
+class ReserveAddressRequest(StrictSchema):
+    ip = fields.String(required=True, **IPV4)
+    note = fields.String(load_default="", validate=validate.Length(max=255))
+
+    @validates("ip")
+    def _ip(self, value, **_):
+        _ipv4(value)
 
 
 class AddressSchema(StrictSchema):
@@ -41,6 +83,7 @@ class AddressSchema(StrictSchema):
     mac = fields.String()
     gateway = fields.String()
     prefixlen = fields.Integer()
+    dns_servers = fields.List(fields.String())
     allocated_at = UtcDateTime()
 
 
@@ -50,5 +93,16 @@ class SubnetSchema(StrictSchema):
     cidr = fields.String()
     gateway = fields.String()
     is_default = fields.Boolean()
-    allocated = fields.Integer()
-    capacity = fields.Integer()
+    allocation_start = fields.String()
+    allocation_end = fields.String()
+    dns_servers = fields.List(fields.String())
+    reserved = fields.List(fields.String())
+    mac_policy = fields.String()
+    allocated = fields.Integer(metadata={"description": "addresses guests hold"})
+    free = fields.Integer(metadata={"description": "addresses guests can still get"})
+    capacity = fields.Integer(metadata={"description": "allocated + free"})
+
+
+class MacEntrySchema(StrictSchema):
+    ip = fields.String()
+    mac = fields.String()

@@ -1,12 +1,16 @@
-"""Network service: subnets, IP and MAC allocation. Entry points only; logic is in addresses.py."""
+"""Network service: subnets, IP and MAC allocation. Entry points only; allocation is in
+addresses.py (over ipam.py's free ranges), subnets in subnets.py."""
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
 
+from common import policy
+from common.actors import load_actor
 from common.db import Database
 from common.schemas import dump, load
-from services.network import addresses
+from services.network import addresses, subnets
 from services.network.schemas import (
-    AddressSchema, AllocateAddressRequest, CreateSubnetRequest, ReleaseAddressRequest, SubnetSchema)
+    AddressSchema, AllocateAddressRequest, CreateSubnetRequest, MacEntrySchema, ReleaseAddressRequest,
+    ReserveAddressRequest, SubnetIdSchema, SubnetSchema)
 
 
 class NetworkService:
@@ -15,6 +19,7 @@ class NetworkService:
     db = Database()
     dispatch = EventDispatcher()
 
+    # ----- internal: the instances service allocates and releases -----
     @rpc
     def allocate_address(self, request):
         request = load(AllocateAddressRequest, request)
@@ -42,11 +47,44 @@ class NetworkService:
     def list_addresses(self):
         return dump(AddressSchema, addresses.list_addresses(self.db), many=True)
 
+    # ----- admins: subnets -----
     @rpc
-    def list_subnets(self):
-        return dump(SubnetSchema, addresses.list_subnets(self.db), many=True)
+    def list_subnets(self, actor):
+        policy.enforce(load_actor(actor), "subnet:list", what="list subnets")
+        return dump(SubnetSchema, subnets.list_subnets(self.db), many=True)
 
     @rpc
-    def create_subnet(self, request):
-        request = load(CreateSubnetRequest, request)
-        return dump(SubnetSchema, addresses.create_subnet(self.db, **request))
+    def get_subnet(self, actor, subnet_id):
+        policy.enforce(load_actor(actor), "subnet:get", what="look at a subnet")
+        return dump(SubnetSchema, subnets.summary(self.db, subnets.get(self.db, self._id(subnet_id))))
+
+    @rpc
+    def create_subnet(self, actor, request):
+        policy.enforce(load_actor(actor), "subnet:create", what="create a subnet")
+        return dump(SubnetSchema, subnets.create_subnet(self.db, load(CreateSubnetRequest, request)))
+
+    @rpc
+    def delete_subnet(self, actor, subnet_id):
+        policy.enforce(load_actor(actor), "subnet:delete", what="delete a subnet")
+        return dump(SubnetSchema, subnets.delete_subnet(self.db, self._id(subnet_id)))
+
+    @rpc
+    def reserve_address(self, actor, subnet_id, request):
+        policy.enforce(load_actor(actor), "subnet:update", what="reserve an address")
+        request = load(ReserveAddressRequest, request)
+        return dump(SubnetSchema, subnets.reserve(self.db, self._id(subnet_id), request["ip"], request["note"]))
+
+    @rpc
+    def unreserve_address(self, actor, subnet_id, ip):
+        policy.enforce(load_actor(actor), "subnet:update", what="release a reserved address")
+        request = load(ReserveAddressRequest, {"ip": ip})
+        return dump(SubnetSchema, subnets.unreserve(self.db, self._id(subnet_id), request["ip"]))
+
+    @rpc
+    def list_subnet_macs(self, actor, subnet_id):
+        policy.enforce(load_actor(actor), "subnet:get", what="list a subnet's MACs")
+        return dump(MacEntrySchema, subnets.mac_list(self.db, self._id(subnet_id)), many=True)
+
+    @staticmethod
+    def _id(subnet_id):
+        return load(SubnetIdSchema, {"subnet_id": subnet_id})["subnet_id"]

@@ -9,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 from common.db import make_engine
 from common.errors import CapacityExhausted, Conflict
 from common.migrate import upgrade
-from services.network import addresses
+from services.network import addresses, subnets
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,7 +52,7 @@ def test_released_address_is_reused(session_factory):
 
 def test_small_subnet_runs_out_with_a_clear_error(session_factory):
     with session_factory() as session:
-        addresses.create_subnet(session, "tiny", "192.168.50.0/29")
+        subnets.create_subnet(session, {"name": "tiny", "cidr": "192.168.50.0/29"})
         got = [addresses.allocate_address(session, f"vm{i}", "tiny")[0]["ip"] for i in range(5)]
         assert len(set(got)) == 5
         assert all(ipaddress.IPv4Address(ip) in ipaddress.IPv4Network("192.168.50.0/29") for ip in got)
@@ -63,7 +63,7 @@ def test_small_subnet_runs_out_with_a_clear_error(session_factory):
 def test_overlapping_subnet_is_refused(session_factory):
     with session_factory() as session:
         with pytest.raises(Conflict) as err:
-            addresses.create_subnet(session, "other", "10.99.1.0/24")
+            subnets.create_subnet(session, {"name": "other", "cidr": "10.99.1.0/24"})
     assert "cidr" in err.value.fields
 
 

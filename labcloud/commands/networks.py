@@ -1,0 +1,116 @@
+"""`labcloud network ...`: subnets (admins): list, show, create, delete, reserve and release
+addresses, and print the MACs guests of a subnet can get (Orca's pre-approval list)."""
+import click
+
+from labcloud.commands import output
+from labcloud.commands.base import completes, connect, group
+
+SUBNET_COLUMNS = [("id", "ID"), ("name", "NAME"), ("cidr", "CIDR"), ("gateway", "GATEWAY"),
+                  (lambda s: f"{s['allocation_start']}-{s['allocation_end']}", "ALLOCATION_RANGE"),
+                  ("mac_policy", "MACS"), ("allocated", "ALLOCATED"), ("free", "FREE"),
+                  (lambda s: "yes" if s["is_default"] else "", "DEFAULT")]
+
+
+def subnet_argument(command):
+    return click.argument("subnet", metavar="SUBNET", shell_complete=completes("/subnets"))(command)
+
+
+@group()
+def network():
+    """Subnets (admins): list, show, create, delete, reserve, unreserve, macs."""
+
+
+@network.command("list")
+@output.format_options
+def network_list(fmt):
+    """The subnets, their allocation ranges and how many addresses guests hold and can still get."""
+    output.emit_formatted(connect().get("/subnets"), fmt, columns=SUBNET_COLUMNS)
+
+
+@network.command("show")
+@subnet_argument
+@output.format_options
+def network_show(subnet, fmt):
+    """One subnet, with its reserved addresses and DNS servers."""
+    client = connect()
+    output.emit_formatted(client.get(f"/subnets/{client.find_subnet(subnet)['id']}"), fmt)
+
+
+@network.command("create")
+@click.argument("name")
+@click.argument("cidr")
+@click.option("--gateway", help="default: the first host address")
+@click.option("--range", "allocation", metavar="FIRST-LAST", help="the addresses guests get (Orca: .20-.254)")
+@click.option("--dns", "dns_servers", multiple=True, help="a DNS server for its guests (repeatable)")
+@click.option("--reserve", "reserved", multiple=True, help="an address no guest gets (repeatable)")
+@click.option("--macs", "mac_policy", type=click.Choice(["orca", "random"]), default="orca", show_default=True,
+              help="orca: aa:00 + the address's bytes (a list to pre-approve); random: locally administered")
+@click.option("--default", "is_default", is_flag=True, help="new instances get addresses here")
+@output.format_options
+def network_create(name, cidr, gateway, allocation, dns_servers, reserved, mac_policy, is_default, fmt):
+    """Create a subnet (POST /subnets)."""
+    body = {"name": name, "cidr": cidr, "dns_servers": list(dns_servers), "reserved": list(reserved),
+            "mac_policy": mac_policy, "is_default": is_default}
+    if gateway:
+        body["gateway"] = gateway
+    if allocation:
+        first, sep, last = allocation.partition("-")
+        if not sep:
+            raise click.BadParameter("FIRST-LAST, e.g. 10.20.0.20-10.20.0.254", param_hint="--range")
+        body.update(allocation_start=first, allocation_end=last)
+    made = connect().post("/subnets", body)
+    output.emit_formatted([made] if fmt.kind == "table" else made, fmt, columns=SUBNET_COLUMNS)
+
+
+@network.command("delete")
+@subnet_argument
+@output.format_options
+def network_delete(subnet, fmt):
+    """Delete a subnet no guest holds an address of."""
+    client = connect()
+    gone = client.delete(f"/subnets/{client.find_subnet(subnet)['id']}")
+    if fmt.kind == "table":
+        return output.say(f"{gone['name']}: deleted")
+    output.emit_formatted(gone, fmt)
+
+
+@network.command("reserve")
+@subnet_argument
+@click.argument("ip")
+@click.option("--note", default="", help="what the address is for")
+@output.format_options
+def network_reserve(subnet, ip, note, fmt):
+    """No guest gets IP from now on."""
+    client = connect()
+    changed = client.post(f"/subnets/{client.find_subnet(subnet)['id']}/reserved", {"ip": ip, "note": note})
+    _say_reserved(changed, fmt)
+
+
+@network.command("unreserve")
+@subnet_argument
+@click.argument("ip")
+@output.format_options
+def network_unreserve(subnet, ip, fmt):
+    """Guests may get IP again."""
+    client = connect()
+    changed = client.delete(f"/subnets/{client.find_subnet(subnet)['id']}/reserved/{ip}")
+    _say_reserved(changed, fmt)
+
+
+def _say_reserved(subnet, fmt):
+    if fmt.kind != "table":
+        return output.emit_formatted(subnet, fmt)
+    output.say(f"{subnet['name']}: reserved {', '.join(subnet['reserved']) or 'none'}")
+
+
+@network.command("macs")
+@subnet_argument
+@output.format_options
+def network_macs(subnet, fmt):
+    """Every address guests of the subnet can get, with the MAC it comes with (`orca` subnets)."""
+    client = connect()
+    output.emit_formatted(client.get(f"/subnets/{client.find_subnet(subnet)['id']}/macs"), fmt,
+                          columns=[("ip", "IP"), ("mac", "MAC")])
+
+
+COMMANDS = [network]

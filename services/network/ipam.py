@@ -1,0 +1,92 @@
+"""Which addresses of a subnet are free, kept as ranges (Neutron's availability ranges).
+
+A subnet's free addresses are rows (low, high) of integers, indexed by (subnet, low). Taking
+the lowest free address is one UPDATE of the lowest non-empty range (low + 1) that returns the
+address: an index seek, so the last free address of a /16 comes as fast as the first, and no
+allocation ever reads the allocated ones. A released address goes back as a one-address range, so
+the lowest free address is reused first.
+
+Replicas race safely: the UPDATE re-checks `low <= high` on the row it changes (PostgreSQL
+re-evaluates it after waiting for the row lock; SQLite takes the write lock first), so two
+allocations of one range take two different addresses, and an emptied range makes the other
+look again. The range and the address row change in one transaction: a failure undoes both.
+"""
+import ipaddress
+
+from sqlalchemy import and_, delete, func, insert, select, update
+
+from services.network.models import FreeRange
+
+
+def to_int(ip):
+    return int(ipaddress.IPv4Address(ip))
+
+
+def to_ip(value):
+    return str(ipaddress.IPv4Address(value))
+
+
+def free_ranges(start, end, excluded):
+    """[(first, last)] covering start..end (ints) without the `excluded` addresses (ints)."""
+    ranges, first = [], start
+    for hole in sorted(x for x in set(excluded) if start <= x <= end):
+        if hole > first:
+            ranges.append((first, hole - 1))
+        first = hole + 1
+    if first <= end:
+        ranges.append((first, end))
+    return ranges
+
+
+def add_ranges(session, subnet_id, ranges):
+    if ranges:
+        session.execute(insert(FreeRange), [{"subnet_id": subnet_id, "low": low, "high": high} for low, high in ranges])
+
+
+def _lowest(subnet_id):
+    return (select(FreeRange.id).where(FreeRange.subnet_id == subnet_id, FreeRange.low <= FreeRange.high)
+            .order_by(FreeRange.low).limit(1).scalar_subquery())
+
+
+def take_lowest(session, subnet_id):
+    """The lowest free address (an int), taken in the caller's transaction; None when the subnet
+    has none. The caller commits (with the address row) or rolls back (and it is free again)."""
+    for _attempt in range(100):
+        row = session.execute(
+            update(FreeRange).where(FreeRange.id == _lowest(subnet_id), FreeRange.low <= FreeRange.high)
+            .values(low=FreeRange.low + 1).returning(FreeRange.id, FreeRange.low, FreeRange.high)
+            .execution_options(synchronize_session=False)).first()
+        if row is None:
+            if session.scalar(select(FreeRange.id).where(FreeRange.subnet_id == subnet_id,
+                                                         FreeRange.low <= FreeRange.high).limit(1)) is None:
+                return None
+            continue   # another replica emptied that range between our two reads: look again
+        range_id, next_first, last = row
+        if next_first > last:   # that was its last address
+            session.execute(delete(FreeRange).where(FreeRange.id == range_id)
+                            .execution_options(synchronize_session=False))
+        return next_first - 1
+    raise RuntimeError(f"subnet {subnet_id}: no free range could be taken after 100 attempts")
+
+
+def give_back(session, subnet_id, value):
+    """`value` is free again (in the caller's transaction)."""
+    add_ranges(session, subnet_id, [(value, value)])
+
+
+def carve(session, subnet_id, value):
+    """Take `value` out of the free ranges (a reserved address). False if it was not free."""
+    row = session.execute(select(FreeRange.id, FreeRange.low, FreeRange.high).where(
+        FreeRange.subnet_id == subnet_id, FreeRange.low <= value, FreeRange.high >= value)
+        .with_for_update()).first()
+    if row is None:
+        return False
+    range_id, first, last = row
+    session.execute(delete(FreeRange).where(FreeRange.id == range_id))
+    add_ranges(session, subnet_id, free_ranges(first, last, [value]))
+    return True
+
+
+def count_free(session, subnet_id):
+    return int(session.scalar(select(func.coalesce(func.sum(FreeRange.high - FreeRange.low + 1), 0)).where(
+        and_(FreeRange.subnet_id == subnet_id, FreeRange.low <= FreeRange.high))))
