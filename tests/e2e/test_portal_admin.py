@@ -2,6 +2,7 @@
 the running system, as a browser without JavaScript uses them: log in through the login form, send
 every form with the CSRF token of the page it is on, read the HTML. The services decide who may do
 what; these tests check that the pages show what they answer and refuse."""
+import random
 import re
 import time
 
@@ -13,7 +14,8 @@ from tests.e2e.portal import Portal, unique
 pytestmark = pytest.mark.e2e
 
 ADMIN_PAGES = {"/admin/signups", "/admin/users", "/admin/courses", "/admin/images", "/admin/hosts",
-               "/admin/hosts/<host_name:name>", "/admin/audit", "/admin/instances", "/admin/fragments/instances"}
+               "/admin/hosts/<host_name:name>", "/admin/subnets", "/admin/subnets/<id:subnet_id>",
+               "/admin/subnets/<id:subnet_id>/macs", "/admin/audit", "/admin/instances", "/admin/fragments/instances"}
 TOKEN_CACHE_BOUND = 10  # seconds: a revoked token stops working on every gateway within it (docs)
 
 
@@ -316,12 +318,20 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
     pages = [p for p in registry.pages if p.rule.startswith("/admin/")]
     assert {p.rule for p in pages if "GET" in p.methods} == ADMIN_PAGES
 
+    # A subnet of the admin's with a reserved address: the pages and forms of a subnet aim at it
+    # (a /24 of 10.50.0.0 to 10.98.255.255: this file's; other files take other ranges).
+    octets = (random.randrange(50, 99), random.randrange(256))
+    cidr, spare = f"10.{octets[0]}.{octets[1]}.0/24", f"10.{octets[0]}.{octets[1] ^ 1}.0/24"
+    reserved = cidr.replace(".0/24", ".10")
+    subnet = admin.call("POST", "/subnets", 201, json={"name": unique("rf-net-"), "cidr": cidr,
+                                                       "reserved": [reserved]}).json()
+
     theirs = Portal(stack.url)
     theirs.login(student.username, student.password)
     _resp, home = theirs.get("/")
     assert not [a for a in home.find_all("a") if a.get("href", "").startswith("/admin")]  # no admin menu
     for rule in sorted(ADMIN_PAGES):
-        path = rule.replace("<host_name:name>", stack.hosts[0])
+        path = rule.replace("<host_name:name>", stack.hosts[0]).replace("<id:subnet_id>", str(subnet["id"]))
         resp, _doc = theirs.get(path, expect=None)
         assert resp.status_code in (403, 404), f"GET {path} as a student: {resp.status_code}"
 
@@ -341,8 +351,13 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
         "/admin/images": {"name": unique("no-"), "source_path": "/nonexistent/disk.qcow2"},
         f"/admin/hosts/{stack.hosts[0]}/disable": {},
         f"/admin/hosts/{stack.hosts[0]}/drain": {},
+        "/admin/subnets": {"name": unique("no-"), "cidr": spare},
+        f"/admin/subnets/{subnet['id']}/reserve": {"ip": cidr.replace(".0/24", ".11")},
+        f"/admin/subnets/{subnet['id']}/reserved/{reserved}/release": {},
+        f"/admin/subnets/{subnet['id']}/delete": {},
     }
-    assert {re.sub(r"/\d+/", "/<id>/", p).replace(f"/{stack.hosts[0]}/disable", "/<host>/<action>")
+    assert {re.sub(r"/\d+/", "/<id>/", p.replace(f"/{reserved}/", "/<ipv4:ip>/"))
+            .replace(f"/{stack.hosts[0]}/disable", "/<host>/<action>")
             .replace(f"/{stack.hosts[0]}/drain", "/<host_name:name>/drain") for p in posts} == {
         re.sub(r"<id:\w+>", "<id>", p.rule).replace("/<host_name:name>/<any(disable,enable):action>", "/<host>/<action>")
         for p in pages if "POST" in p.methods}
@@ -352,3 +367,6 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
     assert admin.call("GET", f"/users/{target_id}", 200).json()["status"] == "pending"
     assert admin.call("GET", f"/projects/{course['id']}/quota", 200).json() == quota
     assert admin.call("GET", f"/hosts/{stack.hosts[0]}", 200).json()["state"] == "enabled"
+    assert admin.call("GET", f"/subnets/{subnet['id']}", 200).json()["reserved"] == [reserved]
+    assert posts["/admin/subnets"]["name"] not in {n["name"] for n in admin.call("GET", "/subnets", 200).json()}
+    admin.call("DELETE", f"/subnets/{subnet['id']}", 200)

@@ -122,6 +122,20 @@ TABLE = {
                                   lambda w, r: {"name": host_of(w), "action": "enable"})},
     # Draining the world's only host would disable it: a host that does not exist (404 on the hosts page).
     "admin_drain_host": {"POST": (codes(LOGIN, 403, 403, 403, 403, 404), lambda w, r: {"name": "no-such-host"})},
+    # Subnets: the refused calls aim at the world's subnet, which stays as it is; an admin's change
+    # gets a fresh subnet.
+    "admin_subnets": {"GET": (ADMINS, shared),
+                      "POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                               form(lambda w: {"name": unique("net-"), "cidr": w.fresh_cidr()}))},
+    "admin_subnet": {"GET": (ADMINS, shared)},
+    "admin_subnet_macs": {"GET": (ADMINS, shared)},
+    "admin_reserve_address": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER), lambda w, r: (
+        lambda subnet: {"subnet_id": subnet["id"], "data": {"ip": subnet["cidr"].replace(".0/24", ".11")}})(
+            w.fresh_subnet() if r == "admin" else w.subnet))},
+    "admin_release_address": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER), fresh_for(("admin",), lambda w: (
+        lambda subnet: {"subnet_id": subnet["id"], "ip": subnet["reserved"][0]})(w.fresh_subnet())))},
+    "admin_delete_subnet": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                                     fresh_for(("admin",), lambda w: {"subnet_id": w.fresh_subnet()["id"]}))},
     "admin_audit": {"GET": (ADMINS, shared)},
     "admin_instances": {"GET": (ADMINS, shared)},
     "admin_instance_rows": {"GET": (ADMINS, shared)},
@@ -137,7 +151,7 @@ def browser(url, api=None):
 
 def default_params(world):
     return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
-            "key_id": world.key, "action": "start"}
+            "key_id": world.key, "action": "start", "subnet_id": world.subnet["id"], "ip": world.reserved_ip}
 
 
 def url_of(rule, params):
@@ -189,11 +203,14 @@ def test_every_portal_page_answers_every_role_as_the_table_says(portal_walked):
     assert rows <= seen, f"rows for pages that no longer exist: {rows - seen}"
 
 
-def test_the_owners_instance_and_key_survive_the_portal_walk(world, portal_walked):
+def test_the_owners_instance_and_key_and_the_subnet_survive_the_portal_walk(world, portal_walked):
     owner = world.owner
     assert owner.call("GET", f"/instances/{world.instance}", 200).json()["state"] == "running"
     assert owner.call("GET", f"/keys/{world.key}", 200).json()["user_id"] == owner.user_id
     assert owner.call("GET", f"/users/{owner.user_id}", 200).json()["status"] == "active"
+    subnet = world.admin.call("GET", f"/subnets/{world.subnet['id']}", 200).json()
+    assert (subnet["name"], subnet["cidr"], subnet["reserved"]) == (
+        world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])
 
 
 def test_pages_show_each_role_only_the_instances_it_may_see(world):

@@ -129,7 +129,26 @@ TABLE = {
     "disable_host": (codes(401, 403, 403, 403, 403, 404), lambda w, r: {"name": "no-such-host"}),
     # Draining the world's only host would disable it too (test_migrate.py drains one of two).
     "drain_host": (codes(401, 403, 403, 403, 403, 404), lambda w, r: {"name": "no-such-host"}),
+    # -- subnets (admins only: the policy refuses the others before any lookup) --
+    # The world's subnet (with its reserved address) is what the refused calls aim at and stays as
+    # it is; an admin's call that changes a subnet gets a fresh one.
+    "list_subnets": (codes(401, 403, 403, 403, 403, 200), shared),
+    "create_subnet": (codes(401, 403, 403, 403, 403, 201),
+                      body(lambda w: {"name": unique("net-"), "cidr": w.fresh_cidr()})),
+    "get_subnet": (codes(401, 403, 403, 403, 403, 200), shared),
+    "delete_subnet": (codes(401, 403, 403, 403, 403, 200),
+                      fresh_for(("admin",), lambda w: {"subnet_id": w.fresh_subnet()["id"]})),
+    "reserve_address": (codes(401, 403, 403, 403, 403, 200), lambda w, r: _reserve_in(
+        w.fresh_subnet() if r == "admin" else w.subnet)),
+    "unreserve_address": (codes(401, 403, 403, 403, 403, 200), fresh_for(("admin",), lambda w: (
+        lambda subnet: {"subnet_id": subnet["id"], "ip": subnet["reserved"][0]})(w.fresh_subnet()))),
+    "list_subnet_macs": (codes(401, 403, 403, 403, 403, 200), shared),
 }
+
+
+def _reserve_in(subnet):
+    """Reserve the .11 of `subnet` (a /24 of the world's, free)."""
+    return {"subnet_id": subnet["id"], "json": {"ip": subnet["cidr"].replace(".0/24", ".11"), "note": "walked"}}
 
 
 def _spare_token(world):
@@ -156,7 +175,8 @@ def operations(world):
 
 def default_params(world):
     return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
-            "key_id": world.key, "token_id": world.token_id}
+            "key_id": world.key, "token_id": world.token_id, "subnet_id": world.subnet["id"],
+            "ip": world.reserved_ip}
 
 
 def walk(world):
@@ -219,3 +239,6 @@ def test_the_owners_things_are_untouched_after_the_walk(world, walked):
                world.admin.call("GET", f"/projects/{world.project_a['id']}/members", 200).json()}
     assert members[owner.user_id] == "member" and members[world.manager.user_id] == "manager"
     assert members[world.peer.user_id] == "member" and world.outsider.user_id not in members
+    subnet = world.admin.call("GET", f"/subnets/{world.subnet['id']}", 200).json()
+    assert (subnet["name"], subnet["cidr"], subnet["reserved"]) == (
+        world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])

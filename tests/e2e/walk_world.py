@@ -1,6 +1,8 @@
-"""The walks' world: two projects, users in every role, the owner's instance, key and tokens, on a
-stack of its own (tokens never cached, rate limits out of the way). Shared by the REST walk
-(test_route_walk.py) and the portal walk (test_portal_walk.py): one stack for both."""
+"""The walks' world: two projects, users in every role, the owner's instance, key and tokens, a
+subnet (admins') with a reserved address, on a stack of its own (tokens never cached, rate limits
+out of the way). Shared by the REST walk (test_route_walk.py) and the portal walk
+(test_portal_walk.py): one stack for both."""
+import random
 import uuid
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
@@ -22,7 +24,8 @@ def unique(prefix="w"):
 
 class World:
     """Two projects: A (manager, owner, peer) and B (outsider); the owner's instance, key and
-    tokens in A; an admin. `fresh_*` make more of the same on demand."""
+    tokens in A; an admin; a subnet (not the default) with one reserved address.
+    `fresh_*` make more of the same on demand."""
 
     def __init__(self, url):
         self.url = url
@@ -45,6 +48,9 @@ class World:
         self.token_id = self.owner.call("GET", f"/users/{self.owner.user_id}/tokens", 200).json()[0]["id"]
         # The instance's first samples, so its metrics route has something to show its owner.
         self.owner.wait_for(f"/instances/{self.instance}/metrics", lambda r: r.status_code == 200, timeout=30)
+        self._cidrs = set()
+        self.subnet = self.fresh_subnet()
+        self.reserved_ip = self.subnet["reserved"][0]
 
     def session(self, role):
         if role == "anon":
@@ -80,6 +86,21 @@ class World:
         user = self.fresh_user()
         self.admin.call("POST", f"/projects/{self.project_a['id']}/members", 201, json={"user": user})
         return user
+
+    def fresh_cidr(self):
+        """A /24 of 10.100.0.0/16 no subnet of this world has (the default is 10.99.0.0/22)."""
+        while True:
+            cidr = f"10.100.{random.randrange(256)}.0/24"
+            if cidr not in self._cidrs:
+                self._cidrs.add(cidr)
+                return cidr
+
+    def fresh_subnet(self):
+        """A subnet with one reserved address (its .10): the subnet as the API describes it."""
+        cidr = self.fresh_cidr()
+        return self.admin.call("POST", "/subnets", 201, json={
+            "name": unique("net-"), "cidr": cidr, "allocation_start": cidr.replace(".0/24", ".20"),
+            "reserved": [cidr.replace(".0/24", ".10")]}).json()
 
     def fresh_login(self, api):
         return Api(self.url).login(api.username, api.password)
