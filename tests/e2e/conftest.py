@@ -19,12 +19,12 @@ class BackgroundStoppedStack(Stack):
         stop_later(self)
 
 
-def stack_on(rabbit_node, vhosts, extra_env=FAST_TIMERS):
+def stack_on(rabbit_node, vhosts, extra_env=FAST_TIMERS, hosts=1):
     """The whole system as processes, as `make run` starts it, on the session's RabbitMQ node (its
     own vhost): a context manager."""
     return BackgroundStoppedStack(tempfile.mkdtemp(prefix="labcloud-e2e-"), port=free_port(),
                                   amqp_uri=rabbit_node.amqp_uri_for(vhosts.take()),
-                                  admin_password=ADMIN_PASSWORD, extra_env=extra_env, quiet=True)
+                                  admin_password=ADMIN_PASSWORD, extra_env=extra_env, hosts=hosts, quiet=True)
 
 
 # The modules that need no special timers share one stack (each start costs seconds of the suite's
@@ -36,6 +36,14 @@ SHARED_ENV = dict(FAST_TIMERS, RATE_LIMIT_PER_USERNAME="100000", RATE_LIMIT_PER_
 @pytest.fixture(scope="package")
 def stack(rabbit_node, vhosts):
     with stack_on(rabbit_node, vhosts, SHARED_ENV) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def two_host_stack(rabbit_node, vhosts):
+    """Two hosts of its own, for the modules that migrate instances and drain hosts (on the shared
+    stack they would move, and count, the instances other modules left there)."""
+    with stack_on(rabbit_node, vhosts, SHARED_ENV, hosts=2) as running:
         yield running
 
 

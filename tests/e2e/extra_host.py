@@ -18,6 +18,9 @@ def added_host(stack, admin, name, timeout=60):
         admin.wait_for("/hosts", lambda r: any(h["name"] == name and h["up"] for h in r.json()), timeout=timeout)
         yield name
     finally:
+        # Out of placement before its agent goes: until its heartbeats are stale the scheduler
+        # would still take it for up, and a later test's instance could land on a host that is gone.
+        admin.call("POST", f"/hosts/{name}/disable")
         os.killpg(agent.pid, signal.SIGTERM)
         agent.wait(timeout=30)
         log.close()

@@ -1,4 +1,5 @@
-"""Live migration and drain through the REST API and the CLI, on the test driver (whose hosts cannot move a guest: the
+"""Live migration and drain through the REST API and the CLI, on the test driver (a stack of two
+hosts of its own) (whose hosts cannot move a guest: the
 destination agent defines and starts the definition the source hands over, hostagent/migration.py;
 real guests moving with an open SSH session: tests/realguest/test_migration_real.py): who may ask,
 what is refused with which field, and that the instance, its disk and its allocation end on the
@@ -10,8 +11,12 @@ import uuid
 import pytest
 
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
-from tests.e2e.extra_host import added_host
 from tests.e2e.test_cli import ok, run
+
+
+@pytest.fixture(scope="module")
+def stack(two_host_stack):
+    return two_host_stack
 
 
 @pytest.fixture(scope="module")
@@ -19,17 +24,16 @@ def travel(stack):
     """(admin, user, the two hosts, one running instance of the user)."""
     admin = Api(stack.url).login("admin", ADMIN_PASSWORD)
     user = approved_user(stack.url, admin, f"mig{uuid.uuid4().hex[:6]}")
-    with added_host(stack, admin, f"mig-{uuid.uuid4().hex[:6]}") as extra:
-        flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-        image = user.call("GET", "/images", 200).json()[0]
-        made = user.call("POST", "/instances", 202, json={"name": "traveller", "flavor": flavor["id"],
-                                                         "image": image["id"], "key": user.key}).json()
-        running = user.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] in ("running", "error"),
-                                timeout=60).json()
-        assert running["state"] == "running", running
-        yield admin, user, [stack.hosts[0], extra], running
-        user.call("DELETE", f"/instances/{made['id']}")
-        user.wait_for(f"/instances/{made['id']}", lambda r: r.status_code == 404, timeout=60)
+    flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = user.call("GET", "/images", 200).json()[0]
+    made = user.call("POST", "/instances", 202, json={"name": "traveller", "flavor": flavor["id"],
+                                                     "image": image["id"], "key": user.key}).json()
+    running = user.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] in ("running", "error"),
+                            timeout=60).json()
+    assert running["state"] == "running", running
+    yield admin, user, list(stack.hosts), running
+    user.call("DELETE", f"/instances/{made['id']}")
+    user.wait_for(f"/instances/{made['id']}", lambda r: r.status_code == 404, timeout=60)
 
 
 def allocated(admin, host):

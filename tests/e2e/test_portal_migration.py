@@ -2,17 +2,19 @@
 HTTP as a browser without JavaScript: the instance page's Migrate form is an admin's (the policy
 says), its refusals land next to the host select with the service's status, a migration moves the
 instance to the host picked, and the Drain button of /admin/hosts and of a host's page shows the
-drain's answer. A second host agent joins the shared stack for the module (tests/e2e/extra_host.py);
-the browser test of the same path: tests/browser/test_teacher_and_admin.py."""
-import uuid
-
+drain's answer. On the stack of two hosts the migration tests share (tests/e2e/conftest.py); the
+browser test of the same path: tests/browser/test_teacher_and_admin.py."""
 import pytest
 
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
-from tests.e2e.extra_host import added_host
 from tests.e2e.portal import Portal, unique
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(two_host_stack):
+    return two_host_stack
 
 
 @pytest.fixture(scope="module")
@@ -20,17 +22,16 @@ def trip(stack):
     """(admin API, admin portal, the owner, the two hosts, the owner's running instance)."""
     admin = Api(stack.url).login("admin", ADMIN_PASSWORD)
     owner = approved_user(stack.url, admin, unique("pmig"))
-    with added_host(stack, admin, f"pmig-{uuid.uuid4().hex[:6]}") as extra:
-        flavor = min(owner.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-        image = owner.call("GET", "/images", 200).json()[0]
-        made = owner.call("POST", "/instances", 202, json={"name": unique("trip-"), "flavor": flavor["id"],
-                                                          "image": image["id"], "key": owner.key}).json()
-        running = owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] in ("running", "error"),
-                                 timeout=60).json()
-        assert running["state"] == "running", running
-        yield admin, Portal(stack.url).login("admin", ADMIN_PASSWORD), owner, [stack.hosts[0], extra], running
-        owner.call("DELETE", f"/instances/{made['id']}")
-        owner.wait_for(f"/instances/{made['id']}", lambda r: r.status_code == 404, timeout=60)
+    flavor = min(owner.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = owner.call("GET", "/images", 200).json()[0]
+    made = owner.call("POST", "/instances", 202, json={"name": unique("trip-"), "flavor": flavor["id"],
+                                                      "image": image["id"], "key": owner.key}).json()
+    running = owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] in ("running", "error"),
+                             timeout=60).json()
+    assert running["state"] == "running", running
+    yield admin, Portal(stack.url).login("admin", ADMIN_PASSWORD), owner, list(stack.hosts), running
+    owner.call("DELETE", f"/instances/{made['id']}")
+    owner.wait_for(f"/instances/{made['id']}", lambda r: r.status_code == 404, timeout=60)
 
 
 def test_only_an_admin_gets_the_migrate_form_and_its_refusals_sit_next_to_the_host(trip):

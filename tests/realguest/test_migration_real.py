@@ -18,10 +18,10 @@ import libvirt
 import pytest
 
 from hostagent import bandwidth, dhcp, shares
-from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from labcloud.rabbit import free_port
 from labcloud.stack import Stack
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD
+from tests.realguest.guests import student_with_key, tiny_guests
 from tests.realguest.conftest import IMAGE_CACHE
 from tests.realguest.test_real_guest import run, ssh, wait_ready
 
@@ -40,16 +40,8 @@ def linked_stack(rabbit_node, vhosts, image_builds):
 @pytest.fixture(scope="module")
 def traveller(linked_stack):
     """(admin, user api, key, the running guest) with shares of its own."""
-    admin = Api(linked_stack.url).login("admin", ADMIN_PASSWORD)
-    api = approved_user(linked_stack.url, admin, "mover")
-    key = generate_ed25519_key()
-    key_id = api.call("POST", "/keys", 201, json={"name": "mover-key", "public_key": public_key_line(key)}).json()["id"]
-    flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = next(i for i in api.call("GET", "/images", 200).json() if i["name"] == "tiny")
-    made = api.call("POST", "/instances", 202, json={"name": "mover", "flavor": flavor["id"], "image": image["id"],
-                                                     "key": key_id}).json()
-    guest = wait_ready(api, made["id"])
-    assert guest["state"] == "running" and guest["ready"], guest
+    admin, api, key, key_id = student_with_key(linked_stack.url, "mover")
+    [guest] = tiny_guests(api, key_id, ["mover"], wait_ready)
     guest = api.call("PATCH", f"/instances/{guest['id']}", 200,
                      json={"cpu_weight": 512, "bandwidth_in_kib": 2048, "bandwidth_out_kib": 1024}).json()
     yield admin, api, key, guest

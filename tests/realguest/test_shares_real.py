@@ -15,8 +15,7 @@ import pytest
 
 from common import netns
 from hostagent import bandwidth, shares
-from imagebuilder.bareboot import generate_ed25519_key, public_key_line
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.realguest.guests import student_with_key, tiny_guests
 from tests.realguest.test_real_guest import run, ssh, wait_ready
 
 MEASURE_S = 6
@@ -26,16 +25,9 @@ PORT = 5001
 @pytest.fixture(scope="module")
 def guests(qemu_stack):
     """Two running guests of one student (on the stack's one host): (api, key, [a, b])."""
-    admin = Api(qemu_stack.url).login("admin", ADMIN_PASSWORD)
-    api = approved_user(qemu_stack.url, admin, "shares")
-    key = generate_ed25519_key()
-    key_id = api.call("POST", "/keys", 201, json={"name": "shares-key", "public_key": public_key_line(key)}).json()["id"]
-    flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = next(i for i in api.call("GET", "/images", 200).json() if i["name"] == "tiny")
-    ids = [api.call("POST", "/instances", 202, json={"name": name, "flavor": flavor["id"], "image": image["id"],
-                                                     "key": key_id}).json()["id"] for name in ("share-a", "share-b")]
-    instances = [wait_ready(api, iid) for iid in ids]
-    assert all(i["state"] == "running" and i["ready"] for i in instances), instances
+    _admin, api, key, key_id = student_with_key(qemu_stack.url, "shares")
+    instances = tiny_guests(api, key_id, ("share-a", "share-b"), wait_ready)
+    ids = [i["id"] for i in instances]
     yield api, key, instances
     for iid in ids:
         api.call("DELETE", f"/instances/{iid}")
