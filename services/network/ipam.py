@@ -15,6 +15,7 @@ import ipaddress
 
 from sqlalchemy import and_, delete, func, insert, select, update
 
+from common.errors import Conflict
 from services.network.models import FreeRange
 
 
@@ -66,7 +67,8 @@ def take_lowest(session, subnet_id):
             session.execute(delete(FreeRange).where(FreeRange.id == range_id)
                             .execution_options(synchronize_session=False))
         return next_first - 1
-    raise RuntimeError(f"subnet {subnet_id}: no free range could be taken after 100 attempts")
+    raise Conflict(f"subnet {subnet_id}: every free range was taken by others 100 times in a row; try again",
+                   {"subnet": ["busy"]})
 
 
 def give_back(session, subnet_id, value):

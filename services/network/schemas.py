@@ -6,7 +6,7 @@ from marshmallow import ValidationError, fields, validate, validates
 from common.schemas import Id, StrictSchema, UtcDateTime
 
 SUBNET_NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
-IPV4 = dict(validate=validate.Length(min=7, max=15))
+IPV4 = dict(validate=validate.Length(max=15))   # the validators below say what is wrong
 
 
 def _ipv4(value):
