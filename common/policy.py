@@ -77,6 +77,9 @@ POLICY = {
     "subnet:create": (ADMIN,),
     "subnet:update": (ADMIN,),                # reserve and release addresses
     "subnet:delete": (ADMIN,),
+    "subnet_block:create": (ADMIN, MANAGER),   # a course's own addresses (g5k-subnets)
+    "subnet_block:list": (ADMIN, MANAGER, MEMBER),
+    "subnet_block:end": (ADMIN, MANAGER),
     "reconcile:run": (ADMIN,),
     "reconcile:list": (ADMIN,),
 }

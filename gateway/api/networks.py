@@ -49,3 +49,26 @@ def unreserve_address(rpc, actor, subnet_id, ip):
        response=NETWORK + "MacEntrySchema", many=True, errors=(409,))
 def list_subnet_macs(rpc, actor, subnet_id):
     return rpc.network.list_subnet_macs(actor, subnet_id)
+
+
+@route("POST", "/api/v1/projects/<id:project_id>/subnet-blocks", tag="networks",
+       summary="Reserve a block of a subnet (/28 to /22) for a course's guests: they get addresses only from it, "
+               "nobody else does (its managers, admins)",
+       body=NETWORK + "ReserveBlockRequest", response=NETWORK + "SubnetBlockSchema", status=201, errors=(409, 503))
+def reserve_subnet_block(rpc, actor, project_id, body):
+    return rpc.network.reserve_subnet_block(actor, project_id, body)
+
+
+@route("GET", "/api/v1/projects/<id:project_id>/subnet-blocks", tag="networks",
+       summary="A course's subnet blocks and how many of their addresses its guests hold (its members)",
+       response=NETWORK + "SubnetBlockSchema", many=True)
+def list_subnet_blocks(rpc, actor, project_id):
+    return rpc.network.list_subnet_blocks(actor, project_id)
+
+
+@route("DELETE", "/api/v1/subnet-blocks/<id:block_id>", tag="networks",
+       summary="End a course's subnet block: its addresses go back to the subnet once its guests' are free "
+               "(its managers, admins)",
+       response=NETWORK + "SubnetBlockSchema")
+def end_subnet_block(rpc, actor, block_id):
+    return rpc.network.end_subnet_block(actor, block_id)

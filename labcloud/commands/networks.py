@@ -1,5 +1,6 @@
 """`labcloud network ...`: subnets (admins): list, show, create, delete, reserve and release
-addresses, and print the MACs guests of a subnet can get (Orca's pre-approval list)."""
+addresses, and print the MACs guests of a subnet can get (Orca's pre-approval list); a course's
+subnet blocks (its managers): block-reserve, blocks, block-end."""
 import click
 
 from labcloud.commands import output
@@ -17,7 +18,8 @@ def subnet_argument(command):
 
 @group()
 def network():
-    """Subnets (admins): list, show, create, delete, reserve, unreserve, macs."""
+    """Subnets (admins): list, show, create, delete, reserve, unreserve, macs; a course's blocks:
+    block-reserve, blocks, block-end."""
 
 
 @network.command("list")
@@ -111,6 +113,52 @@ def network_macs(subnet, fmt):
     client = connect()
     output.emit_formatted(client.get(f"/subnets/{client.find_subnet(subnet)['id']}/macs"), fmt,
                           columns=[("ip", "IP"), ("mac", "MAC")])
+
+
+BLOCK_COLUMNS = [("id", "ID"), ("cidr", "CIDR"), ("subnet", "SUBNET"), ("allocated", "ALLOCATED"),
+                 ("free", "FREE"), ("ends_at", "ENDS")]
+
+
+@network.command("block-reserve")
+@click.argument("course", metavar="COURSE", shell_complete=completes("/projects"))
+@click.option("--prefix", "prefixlen", type=click.IntRange(22, 28), required=True,
+              help="the block's size: 28 (16 addresses) to 22 (1024)")
+@click.option("--subnet", help="the subnet to take it from (default: the default subnet)")
+@click.option("--until", "ends_at", help="when it goes back, e.g. 2027-02-01T00:00:00Z (default: when ended)")
+@output.format_options
+def network_block_reserve(course, prefixlen, subnet, ends_at, fmt):
+    """Reserve a block of addresses for a course's guests (its managers): they get addresses only
+    from it, nobody else does."""
+    client = connect()
+    body = {"prefixlen": prefixlen}
+    if subnet:
+        body["subnet"] = subnet
+    if ends_at:
+        body["ends_at"] = ends_at
+    made = client.post(f"/projects/{client.project_id(course)}/subnet-blocks", body)
+    output.emit_formatted([made] if fmt.kind == "table" else made, fmt, columns=BLOCK_COLUMNS)
+
+
+@network.command("blocks")
+@click.argument("course", metavar="COURSE", shell_complete=completes("/projects"))
+@output.format_options
+def network_blocks(course, fmt):
+    """A course's subnet blocks."""
+    client = connect()
+    output.emit_formatted(client.get(f"/projects/{client.project_id(course)}/subnet-blocks"), fmt,
+                          columns=BLOCK_COLUMNS)
+
+
+@network.command("block-end")
+@click.argument("block_id", metavar="BLOCK_ID", type=click.IntRange(min=1))
+@output.format_options
+def network_block_end(block_id, fmt):
+    """End a course's block: its addresses go back once its guests' are free."""
+    ended = connect().delete(f"/subnet-blocks/{block_id}")
+    if fmt.kind != "table":
+        return output.emit_formatted(ended, fmt)
+    left = f", back when its {ended['allocated']} addresses are free" if ended["allocated"] else ", back in the subnet"
+    output.say(f"{ended['cidr']}: ended{left}")
 
 
 COMMANDS = [network]

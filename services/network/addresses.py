@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 
 from common.errors import CapacityExhausted, Conflict, NotFound
 from services.network import ipam
-from services.network.models import Address, Subnet
+from common.clock import utcnow
+from services.network.models import Address, Subnet, SubnetBlock
 
 ALLOCATION_ATTEMPTS = 8
 MAC_POLICIES = ("orca", "random")
@@ -66,21 +67,36 @@ def list_addresses(session):
     return [describe(a, subnets[a.subnet_id]) for a in session.scalars(select(Address).order_by(Address.id))]
 
 
-def allocate_address(session, owner, subnet_name=None):
-    """Give `owner` an address; asking twice for the same owner returns the same address."""
+def course_block(session, subnet_id, project_id):
+    """The project's block of the subnet (blocks.py), if it has one."""
+    if project_id is None:
+        return None
+    return session.scalars(select(SubnetBlock).where(SubnetBlock.subnet_id == subnet_id,
+                                                     SubnetBlock.project_id == project_id)).first()
+
+
+def allocate_address(session, owner, subnet_name=None, project_id=None):
+    """Give `owner` an address: from its project's block of the subnet while the block has not
+    ended (and only from there), else from the subnet's shared pool. Asking twice for the same
+    owner returns the same address."""
     for _attempt in range(ALLOCATION_ATTEMPTS):
         existing = address_of(session, owner)
         if existing is not None:
             return existing, False
         subnet = find_subnet(session, subnet_name)
+        block = course_block(session, subnet.id, project_id)
+        if block is not None and block.ends_at is not None and block.ends_at <= utcnow():
+            block = None   # ended: it waits for its addresses to go back; new guests use the shared pool
+        block_id = block.id if block is not None else None
+        pool = f"block {block.cidr} of project {project_id}" if block is not None else f"subnet {subnet.name}"
         session.commit()   # the allocation below is its own transaction, started by its write
-        value = ipam.take_lowest(session, subnet.id)
+        value = ipam.take_lowest(session, subnet.id, block_id)
         if value is None:
             session.rollback()
-            raise CapacityExhausted(f"subnet {subnet.name} ({subnet.cidr}) has no free address",
-                                    {"subnet": ["no free address"]})
+            raise CapacityExhausted(f"{pool} ({subnet.cidr}) has no free address",
+                                    {"subnet": [f"no free address in {pool}"]})
         ip = ipam.to_ip(value)
-        address = Address(subnet_id=subnet.id, ip=ip, mac=mac_for(subnet, ip), owner=owner)
+        address = Address(subnet_id=subnet.id, ip=ip, mac=mac_for(subnet, ip), owner=owner, block_id=block_id)
         session.add(address)
         try:
             session.commit()
@@ -104,6 +120,8 @@ def release_address(session, owner):
     # Only the release that deletes the row gives the address back (a redelivered release racing
     # on another replica finds nothing to delete), so it is never free twice.
     if session.execute(delete(Address).where(Address.id == address.id)).rowcount == 1:
-        ipam.give_back(session, subnet.id, ipam.to_int(address.ip))
+        # Back to its block (if the block still exists: one that ended went back whole already).
+        block_id = address.block_id if address.block_id and session.get(SubnetBlock, address.block_id) else None
+        ipam.give_back(session, subnet.id, ipam.to_int(address.ip), block_id)
     session.commit()
     return released

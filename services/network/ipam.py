@@ -39,26 +39,34 @@ def free_ranges(start, end, excluded):
     return ranges
 
 
-def add_ranges(session, subnet_id, ranges):
+def add_ranges(session, subnet_id, ranges, block_id=None):
     if ranges:
-        session.execute(insert(FreeRange), [{"subnet_id": subnet_id, "low": low, "high": high} for low, high in ranges])
+        session.execute(insert(FreeRange), [{"subnet_id": subnet_id, "block_id": block_id, "low": low, "high": high}
+                                            for low, high in ranges])
 
 
-def _lowest(subnet_id):
-    return (select(FreeRange.id).where(FreeRange.subnet_id == subnet_id, FreeRange.low <= FreeRange.high)
+def in_pool(subnet_id, block_id):
+    """SQL: a free range of the subnet's shared pool (block_id None) or of that block."""
+    owner = FreeRange.block_id.is_(None) if block_id is None else FreeRange.block_id == block_id
+    return and_(FreeRange.subnet_id == subnet_id, owner)
+
+
+def _lowest(subnet_id, block_id):
+    return (select(FreeRange.id).where(in_pool(subnet_id, block_id), FreeRange.low <= FreeRange.high)
             .order_by(FreeRange.low).limit(1).scalar_subquery())
 
 
-def take_lowest(session, subnet_id):
-    """The lowest free address (an int), taken in the caller's transaction; None when the subnet
-    has none. The caller commits (with the address row) or rolls back (and it is free again)."""
+def take_lowest(session, subnet_id, block_id=None):
+    """The lowest free address (an int) of the subnet's shared pool, or of its block `block_id`,
+    taken in the caller's transaction; None when there is none. The caller commits (with the
+    address row) or rolls back (and it is free again)."""
     for _attempt in range(100):
         row = session.execute(
-            update(FreeRange).where(FreeRange.id == _lowest(subnet_id), FreeRange.low <= FreeRange.high)
+            update(FreeRange).where(FreeRange.id == _lowest(subnet_id, block_id), FreeRange.low <= FreeRange.high)
             .values(low=FreeRange.low + 1).returning(FreeRange.id, FreeRange.low, FreeRange.high)
             .execution_options(synchronize_session=False)).first()
         if row is None:
-            if session.scalar(select(FreeRange.id).where(FreeRange.subnet_id == subnet_id,
+            if session.scalar(select(FreeRange.id).where(in_pool(subnet_id, block_id),
                                                          FreeRange.low <= FreeRange.high).limit(1)) is None:
                 return None
             continue   # another replica emptied that range between our two reads: look again
@@ -71,24 +79,50 @@ def take_lowest(session, subnet_id):
                    {"subnet": ["busy"]})
 
 
-def give_back(session, subnet_id, value):
-    """`value` is free again (in the caller's transaction)."""
-    add_ranges(session, subnet_id, [(value, value)])
+def give_back(session, subnet_id, value, block_id=None):
+    """`value` is free again (in the caller's transaction), in its block's pool if it has one."""
+    add_ranges(session, subnet_id, [(value, value)], block_id)
 
 
 def carve(session, subnet_id, value):
     """Take `value` out of the free ranges (a reserved address). False if it was not free."""
-    row = session.execute(select(FreeRange.id, FreeRange.low, FreeRange.high).where(
+    row = session.execute(select(FreeRange.id, FreeRange.low, FreeRange.high, FreeRange.block_id).where(
         FreeRange.subnet_id == subnet_id, FreeRange.low <= value, FreeRange.high >= value)
         .with_for_update()).first()
     if row is None:
         return False
-    range_id, first, last = row
+    range_id, first, last, block_id = row
     session.execute(delete(FreeRange).where(FreeRange.id == range_id))
-    add_ranges(session, subnet_id, free_ranges(first, last, [value]))
+    add_ranges(session, subnet_id, free_ranges(first, last, [value]), block_id)
     return True
 
 
-def count_free(session, subnet_id):
+def carve_block(session, subnet_id, size, block_id):
+    """The lowest aligned run of `size` addresses (a power of two) wholly free in the subnet's
+    shared pool becomes block `block_id`'s: (low, high), or None when there is no such run."""
+    for range_id, low, high in session.execute(
+            select(FreeRange.id, FreeRange.low, FreeRange.high).where(in_pool(subnet_id, None),
+                                                                      FreeRange.low <= FreeRange.high)
+            .order_by(FreeRange.low).with_for_update()).all():
+        start = -(-low // size) * size   # the first multiple of size at or above low
+        end = start + size - 1
+        if end > high:
+            continue
+        session.execute(delete(FreeRange).where(FreeRange.id == range_id))
+        add_ranges(session, subnet_id, [r for r in ((low, start - 1), (end + 1, high)) if r[0] <= r[1]])
+        add_ranges(session, subnet_id, [(start, end)], block_id)
+        return start, end
+    return None
+
+
+def return_block(session, subnet_id, block_id):
+    """The block's free ranges go back to the shared pool."""
+    session.execute(update(FreeRange).where(FreeRange.block_id == block_id).values(block_id=None)
+                    .execution_options(synchronize_session=False))
+
+
+def count_free(session, subnet_id, block_id=None, every_pool=True):
+    """Free addresses of the subnet (all its pools), or of one pool (every_pool=False)."""
+    where = [FreeRange.subnet_id == subnet_id] if every_pool else [in_pool(subnet_id, block_id)]
     return int(session.scalar(select(func.coalesce(func.sum(FreeRange.high - FreeRange.low + 1), 0)).where(
-        and_(FreeRange.subnet_id == subnet_id, FreeRange.low <= FreeRange.high))))
+        FreeRange.low <= FreeRange.high, *where)))

@@ -36,16 +36,30 @@ class ReservedAddress(Base):
     note: Mapped[str] = mapped_column(String(255), default="")
 
 
+class SubnetBlock(Base):
+    """A block of a subnet reserved for one course's guests (Grid5000's g5k-subnets, blocks.py):
+    they get addresses from it and nobody else does."""
+    __tablename__ = "subnet_blocks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subnet_id: Mapped[int] = mapped_column(ForeignKey("subnets.id"))
+    project_id = mapped_column(BigInteger, index=True)
+    cidr: Mapped[str] = mapped_column(String(43), unique=True)
+    created_at = mapped_column(DateTime, default=utcnow)
+    ends_at = mapped_column(DateTime, nullable=True)   # then it goes back once its addresses are free
+
+
 class FreeRange(Base):
-    """Free addresses low..high (integers) of a subnet (ipam.py): what allocation takes from."""
+    """Free addresses low..high (integers) of a subnet (ipam.py): what allocation takes from. A
+    range of a block (block_id) is that block's; the others are the subnet's shared pool."""
     __tablename__ = "free_ranges"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subnet_id: Mapped[int] = mapped_column(ForeignKey("subnets.id"))
+    block_id = mapped_column(ForeignKey("subnet_blocks.id"), nullable=True)
     low = mapped_column(BigInteger)
     high = mapped_column(BigInteger)
 
 
-Index("ix_free_ranges_subnet_low", FreeRange.subnet_id, FreeRange.low)
+Index("ix_free_ranges_subnet_block_low", FreeRange.subnet_id, FreeRange.block_id, FreeRange.low)
 
 
 class Address(Base):
@@ -64,4 +78,5 @@ class Address(Base):
     ip: Mapped[str] = mapped_column(String(39))
     mac: Mapped[str] = mapped_column(String(17))
     owner: Mapped[str] = mapped_column(String(64))
+    block_id = mapped_column(ForeignKey("subnet_blocks.id"), nullable=True)   # it goes back there
     allocated_at = mapped_column(DateTime, default=utcnow)

@@ -19,6 +19,8 @@ def _ipv4(value):
 class AllocateAddressRequest(StrictSchema):
     owner = fields.String(required=True, validate=validate.Length(min=1, max=64))
     subnet = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    # The owner's project: its block of the subnet (if it has one) is where the address comes from.
+    project = Id(load_default=None, allow_none=True)
 
 
 class ReleaseAddressRequest(StrictSchema):
@@ -73,6 +75,31 @@ class ReserveAddressRequest(StrictSchema):
     @validates("ip")
     def _ip(self, value, **_):
         _ipv4(value)
+
+
+class ReserveBlockRequest(StrictSchema):
+    prefixlen = fields.Integer(required=True, validate=validate.Range(min=22, max=28), metadata={
+        "description": "the block's size: /28 (16 addresses) to /22 (1024)"})
+    subnet = fields.String(load_default=None, validate=validate.Regexp(SUBNET_NAME), metadata={
+        "description": "the subnet to take it from (default: the default subnet)"})
+    ends_at = UtcDateTime(load_default=None, allow_none=True, metadata={
+        "description": "when it goes back (once its guests' addresses are free); null: when ended"})
+
+
+class SubnetBlockSchema(StrictSchema):
+    id = fields.Integer()
+    project = fields.Integer()
+    subnet = fields.String()
+    cidr = fields.String()
+    size = fields.Integer()
+    allocated = fields.Integer(metadata={"description": "addresses the course's guests hold in it"})
+    free = fields.Integer()
+    created_at = UtcDateTime()
+    ends_at = UtcDateTime(allow_none=True)
+
+
+class ProjectIdSchema(StrictSchema):
+    project_id = Id(required=True)
 
 
 class AddressSchema(StrictSchema):

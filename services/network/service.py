@@ -5,12 +5,14 @@ from nameko.rpc import rpc
 
 from common import policy
 from common.actors import load_actor
+from common.clock import Clock
 from common.db import Database
 from common.schemas import dump, load
-from services.network import addresses, subnets
+from common.timers import config_timer
+from services.network import addresses, blocks, subnets
 from services.network.schemas import (
-    AddressSchema, AllocateAddressRequest, CreateSubnetRequest, MacEntrySchema, ReleaseAddressRequest,
-    ReserveAddressRequest, SubnetIdSchema, SubnetSchema)
+    AddressSchema, AllocateAddressRequest, CreateSubnetRequest, MacEntrySchema, ProjectIdSchema, ReleaseAddressRequest,
+    ReserveAddressRequest, ReserveBlockRequest, SubnetBlockSchema, SubnetIdSchema, SubnetSchema)
 
 
 class NetworkService:
@@ -18,12 +20,14 @@ class NetworkService:
 
     db = Database()
     dispatch = EventDispatcher()
+    clock = Clock()
 
     # ----- internal: the instances service allocates and releases -----
     @rpc
     def allocate_address(self, request):
         request = load(AllocateAddressRequest, request)
-        address, created = addresses.allocate_address(self.db, request["owner"], request["subnet"])
+        address, created = addresses.allocate_address(self.db, request["owner"], request["subnet"],
+                                                      request["project"])
         result = dump(AddressSchema, address)
         if created:
             self.dispatch("address_allocated", result)
@@ -84,6 +88,36 @@ class NetworkService:
     def list_subnet_macs(self, actor, subnet_id):
         policy.enforce(load_actor(actor), "subnet:get", what="list a subnet's MACs")
         return dump(MacEntrySchema, subnets.mac_list(self.db, self._id(subnet_id)), many=True)
+
+    # ----- courses' blocks (blocks.py) -----
+    @rpc
+    def reserve_subnet_block(self, actor, project_id, request):
+        project_id = load(ProjectIdSchema, {"project_id": project_id})["project_id"]
+        policy.enforce(load_actor(actor), "subnet_block:create", {"project_id": project_id},
+                       what="reserve a subnet block for this course")
+        request = load(ReserveBlockRequest, request)
+        return dump(SubnetBlockSchema, blocks.reserve(self.db, project_id, request["prefixlen"], request["subnet"],
+                                                      request["ends_at"]))
+
+    @rpc
+    def list_subnet_blocks(self, actor, project_id):
+        project_id = load(ProjectIdSchema, {"project_id": project_id})["project_id"]
+        policy.enforce(load_actor(actor), "subnet_block:list", {"project_id": project_id},
+                       what="list this course's subnet blocks")
+        return dump(SubnetBlockSchema, blocks.list_for(self.db, project_id), many=True)
+
+    @rpc
+    def end_subnet_block(self, actor, block_id):
+        block_id = load(ProjectIdSchema, {"project_id": block_id})["project_id"]
+        block = blocks.get(self.db, block_id)
+        policy.enforce(load_actor(actor), "subnet_block:end", {"project_id": block.project_id},
+                       what="end this course's subnet block")
+        described, _returned = blocks.end(self.db, block_id, self.clock())
+        return dump(SubnetBlockSchema, described)
+
+    @config_timer("BLOCK_CHECK_INTERVAL", 60)
+    def end_expired_blocks(self):
+        blocks.end_expired(self.db, self.clock())
 
     @staticmethod
     def _id(subnet_id):

@@ -62,7 +62,7 @@ def test_only_the_allocation_range_without_gateway_and_reserved_is_handed_out(se
     assert got[0]["dns_servers"] == ["192.168.60.2"] and got[0]["gateway"] == "192.168.60.1"
     with pytest.raises(CapacityExhausted) as full:
         allocate(session, "one-too-many", "lab")
-    assert full.value.fields == {"subnet": ["no free address"]}
+    assert full.value.fields == {"subnet": ["no free address in subnet lab"]}
     # Released ones come back lowest first.
     addresses.release_address(session, "vm5")
     addresses.release_address(session, "vm1")
