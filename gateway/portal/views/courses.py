@@ -1,4 +1,4 @@
-"""Teachers: their courses, members, the course's instances and defaults.
+"""Teachers: their courses, members, the course's instances, defaults and subnet blocks.
 
 Every page asks the services, which decide: a student opening a course page is refused by
 `accounts.list_members` (403), a course they cannot see by `accounts.get_project` (404), and the
@@ -10,15 +10,19 @@ endpoint is the function's name).
 """
 from flask import redirect, render_template, request
 
-from common.errors import InvalidInput
+from common import policy
+from common.errors import CapacityExhausted, InvalidInput
 from gateway.portal.forms import FormErrors, attempt, body_from_form, form_page
 from gateway.portal.gather import gather
 from gateway.portal.registry import page
 
 ACCOUNTS = "services.accounts.schemas:"
+NETWORK = "services.network.schemas:"
 QUOTA_RESOURCES = ("instances", "vcpus", "memory_mib", "volume_gib", "floating_ips")  # QuotaSchema's
 ROLES = (("member", "member"), ("manager", "manager"))  # PROJECT_ROLES; naming managers is for admins
 IDLE_POLICIES = (("suspend", "suspend idle instances"), ("none", "leave them running"))
+# ReserveBlockRequest's prefixlen, smallest first: (value, text)
+BLOCK_SIZES = tuple((str(p), f"/{p}: {1 << (32 - p)} addresses") for p in range(28, 21, -1))
 
 
 # ----- pages --------------------------------------------------------------------------------------
@@ -49,13 +53,17 @@ def _quota_caps(member_quota):
 
 def _course_page(rpc, actor, project_id, errors=None, failed=None, form=None, report=None):
     """The course page. `failed`: which form the service refused (defaults, members, import,
-    remove), shown with `errors` and the values sent (`form`); `report`: an import's answer."""
-    project, members, usage, flavors, images = gather(
+    remove, reserve_block, end_block), shown with `errors` and the values sent (`form`);
+    `report`: an import's answer. The subnet blocks' Reserve form and End buttons are shown to
+    whom the policy lets reserve and end them (the service checks again)."""
+    project, members, usage, flavors, images, blocks = gather(
         (rpc.accounts.get_project, actor, project_id),   # 404 first: not a course of theirs
         (rpc.accounts.list_members, actor, project_id),  # 403: a member, not a manager
         (rpc.accounts.get_usage, actor, project_id),
         (rpc.instances.list_flavors,),
-        (rpc.storage.list_images,))
+        (rpc.storage.list_images,),
+        (rpc.network.list_subnet_blocks, actor, project_id))
+    target = {"project_id": project_id}
     members = sorted(members, key=lambda m: (m["role"] != "manager", m["username"]))
     return form_page(
         "courses/show.html", errors, title=f"Course {project['name']}", project=project,
@@ -65,6 +73,9 @@ def _course_page(rpc, actor, project_id, errors=None, failed=None, form=None, re
         flavor_names={f["id"]: f["name"] for f in flavors},
         images=[(i["id"], i["name"]) for i in images], image_names={i["id"]: i["name"] for i in images},
         idle_policies=IDLE_POLICIES, roles=ROLES, quota_resources=QUOTA_RESOURCES,
+        blocks=blocks, block_sizes=BLOCK_SIZES,
+        may_reserve_block=policy.allowed(actor, "subnet_block:create", target),
+        may_end_block=policy.allowed(actor, "subnet_block:end", target),
         failed=failed, form=form or {}, report=report)
 
 
@@ -143,6 +154,34 @@ def teacher_course_remove_member(rpc, actor, project_id, user_id):
     _removed, errors = attempt(lambda: rpc.accounts.remove_member(actor, project_id, user_id))
     if errors:
         return _course_page(rpc, actor, project_id, errors, "remove")
+    return _back_to(project_id)
+
+
+@page("/courses/<id:project_id>/subnet-blocks", title="Reserve a subnet block", area="teacher",
+      methods=("POST",))
+def teacher_course_reserve_block(rpc, actor, project_id):
+    """A block of a subnet (the default one when no name is given) for the course's new guests.
+    The end date is a datetime-local input's value, taken as UTC. The service's refusals land next
+    to the fields; a block of that subnet the course has already (409, naming `project`) is said
+    next to the subnet's name, and no free block of that size (503) next to the size."""
+    body = body_from_form(NETWORK + "ReserveBlockRequest")
+    _block, errors = attempt(lambda: rpc.network.reserve_subnet_block(actor, project_id, body),
+                             also=(CapacityExhausted,))
+    if errors:
+        if errors.get("project") and not errors.get("subnet"):
+            errors.fields["subnet"] = errors.fields["project"]
+        return _course_page(rpc, actor, project_id, errors, "reserve_block", request.form)
+    return _back_to(project_id)
+
+
+@page("/courses/<id:project_id>/subnet-blocks/<id:block_id>/end", title="End a subnet block", area="teacher",
+      methods=("POST",))
+def teacher_course_end_block(rpc, actor, project_id, block_id):
+    """The block ends: its addresses go back to the subnet once the course's guests hold none of
+    them (until then it stays listed, with its end). The service checks the block's own course."""
+    _block, errors = attempt(lambda: rpc.network.end_subnet_block(actor, block_id))
+    if errors:
+        return _course_page(rpc, actor, project_id, errors, "end_block", {"block": block_id})
     return _back_to(project_id)
 
 
