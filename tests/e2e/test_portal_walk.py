@@ -87,6 +87,14 @@ TABLE = {
                                        lambda w, r: {"data": {"csv": csv_rows(w).decode()}})},
     "teacher_course_remove_member": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER),
                                               fresh_for(("manager", "admin"), lambda w: {"user_id": w.fresh_member()}))},
+    # Subnet blocks: the refused forms aim at the world's subnet and block, which stay; a manager's or
+    # an admin's reserve takes a block of a fresh subnet, an End a fresh block. (The service refuses
+    # the outsider with 403; the course page it is shown on says 404 first.)
+    "teacher_course_reserve_block": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER), lambda w, r: {
+        "data": {"prefixlen": "28",
+                 "subnet": (w.fresh_subnet() if r in ("manager", "admin") else w.subnet)["name"]}})},
+    "teacher_course_end_block": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER), fresh_for(
+        ("manager", "admin"), lambda w: {"block_id": w.fresh_block()["id"]}))},
     # Members see the course's instances that are theirs (the instances service filters).
     "teacher_course_instances": {"GET": (codes(LOGIN, 404, 200, 200, 200, 200), shared)},
     "teacher_course_instance_rows": {"GET": (codes(LOGIN, 404, 200, 200, 200, 200), shared)},
@@ -151,7 +159,8 @@ def browser(url, api=None):
 
 def default_params(world):
     return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
-            "key_id": world.key, "action": "start", "subnet_id": world.subnet["id"], "ip": world.reserved_ip}
+            "key_id": world.key, "action": "start", "subnet_id": world.subnet["id"], "ip": world.reserved_ip,
+            "block_id": world.block["id"]}
 
 
 def url_of(rule, params):
@@ -203,7 +212,7 @@ def test_every_portal_page_answers_every_role_as_the_table_says(portal_walked):
     assert rows <= seen, f"rows for pages that no longer exist: {rows - seen}"
 
 
-def test_the_owners_instance_and_key_and_the_subnet_survive_the_portal_walk(world, portal_walked):
+def test_the_owners_instance_and_key_and_the_subnet_and_block_survive_the_portal_walk(world, portal_walked):
     owner = world.owner
     assert owner.call("GET", f"/instances/{world.instance}", 200).json()["state"] == "running"
     assert owner.call("GET", f"/keys/{world.key}", 200).json()["user_id"] == owner.user_id
@@ -211,6 +220,8 @@ def test_the_owners_instance_and_key_and_the_subnet_survive_the_portal_walk(worl
     subnet = world.admin.call("GET", f"/subnets/{world.subnet['id']}", 200).json()
     assert (subnet["name"], subnet["cidr"], subnet["reserved"]) == (
         world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])
+    blocks = {b["id"]: b for b in world.blocks_of_a()}
+    assert blocks.get(world.block["id"], {}).get("cidr") == world.block["cidr"], "the world's block was ended"
 
 
 def test_pages_show_each_role_only_the_instances_it_may_see(world):

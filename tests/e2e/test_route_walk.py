@@ -143,6 +143,15 @@ TABLE = {
     "unreserve_address": (codes(401, 403, 403, 403, 403, 200), fresh_for(("admin",), lambda w: (
         lambda subnet: {"subnet_id": subnet["id"], "ip": subnet["reserved"][0]})(w.fresh_subnet()))),
     "list_subnet_macs": (codes(401, 403, 403, 403, 403, 200), shared),
+    # -- a course's subnet blocks (its managers reserve and end them, its members list them) --
+    # The refused calls aim at the world's subnet and block, which stay as they are; a manager's or
+    # an admin's reserve gets a block of a fresh subnet (one block per course and subnet), an end a
+    # fresh block. (The outsider learns the course exists: 403, where get_project answers 404.)
+    "reserve_subnet_block": (codes(401, 403, 403, 403, 201, 201), lambda w, r: {"json": {
+        "prefixlen": 28, "subnet": (w.fresh_subnet() if r in ("manager", "admin") else w.subnet)["name"]}}),
+    "list_subnet_blocks": (codes(401, 403, 200, 200, 200, 200), shared),
+    "end_subnet_block": (codes(401, 403, 403, 403, 200, 200),
+                         fresh_for(("manager", "admin"), lambda w: {"block_id": w.fresh_block()["id"]})),
 }
 
 
@@ -176,7 +185,7 @@ def operations(world):
 def default_params(world):
     return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
             "key_id": world.key, "token_id": world.token_id, "subnet_id": world.subnet["id"],
-            "ip": world.reserved_ip}
+            "ip": world.reserved_ip, "block_id": world.block["id"]}
 
 
 def walk(world):
@@ -242,3 +251,5 @@ def test_the_owners_things_are_untouched_after_the_walk(world, walked):
     subnet = world.admin.call("GET", f"/subnets/{world.subnet['id']}", 200).json()
     assert (subnet["name"], subnet["cidr"], subnet["reserved"]) == (
         world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])
+    blocks = {b["id"]: b for b in world.blocks_of_a()}
+    assert blocks.get(world.block["id"], {}).get("cidr") == world.block["cidr"], "the world's block was ended"

@@ -1,7 +1,7 @@
 """The walks' world: two projects, users in every role, the owner's instance, key and tokens, a
-subnet (admins') with a reserved address, on a stack of its own (tokens never cached, rate limits
-out of the way). Shared by the REST walk (test_route_walk.py) and the portal walk
-(test_portal_walk.py): one stack for both."""
+subnet (admins') with a reserved address, a subnet block of project A, on a stack of its own
+(tokens never cached, rate limits out of the way). Shared by the REST walk (test_route_walk.py)
+and the portal walk (test_portal_walk.py): one stack for both."""
 import random
 import uuid
 
@@ -24,7 +24,8 @@ def unique(prefix="w"):
 
 class World:
     """Two projects: A (manager, owner, peer) and B (outsider); the owner's instance, key and
-    tokens in A; an admin; a subnet (not the default) with one reserved address.
+    tokens in A; an admin; a subnet (not the default) with one reserved address; a /28 block of
+    another such subnet kept for A (not of the default subnet: A's instances keep their addresses).
     `fresh_*` make more of the same on demand."""
 
     def __init__(self, url):
@@ -51,6 +52,7 @@ class World:
         self._cidrs = set()
         self.subnet = self.fresh_subnet()
         self.reserved_ip = self.subnet["reserved"][0]
+        self.block = self.fresh_block()
 
     def session(self, role):
         if role == "anon":
@@ -101,6 +103,14 @@ class World:
         return self.admin.call("POST", "/subnets", 201, json={
             "name": unique("net-"), "cidr": cidr, "allocation_start": cidr.replace(".0/24", ".20"),
             "reserved": [cidr.replace(".0/24", ".10")]}).json()
+
+    def fresh_block(self):
+        """A /28 of a fresh subnet kept for project A: the block as the API describes it."""
+        return self.admin.call("POST", f"/projects/{self.project_a['id']}/subnet-blocks", 201, json={
+            "prefixlen": 28, "subnet": self.fresh_subnet()["name"]}).json()
+
+    def blocks_of_a(self):
+        return self.admin.call("GET", f"/projects/{self.project_a['id']}/subnet-blocks", 200).json()
 
     def fresh_login(self, api):
         return Api(self.url).login(api.username, api.password)
