@@ -74,6 +74,10 @@ def test_a_teacher_sees_their_course_in_the_list_and_the_menu(course):
     assert cells(member_rows(page)[course.student.username])[2] == "member"
     assert page.find("table", class_="usage") is not None, "no usage against the quota"
     assert page.find("a", href=f"/courses/{course.id}/instances") is not None
+    # The subnet blocks' panel (none yet) with its Reserve form (test_portal_blocks.py uses them).
+    blocks = page.by_id("blocks")
+    assert blocks is not None and not [tr for tr in blocks.find_all("tr") if tr.get("data-block")]
+    assert page.find("form", action=f"/courses/{course.id}/subnet-blocks") is not None
 
 
 def test_a_teacher_imports_a_class_list_and_sees_the_report_and_the_new_members(course, admin):
@@ -164,6 +168,7 @@ def test_a_student_is_refused_the_course_pages(stack, course):
     resp, doc = student.get(f"/courses/{course.id}", expect=None)
     assert resp.status_code in (403, 404), resp.status_code
     assert doc.by_id("members") is None and course.teacher.username not in resp.text
+    assert doc.by_id("blocks") is None and doc.find("form", action=f"/courses/{course.id}/subnet-blocks") is None
     assert doc.find("p", role="alert") is not None, "the refusal is not shown"
 
     _resp, listing = student.get("/courses")
