@@ -12,7 +12,7 @@ import ipaddress
 from sqlalchemy import func, select
 
 from common.clock import utcnow
-from common.errors import CapacityExhausted, Conflict, NotFound
+from common.errors import CapacityExhausted, Conflict, InvalidInput, NotFound
 from services.network import ipam
 from services.network.addresses import course_block, find_subnet
 from services.network.models import Address, Subnet, SubnetBlock
@@ -30,7 +30,9 @@ def describe(session, block):
             "created_at": block.created_at, "ends_at": block.ends_at}
 
 
-def reserve(session, project_id, prefixlen, subnet_name=None, ends_at=None):
+def reserve(session, project_id, prefixlen, subnet_name=None, ends_at=None, now=None):
+    if ends_at is not None and ends_at <= (now or utcnow()):
+        raise InvalidInput("ends_at: in the past", {"ends_at": ["in the past"]})
     subnet = find_subnet(session, subnet_name)
     if course_block(session, subnet.id, project_id) is not None:
         raise Conflict(f"project {project_id} has a block of subnet {subnet.name} already",
@@ -50,8 +52,12 @@ def reserve(session, project_id, prefixlen, subnet_name=None, ends_at=None):
     return describe(session, block)
 
 
+def find(session, block_id):
+    return session.get(SubnetBlock, block_id)
+
+
 def get(session, block_id):
-    block = session.get(SubnetBlock, block_id)
+    block = find(session, block_id)
     if block is None:
         raise NotFound(f"no subnet block {block_id}")
     return block

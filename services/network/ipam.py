@@ -97,13 +97,28 @@ def carve(session, subnet_id, value):
     return True
 
 
+def _coalesced_shared_pool(session, subnet_id):
+    """The subnet's shared pool, locked, with adjacent ranges joined (released addresses and
+    returned blocks come back as separate ranges): [(id, low, high)] in order."""
+    rows = session.execute(select(FreeRange.id, FreeRange.low, FreeRange.high).where(
+        in_pool(subnet_id, None), FreeRange.low <= FreeRange.high).order_by(FreeRange.low).with_for_update()).all()
+    merged = []
+    for row in rows:
+        if merged and merged[-1][2] + 1 >= row.low:
+            range_id, low, high = merged[-1]
+            merged[-1] = (range_id, low, max(high, row.high))
+            session.execute(delete(FreeRange).where(FreeRange.id == row.id))
+            session.execute(update(FreeRange).where(FreeRange.id == range_id).values(high=merged[-1][2])
+                            .execution_options(synchronize_session=False))
+        else:
+            merged.append((row.id, row.low, row.high))
+    return merged
+
+
 def carve_block(session, subnet_id, size, block_id):
     """The lowest aligned run of `size` addresses (a power of two) wholly free in the subnet's
     shared pool becomes block `block_id`'s: (low, high), or None when there is no such run."""
-    for range_id, low, high in session.execute(
-            select(FreeRange.id, FreeRange.low, FreeRange.high).where(in_pool(subnet_id, None),
-                                                                      FreeRange.low <= FreeRange.high)
-            .order_by(FreeRange.low).with_for_update()).all():
+    for range_id, low, high in _coalesced_shared_pool(session, subnet_id):
         start = -(-low // size) * size   # the first multiple of size at or above low
         end = start + size - 1
         if end > high:

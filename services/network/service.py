@@ -6,6 +6,7 @@ from nameko.rpc import rpc
 from common import policy
 from common.actors import load_actor
 from common.clock import Clock
+from common.errors import NotFound
 from common.db import Database
 from common.schemas import dump, load
 from common.timers import config_timer
@@ -93,25 +94,32 @@ class NetworkService:
     @rpc
     def reserve_subnet_block(self, actor, project_id, request):
         project_id = load(ProjectIdSchema, {"project_id": project_id})["project_id"]
-        policy.enforce(load_actor(actor), "subnet_block:create", {"project_id": project_id},
-                       what="reserve a subnet block for this course")
+        actor = load_actor(actor)
+        policy.enforce(actor, "subnet_block:create", {"project_id": project_id},
+                       hidden=_hidden_from(actor, project_id), what="reserve a subnet block for this course")
         request = load(ReserveBlockRequest, request)
         return dump(SubnetBlockSchema, blocks.reserve(self.db, project_id, request["prefixlen"], request["subnet"],
-                                                      request["ends_at"]))
+                                                      request["ends_at"], self.clock()))
 
     @rpc
     def list_subnet_blocks(self, actor, project_id):
         project_id = load(ProjectIdSchema, {"project_id": project_id})["project_id"]
-        policy.enforce(load_actor(actor), "subnet_block:list", {"project_id": project_id},
-                       what="list this course's subnet blocks")
+        actor = load_actor(actor)
+        policy.enforce(actor, "subnet_block:list", {"project_id": project_id},
+                       hidden=_hidden_from(actor, project_id), what="list this course's subnet blocks")
         return dump(SubnetBlockSchema, blocks.list_for(self.db, project_id), many=True)
 
     @rpc
     def end_subnet_block(self, actor, block_id):
         block_id = load(ProjectIdSchema, {"project_id": block_id})["project_id"]
-        block = blocks.get(self.db, block_id)
-        policy.enforce(load_actor(actor), "subnet_block:end", {"project_id": block.project_id},
-                       what="end this course's subnet block")
+        actor = load_actor(actor)
+        block = blocks.find(self.db, block_id)
+        project_id = block.project_id if block is not None else None
+        # Outside the course, a block that exists and one that does not look the same.
+        hidden = f"no subnet block {block_id}"
+        if block is None or not policy.project_role(actor, project_id) and not policy.is_admin(actor):
+            raise NotFound(hidden)
+        policy.enforce(actor, "subnet_block:end", {"project_id": project_id}, what="end this course's subnet block")
         described, _returned = blocks.end(self.db, block_id, self.clock())
         return dump(SubnetBlockSchema, described)
 
@@ -122,3 +130,8 @@ class NetworkService:
     @staticmethod
     def _id(subnet_id):
         return load(SubnetIdSchema, {"subnet_id": subnet_id})["subnet_id"]
+
+
+def _hidden_from(actor, project_id):
+    """Someone outside the course learns nothing of it: NotFound, as projects.get_project says."""
+    return None if policy.project_role(actor, project_id) else f"no project {project_id}"

@@ -146,11 +146,11 @@ TABLE = {
     # -- a course's subnet blocks (its managers reserve and end them, its members list them) --
     # The refused calls aim at the world's subnet and block, which stay as they are; a manager's or
     # an admin's reserve gets a block of a fresh subnet (one block per course and subnet), an end a
-    # fresh block. (The outsider learns the course exists: 403, where get_project answers 404.)
-    "reserve_subnet_block": (codes(401, 403, 403, 403, 201, 201), lambda w, r: {"json": {
+    # fresh block. (Outside the course: 404, as get_project answers: nothing of the course shows.)
+    "reserve_subnet_block": (codes(401, 404, 403, 403, 201, 201), lambda w, r: {"json": {
         "prefixlen": 28, "subnet": (w.fresh_subnet() if r in ("manager", "admin") else w.subnet)["name"]}}),
-    "list_subnet_blocks": (codes(401, 403, 200, 200, 200, 200), shared),
-    "end_subnet_block": (codes(401, 403, 403, 403, 200, 200),
+    "list_subnet_blocks": (codes(401, 404, 200, 200, 200, 200), shared),
+    "end_subnet_block": (codes(401, 404, 403, 403, 200, 200),
                          fresh_for(("manager", "admin"), lambda w: {"block_id": w.fresh_block()["id"]})),
 }
 

@@ -70,3 +70,19 @@ def test_no_room_for_a_block_is_refused_naming_the_size(lab):
     with pytest.raises(CapacityExhausted) as none:
         blocks.reserve(session, 32, 26, "lab")
     assert "prefixlen" in none.value.fields
+
+
+def test_a_returned_block_joins_its_neighbours_again(lab):
+    session = lab
+    block = blocks.reserve(session, COURSE, 28, "lab")
+    assert block["cidr"] == "10.80.0.32/28"
+    assert blocks.end(session, block["id"], NOW)[1]   # nothing held: back at once
+    # .21-.254 is one free run again: the lowest aligned /27 is .32/27, which spans the old block.
+    assert blocks.reserve(session, OTHER, 27, "lab")["cidr"] == "10.80.0.32/27"
+
+
+def test_an_end_in_the_past_is_refused_naming_it(lab):
+    from common.errors import InvalidInput
+    with pytest.raises(InvalidInput) as past:
+        blocks.reserve(lab, COURSE, 28, "lab", ends_at=NOW, now=NOW + dt.timedelta(seconds=1))
+    assert "ends_at" in past.value.fields
