@@ -9,20 +9,9 @@ import random
 import pytest
 
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
-from tests.e2e.portal import Portal, unique
+from tests.e2e.portal import Portal, field_error, unique
 
 pytestmark = pytest.mark.e2e
-
-
-def field_error(page, input_id):
-    """The message shown under the input `input_id`, which says it is invalid."""
-    field = page.by_id(input_id)
-    assert field is not None, f"no input {input_id}"
-    assert field.get("aria-invalid") == "true", f"{input_id} is not marked invalid"
-    assert field.get("aria-describedby") == f"{input_id}-error"
-    message = page.by_id(f"{input_id}-error")
-    assert message is not None and message.text(), f"no message under {input_id}"
-    return message.text()
 
 
 def block_rows(page):
