@@ -22,6 +22,7 @@ from hostagent import dhcp
 from hostagent.service import make_service
 from tests.hostagent.qemu_hosts import private_qemu_host
 from common.netns import nsenter_argv
+from tests.realguest.guests import SSHClient
 
 pytestmark = pytest.mark.realguest
 
@@ -94,7 +95,7 @@ def agent(container_factory, service_config, qemu_host, key, tmp_path):
 def ssh(port, key, command, timeout=60):
     deadline = time.monotonic() + timeout
     while True:
-        client = paramiko.SSHClient()
+        client = SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         try:
             client.connect("127.0.0.1", port, username="root", pkey=key, timeout=5, banner_timeout=5,

@@ -1,5 +1,7 @@
 """Real guests for the tests of this package: a student with an SSH key, and tiny-image guests of
 theirs on the smallest flavor, running and reachable over SSH."""
+import paramiko
+
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
 
@@ -24,3 +26,16 @@ def tiny_guests(api, key_id, names, wait_ready):
     instances = [wait_ready(api, iid) for iid in ids]
     assert all(i["state"] == "running" and i["ready"] for i in instances), instances
     return instances
+
+
+class SSHClient(paramiko.SSHClient):
+    """Closes and then waits for its transport's thread to end. (In these eventlet-patched tests
+    that thread is a greenthread: one left reading the closed socket holds its fd number in the
+    hub, and the next file that gets that number, a subprocess's pipe, fails with "second
+    simultaneous read".)"""
+
+    def close(self):
+        transport = self.get_transport()
+        super().close()
+        if transport is not None:
+            transport.join(10)

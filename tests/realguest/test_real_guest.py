@@ -17,6 +17,7 @@ import pytest
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from common import netns
 from tests.e2e.api import ADMIN_PASSWORD, Api
+from tests.realguest.guests import SSHClient
 
 USER_DATA = "#!/bin/sh\necho user-data-ran-$(hostname) > /root/user-data.out\n"
 
@@ -37,7 +38,7 @@ def user(qemu_stack):
 
 
 def ssh(instance, key):
-    client = paramiko.SSHClient()
+    client = SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     client.connect(instance["ssh"]["host"], port=instance["ssh"]["port"], username="root", pkey=key,
                    timeout=20, banner_timeout=20, auth_timeout=20, look_for_keys=False, allow_agent=False)
