@@ -8,6 +8,7 @@ A block ends when its manager ends it or its `ends_at` passes (`end_expired`, on
 addresses go back to the subnet's shared pool once none of them is held (a block that ends while
 its guests still run waits for their addresses)."""
 import ipaddress
+import uuid
 
 from sqlalchemy import func, select
 
@@ -38,10 +39,12 @@ def reserve(session, project_id, prefixlen, subnet_name=None, ends_at=None, now=
         raise Conflict(f"project {project_id} has a block of subnet {subnet.name} already",
                        {"project": ["has a block of this subnet"]})
     size = 1 << (32 - prefixlen)
-    block = SubnetBlock(subnet_id=subnet.id, project_id=project_id, cidr="pending", ends_at=ends_at)
+    # The block's id names its ranges, so the row comes first, with a placeholder (cidr is unique:
+    # a fixed one would make two concurrent reserves collide).
+    block = SubnetBlock(subnet_id=subnet.id, project_id=project_id, cidr=f"pending-{uuid.uuid4().hex}",
+                        ends_at=ends_at)
     session.add(block)
     session.flush()
-    block.cidr = f"pending-{block.id}"
     taken = ipam.carve_block(session, subnet.id, size, block.id)
     if taken is None:
         session.rollback()
