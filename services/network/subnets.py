@@ -74,15 +74,16 @@ def get(session, subnet_id):
 
 def summary(session, subnet):
     allocated = session.scalar(select(func.count(Address.id)).where(Address.subnet_id == subnet.id))
+    free = ipam.count_free(session, subnet.id)
     reserved = sorted(session.scalars(select(ReservedAddress.ip).where(ReservedAddress.subnet_id == subnet.id)),
                       key=ipaddress.IPv4Address)
     return {"id": subnet.id, "name": subnet.name, "cidr": subnet.cidr, "gateway": subnet.gateway,
             "is_default": subnet.is_default, "allocation_start": subnet.allocation_start,
             "allocation_end": subnet.allocation_end, "mac_policy": subnet.mac_policy,
             "dns_servers": [d for d in (subnet.dns_servers or "").split(",") if d],
-            "reserved": reserved, "allocated": allocated, "free": ipam.count_free(session, subnet.id),
+            "reserved": reserved, "allocated": allocated, "free": free,
             # What guests can get at most: the allocation range without the gateway and reserved.
-            "capacity": allocated + ipam.count_free(session, subnet.id)}
+            "capacity": allocated + free}
 
 
 def list_subnets(session):

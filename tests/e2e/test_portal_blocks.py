@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
 from tests.e2e.portal import Portal, field_error, unique
+from tests.e2e.test_portal_courses import redirected_to_course
 
 pytestmark = pytest.mark.e2e
 
@@ -18,11 +19,6 @@ def block_rows(page):
     table = page.by_id("blocks")
     assert table is not None, "the course page has no subnet blocks table"
     return {row.get("data-block"): row for row in table.find_all("tr") if row.get("data-block")}
-
-
-def redirected_to_course(resp, project_id):
-    assert resp.status_code == 303, resp.text[:3000]
-    assert resp.headers["Location"].endswith(f"/courses/{project_id}"), resp.headers["Location"]
 
 
 @pytest.fixture(scope="module")
