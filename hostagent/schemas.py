@@ -62,6 +62,48 @@ class DeleteVolumeRequest(StrictSchema):
     name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
 
 
+class CloneVolumeRequest(StrictSchema):
+    """A full copy `name` of the pool's volume `source` (a snapshot, or a volume from one)."""
+    name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
+    source = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
+    capacity_bytes = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+DISK_DEVICE_PATTERN = r"^vd[b-z]$"
+
+
+class AttachDiskRequest(StrictSchema):
+    """A data volume as a virtio disk of the instance's domain (hot-plugged when it runs)."""
+    instance_id = UuidString(required=True)
+    path = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    device = fields.String(required=True, validate=validate.Regexp(DISK_DEVICE_PATTERN))
+    format = fields.String(load_default="qcow2", validate=validate.OneOf(DISK_FORMATS))
+    serial = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
+class DetachDiskRequest(StrictSchema):
+    instance_id = UuidString(required=True)
+    device = fields.String(required=True, validate=validate.Regexp(DISK_DEVICE_PATTERN))
+    path = fields.String(load_default=None, validate=validate.Length(min=1, max=1024))
+
+
+class DiskAttachmentSchema(StrictSchema):
+    """attach_disk: `live` when the running guest has the disk now (else at its next start).
+    detach_disk: `detached` false when the domain did not have it (asked again, or gone)."""
+    device = fields.String()
+    live = fields.Boolean()
+    detached = fields.Boolean()
+
+
+class DomainDisksRequest(StrictSchema):
+    instance_id = UuidString(required=True)
+
+
+class DomainDisksSchema(StrictSchema):
+    instance_id = fields.String()
+    disks = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
+
+
 class VolumeInfoSchema(StrictSchema):
     name = fields.String()
     path = fields.String()

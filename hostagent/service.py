@@ -22,11 +22,15 @@ from common.timers import config_timer
 from eventlet import semaphore
 
 from hostagent import bandwidth, console, dhcp, domains, migration, neighbours, power, shares, stats, storage_pool
+from hostagent import volume_devices
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
 from hostagent.lifecycle import DomainEvents, domain_lifecycle_handler
 from hostagent.metadata_server import MetadataServer
 from hostagent.port_forward import SshForwarding
+from hostagent.schemas import (
+    AttachDiskRequest, CloneVolumeRequest, DetachDiskRequest, DiskAttachmentSchema, DomainDisksRequest,
+    DomainDisksSchema)
 from hostagent.schemas import (
     ConsoleOutputSchema, CreateVolumeRequest, DeleteVolumeRequest, DestroyDomainRequest,
     DomainLifecycleSchema, DomainSharesRequest, DomainSharesSchema, DomainSpec, DomainSshReadySchema, DomainStateSchema, DomainStatsSchema,
@@ -132,6 +136,41 @@ class HostAgent:
         request = load(DeleteVolumeRequest, request)
         deleted = self._on_pool(lambda _conn, pool: storage_pool.delete_volume(pool, request["name"]))
         return {"deleted": deleted}
+
+    @rpc
+    def clone_volume(self, request):
+        """A full copy of a pool volume (a data volume's snapshot, or a volume from a snapshot)."""
+        request = load(CloneVolumeRequest, request)
+        volume = self._on_pool(storage_pool.clone_volume, request["name"], request["source"],
+                               request["capacity_bytes"])
+        return dump(VolumeInfoSchema, volume)
+
+    @rpc
+    def attach_disk(self, request):
+        """A data volume as a disk of the instance's domain: hot-plugged when it runs (LIVE and
+        CONFIG), in its definition when stopped (CONFIG); idempotent (volume_devices.py)."""
+        request = load(AttachDiskRequest, request)
+        attached = self.hypervisor.run(
+            volume_devices.attach, request["instance_id"], request["path"], request["device"],
+            request["format"], request["serial"], self.hypervisor.is_test_driver)
+        return dump(DiskAttachmentSchema, attached)
+
+    @rpc
+    def detach_disk(self, request):
+        """The disk goes from the domain (live: waits for the guest to release it) and its
+        definition; a domain without it (or gone) answers detached false."""
+        request = load(DetachDiskRequest, request)
+        detached = self.hypervisor.run(
+            volume_devices.detach, request["instance_id"], request["device"], request["path"],
+            self.hypervisor.is_test_driver)
+        return dump(DiskAttachmentSchema, detached)
+
+    @rpc
+    def list_domain_disks(self, request):
+        """{device: path} of the domain's definition (reconcile, tests)."""
+        instance_id = load(DomainDisksRequest, request)["instance_id"]
+        disks = self.hypervisor.run(volume_devices.list_disks, instance_id)
+        return dump(DomainDisksSchema, {"instance_id": instance_id, "disks": disks})
 
     @rpc
     def create_domain(self, request):

@@ -178,3 +178,26 @@ def _upload(conn, volume, source_path):
         except libvirt.libvirtError:
             pass
         raise
+
+
+def clone_volume(conn, pool, name, source_name, capacity_bytes=None):
+    """A full copy `name` of the volume `source_name` (its own file, flattened: no backing file;
+    at least `capacity_bytes` large); an existing one of that name is returned as is. A snapshot
+    of a data volume, and a volume made from a snapshot. The copy of a volume in use is
+    crash-consistent (what the disk held at one moment, as after a power cut)."""
+    volume = find_volume(pool, name)
+    if volume is not None:
+        return volume_info(volume)
+    source = find_volume(pool, source_name)
+    if source is None:
+        raise NotFound(f"no volume {source_name} on this host")
+    capacity_bytes = max(capacity_bytes or 0, source.info()[1])
+    try:
+        volume = pool.createXMLFrom(_volume_xml(name, capacity_bytes, "qcow2"), source, 0)
+    except libvirt.libvirtError as exc:
+        volume = find_volume(pool, name)  # a concurrent redelivery made it first
+        if exc.get_error_code() != libvirt.VIR_ERR_STORAGE_VOL_EXIST or volume is None:
+            if volume is not None:
+                volume.delete(0)  # never leave a half-made copy that a retry would take as done
+            raise
+    return volume_info(volume)
