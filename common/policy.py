@@ -12,7 +12,7 @@ Rules are tuples of the principals that may act, any one suffices:
   anyone     any authenticated actor (lists are then filtered to what the actor may see)
 A target is a dict with the keys a rule needs: `user_id`, `project_id`.
 """
-from common.errors import Forbidden, NotFound
+from common.errors import Forbidden, InvalidInput, NotFound
 
 ADMIN, OWNER, MANAGER, MEMBER, ANYONE = "admin", "owner", "manager", "member", "anyone"
 
@@ -66,12 +66,39 @@ POLICY = {
     "instance:migrate": (ADMIN,),              # where a guest runs is the admins' business
     "instance:metrics": (ADMIN, OWNER, MANAGER),
     "instance:actions": (ADMIN, OWNER, MANAGER),
+    # data volumes and their snapshots (storage): as instances, the owner, the course's managers, admins
+    "volume:create": (ADMIN, MEMBER),
+    "volume:list": (ANYONE,),                 # filtered: own, and all of the projects I manage
+    "volume:get": (ADMIN, OWNER, MANAGER),
+    "volume:attach": (ADMIN, OWNER, MANAGER),  # and the instance must be one the actor may see
+    "volume:detach": (ADMIN, OWNER, MANAGER),
+    "volume:snapshot": (ADMIN, OWNER, MANAGER),
+    "volume:delete": (ADMIN, OWNER, MANAGER),
+    "snapshot:list": (ANYONE,),               # filtered as volumes
+    "snapshot:get": (ADMIN, OWNER, MANAGER),
+    "snapshot:delete": (ADMIN, OWNER, MANAGER),
     # catalogue (flavors and images are listed to any authenticated caller, without a rule)
     "image:register": (ADMIN,),
     # operations
     "host:list": (ADMIN,),
     "host:get": (ADMIN,),
     "host:update": (ADMIN,),                  # disable, enable, drain
+    # floating IPs (network): pools are the admins', addresses a course's
+    "floating_pool:list": (ANYONE,),          # users choose a pool by name
+    "floating_pool:create": (ADMIN,),
+    "floating_pool:delete": (ADMIN,),
+    "floating_ip:create": (ADMIN, MEMBER),
+    "floating_ip:list": (ANYONE,),            # filtered: all for admins, else my courses'
+    "floating_ip:get": (ADMIN, OWNER, MANAGER),
+    "floating_ip:associate": (ADMIN, OWNER, MANAGER),   # and disassociate; the instance must be theirs too
+    "floating_ip:delete": (ADMIN, OWNER, MANAGER),
+    # security groups (network): a course's firewall is its teachers' (students pick groups)
+    "security_group:list": (ADMIN, MEMBER),
+    "security_group:get": (ADMIN, MEMBER),
+    "security_group:create": (ADMIN, MANAGER),
+    "security_group:update": (ADMIN, MANAGER),    # add and remove rules
+    "security_group:delete": (ADMIN, MANAGER),
+    "security_group:bind": (ADMIN, OWNER, MANAGER),     # which groups an instance is in
     "subnet:list": (ADMIN,),                  # subnets belong to the admins
     "subnet:get": (ADMIN,),
     "subnet:create": (ADMIN,),
@@ -85,12 +112,38 @@ POLICY = {
 }
 
 
+def creation_project(actor, action, requested=None):
+    """The project something new of `actor` goes to (an instance, a volume): the one named (the
+    policy must let the actor do `action` in it: a member or manager; admins may name any), or else
+    the actor's only project. Forbidden or InvalidInput naming `project` otherwise."""
+    if requested is not None:
+        if not allowed(actor, action, {"project_id": requested}):
+            raise Forbidden(f"you are not a member of project {requested}",
+                            {"project": ["you are not a member of this project"]})
+        return requested
+    projects = project_ids(actor)
+    if not projects:
+        raise Forbidden("you are not a member of any project; ask a teacher or an administrator",
+                        {"project": ["you are not a member of any project"]})
+    if len(projects) > 1:
+        ids = ", ".join(str(p) for p in sorted(projects))
+        raise InvalidInput(f"you are in several projects ({ids}): name one",
+                           {"project": [f"name one of your projects: {ids}"]})
+    return projects[0]
+
+
 def project_role(actor, project_id):
     """'manager', 'member' or None: the actor's role in the project."""
     for entry in actor.get("projects") or ():
         if entry["id"] == project_id:
             return entry["role"]
     return None
+
+
+def hidden_outside(actor, project_id):
+    """`enforce`'s `hidden` for an action on a project's things: someone outside the project
+    learns nothing of it (NotFound, as accounts' get_project says)."""
+    return None if project_role(actor, project_id) else f"no project {project_id}"
 
 
 def project_ids(actor, roles=("manager", "member")):

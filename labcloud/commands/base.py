@@ -108,7 +108,7 @@ def read_password(from_stdin, prompt="Password", confirm_it=False):
 
 # -- quotas ------------------------------------------------------------------------------------------
 
-QUOTA_FIELDS = ("instances", "vcpus", "memory_mib", "volume_gib", "floating_ips")  # GET /projects/{id}/quota
+QUOTA_FIELDS = ("instances", "vcpus", "memory_mib", "volume_gib", "floating_ips", "volumes")  # GET /projects/{id}/quota
 
 
 class Limit(click.ParamType):

@@ -9,7 +9,7 @@ from common.quota import RESOURCES
 from services.accounts import openssh, passwords
 
 DEFAULT_PROJECT_QUOTA = {"instances": 10, "vcpus": 20, "memory_mib": 20480, "volume_gib": 100,
-                         "floating_ips": 2}
+                         "floating_ips": 2, "volumes": 10}
 
 
 class OffHubHasher:

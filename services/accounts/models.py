@@ -54,6 +54,7 @@ class QuotaColumns:
     quota_memory_mib: Mapped[int] = mapped_column(Integer, nullable=True)
     quota_volume_gib: Mapped[int] = mapped_column(Integer, nullable=True)
     quota_floating_ips: Mapped[int] = mapped_column(Integer, nullable=True)
+    quota_volumes: Mapped[int] = mapped_column(Integer, nullable=True)
 
     @property
     def quota(self):

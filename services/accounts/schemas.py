@@ -164,6 +164,7 @@ class QuotaSchema(StrictSchema):
     memory_mib = Limit()
     volume_gib = Limit()
     floating_ips = Limit()
+    volumes = Limit()
 
 
 class QuotaLimitsSchema(StrictSchema):

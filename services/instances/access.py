@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import or_, select
 
 from common import policy
-from common.errors import Forbidden, InvalidInput, NotFound
+from common.errors import NotFound
 from services.instances.models import Instance
 
 
@@ -59,19 +59,5 @@ def list_instances(session, actor, include_deleted=False, project=None):
 
 
 def creation_project(actor, requested=None):
-    """The project a new instance of `actor` goes to: the one named (the actor must be a member or
-    manager of it; admins may name any), or else the actor's only project."""
-    if requested is not None:
-        if not policy.allowed(actor, "instance:create", {"project_id": requested}):
-            raise Forbidden(f"you are not a member of project {requested}",
-                            {"project": ["you are not a member of this project"]})
-        return requested
-    projects = policy.project_ids(actor)
-    if not projects:
-        raise Forbidden("you are not a member of any project; ask a teacher or an administrator",
-                        {"project": ["you are not a member of any project"]})
-    if len(projects) > 1:
-        ids = ", ".join(str(p) for p in sorted(projects))
-        raise InvalidInput(f"you are in several projects ({ids}): name one",
-                           {"project": [f"name one of your projects: {ids}"]})
-    return projects[0]
+    """The project a new instance of `actor` goes to (common.policy.creation_project)."""
+    return policy.creation_project(actor, "instance:create", requested)

@@ -19,14 +19,11 @@ So two checks of one project never overlap, on any number of replicas, and whoev
 counts what the first one wrote. Nothing inside yields (common/db.py's rule).
 
 Not checked: host observations (a guest started behind labcloud's back is shown as it is) and an
-ownership transfer (the project's usage does not change). Resize and volume attach do not exist
-yet; they will charge their growth the same way. A memory change (shares) charges its growth
-with `memory_growth`.
+ownership transfer (the project's usage does not change). A resize charges its growth the same
+way; a memory change (shares) charges its growth with `memory_growth`. The lock-count-check-write
+itself is common.quota.charged, shared with the storage service's volumes (their own lock rows).
 """
-from contextlib import contextmanager
-
-from sqlalchemy import case, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, func, select
 
 from common import quota
 from services.instances import states
@@ -80,35 +77,7 @@ def project_usage(session, project_id):
     return {"project": project, "users": users}
 
 
-@contextmanager
 def charged(session, project_id, user_id, limits, requested):
-    """Check that `requested` fits `limits` ({"project": ..., "user": ...} as accounts gives them)
-    with the project locked, let the body write what takes it (without committing), commit both.
-    Over quota: QuotaExceeded, nothing written. `user_id`: whose share of the project it takes."""
-    session.commit()  # what the caller read so far is over: the lock opens the transaction
-    try:
-        _lock(session, project_id)
-        counted = project_usage(session, project_id)
-        quota.check_all(limits, {"project": counted["project"], "user": counted["users"].get(user_id, {})},
-                        requested)
-        yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-
-
-def _lock(session, project_id):
-    take = (update(QuotaLock).where(QuotaLock.project_id == project_id)
-            .values(counter=QuotaLock.counter + 1))
-    if session.execute(take).rowcount == 1:
-        return
-    # The project's first check: make its row in a transaction of its own, then take it.
-    session.rollback()
-    try:
-        session.execute(insert(QuotaLock).values(project_id=project_id, counter=0))
-        session.commit()
-    except IntegrityError:  # a concurrent first check made it
-        session.rollback()
-    if session.execute(take).rowcount != 1:
-        raise RuntimeError(f"quota lock row of project {project_id} vanished")
+    """common.quota.charged on the instances' own lock rows and usage: check `requested` with the
+    project locked, let the body write what takes it, commit both (QuotaExceeded: nothing written)."""
+    return quota.charged(session, QuotaLock, project_id, user_id, limits, requested, project_usage)

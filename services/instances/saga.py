@@ -84,7 +84,8 @@ def run_create(session, instance_id, peers, policy, now):
         # The address and the disk (with the image's boot files) do not depend on each other: ask
         # for both at once (each is idempotent; a failure of one is undone by the full teardown).
         address, disk = in_parallel(
-            lambda: peers.network.allocate_address({"owner": instance_id, "project": instance.project_id}),
+            lambda: peers.network.allocate_address({"owner": instance_id, "project": instance.project_id,
+                                                    "host": host}),
             lambda: peers.storage.create_root_disk({
                 "instance_id": instance_id, "image_id": instance.image_id, "host": host,
                 "size_gib": flavor.disk_gib}))
@@ -163,8 +164,8 @@ def _finish_delete(session, instance_id, peers, now):
 
 def teardown(session, instance_id, peers):
     """Remove everything the instance has: on its host (domain, DHCP and neighbour entries, SSH
-    forward, console log: one destroy_domain call), its disk, then its address (only once the
-    domain is gone, so the address is never handed out while a guest may still use it). Each call
+    forward, console log: one destroy_domain call), its disk, then (only once the domain is gone,
+    so neither is handed out while a guest may still use it) its data volumes and its address. Each call
     is idempotent; the disk is tried even if the host call failed, and the first failure is raised."""
     instance = session.get(Instance, instance_id)
     failures = []
@@ -186,6 +187,8 @@ def teardown(session, instance_id, peers):
         failures.append(exc)
     if not failures:
         try:
+            # The domain is gone: its data volumes are free again (available, their data kept).
+            peers.storage.release_instance_volumes({"instance_id": instance_id})
             peers.network.release_address({"owner": instance_id})
         except Exception as exc:
             failures.append(exc)

@@ -38,6 +38,10 @@ class Volume(Base):
         UniqueConstraint("host", "name", name="uq_volume_host_name"),
         Index("uq_volume_root_instance", "instance_id", unique=True,
               sqlite_where=text("kind = 'root'"), postgresql_where=text("kind = 'root'")),
+        # Data volumes (migration 0003): a name once per project, a device once per instance.
+        UniqueConstraint("project_id", "display_name", name="uq_volume_project_name"),
+        Index("uq_volume_instance_device", "instance_id", "device", unique=True,
+              sqlite_where=text("device IS NOT NULL"), postgresql_where=text("device IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -50,3 +54,46 @@ class Volume(Base):
     instance_id: Mapped[str | None] = mapped_column(String(36))
     state: Mapped[str] = mapped_column(String(16), default="creating")  # creating|available|deleting
     created_at = mapped_column(DateTime, default=utcnow)
+    # Data volumes only (kind 'data', services/storage/volumes.py); root disks leave them null.
+    # state: creating | available | in-use | deleting | error; while in-use, instance_id and
+    # device (vdb, vdc, ...) say where, attach_state how far: attaching | attached | detaching.
+    display_name: Mapped[str | None] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    size_gib: Mapped[int | None] = mapped_column(Integer)
+    source_snapshot_id: Mapped[int | None] = mapped_column(Integer)
+    device: Mapped[str | None] = mapped_column(String(8))
+    attach_state: Mapped[str | None] = mapped_column(String(16))
+    attached_at = mapped_column(DateTime, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Snapshot(Base):
+    """A full copy of a data volume at one moment, in the same host's pool (`pool_name` is its
+    volume there). It outlives its volume; a new volume made from it lands on its host."""
+    __tablename__ = "volume_snapshots"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_snapshot_project_name"),
+        UniqueConstraint("host", "pool_name", name="uq_snapshot_host_pool_name"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    pool_name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    volume_id: Mapped[int | None] = mapped_column(Integer)  # the source (it may be gone since)
+    host: Mapped[str] = mapped_column(String(48))
+    path: Mapped[str | None] = mapped_column(String(1024))
+    size_gib: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="creating")  # creating|available|deleting|error
+    reason: Mapped[str | None] = mapped_column(String(255))
+    created_at = mapped_column(DateTime, default=utcnow)
+
+
+class QuotaLock(Base):
+    """One row per project, updated as the first statement of every transaction that checks the
+    project's volume quota (common.quota.charged)."""
+    __tablename__ = "quota_locks"
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    counter: Mapped[int] = mapped_column(BigInteger, server_default="0")

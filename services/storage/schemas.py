@@ -2,7 +2,7 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from common.hostrpc import HOST_NAME_PATTERN
-from common.schemas import StrictSchema, UtcDateTime, UuidString
+from common.schemas import Id, StrictSchema, UtcDateTime, UuidString
 
 
 class ImageSchema(StrictSchema):
@@ -116,3 +116,101 @@ class AbortRootDiskMoveRequest(StrictSchema):
     """After a failed migration: the copy on `host` goes (unless it is the disk)."""
     instance_id = UuidString(required=True)
     host = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))
+
+
+# ----- data volumes and snapshots (services/storage/volumes.py) --------------------------------------
+
+VOLUME_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+VOLUME_NAME_ERROR = "letters, digits, '_', '.', '-'; at most 64, starting with a letter or digit"
+SIZE_GIB = validate.Range(min=1, max=2048)
+
+
+class CreateVolumeRequest(StrictSchema):
+    """A data volume: empty (`size_gib`), a copy of a snapshot, or copy-on-write over an image
+    (`size_gib` then at least the source's; left out: the source's). It is made on the host of
+    the snapshot, of `instance` (to attach it there next), or else on the host with most room."""
+    name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME, error=VOLUME_NAME_ERROR),
+                         metadata={"description": "unique in the project; the same request again returns the volume"})
+    size_gib = fields.Integer(load_default=None, validate=SIZE_GIB,
+                              metadata={"description": "GiB, 1-2048; required for an empty volume"})
+    snapshot = Id(load_default=None, metadata={"description": "a copy of this snapshot (on its host)"})
+    image = Id(load_default=None, metadata={"description": "copy-on-write over this image"})
+    instance = UuidString(load_default=None,
+                          metadata={"description": "make it on this instance's host (to attach it there)"})
+    project = Id(load_default=None, metadata={"description": "left out: your only project"})
+
+    @validates_schema
+    def one_source(self, data, **_kwargs):
+        if data.get("snapshot") is not None and data.get("image") is not None:
+            raise ValidationError("a snapshot or an image, not both", "image")
+        if data.get("snapshot") is None and data.get("image") is None and data.get("size_gib") is None:
+            raise ValidationError("required for an empty volume", "size_gib")
+        if data.get("snapshot") is not None and data.get("instance") is not None:
+            raise ValidationError("a volume from a snapshot is made on the snapshot's host", "instance")
+
+
+class DataVolumeSchema(StrictSchema):
+    id = fields.Integer()
+    name = fields.String()
+    size_gib = fields.Integer()
+    state = fields.String(metadata={"description": "creating, available, in-use, deleting, error"})
+    host = fields.String(metadata={"description": "the host whose pool holds it: it attaches only to "
+                                                 "instances there"})
+    project = fields.Integer()
+    user_id = fields.Integer()
+    instance = fields.String(allow_none=True, metadata={"description": "while in-use: the instance"})
+    device = fields.String(allow_none=True, metadata={"description": "while in-use: vdb, vdc, ..."})
+    attach_state = fields.String(allow_none=True, metadata={"description": "attaching, attached, detaching"})
+    attached_at = UtcDateTime(allow_none=True)
+    snapshot = fields.Integer(allow_none=True, metadata={"description": "the snapshot it was made from"})
+    image = fields.Integer(allow_none=True, metadata={"description": "the image it was made over"})
+    reason = fields.String(allow_none=True, metadata={"description": "why the last operation failed"})
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime(allow_none=True)
+
+
+class ListVolumesRequest(StrictSchema):
+    project = Id(load_default=None, allow_none=True, metadata={"description": "only this project's"})
+    instance = UuidString(load_default=None, allow_none=True, metadata={"description": "only those attached to it"})
+
+
+class AttachVolumeRequest(StrictSchema):
+    instance = UuidString(required=True, metadata={"description": "a running or stopped instance of the "
+                                                                  "volume's project on the volume's host"})
+
+
+class CreateSnapshotRequest(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME, error=VOLUME_NAME_ERROR),
+                         metadata={"description": "unique in the project"})
+
+
+class SnapshotSchema(StrictSchema):
+    id = fields.Integer()
+    name = fields.String()
+    volume = fields.Integer(allow_none=True, metadata={"description": "the volume it copies (it may be gone)"})
+    size_gib = fields.Integer()
+    state = fields.String(metadata={"description": "creating, available, deleting, error"})
+    host = fields.String()
+    project = fields.Integer()
+    user_id = fields.Integer()
+    reason = fields.String(allow_none=True)
+    created_at = UtcDateTime()
+
+
+class ListSnapshotsRequest(StrictSchema):
+    project = Id(load_default=None, allow_none=True, metadata={"description": "only this project's"})
+    volume = Id(load_default=None, allow_none=True, metadata={"description": "only this volume's"})
+
+
+class ReleaseInstanceVolumesRequest(StrictSchema):
+    """An instance's domain is gone (its delete): its volumes become available."""
+    instance_id = UuidString(required=True)
+
+
+class AttachedVolumeSchema(StrictSchema):
+    """What an instance shows of each of its volumes."""
+    id = fields.Integer()
+    name = fields.String()
+    size_gib = fields.Integer()
+    device = fields.String()
+    attach_state = fields.String()

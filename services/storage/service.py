@@ -1,17 +1,28 @@
-"""Storage service: images and root disks. Entry points only; logic is in disks.py."""
+"""Storage service: images, root disks and data volumes. Entry points only; logic is in disks.py,
+moves.py and volumes.py."""
+import logging
+
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 
+from common.clock import Clock
 from common.db import Database
+from common.errors import NotFound
 from common.hostrpc import HostAgentRpc
 from common.actors import load_actor
 from common.schemas import dump, load
-from services.storage import disks, images, moves
+from common.timers import config_timer
+from services.storage import disks, images, moves, volumes
 from services.storage.schemas import (
     AbortRootDiskMoveRequest, CompleteRootDiskMoveRequest, PreparedRootDiskSchema, PrepareRootDiskMoveRequest,
     CreateRootDiskRequest, DeleteOrphanVolumeRequest, DeleteRootDiskRequest, GrowRootDiskRequest, ImageSchema,
     RegisterImageRequest, RootDiskSchema, VolumeSchema)
+from services.storage.schemas import (
+    AttachedVolumeSchema, AttachVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest, DataVolumeSchema,
+    ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest, SnapshotSchema)
+
+log = logging.getLogger(__name__)
 
 
 class HostFactsProvider(DependencyProvider):
@@ -32,6 +43,9 @@ class StorageService:
     config = Config()
     inspect_disk = images.DiskInspector()
     host_facts = HostFactsProvider()
+    instances = RpcProxy("instances")
+    accounts = RpcProxy("accounts")
+    now = Clock()
 
     @rpc
     def list_images(self):
@@ -101,3 +115,120 @@ class StorageService:
     @rpc
     def list_volumes(self, host=None):
         return dump(VolumeSchema, disks.list_volumes(self.db, host), many=True)
+
+    # ----- data volumes and snapshots (volumes.py) -----
+    @rpc
+    def create_volume(self, actor, request):
+        actor = load_actor(actor)
+        request = load(CreateVolumeRequest, request)
+        project_id, snapshot, image, size_gib = volumes.plan_create(self.db, actor, request)
+        existing = volumes.named_volume(self.db, project_id, request["name"])
+        if existing is not None:
+            host = existing.host
+        elif snapshot is not None:
+            host = snapshot.host
+        elif request["instance"] is not None:
+            host = self._instance(actor, request["instance"])["host"] or volumes.pick_host(
+                self.instances.list_hosts(), size_gib)
+        else:
+            host = volumes.pick_host(self.instances.list_hosts(), size_gib)
+        limits = self.accounts.get_quota_limits(project_id, actor["id"])
+        volume = volumes.record_volume(self.db, actor, request, project_id, size_gib, host, limits, snapshot, image)
+        volume = volumes.make_on_host(self.db, self.hosts, volume, self.config.get("DATA_DIR", "var"),
+                                      self.host_facts, snapshot, image)
+        return dump(DataVolumeSchema, volumes.describe(volume))
+
+    @rpc
+    def list_data_volumes(self, actor, request=None):
+        request = load(ListVolumesRequest, request or {})
+        found = volumes.list_volumes(self.db, load_actor(actor), **request)
+        return dump(DataVolumeSchema, [volumes.describe(v) for v in found], many=True)
+
+    @rpc
+    def get_volume(self, actor, volume_id):
+        return dump(DataVolumeSchema, volumes.describe(volumes.visible_volume(self.db, load_actor(actor), volume_id)))
+
+    @rpc
+    def attach_volume(self, actor, volume_id, request):
+        actor = load_actor(actor)
+        request = load(AttachVolumeRequest, request)
+        volume = volumes.visible_volume(self.db, actor, volume_id, "volume:attach")
+        instance_id = request["instance"]
+        if not (volume.instance_id == instance_id and volume.attach_state == "attached"):
+            self.db.commit()  # nothing open while the instances service answers
+            volumes.check_attachable(volume, self._instance(actor, instance_id))
+            volume = volumes.claim_attachment(self.db, volume, instance_id, self.now())
+            volume = volumes.plug(self.db, self.hosts, volume)
+        return dump(DataVolumeSchema, volumes.describe(volume))
+
+    @rpc
+    def detach_volume(self, actor, volume_id):
+        volume = volumes.visible_volume(self.db, load_actor(actor), volume_id, "volume:detach")
+        if volumes.start_detach(self.db, volume):
+            volume = volumes.unplug(self.db, self.hosts, volume)
+        return dump(DataVolumeSchema, volumes.describe(volume))
+
+    @rpc
+    def delete_volume(self, actor, volume_id):
+        volume = volumes.visible_volume(self.db, load_actor(actor), volume_id, "volume:delete")
+        described = volumes.describe(volume)
+        volumes.delete_volume(self.db, self.hosts, volume)
+        return dump(DataVolumeSchema, {**described, "state": "deleted"})
+
+    @rpc
+    def create_snapshot(self, actor, volume_id, request):
+        actor = load_actor(actor)
+        request = load(CreateSnapshotRequest, request)
+        volume = volumes.visible_volume(self.db, actor, volume_id, "volume:snapshot")
+        snapshot = volumes.record_snapshot(self.db, actor, volume, request["name"])
+        snapshot = volumes.make_snapshot(self.db, self.hosts, snapshot, volume)
+        return dump(SnapshotSchema, volumes.describe_snapshot(snapshot))
+
+    @rpc
+    def list_snapshots(self, actor, request=None):
+        request = load(ListSnapshotsRequest, request or {})
+        found = volumes.list_snapshots(self.db, load_actor(actor), **request)
+        return dump(SnapshotSchema, [volumes.describe_snapshot(s) for s in found], many=True)
+
+    @rpc
+    def get_snapshot(self, actor, snapshot_id):
+        snapshot = volumes.visible_snapshot(self.db, load_actor(actor), snapshot_id)
+        return dump(SnapshotSchema, volumes.describe_snapshot(snapshot))
+
+    @rpc
+    def delete_snapshot(self, actor, snapshot_id):
+        snapshot = volumes.visible_snapshot(self.db, load_actor(actor), snapshot_id, "snapshot:delete")
+        described = volumes.describe_snapshot(snapshot)
+        volumes.delete_snapshot(self.db, self.hosts, snapshot)
+        return dump(SnapshotSchema, {**described, "state": "deleted"})
+
+    @rpc
+    def list_instance_volumes(self, instance_id):
+        """Internal (the gateway, after get_instance let the actor see the instance)."""
+        attached = volumes.instance_volumes(self.db, load(ReleaseInstanceVolumesRequest,
+                                                          {"instance_id": instance_id})["instance_id"])
+        return dump(AttachedVolumeSchema, [volumes.describe(v) for v in attached], many=True)
+
+    @rpc
+    def release_instance_volumes(self, request):
+        """Internal: the instances service's delete, once the domain is gone."""
+        request = load(ReleaseInstanceVolumesRequest, request)
+        return {"released": volumes.release_instance_volumes(self.db, request["instance_id"])}
+
+    @rpc
+    def get_project_usage(self, project_id):
+        """Internal: {"project": {volumes, volume_gib}, "users": {"<user id>": {...}}}."""
+        usage = volumes.project_usage(self.db, project_id)
+        return {"project": usage["project"], "users": {str(k): v for k, v in usage["users"].items()}}
+
+    @config_timer("VOLUME_RECONCILE_INTERVAL", 60)
+    def reconcile_volumes(self):
+        for kind, row_id, action in volumes.reconcile(self.db, self.hosts, self.now()):
+            log.info("reconcile: %s %s %s", kind, row_id, action)
+
+    def _instance(self, actor, instance_id):
+        """The instance as the instances service shows it to the actor; NotFound names `instance`."""
+        try:
+            return self.instances.get_instance(actor, instance_id)
+        except NotFound as exc:
+            raise NotFound(str(exc), {"instance": ["no such instance"]}) from None

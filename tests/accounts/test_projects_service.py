@@ -42,7 +42,7 @@ def test_course_lifecycle_over_rpc(cloud):
         course = rpc.create_project(admin, {"name": "cs101", "managers": [teacher["id"]],
                                             "quota": {"vcpus": 8}, "default_lease_hours": 24})
         assert course["quota"] == {"instances": 10, "vcpus": 8, "memory_mib": 20480,
-                                   "volume_gib": 100, "floating_ips": 2}
+                                   "volume_gib": 100, "floating_ips": 2, "volumes": 10}
         assert set(course) == {"id", "name", "description", "quota", "default_lease_hours",
                                "default_flavor", "default_image", "idle_policy", "created_at"}
         assert rpc.create_project(admin, {"name": "cs101", "managers": [teacher["id"]],
@@ -63,7 +63,7 @@ def test_course_lifecycle_over_rpc(cloud):
         assert rpc.get_quota_limits(course["id"], student["id"]) == {
             "project": course["quota"],
             "user": {"instances": None, "vcpus": 2, "memory_mib": None, "volume_gib": None,
-                     "floating_ips": None}}
+                     "floating_ips": None, "volumes": None}}
         for bad in (course["id"] + 100, "1", 2 ** 64):
             with pytest.raises(NotFound):
                 rpc.get_quota_limits(bad, student["id"])

@@ -32,6 +32,7 @@ class FakeCloud:
 
     def __init__(self, fail_on=None):
         self.addresses, self.disks, self.domains = {}, {}, {}
+        self.placements = {}     # owner -> (host, moving_to) as the migration told the network
         self.leftovers = set()   # instance ids with a DHCP entry / forward / console log but no domain
         self.fail_on = fail_on
         self.image = {}          # what get_image adds to the image (min_disk_gib, min_memory_mib)
@@ -47,7 +48,13 @@ class FakeCloud:
                     "mac": "aa:00:0a:63:00:02", "gateway": "10.99.0.1", "prefixlen": 22})
 
             def release_address(self, req):
+                outer.placements.pop(req["owner"], None)
                 return {"released": outer.addresses.pop(req["owner"], None) is not None}
+
+            def place_address(self, req):
+                outer._maybe_fail("place_address")
+                outer.placements[req["owner"]] = (req["host"], req.get("moving_to"))
+                return {"placed": req["owner"] in outer.addresses}
 
             def list_addresses(self):
                 return list(outer.addresses.values())
@@ -72,6 +79,11 @@ class FakeCloud:
             def delete_root_disk(self, req):
                 outer._maybe_fail("delete_root_disk")
                 return {"deleted": outer.disks.pop(req["instance_id"], None) is not None}
+
+            def release_instance_volumes(self, req):
+                outer._maybe_fail("release_instance_volumes")
+                outer.calls.append(("release_instance_volumes", req["instance_id"]))
+                return {"released": 0}
 
             def delete_orphan_volume(self, req):
                 instance_id = req["name"][len("root-"):-len(".qcow2")]

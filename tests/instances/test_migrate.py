@@ -81,6 +81,9 @@ class TwoHosts:
                 outer.copies[req["host"]].discard(req["instance_id"])
                 return {"deleted": True}
 
+            def release_instance_volumes(self, req):
+                return {"released": 0}
+
             def delete_root_disk(self, req):
                 for copies in outer.copies.values():
                     copies.discard(req["instance_id"])
@@ -125,6 +128,7 @@ def test_the_guest_its_entries_and_its_disk_end_on_the_destination(world):
     assert hosts.holds("h2", inst.id) == {"domain", "entries", "disk"} and hosts.holds("h1", inst.id) == set()
     assert hosts.kept_sessions == ["h1"]                      # the source's open SSH sessions go on
     assert ("h2", "set_domain_shares") in hosts.calls         # shares set again on the destination
+    assert cloud.placements[inst.id] == ("h2", None)          # its filter and NAT rules now only there
     assert_counters_match(session)
     # A redelivered event finds nothing to do.
     calls = len(hosts.calls)
@@ -150,6 +154,7 @@ def test_a_failure_leaves_the_guest_on_the_source_and_nothing_on_the_destination
     assert (inst.host, inst.migrating_to) == ("h1", None)
     assert "exploded" in inst.reason and "stays on h1" in inst.reason
     assert hosts.holds("h2", inst.id) == set() and hosts.holds("h1", inst.id) == {"domain", "entries", "disk"}
+    assert cloud.placements[inst.id] == ("h1", None)          # the destination lost its rules again
     assert_counters_match(session)
 
 

@@ -20,7 +20,7 @@ ACCOUNTS = "services.accounts.schemas:"
 STORAGE = "services.storage.schemas:"
 NETWORK = "services.network.schemas:"
 QUOTA_LABELS = {"instances": "Instances", "vcpus": "vCPUs", "memory_mib": "Memory (MiB)",
-                "volume_gib": "Volumes (GiB)", "floating_ips": "Floating IPs"}
+                "volume_gib": "Volumes (GiB)", "floating_ips": "Floating IPs", "volumes": "Volumes"}
 REGISTRATION_PATHS = ("/api/v1/images", "/admin/images")  # POSTs that register an image
 REGISTRATIONS_LOOKED_AT = 500  # newest audit records searched for them
 

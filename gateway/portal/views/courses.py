@@ -18,7 +18,7 @@ from gateway.portal.registry import page
 
 ACCOUNTS = "services.accounts.schemas:"
 NETWORK = "services.network.schemas:"
-QUOTA_RESOURCES = ("instances", "vcpus", "memory_mib", "volume_gib", "floating_ips")  # QuotaSchema's
+QUOTA_RESOURCES = ("instances", "vcpus", "memory_mib", "volume_gib", "floating_ips", "volumes")  # QuotaSchema's
 ROLES = (("member", "member"), ("manager", "manager"))  # PROJECT_ROLES; naming managers is for admins
 IDLE_POLICIES = (("suspend", "suspend idle instances"), ("none", "leave them running"))
 # ReserveBlockRequest's prefixlen, smallest first: (value, text)
