@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 
 from common.errors import Conflict, HostOperationFailed
-from hostagent import domains
+from hostagent import domains, volume_devices
 from hostagent.domain_xml import METADATA_NS
 
 LIVE_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_NON_SHARED_INC | libvirt.VIR_MIGRATE_PERSIST_DEST
@@ -77,8 +77,13 @@ def migrate(conn, instance_id, target, test_driver=False):
     on the destination: it arrives stopped; after a failure it is powered off here again.
 
     Asking again after a move that succeeded (a redelivered request) finds the guest on the
-    destination and not here, and changes nothing."""
+    destination and not here, and changes nothing.
+
+    A guest with data volumes attached does not move (Conflict naming `volumes`): a volume lives
+    in this host's pool, and the destination would get a definition naming disks it does not have."""
     source = domains.find_domain(conn, instance_id)
+    if source is not None:
+        _refuse_data_volumes(source, instance_id)
     if test_driver:
         if source is None:
             return {"moved": False, "running": None, "downtime_ms": None, "total_ms": None, "xml": None}
@@ -110,6 +115,14 @@ def migrate(conn, instance_id, target, test_driver=False):
         return {"moved": True, "running": not cold, "total_ms": total_ms, "downtime_ms": downtime_ms, "xml": None}
     finally:
         destination.close()
+
+
+def _refuse_data_volumes(source, instance_id):
+    data = sorted(dev for dev in volume_devices.disks_of(source.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                  if dev != ROOT_DISK)
+    if data:
+        raise Conflict(f"instance {instance_id} has data volumes attached ({', '.join(data)}): detach them "
+                       "before migrating (a volume lives on one host's pool)", {"volumes": data})
 
 
 def _params(source, target):

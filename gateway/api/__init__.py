@@ -3,5 +3,6 @@ authentication); the services decide what an actor may do, so nothing here looks
 owners or projects."""
 from gateway.api.registry import api
 from gateway.api import admin, instances, keys, meta, networks, projects, users  # noqa: F401  (they register)
+from gateway.api import volumes  # noqa: F401  (it registers)
 
 __all__ = ["api"]

@@ -40,10 +40,12 @@ def list_instances(rpc, actor, include_deleted, project):
     return rpc.instances.list_instances(actor, include_deleted, project)
 
 
-@route("GET", "/api/v1/instances/<uuid:instance_id>", tag="instances", summary="Get an instance",
-       response=INSTANCES + "InstanceSchema")
+@route("GET", "/api/v1/instances/<uuid:instance_id>", tag="instances",
+       summary="Get an instance, with the data volumes attached to it",
+       response="gateway.composed_schemas:InstanceWithVolumesSchema")
 def get_instance(rpc, actor, instance_id):
-    return rpc.instances.get_instance(actor, instance_id)
+    instance = rpc.instances.get_instance(actor, instance_id)  # 404 unless the actor may see it
+    return {**instance, "volumes": rpc.storage.list_instance_volumes(instance["id"])}
 
 
 @route("PATCH", "/api/v1/instances/<uuid:instance_id>", tag="instances",

@@ -120,6 +120,7 @@ def list_snapshots(session, actor, project=None, volume=None):
     policy.enforce(actor, "snapshot:list")
     query = _visible_to(select(Snapshot).order_by(Snapshot.id), Snapshot, actor, project)
     if volume is not None:
+        visible_volume(session, actor, volume)  # NotFound for a volume one may not see
         query = query.where(Snapshot.volume_id == volume)
     return session.scalars(query).all()
 

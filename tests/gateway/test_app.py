@@ -193,6 +193,11 @@ class Storage:
         return [{"id": 1, "name": "debian-12", "description": "Debian 12", "format": "qcow2",
                  "size_bytes": 1 << 30, "min_disk_gib": 2, "created_at": "2024-01-01T00:00:00+00:00"}]
 
+    @rpc
+    def list_instance_volumes(self, instance_id):
+        record("storage.list_instance_volumes", instance_id)
+        return [{"id": 5, "name": "data", "size_gib": 2, "device": "vdb", "attach_state": "attached"}]
+
 
 class Metrics:
     name = "metrics"
@@ -395,8 +400,6 @@ def test_every_contract_route_reaches_its_method(client):
          ("instances.list_instance_actions", (ADMIN, INSTANCE_ID))),
         ("POST", "/api/v1/admin/reconcile", 200, ("instances.reconcile", (ADMIN,))),
         ("GET", "/api/v1/admin/reconcile?limit=5", 200, ("instances.list_reconcile_reports", (ADMIN, 5))),
-        ("GET", f"/api/v1/instances/{INSTANCE_ID.upper()}", 200,
-         ("instances.get_instance", (ADMIN, INSTANCE_ID))),
         ("DELETE", f"/api/v1/instances/{INSTANCE_ID}", 202,
          ("instances.delete_instance", (ADMIN, INSTANCE_ID))),
     ]:
@@ -411,6 +414,18 @@ def test_a_bad_boolean_query_is_400_naming_it_without_rpc(client):
     assert_error(response, 400, "invalid_input")
     assert response.get_json()["error"]["fields"] == {"include_deleted": ["Not a valid boolean (true or false)."]}
     assert rpc_calls("instances.list_instances") == []
+
+
+def test_an_instance_shows_its_volumes_once_it_may_be_seen(client):
+    response = client.get(f"/api/v1/instances/{INSTANCE_ID.upper()}", headers=ADMIN_AUTH)
+    assert response.status_code == 200
+    assert response.get_json()["volumes"] == [
+        {"id": 5, "name": "data", "size_gib": 2, "device": "vdb", "attach_state": "attached"}]
+    assert CALLS == [("accounts.authenticate", ("admin-token",)), ("instances.get_instance", (ADMIN, INSTANCE_ID)),
+                     ("storage.list_instance_volumes", (INSTANCE_ID,))]
+    CALLS.clear()
+    response = client.get(f"/api/v1/instances/{MISSING_ID}", headers=ADMIN_AUTH)
+    assert response.status_code == 404 and rpc_calls("storage.") == []
 
 
 def test_metrics_check_ownership_first(client):

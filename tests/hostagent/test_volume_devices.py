@@ -8,8 +8,8 @@ import libvirt
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from common.errors import HostOperationFailed, NotFound
-from hostagent import volume_devices
+from common.errors import Conflict, HostOperationFailed, NotFound
+from hostagent import migration, volume_devices
 from tests.hostagent.test_hostagent_service import agent, agent_config, listener, spec  # noqa: F401
 
 
@@ -22,6 +22,10 @@ def test_attach_and_detach_change_the_definition_and_are_idempotent(agent, agent
         assert host.attach_disk(request) == {"device": "vdb", "live": False}
         assert host.list_domain_disks({"instance_id": instance_id})["disks"] == {
             "vda": "/labcloud-test/root.qcow2", "vdb": "/labcloud-test/data-1.qcow2"}
+        # A guest with a data volume does not migrate: the volume lives in this host's pool.
+        with pytest.raises(Conflict) as refused:
+            migration.migrate(conn, instance_id, {"disk_path": "/elsewhere/root.qcow2"}, test_driver=True)
+        assert refused.value.fields == {"volumes": ["vdb"]}
         # Another file on a taken device, or the file on another device: refused, nothing changes.
         with pytest.raises(HostOperationFailed, match="vdb holds"):
             host.attach_disk({**request, "path": "/labcloud-test/data-2.qcow2"})
@@ -32,6 +36,7 @@ def test_attach_and_detach_change_the_definition_and_are_idempotent(agent, agent
         assert host.detach_disk({"instance_id": instance_id, "device": "vdb"}) == {
             "device": "vdb", "detached": False}
         assert host.list_domain_disks({"instance_id": instance_id})["disks"] == {"vda": "/labcloud-test/root.qcow2"}
+        assert migration.migrate(conn, instance_id, {"disk_path": "/elsewhere/root.qcow2"}, test_driver=True)["moved"]
         # The domain keeps running through it all.
         assert conn.lookupByUUIDString(instance_id).isActive()
         host.destroy_domain({"instance_id": instance_id})
