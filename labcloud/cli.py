@@ -33,6 +33,7 @@ import click
 
 from labcloud import lifecycle_commands
 from labcloud.commands import audit, hosts, instances, keys, networks, projects, resources, session, users
+from labcloud.commands import volumes
 from labcloud.commands.base import LabcloudGroup, completes
 from labcloud.image_register import register as image_register_command
 
@@ -251,7 +252,8 @@ def ssh(name, identity, user, command):
     _exit(cmd_ssh(SimpleNamespace(name=name, identity=identity, user=user, command=list(command))))
 
 
-for _module in (session, users, projects, keys, audit, hosts, networks, instances, resources, lifecycle_commands):
+for _module in (session, users, projects, keys, audit, hosts, networks, instances, resources, lifecycle_commands,
+                volumes):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

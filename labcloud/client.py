@@ -256,6 +256,12 @@ class ApiClient:
     def find_subnet(self, value):
         return self._find("subnet", "/subnets", value)
 
+    def find_volume(self, value):
+        return self._find("volume", "/volumes", value)
+
+    def find_snapshot(self, value):
+        return self._find("snapshot", "/snapshots", value)
+
     def user_id(self, value, project=None):
         """A user's id: digits are an id (usernames start with a letter); a username is looked up
         in the project's members when a project is given (what a manager may read), else in

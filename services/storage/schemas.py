@@ -131,7 +131,7 @@ class CreateVolumeRequest(StrictSchema):
     the snapshot, of `instance` (to attach it there next), or else on the host with most room."""
     name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME, error=VOLUME_NAME_ERROR),
                          metadata={"description": "unique in the project; the same request again returns the volume"})
-    size_gib = fields.Integer(load_default=None, validate=SIZE_GIB,
+    size_gib = fields.Integer(load_default=None, strict=True, validate=SIZE_GIB,
                               metadata={"description": "GiB, 1-2048; required for an empty volume"})
     snapshot = Id(load_default=None, metadata={"description": "a copy of this snapshot (on its host)"})
     image = Id(load_default=None, metadata={"description": "copy-on-write over this image"})
