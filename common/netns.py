@@ -46,9 +46,9 @@ def nsenter_argv(name):
     return ["nsenter", f"--net={netns_path(name)}"]
 
 
-def run(name, argv, check=True, timeout=30):
+def run(name, argv, check=True, timeout=30, input=None):
     return subprocess.run(nsenter_argv(name) + list(argv), check=check, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, input=input)
 
 
 def _native_threading():

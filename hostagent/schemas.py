@@ -354,3 +354,52 @@ class DomainStatsSchema(StrictSchema):
     host = fields.String()
     at = UtcDateTime()
     domains = fields.List(fields.Nested(DomainSampleSchema))
+
+
+# ----- security-group filters and floating-IP NAT (hostagent/netfilter.py) -----
+PROTOCOLS = ("tcp", "udp", "icmp", "any")
+
+
+class FilterRuleSchema(StrictSchema):
+    protocol = fields.String(required=True, validate=validate.OneOf(PROTOCOLS))
+    port_min = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=65535))
+    port_max = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=65535))
+    # The peers' networks (a source for ingress, a destination for egress); empty: matches nothing.
+    peers = fields.List(fields.String(validate=validate.Length(max=18)), required=True)
+
+    @validates("peers")
+    def _peers(self, values, **_):
+        for value in values:
+            try:
+                ipaddress.IPv4Network(value, strict=False)
+            except ValueError:
+                raise ValidationError(f"not an IPv4 network: {value!r}") from None
+
+    @validates_schema
+    def _ports(self, data, **_):
+        if data["protocol"] in ("tcp", "udp") and (data.get("port_min") is None or data.get("port_max") is None):
+            raise ValidationError("tcp and udp rules need port_min and port_max", "port_min")
+
+
+class FilteredPortSchema(StrictSchema):
+    ip = fields.String(required=True, validate=_check_ip)
+    ingress = fields.List(fields.Nested(FilterRuleSchema), required=True)
+    egress = fields.List(fields.Nested(FilterRuleSchema), required=True)
+
+
+class FloatingNatSchema(StrictSchema):
+    floating_ip = fields.String(required=True, validate=_check_ip)
+    fixed_ip = fields.String(required=True, validate=_check_ip)
+    subnet = fields.String(required=True, validate=validate.Length(max=18))   # the fixed IP's subnet
+
+
+class NetworkRulesRequest(StrictSchema):
+    """Everything this host filters and NATs: the whole table, replaced at once."""
+    ports = fields.List(fields.Nested(FilteredPortSchema), required=True)
+    floating = fields.List(fields.Nested(FloatingNatSchema), required=True)
+
+
+class NetworkRulesSchema(NetworkRulesRequest):
+    """What the agent applied last (and, with a namespace, the floating IPs it routes locally)."""
+    applied = fields.Boolean()
+    local_routes = fields.List(fields.String())

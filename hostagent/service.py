@@ -38,6 +38,8 @@ from hostagent.schemas import (
     HostInventorySchema, IncomingSchema, MigrateDomainRequest, MigrationResultSchema, PrepareIncomingRequest,
     RebootDomainRequest, StartDomainRequest, StopDomainRequest, VolumeInfoSchema)
 from hostagent import sequence
+from hostagent.netfilter import HostFirewall
+from hostagent.schemas import NetworkRulesRequest, NetworkRulesSchema
 from hostagent.ssh_readiness import SshReadiness, ssh_ready_handler
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class HostAgent:
     ssh_forwarder = SshForwarding()  # None when the host has no namespace to forward into
     metadata_server = MetadataServer()  # serves inside HOST_NETNS; workers only invalidate its cache
     ssh_probes = SshReadiness()  # None without HOST_NETNS, like ssh_forwarder
+    firewall = HostFirewall()  # security-group filters and floating-IP NAT (netfilter.py)
 
     def _on_pool(self, operation, *args):
         """`operation(conn, pool, *args)` in a native thread, on this host's pool (defined and
@@ -197,6 +200,18 @@ class HostAgent:
         self._apply_recorded_bandwidth(instance_id)
         self._probe_ssh(state, spec["ip"])
         return self._domain_state(state)
+
+    # ----- security groups and floating IPs (netfilter.py; pushed whole by the network service) -----
+    @rpc
+    def apply_network_rules(self, request):
+        """Replace this host's filters and floating-IP NAT with `request` (idempotent)."""
+        request = load(NetworkRulesRequest, request)
+        self.firewall.apply(request)
+        return dump(NetworkRulesSchema, self.firewall.current())
+
+    @rpc
+    def network_rules(self):
+        return dump(NetworkRulesSchema, self.firewall.current())
 
     @rpc
     def set_domain_shares(self, request):

@@ -28,7 +28,7 @@ def _name_taken(name, holder_state=None):
     return Conflict(f"you already have an instance named {name}{detail}", {"name": ["already in use"]})
 
 
-def record_instance(session, actor, request, flavor, key, project_id, limits):
+def record_instance(session, actor, request, flavor, key, project_id, limits, instance_id=None):
     """Store the instance `pending` in `project_id`, charged to its quota (`limits`: what
     accounts.get_quota_limits said for the project and the actor). The name is held by a unique key
     on (owner, name_key), so two creates with one name on different replicas cannot both succeed."""
@@ -37,7 +37,7 @@ def record_instance(session, actor, request, flavor, key, project_id, limits):
     if holder is not None:
         raise _name_taken(request["name"], holder.state)
     instance = Instance(
-        id=str(uuid.uuid4()), name=request["name"], name_key=request["name"], user_id=actor["id"],
+        id=instance_id or str(uuid.uuid4()), name=request["name"], name_key=request["name"], user_id=actor["id"],
         project_id=project_id, flavor_id=flavor.id, image_id=request["image"], key_id=key["id"],
         public_key=key["public_key"], user_data=request.get("user_data"), state="pending",
         placement_group=request.get("group"), anti_affinity=bool(request.get("anti_affinity")),

@@ -101,6 +101,8 @@ def run_migration(session, instance_id, peers, now, live=True):
     flavor = session.get(Flavor, instance.flavor_id)
     arrived = None
     try:
+        # Its filter and floating-IP rules go to the destination too, before the guest arrives.
+        peers.network.place_address({"owner": instance_id, "host": source, "moving_to": destination})
         disk = peers.storage.prepare_root_disk_move({"instance_id": instance_id, "host": destination})
         incoming = peers.hosts(destination).prepare_incoming(
             {"instance_id": instance_id, "ip": instance.ip, "mac": instance.mac})
@@ -125,6 +127,7 @@ def run_migration(session, instance_id, peers, now, live=True):
         peers.storage.complete_root_disk_move({"instance_id": instance_id, "source": source,
                                                "destination": destination, "path": disk["path"]})
         peers.hosts(source).destroy_domain({"instance_id": instance_id, "keep_sessions": True})
+        peers.network.place_address({"owner": instance_id, "host": destination})
     except Exception as exc:  # the guest runs on the destination; something of the move is not done
         return _end(session, instance_id, source, destination, arrived, now,
                     f"migrated to {destination}, but: {describe_failure(exc)}")
@@ -176,7 +179,8 @@ def _fail_back(session, instance_id, source, destination, peers, reason, live):
     session.rollback()
     left = []
     for undo in (lambda: peers.hosts(destination).destroy_domain({"instance_id": instance_id}),
-                 lambda: peers.storage.abort_root_disk_move({"instance_id": instance_id, "host": destination})):
+                 lambda: peers.storage.abort_root_disk_move({"instance_id": instance_id, "host": destination}),
+                 lambda: peers.network.place_address({"owner": instance_id, "host": source})):
         try:
             undo()
         except Exception as exc:  # reconcile removes what is left: an orphan on the destination

@@ -24,6 +24,10 @@ class CreateInstanceRequest(StrictSchema):
                           metadata={"description": "a placement group of one's own instances (a name)"})
     anti_affinity = fields.Boolean(load_default=False, metadata={
         "description": "place it on a host that holds no other instance of its group (needs group)"})
+    security_groups = fields.List(
+        fields.String(validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")), load_default=None,
+        validate=validate.Length(min=1, max=8),
+        metadata={"description": "security groups of its course (names); default: the course's `default`"})
 
     @validates_schema
     def _group_for_anti_affinity(self, data, **_):

@@ -72,7 +72,17 @@ class InstancesService:
         self.storage.get_image(request["image"])           # NotFound names the image
         key = self.accounts.get_key(actor, request["key"])  # accounts decides whose keys the actor may use
         limits = self.accounts.get_quota_limits(project_id, actor["id"])  # NotFound: no such project
-        instance = lifecycle.record_instance(self.db, actor, request, flavor, key, project_id, limits)
+        instance_id = str(uuid.uuid4())
+        if request["security_groups"]:   # the network service checks the names (400) and binds them
+            self.network.bind_security_groups({"owner": instance_id, "project": project_id,
+                                               "security_groups": request["security_groups"]})
+        try:
+            instance = lifecycle.record_instance(self.db, actor, request, flavor, key, project_id, limits,
+                                                 instance_id)
+        except Exception:
+            if request["security_groups"]:   # not made: its groups go (release is idempotent)
+                self.network.release_address({"owner": instance_id})
+            raise
         self.dispatch("instance_create_requested", {"instance_id": instance.id})
         return dump(InstanceSchema, instance)
 

@@ -46,7 +46,8 @@ def describe(address, subnet):
 
 
 def find_subnet(session, name=None):
-    query = select(Subnet).where(Subnet.name == name) if name else select(Subnet).where(Subnet.is_default)
+    query = select(Subnet).where(Subnet.purpose == "guests")
+    query = query.where(Subnet.name == name) if name else query.where(Subnet.is_default)
     subnet = session.scalars(query).first()
     if subnet is None:
         raise NotFound(f"no subnet {name!r}" if name else "no default subnet",
@@ -75,13 +76,33 @@ def course_block(session, subnet_id, project_id):
                                                      SubnetBlock.project_id == project_id)).first()
 
 
-def allocate_address(session, owner, subnet_name=None, project_id=None):
+def hosts_of(session, owner):
+    """The hosts whose rules cover the address `owner` holds (its host, and one it moves to)."""
+    row = session.execute(select(Address.host, Address.moving_to).where(Address.owner == owner)).first()
+    return sorted(h for h in (row or ()) if h)
+
+
+def place(session, owner, host, moving_to=None):
+    """Record where the address's instance runs (and where it is migrating to). Returns the hosts
+    whose rules change (before and after), or None when `owner` holds no address."""
+    address = session.scalars(select(Address).where(Address.owner == owner)).first()
+    if address is None:
+        return None
+    before = {address.host, address.moving_to}
+    address.host, address.moving_to = host, moving_to
+    session.commit()
+    return sorted(h for h in before | {host, moving_to} if h)
+
+
+def allocate_address(session, owner, subnet_name=None, project_id=None, host=None):
     """Give `owner` an address: from its project's block of the subnet while the block has not
     ended (and only from there), else from the subnet's shared pool. Asking twice for the same
     owner returns the same address."""
     for _attempt in range(ALLOCATION_ATTEMPTS):
         existing = address_of(session, owner)
         if existing is not None:
+            if host is not None:
+                place(session, owner, host)   # a retry after the instance was placed elsewhere
             return existing, False
         subnet = find_subnet(session, subnet_name)
         block = course_block(session, subnet.id, project_id)
@@ -96,7 +117,8 @@ def allocate_address(session, owner, subnet_name=None, project_id=None):
             raise CapacityExhausted(f"{pool} ({subnet.cidr}) has no free address",
                                     {"subnet": [f"no free address in {pool}"]})
         ip = ipam.to_ip(value)
-        address = Address(subnet_id=subnet.id, ip=ip, mac=mac_for(subnet, ip), owner=owner, block_id=block_id)
+        address = Address(subnet_id=subnet.id, ip=ip, mac=mac_for(subnet, ip), owner=owner, block_id=block_id,
+                          host=host)
         session.add(address)
         try:
             session.commit()

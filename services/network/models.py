@@ -23,6 +23,9 @@ class Subnet(Base):
     # MACs: `orca` (aa:00 + the IPv4 bytes, so admins can pre-approve the list) or `random`
     # (locally administered, unique in the database).
     mac_policy: Mapped[str] = mapped_column(String(8), default="orca")
+    # `guests` (fixed addresses of instances) or `floating` (a pool of floating IPs, floating.py):
+    # both are allocated through the same free ranges (ipam.py).
+    purpose: Mapped[str] = mapped_column(String(8), default="guests", server_default="guests")
     created_at = mapped_column(DateTime, default=utcnow)
 
 
@@ -80,3 +83,64 @@ class Address(Base):
     owner: Mapped[str] = mapped_column(String(64))
     block_id = mapped_column(ForeignKey("subnet_blocks.id"), nullable=True)   # it goes back there
     allocated_at = mapped_column(DateTime, default=utcnow)
+    # Where the guest holding it runs (host_rules.py puts its filter and floating-IP rules there),
+    # and during a live migration the host it is moving to (which gets them too).
+    host = mapped_column(String(64), nullable=True, index=True)
+    moving_to = mapped_column(String(64), nullable=True, index=True)
+
+
+class FloatingIp(Base):
+    """A floating (public) address of a pool (a `floating` subnet), allocated to a project and
+    associated with at most one instance (`owner`, the instance's address owner)."""
+    __tablename__ = "floating_ips"
+    __table_args__ = (UniqueConstraint("pool_id", "ip", name="uq_floating_pool_ip"),
+                      UniqueConstraint("owner", name="uq_floating_owner"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("subnets.id"))
+    ip: Mapped[str] = mapped_column(String(39))
+    project_id = mapped_column(BigInteger, index=True)
+    user_id = mapped_column(BigInteger)
+    owner = mapped_column(String(64), nullable=True)      # the associated instance, if any
+    allocated_at = mapped_column(DateTime, default=utcnow)
+
+
+class QuotaLock(Base):
+    """One row per project, updated first by every transaction that checks the project's floating-IP
+    quota (common/quota.py's charged): the update serialises them."""
+    __tablename__ = "quota_locks"
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    counter: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class SecurityGroup(Base):
+    """A project's set of allowed traffic (security_groups.py). Every project has one named
+    `default` (SSH in, everything out), made the first time it is needed."""
+    __tablename__ = "security_groups"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_secgroup_project_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id = mapped_column(BigInteger, index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at = mapped_column(DateTime, default=utcnow)
+
+
+class SecurityGroupRule(Base):
+    """Allowed traffic: `ingress` from a source, `egress` to a destination; the peer is a CIDR or
+    the members of a group (remote_group_id). Ports only for tcp and udp."""
+    __tablename__ = "security_group_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("security_groups.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))          # ingress | egress
+    protocol: Mapped[str] = mapped_column(String(8))           # tcp | udp | icmp | any
+    port_min = mapped_column(Integer, nullable=True)
+    port_max = mapped_column(Integer, nullable=True)
+    cidr = mapped_column(String(43), nullable=True)
+    remote_group_id = mapped_column(ForeignKey("security_groups.id"), nullable=True)
+    created_at = mapped_column(DateTime, default=utcnow)
+
+
+class PortGroup(Base):
+    """Which security groups apply to an instance's address (owner)."""
+    __tablename__ = "port_security_groups"
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("security_groups.id"), primary_key=True)

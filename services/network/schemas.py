@@ -21,6 +21,8 @@ class AllocateAddressRequest(StrictSchema):
     subnet = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     # The owner's project: its block of the subnet (if it has one) is where the address comes from.
     project = Id(load_default=None, allow_none=True)
+    # Where the instance runs: its filter and floating-IP rules go there (host_rules.py).
+    host = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
 
 
 class ReleaseAddressRequest(StrictSchema):
@@ -133,3 +135,128 @@ class SubnetSchema(StrictSchema):
 class MacEntrySchema(StrictSchema):
     ip = fields.String()
     mac = fields.String()
+
+
+# ----- floating IPs (floating.py) -----
+class CreateFloatingPoolRequest(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(SUBNET_NAME))
+    cidr = fields.String(required=True, metadata={"description": "an IPv4 network, /8 to /32: the pool's addresses"})
+    allocation_start = fields.String(load_default=None, metadata={"description": "default: the first host address"},
+                                     **IPV4)
+    allocation_end = fields.String(load_default=None, metadata={"description": "default: the last host address"},
+                                   **IPV4)
+    reserved = fields.List(fields.String(**IPV4), load_default=list, validate=validate.Length(max=256),
+                           metadata={"description": "addresses nobody gets"})
+
+    @validates("cidr")
+    def _cidr(self, value, **_):
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValidationError(f"not an IPv4 network: {exc}") from None
+        if not 8 <= net.prefixlen <= 30:
+            raise ValidationError("from /8 to /30")
+
+    @validates("allocation_start", "allocation_end")
+    def _address(self, value, **_):
+        if value is not None:
+            _ipv4(value)
+
+    @validates("reserved")
+    def _addresses(self, values, **_):
+        for value in values:
+            _ipv4(value)
+
+
+class AllocateFloatingIpRequest(StrictSchema):
+    project = Id(required=True, metadata={"description": "the course the address is for"})
+    pool = fields.String(load_default=None, validate=validate.Regexp(SUBNET_NAME),
+                         metadata={"description": "default: the first pool"})
+
+
+class AssociateFloatingIpRequest(StrictSchema):
+    instance = fields.UUID(required=True, metadata={"description": "an instance of the same course"})
+
+
+class FloatingIpSchema(StrictSchema):
+    id = fields.Integer()
+    ip = fields.String()
+    pool = fields.String(allow_none=True)
+    project = fields.Integer(allow_none=True)
+    user_id = fields.Integer(allow_none=True)
+    instance = fields.String(allow_none=True, metadata={"description": "the associated instance"})
+    fixed_ip = fields.String(allow_none=True, metadata={"description": "its address the floating IP is NATed to"})
+    allocated_at = UtcDateTime()
+
+
+class FloatingIpIdSchema(StrictSchema):
+    floating_ip_id = Id(required=True)
+
+
+# ----- security groups (security_groups.py) -----
+SECGROUP_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class CreateSecurityGroupRequest(StrictSchema):
+    project = Id(required=True)
+    name = fields.String(required=True, validate=validate.Regexp(SECGROUP_NAME))
+    description = fields.String(load_default="", validate=validate.Length(max=255))
+
+
+class SecurityGroupRuleRequest(StrictSchema):
+    direction = fields.String(load_default="ingress", validate=validate.OneOf(["ingress", "egress"]))
+    protocol = fields.String(required=True, validate=validate.OneOf(["tcp", "udp", "icmp", "any"]))
+    port_min = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=65535))
+    port_max = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=65535))
+    cidr = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=18),
+                         metadata={"description": "the peer network (ingress: source, egress: destination)"})
+    remote_group = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(SECGROUP_NAME),
+                                 metadata={"description": "or: the members of this group of the same course"})
+
+
+class SecurityGroupRuleSchema(StrictSchema):
+    id = fields.Integer()
+    direction = fields.String()
+    protocol = fields.String()
+    port_min = fields.Integer(allow_none=True)
+    port_max = fields.Integer(allow_none=True)
+    cidr = fields.String(allow_none=True)
+    remote_group = fields.String(allow_none=True)
+    remote_group_id = fields.Integer(allow_none=True)
+
+
+class SecurityGroupSchema(StrictSchema):
+    id = fields.Integer()
+    project = fields.Integer()
+    name = fields.String()
+    description = fields.String()
+    rules = fields.List(fields.Nested(SecurityGroupRuleSchema))
+    instances = fields.List(fields.String(), metadata={"description": "instances in the group"})
+    created_at = UtcDateTime()
+
+
+class SecurityGroupIdSchema(StrictSchema):
+    group_id = Id(required=True)
+
+
+class BindSecurityGroupsRequest(StrictSchema):
+    owner = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    project = Id(required=True)
+    security_groups = fields.List(fields.String(validate=validate.Regexp(SECGROUP_NAME)), load_default=None,
+                                  allow_none=True, validate=validate.Length(min=1, max=8))
+
+
+class InstanceSecurityGroupsRequest(StrictSchema):
+    security_groups = fields.List(fields.String(validate=validate.Regexp(SECGROUP_NAME)), required=True,
+                                  validate=validate.Length(min=1, max=8))
+
+
+class PortHostRequest(StrictSchema):
+    owner = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    host = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    moving_to = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+
+
+class NetworkSyncSchema(StrictSchema):
+    hosts = fields.Dict(keys=fields.String(), values=fields.Boolean(),
+                        metadata={"description": "host -> its rules applied"})

@@ -1,7 +1,9 @@
-"""Network service: subnets, IP and MAC allocation. Entry points only; allocation is in
-addresses.py (over ipam.py's free ranges), subnets in subnets.py."""
+"""Network service: subnets, IP and MAC allocation, floating IPs, security groups. Entry points
+only; allocation is in addresses.py (over ipam.py's free ranges), subnets in subnets.py, floating
+IPs and security groups in their modules (their entry points in floating_rpc.py and
+security_group_rpc.py), the hosts' filter and NAT rules in host_rules.py."""
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 
 from common import policy
 from common.actors import load_actor
@@ -10,25 +12,39 @@ from common.errors import NotFound
 from common.db import Database
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.network import addresses, blocks, subnets
+from common.hostrpc import HostAgentRpc
+from services.network import addresses, blocks, floating, host_rules, security_groups, subnets
+from services.network.floating_rpc import FloatingIpEntrypoints
+from services.network.security_group_rpc import SecurityGroupEntrypoints
 from services.network.schemas import (
-    AddressSchema, AllocateAddressRequest, CreateSubnetRequest, MacEntrySchema, ProjectIdSchema, ReleaseAddressRequest,
-    ReserveAddressRequest, ReserveBlockRequest, SubnetBlockSchema, SubnetIdSchema, SubnetSchema)
+    AddressSchema, AllocateAddressRequest, BindSecurityGroupsRequest, CreateSubnetRequest, MacEntrySchema,
+    NetworkSyncSchema, PortHostRequest, ProjectIdSchema, ReleaseAddressRequest, ReserveAddressRequest,
+    ReserveBlockRequest, SubnetBlockSchema, SubnetIdSchema, SubnetSchema)
 
 
-class NetworkService:
+class NetworkService(FloatingIpEntrypoints, SecurityGroupEntrypoints):
     name = "network"
 
     db = Database()
     dispatch = EventDispatcher()
     clock = Clock()
+    hosts = HostAgentRpc()
+    accounts = RpcProxy("accounts")
+    instances = RpcProxy("instances")
 
     # ----- internal: the instances service allocates and releases -----
     @rpc
     def allocate_address(self, request):
+        """With `project`, the instance is in the groups bound for it (bind_security_groups) or
+        else in the project's default group; with `host`, that host gets its rules before the
+        guest boots."""
         request = load(AllocateAddressRequest, request)
-        address, created = addresses.allocate_address(self.db, request["owner"], request["subnet"],
-                                                      request["project"])
+        owner = request["owner"]
+        address, created = addresses.allocate_address(self.db, owner, request["subnet"], request["project"],
+                                                      request["host"])
+        if request["project"] is not None and not security_groups.groups_of(self.db, owner):
+            security_groups.bind(self.db, owner, security_groups.groups_by_name(self.db, request["project"], None))
+        self._push([request["host"]])
         result = dump(AddressSchema, address)
         if created:
             self.dispatch("address_allocated", result)
@@ -36,12 +52,51 @@ class NetworkService:
 
     @rpc
     def release_address(self, request):
+        """The instance is gone: its address, its groups and its floating IP's association go,
+        and its hosts lose its rules."""
         request = load(ReleaseAddressRequest, request)
-        released = addresses.release_address(self.db, request["owner"])
+        owner = request["owner"]
+        hosts = self._hosts_of(owner)
+        released = addresses.release_address(self.db, owner)
+        security_groups.unbind(self.db, owner)
+        floating.disassociate_owner(self.db, owner)
+        self.db.commit()
+        self._push(hosts)
         if released is None:
             return {"released": False}
         self.dispatch("address_released", dump(AddressSchema, released))
         return {"released": True}
+
+    @rpc
+    def bind_security_groups(self, request):
+        """Internal (the instances service, at create, before the saga): the new instance's groups,
+        by name in its project (default: `default`); an unknown name is a 400 naming the field."""
+        request = load(BindSecurityGroupsRequest, request)
+        groups = security_groups.groups_by_name(self.db, request["project"], request["security_groups"])
+        security_groups.bind(self.db, request["owner"], groups)
+        self._push(self._hosts_of(request["owner"]))
+        return [g.name for g in groups]
+
+    @rpc
+    def place_address(self, request):
+        """Internal (the instances service's live migration): the instance runs on `host`, and is
+        moving to `moving_to` (both hosts get its rules while it moves), or has moved."""
+        request = load(PortHostRequest, request)
+        hosts = addresses.place(self.db, request["owner"], request["host"], request["moving_to"])
+        self._push(hosts or [])
+        return {"placed": hosts is not None}
+
+    @rpc
+    def sync_network_rules(self, actor=None):
+        """Push every host's filters and floating-IP NAT now (the timer does it every
+        NETWORK_SYNC_INTERVAL s): the reconcile of both."""
+        if actor is not None:
+            policy.enforce(load_actor(actor), "subnet:update", what="push the hosts' network rules")
+        return dump(NetworkSyncSchema, {"hosts": self._push(host_rules.known_hosts(self.db))})
+
+    @config_timer("NETWORK_SYNC_INTERVAL", 30)
+    def push_network_rules(self):
+        self._push(host_rules.known_hosts(self.db))
 
     @rpc
     def get_address(self, owner):
@@ -96,7 +151,7 @@ class NetworkService:
         project_id = load(ProjectIdSchema, {"project_id": project_id})["project_id"]
         actor = load_actor(actor)
         policy.enforce(actor, "subnet_block:create", {"project_id": project_id},
-                       hidden=_hidden_from(actor, project_id), what="reserve a subnet block for this course")
+                       hidden=policy.hidden_outside(actor, project_id), what="reserve a subnet block for this course")
         request = load(ReserveBlockRequest, request)
         return dump(SubnetBlockSchema, blocks.reserve(self.db, project_id, request["prefixlen"], request["subnet"],
                                                       request["ends_at"], self.clock()))
@@ -106,7 +161,7 @@ class NetworkService:
         project_id = load(ProjectIdSchema, {"project_id": project_id})["project_id"]
         actor = load_actor(actor)
         policy.enforce(actor, "subnet_block:list", {"project_id": project_id},
-                       hidden=_hidden_from(actor, project_id), what="list this course's subnet blocks")
+                       hidden=policy.hidden_outside(actor, project_id), what="list this course's subnet blocks")
         return dump(SubnetBlockSchema, blocks.list_for(self.db, project_id), many=True)
 
     @rpc
@@ -127,11 +182,17 @@ class NetworkService:
     def end_expired_blocks(self):
         blocks.end_expired(self.db, self.clock())
 
+    def _push(self, hosts):
+        return host_rules.push(self.db, self.hosts, hosts)
+
+    def _hosts_of(self, owner):
+        return addresses.hosts_of(self.db, owner)
+
+    def _place_if_unknown(self, owner, host):
+        """Addresses allocated before hosts were recorded learn their host from the instance."""
+        if not self._hosts_of(owner):
+            addresses.place(self.db, owner, host)
+
     @staticmethod
     def _id(subnet_id):
         return load(SubnetIdSchema, {"subnet_id": subnet_id})["subnet_id"]
-
-
-def _hidden_from(actor, project_id):
-    """Someone outside the course learns nothing of it: NotFound, as projects.get_project says."""
-    return None if policy.project_role(actor, project_id) else f"no project {project_id}"

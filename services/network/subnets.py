@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from common.errors import Conflict, InvalidInput, NotFound
 from services.network import ipam
 from services.network.addresses import mac_for_ip
-from services.network.models import Address, FreeRange, ReservedAddress, Subnet
+from services.network.models import Address, FloatingIp, FreeRange, ReservedAddress, Subnet
 
 MAX_MAC_LIST = 1 << 16   # a /16's worth: larger lists are no list an admin approves by hand
 
@@ -34,7 +34,10 @@ def create_subnet(session, request):
     every host address (the gateway, the first, excluded), and admins set a later start."""
     net = ipaddress.IPv4Network(request["cidr"])
     hosts_first, hosts_last = net.network_address + 1, net.broadcast_address - 1
-    gateway = _address_in(net, request.get("gateway") or str(hosts_first), "gateway")
+    purpose = request.get("purpose", "guests")
+    # A floating pool has no gateway (its addresses are NATed on the hosts): every address counts.
+    gateway = (_address_in(net, request.get("gateway") or str(hosts_first), "gateway")
+               if purpose == "guests" else None)
     start = _address_in(net, request.get("allocation_start") or str(hosts_first), "allocation_start")
     end = _address_in(net, request.get("allocation_end") or str(hosts_last), "allocation_end")
     if start > end:
@@ -48,7 +51,8 @@ def create_subnet(session, request):
     if request.get("is_default"):
         for other in session.scalars(select(Subnet).where(Subnet.is_default)):
             other.is_default = False
-    subnet = Subnet(name=request["name"], cidr=str(net), gateway=str(gateway), is_default=bool(request.get("is_default")),
+    subnet = Subnet(name=request["name"], cidr=str(net), gateway=str(gateway or ""), purpose=purpose,
+                    is_default=bool(request.get("is_default")) and purpose == "guests",
                     allocation_start=str(start), allocation_end=str(end),
                     dns_servers=",".join(request.get("dns_servers", [])), mac_policy=request.get("mac_policy", "orca"))
     session.add(subnet)
@@ -59,21 +63,24 @@ def create_subnet(session, request):
         raise Conflict(f"subnet {request['name']} or {net} exists", {"name": ["already exists"]}) from None
     for ip in sorted(set(reserved)):
         session.add(ReservedAddress(subnet_id=subnet.id, ip=str(ip)))
-    excluded = [int(gateway)] + [int(ip) for ip in reserved]
+    excluded = [int(gateway)] * (gateway is not None) + [int(ip) for ip in reserved]
     ipam.add_ranges(session, subnet.id, ipam.free_ranges(int(start), int(end), excluded))
     session.commit()
     return summary(session, subnet)
 
 
-def get(session, subnet_id):
+def get(session, subnet_id, purpose="guests"):
     subnet = session.get(Subnet, subnet_id)
-    if subnet is None:
-        raise NotFound(f"no subnet {subnet_id}")
+    if subnet is None or subnet.purpose != purpose:
+        raise NotFound(f"no {'subnet' if purpose == 'guests' else 'floating pool'} {subnet_id}")
     return subnet
 
 
 def summary(session, subnet):
-    allocated = session.scalar(select(func.count(Address.id)).where(Address.subnet_id == subnet.id))
+    if subnet.purpose == "guests":
+        allocated = session.scalar(select(func.count(Address.id)).where(Address.subnet_id == subnet.id))
+    else:
+        allocated = session.scalar(select(func.count(FloatingIp.id)).where(FloatingIp.pool_id == subnet.id))
     free = ipam.count_free(session, subnet.id)
     reserved = sorted(session.scalars(select(ReservedAddress.ip).where(ReservedAddress.subnet_id == subnet.id)),
                       key=ipaddress.IPv4Address)
@@ -86,8 +93,9 @@ def summary(session, subnet):
             "capacity": allocated + free}
 
 
-def list_subnets(session):
-    return [summary(session, s) for s in session.scalars(select(Subnet).order_by(Subnet.id))]
+def list_subnets(session, purpose="guests"):
+    return [summary(session, s) for s in session.scalars(select(Subnet).where(Subnet.purpose == purpose)
+                                                         .order_by(Subnet.id))]
 
 
 def reserve(session, subnet_id, ip, note=""):
@@ -123,9 +131,10 @@ def unreserve(session, subnet_id, ip):
     return summary(session, subnet)
 
 
-def delete_subnet(session, subnet_id):
-    subnet = get(session, subnet_id)
-    in_use = session.scalar(select(func.count(Address.id)).where(Address.subnet_id == subnet.id))
+def delete_subnet(session, subnet_id, purpose="guests"):
+    subnet = get(session, subnet_id, purpose)
+    in_use = session.scalar(select(func.count(Address.id)).where(Address.subnet_id == subnet.id)) + \
+        session.scalar(select(func.count(FloatingIp.id)).where(FloatingIp.pool_id == subnet.id))
     if in_use:
         raise Conflict(f"subnet {subnet.name} has {in_use} allocated addresses", {"subnet": ["in use"]})
     if subnet.is_default:

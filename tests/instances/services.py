@@ -80,7 +80,7 @@ def running_cloud(container_factory, service_config, migrated_database, instance
     engine.dispose()
     for cls, database, extra in (
             (AccountsService, accounts_db, {"PASSWORD_HASH": CHEAP_HASH}),
-            (NetworkService, migrated_database("services.network"), {}),
+            (NetworkService, migrated_database("services.network"), {"HOST_RPC_TIMEOUT": 2}),
             (StorageService, migrated_database("services.storage"),
              {"DATA_DIR": "/srv/labcloud", "HOST_RPC_TIMEOUT": 2})):
         container_factory(cls, service_config(DATABASE_URL=database, **extra)).start()

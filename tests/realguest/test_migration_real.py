@@ -9,12 +9,14 @@ L2 segment for the guests, a migration network for QEMU's stream), through the R
 - draining the host it is on then moves it back and disables that host;
 - stopped, it migrates cold, and what it wrote on its disk is there when it starts on the other host.
 The stack has two hosts of its own (the package's shared QEMU stack has one)."""
+import logging
 import os
 import socket
 import tempfile
 import time
 
 import libvirt
+import paramiko
 import pytest
 
 from hostagent import bandwidth, dhcp, shares
@@ -24,6 +26,10 @@ from tests.e2e.api import ADMIN_PASSWORD
 from tests.realguest.guests import student_with_key, tiny_guests
 from tests.realguest.conftest import IMAGE_CACHE
 from tests.realguest.test_real_guest import run, ssh, wait_ready
+
+# A session that breaks says why in the failure's captured log: paramiko logs the server's
+# disconnect reason (and a message for an unknown channel) at INFO/ERROR.
+logging.getLogger("paramiko.transport").setLevel(logging.INFO)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +77,15 @@ def nothing_of(stack, host_name, guest):
     return {k: v for k, v in left.items() if v}
 
 
+def server_log(instance, key):
+    """The guest's dropbear log, through a new session (to explain a session that broke)."""
+    try:
+        with ssh(instance, key) as client:
+            return run(client, "tail -n 40 /var/log/dropbear.log")
+    except Exception as exc:  # noqa: BLE001  (the explanation must not hide the failure)
+        return f"(unreadable: {exc!r})"
+
+
 def wait_settled(api, instance_id, timeout=120):
     return api.wait_for(f"/instances/{instance_id}", lambda r: r.json()["state"] != "migrating",
                         timeout=timeout, interval=0.2).json()
@@ -113,8 +128,12 @@ def test_live_migration_keeps_the_ssh_session_and_the_shares(linked_stack, trave
         assert moved["state"] == "running" and moved["host"] == destination and not moved["reason"], moved
         assert (moved["ip"], moved["mac"]) == (guest["ip"], guest["mac"])
         # The session opened through the old endpoint still works: same guest, same processes.
-        assert run(session, "cat /tmp/state") == "kept"
-        assert run(session, "echo $((6*7))") == "42"
+        try:
+            assert run(session, "cat /tmp/state") == "kept"
+            assert run(session, "echo $((6*7))") == "42"
+        except paramiko.SSHException as exc:
+            raise AssertionError(f"the session opened before the migration broke ({exc!r}); the guest's "
+                                 f"SSH server log:\n{server_log(moved, key)}") from exc
     with pytest.raises(ConnectionRefusedError):   # the old endpoint takes no new session
         socket.create_connection(("127.0.0.1", guest["ssh"]["port"]), timeout=5).close()
     with ssh(moved, key) as fresh:   # the endpoint moved with it
