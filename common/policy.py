@@ -83,6 +83,22 @@ POLICY = {
     "host:list": (ADMIN,),
     "host:get": (ADMIN,),
     "host:update": (ADMIN,),                  # disable, enable, drain
+    # floating IPs (network): pools are the admins', addresses a course's
+    "floating_pool:list": (ANYONE,),          # users choose a pool by name
+    "floating_pool:create": (ADMIN,),
+    "floating_pool:delete": (ADMIN,),
+    "floating_ip:create": (ADMIN, MEMBER),
+    "floating_ip:list": (ANYONE,),            # filtered: all for admins, else my courses'
+    "floating_ip:get": (ADMIN, OWNER, MANAGER),
+    "floating_ip:associate": (ADMIN, OWNER, MANAGER),   # and disassociate; the instance must be theirs too
+    "floating_ip:delete": (ADMIN, OWNER, MANAGER),
+    # security groups (network): a course's firewall is its teachers' (students pick groups)
+    "security_group:list": (ADMIN, MEMBER),
+    "security_group:get": (ADMIN, MEMBER),
+    "security_group:create": (ADMIN, MANAGER),
+    "security_group:update": (ADMIN, MANAGER),    # add and remove rules
+    "security_group:delete": (ADMIN, MANAGER),
+    "security_group:bind": (ADMIN, OWNER, MANAGER),     # which groups an instance is in
     "subnet:list": (ADMIN,),                  # subnets belong to the admins
     "subnet:get": (ADMIN,),
     "subnet:create": (ADMIN,),
@@ -122,6 +138,12 @@ def project_role(actor, project_id):
         if entry["id"] == project_id:
             return entry["role"]
     return None
+
+
+def hidden_outside(actor, project_id):
+    """`enforce`'s `hidden` for an action on a project's things: someone outside the project
+    learns nothing of it (NotFound, as accounts' get_project says)."""
+    return None if project_role(actor, project_id) else f"no project {project_id}"
 
 
 def project_ids(actor, roles=("manager", "member")):

@@ -84,7 +84,8 @@ def run_create(session, instance_id, peers, policy, now):
         # The address and the disk (with the image's boot files) do not depend on each other: ask
         # for both at once (each is idempotent; a failure of one is undone by the full teardown).
         address, disk = in_parallel(
-            lambda: peers.network.allocate_address({"owner": instance_id, "project": instance.project_id}),
+            lambda: peers.network.allocate_address({"owner": instance_id, "project": instance.project_id,
+                                                    "host": host}),
             lambda: peers.storage.create_root_disk({
                 "instance_id": instance_id, "image_id": instance.image_id, "host": host,
                 "size_gib": flavor.disk_gib}))
