@@ -70,6 +70,18 @@ TABLE = {
     "migrate_instance": {"POST": (codes(LOGIN, 404, 404, 403, 403, 400), form(lambda w: {"host": host_of(w)}))},
     "delete_instance": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER),
                                  fresh_for(AUTHORISED, lambda w: {"instance_id": w.fresh_instance()}))},
+    # The instance page's Volumes panel: the refused forms aim at the owner's instance and volume,
+    # which stay as they are; the allowed ones act on a fresh volume and the owner's other instance.
+    "create_volume": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), lambda w, r: dict(
+        {"data": {"name": unique("pv-"), "size_gib": "1"}},
+        **({"instance_id": w.volume_target} if r in AUTHORISED else {})))},
+    "attach_volume": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), lambda w, r: (
+        {"instance_id": w.volume_target, "data": {"volume": str(w.fresh_volume())}} if r in AUTHORISED
+        else {"data": {"volume": str(w.volume)}}))},
+    "detach_volume": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), fresh_for(
+        AUTHORISED, lambda w: {"instance_id": w.volume_target, "volume_id": w.fresh_volume(w.volume_target)}))},
+    "delete_volume": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER),
+                               fresh_for(AUTHORISED, lambda w: {"volume_id": w.fresh_volume()}))},
     # -- keys --
     "keys": {"GET": (ANYONE, shared),
              "POST": (ANYONE, form(lambda w: {"name": unique("k"), "public_key": public_key_line(generate_ed25519_key())}))},
@@ -160,7 +172,7 @@ def browser(url, api=None):
 def default_params(world):
     return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
             "key_id": world.key, "action": "start", "subnet_id": world.subnet["id"], "ip": world.reserved_ip,
-            "block_id": world.block["id"]}
+            "block_id": world.block["id"], "volume_id": world.volume}
 
 
 def url_of(rule, params):
@@ -222,6 +234,8 @@ def test_the_owners_instance_and_key_and_the_subnet_and_block_survive_the_portal
         world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])
     blocks = {b["id"]: b for b in world.blocks_of_a()}
     assert blocks.get(world.block["id"], {}).get("cidr") == world.block["cidr"], "the world's block was ended"
+    volume = owner.call("GET", f"/volumes/{world.volume}", 200).json()
+    assert (volume["state"], volume["instance"]) == ("available", None)
 
 
 def test_pages_show_each_role_only_the_instances_it_may_see(world):

@@ -152,6 +152,26 @@ TABLE = {
     "list_subnet_blocks": (codes(401, 404, 200, 200, 200, 200), shared),
     "end_subnet_block": (codes(401, 404, 403, 403, 200, 200),
                          fresh_for(("manager", "admin"), lambda w: {"block_id": w.fresh_block()["id"]})),
+    # -- data volumes (storage): as instances, the owner, the course's managers and admins; another
+    # member or an outsider meets a 404. The world's volume (available) and snapshot stay; calls that
+    # change one get a fresh one; an attach goes to the owner's other instance (volume_target). --
+    "create_volume": (codes(401, 403, 201, 201, 201, 201), lambda w, r: {"json": {
+        "name": unique("v-"), "size_gib": 1, "project": w.project_a["id"]}}),
+    "list_volumes": (codes(401, 200, 200, 200, 200, 200), shared),
+    "get_volume": (codes(401, 404, 404, 200, 200, 200), shared),
+    "delete_volume": (codes(401, 404, 404, 200, 200, 200),
+                      fresh_for(AUTHORISED, lambda w: {"volume_id": w.fresh_volume()})),
+    "attach_volume": (codes(401, 404, 404, 200, 200, 200), lambda w, r: (
+        {"volume_id": w.fresh_volume(), "json": {"instance": w.volume_target}} if r in AUTHORISED
+        else {"json": {"instance": w.instance}})),
+    "detach_volume": (codes(401, 404, 404, 200, 200, 200),
+                      fresh_for(AUTHORISED, lambda w: {"volume_id": w.fresh_volume(w.volume_target)})),
+    "create_snapshot": (codes(401, 404, 404, 201, 201, 201), body(lambda w: {"name": unique("s-")})),
+    "list_volume_snapshots": (codes(401, 404, 404, 200, 200, 200), shared),
+    "list_snapshots": (codes(401, 200, 200, 200, 200, 200), shared),
+    "get_snapshot": (codes(401, 404, 404, 200, 200, 200), shared),
+    "delete_snapshot": (codes(401, 404, 404, 200, 200, 200),
+                        fresh_for(AUTHORISED, lambda w: {"snapshot_id": w.fresh_snapshot()["id"]})),
 }
 
 
@@ -185,7 +205,8 @@ def operations(world):
 def default_params(world):
     return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
             "key_id": world.key, "token_id": world.token_id, "subnet_id": world.subnet["id"],
-            "ip": world.reserved_ip, "block_id": world.block["id"]}
+            "ip": world.reserved_ip, "block_id": world.block["id"], "volume_id": world.volume,
+            "snapshot_id": world.snapshot["id"]}
 
 
 def walk(world):
@@ -235,6 +256,10 @@ def test_lists_show_each_role_only_what_it_may_see(world):
     assert world.project_b["id"] not in ids(world.owner, "/projects")
     assert ids(world.admin, "/projects") >= {world.project_a["id"], world.project_b["id"]}
     assert world.outsider.call("GET", f"/instances?project={world.project_a['id']}").status_code == 404
+    for api in (world.owner, world.manager, world.admin):
+        assert world.volume in ids(api, "/volumes") and world.snapshot["id"] in ids(api, "/snapshots")
+    for api in (world.peer, world.outsider):
+        assert world.volume not in ids(api, "/volumes") and world.snapshot["id"] not in ids(api, "/snapshots")
 
 
 def test_the_owners_things_are_untouched_after_the_walk(world, walked):
@@ -251,5 +276,8 @@ def test_the_owners_things_are_untouched_after_the_walk(world, walked):
     subnet = world.admin.call("GET", f"/subnets/{world.subnet['id']}", 200).json()
     assert (subnet["name"], subnet["cidr"], subnet["reserved"]) == (
         world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])
+    volume = owner.call("GET", f"/volumes/{world.volume}", 200).json()
+    assert (volume["state"], volume["instance"]) == ("available", None)
+    assert owner.call("GET", f"/snapshots/{world.snapshot['id']}", 200).json()["state"] == "available"
     blocks = {b["id"]: b for b in world.blocks_of_a()}
     assert blocks.get(world.block["id"], {}).get("cidr") == world.block["cidr"], "the world's block was ended"

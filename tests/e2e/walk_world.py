@@ -33,7 +33,7 @@ class World:
         self.admin = Api(url).login("admin", ADMIN_PASSWORD)
         self.admin.username, self.admin.password = "admin", ADMIN_PASSWORD
         self.project_a = self.admin.call("POST", "/projects", 201, json={"name": unique("a-"), "quota": {
-            "instances": None, "vcpus": None, "memory_mib": None}}).json()
+            "instances": None, "vcpus": None, "memory_mib": None, "volumes": None, "volume_gib": None}}).json()
         self.project_b = self.admin.call("POST", "/projects", 201, json={"name": unique("b-")}).json()
         a = self.project_a["id"]
         self.owner = approved_user(url, self.admin, unique("own"), project=a)
@@ -53,6 +53,12 @@ class World:
         self.subnet = self.fresh_subnet()
         self.reserved_ip = self.subnet["reserved"][0]
         self.block = self.fresh_block()
+        self.volume = self.fresh_volume()
+        self.snapshot = self.fresh_snapshot()
+        # What the allowed attaches (and create-and-attach) of the walks attach to: another instance
+        # of the owner's, so the world's instance keeps no volume (a fresh instance per call would
+        # fill the host).
+        self.volume_target = self.fresh_instance()
 
     def session(self, role):
         if role == "anon":
@@ -65,6 +71,16 @@ class World:
             self.create_body, name=unique("vm-"), key=self.owner.key)).json()
         self.owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] == "running", timeout=60)
         return made["id"]
+
+    def fresh_volume(self, instance=None):
+        """A volume of the owner's (project A): available, or attached to `instance`."""
+        made = self.owner.call("POST", "/volumes", 201, json={"name": unique("vol-"), "size_gib": 1}).json()
+        if instance is not None:
+            self.owner.call("POST", f"/volumes/{made['id']}/attach", 200, json={"instance": instance})
+        return made["id"]
+
+    def fresh_snapshot(self):
+        return self.owner.call("POST", f"/volumes/{self.volume}/snapshots", 201, json={"name": unique("snap-")}).json()
 
     def fresh_user(self, status="active"):
         name = unique("u")

@@ -80,16 +80,27 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None)
     shown open with `errors` next to its fields and the values sent (`form`)."""
     may_list_hosts = policy.allowed(actor, "host:list")  # admins: the migrate form's destinations
     calls = [(rpc.instances.get_instance, actor, instance_id), (rpc.instances.list_flavors,),
-             (rpc.instances.list_instance_actions, actor, instance_id), (rpc.accounts.list_projects, actor)]
+             (rpc.instances.list_instance_actions, actor, instance_id), (rpc.accounts.list_projects, actor),
+             (rpc.storage.list_instance_volumes, instance_id), (rpc.storage.list_data_volumes, actor, {})]
     if may_list_hosts:
         calls.append((rpc.instances.list_hosts, actor))
-    instance, flavors, actions, projects, *hosts = gather(*calls)
+    instance, flavors, actions, projects, attached, volumes, *hosts = gather(*calls)
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
                      flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
                      course=_by_id(projects).get(instance["project"]), form=form, failed=failed,
                      flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB (up to "
                                         f"{f['max_memory_mib']}), {f['disk_gib']} GiB") for f in flavors],
-                     destinations=_destinations(actor, instance, hosts[0]) if hosts else None)
+                     destinations=_destinations(actor, instance, hosts[0]) if hosts else None,
+                     attached=attached, **_volume_choices(instance, volumes))
+
+
+def _volume_choices(instance, volumes):
+    """The Volumes panel's lists: the course's volumes not attached (to delete), and those of them
+    that can be attached here, (id, text) (available, on the instance's host)."""
+    spare = [v for v in volumes if v["state"] in ("available", "error") and v["project"] == instance["project"]]
+    return {"spare_volumes": spare,
+            "attachable": [(str(v["id"]), f"{v['name']} ({v['size_gib']} GiB)") for v in spare
+                           if v["state"] == "available" and v["host"] == instance["host"]]}
 
 
 def _number(value):
