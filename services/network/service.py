@@ -13,16 +13,17 @@ from common.db import Database
 from common.schemas import dump, load
 from common.timers import config_timer
 from common.hostrpc import HostAgentRpc
-from services.network import addresses, blocks, floating, host_rules, security_groups, subnets
-from services.network.floating_rpc import FloatingIpEntrypoints
-from services.network.security_group_rpc import SecurityGroupEntrypoints
+# The entry-point mixins as modules, not names: `nameko run` takes every class of this module
+# that has entry points for a service of its own.
+from services.network import addresses, blocks, floating, floating_rpc, host_rules, security_group_rpc, security_groups
+from services.network import subnets
 from services.network.schemas import (
     AddressSchema, AllocateAddressRequest, BindSecurityGroupsRequest, CreateSubnetRequest, MacEntrySchema,
     NetworkSyncSchema, PortHostRequest, ProjectIdSchema, ReleaseAddressRequest, ReserveAddressRequest,
     ReserveBlockRequest, SubnetBlockSchema, SubnetIdSchema, SubnetSchema)
 
 
-class NetworkService(FloatingIpEntrypoints, SecurityGroupEntrypoints):
+class NetworkService(floating_rpc.FloatingIpEntrypoints, security_group_rpc.SecurityGroupEntrypoints):
     name = "network"
 
     db = Database()

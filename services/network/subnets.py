@@ -63,7 +63,7 @@ def create_subnet(session, request):
         raise Conflict(f"subnet {request['name']} or {net} exists", {"name": ["already exists"]}) from None
     for ip in sorted(set(reserved)):
         session.add(ReservedAddress(subnet_id=subnet.id, ip=str(ip)))
-    excluded = [int(gateway)] * (gateway is not None) + [int(ip) for ip in reserved]
+    excluded = ([int(gateway)] if gateway is not None else []) + [int(ip) for ip in reserved]
     ipam.add_ranges(session, subnet.id, ipam.free_ranges(int(start), int(end), excluded))
     session.commit()
     return summary(session, subnet)
