@@ -9,6 +9,8 @@
   labcloud instance actions NAME   an instance's action log (who asked what, how it ended)
   labcloud admin reconcile         compare the hosts with the database now (--reports N: recent runs)
   labcloud host list               the hosts: capacity, use, last heartbeat (admin)
+  labcloud ip allocate --course C  a floating IP (then: ip associate IP NAME)
+  labcloud secgroup list COURSE    a course's security groups (rule-add, instance NAME --set G)
   labcloud login / logout / signup / token   your session with a gateway
   labcloud project / quota / user / key / audit   courses, limits, accounts, SSH keys, audit log
 
@@ -33,7 +35,7 @@ import click
 
 from labcloud import lifecycle_commands
 from labcloud.commands import audit, hosts, instances, keys, networks, projects, resources, session, users
-from labcloud.commands import volumes
+from labcloud.commands import floating_ips, volumes
 from labcloud.commands.base import LabcloudGroup, completes
 from labcloud.image_register import register as image_register_command
 
@@ -253,7 +255,7 @@ def ssh(name, identity, user, command):
 
 
 for _module in (session, users, projects, keys, audit, hosts, networks, instances, resources, lifecycle_commands,
-                volumes):
+                volumes, floating_ips):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

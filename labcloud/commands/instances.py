@@ -51,9 +51,12 @@ def instance():
 @click.option("--user-data", type=click.File("r"), help="a script or cloud-config file ('-': stdin), at most 16 KiB")
 @click.option("--group", help="a placement group of your own instances (a name)")
 @click.option("--anti-affinity", is_flag=True, help="on a host with no other instance of --group")
+@click.option("--security-group", "security_groups", multiple=True,
+              help="a security group of the course (repeatable; default: the course's `default`)")
 @wait_options
 @output.format_options
-def instance_create(name, flavor, image, key, project, user_data, group, anti_affinity, wait, timeout, fmt):
+def instance_create(name, flavor, image, key, project, user_data, group, anti_affinity, security_groups, wait,
+                    timeout, fmt):
     """Create an instance (POST /instances); --wait until it runs."""
     client = connect()
     body = {"name": name, "flavor": client.find_flavor(flavor)["id"], "image": client.find_image(image)["id"],
@@ -66,6 +69,8 @@ def instance_create(name, flavor, image, key, project, user_data, group, anti_af
         body["group"] = group
     if anti_affinity:
         body["anti_affinity"] = True
+    if security_groups:
+        body["security_groups"] = list(security_groups)
     made = client.post("/instances", body)
     _finish(client, made, "create", wait, timeout, fmt)
 

@@ -75,6 +75,7 @@ def describe(session, floating):
 def associate(session, floating, owner):
     """Associate with the instance whose address `owner` holds; returns the hosts to push. Again
     with the same instance: nothing changes (idempotent)."""
+    session.refresh(floating)   # its association as committed now (sessions keep objects across commits)
     if floating.owner == owner:
         return addresses.hosts_of(session, owner)
     if floating.owner is not None:
@@ -99,6 +100,7 @@ def associate(session, floating, owner):
 
 def disassociate(session, floating):
     """Returns the hosts to push (none when it was not associated: idempotent)."""
+    session.refresh(floating)
     owner = floating.owner
     if owner is None:
         return []
@@ -117,6 +119,7 @@ def disassociate_owner(session, owner):
 def release(session, floating):
     """Back to the pool (disassociated first). Returns (description, hosts to push); releasing one
     that is gone already is NotFound for the caller to treat as done."""
+    session.refresh(floating)
     described = describe(session, floating)
     hosts = addresses.hosts_of(session, floating.owner) if floating.owner else []
     if session.execute(delete(FloatingIp).where(FloatingIp.id == floating.id)).rowcount == 1:

@@ -94,5 +94,6 @@ class FloatingIpEntrypoints:
         # Outside its course, one that exists and one that does not look the same.
         if found is None or not (policy.is_admin(actor) or policy.project_role(actor, found.project_id)):
             raise NotFound(f"no floating IP {floating_ip_id}")
-        policy.enforce(actor, action, {"project_id": found.project_id, "user_id": found.user_id}, what=what)
+        policy.enforce(actor, action, {"project_id": found.project_id, "user_id": found.user_id},
+                       hidden=f"no floating IP {floating_ip_id}", what=what)
         return found

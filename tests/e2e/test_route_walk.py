@@ -172,6 +172,41 @@ TABLE = {
     "get_snapshot": (codes(401, 404, 404, 200, 200, 200), shared),
     "delete_snapshot": (codes(401, 404, 404, 200, 200, 200),
                         fresh_for(AUTHORISED, lambda w: {"snapshot_id": w.fresh_snapshot()["id"]})),
+    # -- floating IPs (network): pools are the admins'; an address is its allocator's, its
+    # course's managers' and the admins'; another member or an outsider meets a 404. Calls that
+    # change one get a fresh one (an associate: with a fresh instance of the owner's). --
+    "list_floating_pools": (codes(401, 200, 200, 200, 200, 200), shared),
+    "create_floating_pool": (codes(401, 403, 403, 403, 403, 201), lambda w, r: {"json": {
+        "name": unique("pool-"), "cidr": w.fresh_cidr().replace("10.100.", "100.64.")}}),
+    "delete_floating_pool": (codes(401, 403, 403, 403, 403, 200),
+                             fresh_for(("admin",), lambda w: {"pool_id": w.fresh_floating_pool()["id"]})),
+    "allocate_floating_ip": (codes(401, 404, 201, 201, 201, 201), lambda w, r: {"json": {
+        "project": w.project_a["id"], "pool": w.floating_pool["name"]}}),
+    "list_floating_ips": (codes(401, 200, 200, 200, 200, 200), shared),
+    "get_floating_ip": (codes(401, 404, 404, 200, 200, 200), shared),
+    "associate_floating_ip": (codes(401, 404, 404, 200, 200, 200), lambda w, r: (
+        {"floating_ip_id": w.fresh_floating_ip()["id"], "json": {"instance": w.fresh_instance()}}
+        if r in AUTHORISED else {"json": {"instance": w.instance}})),
+    "disassociate_floating_ip": (codes(401, 404, 404, 200, 200, 200), fresh_for(AUTHORISED, lambda w: {
+        "floating_ip_id": w.fresh_floating_ip(w.fresh_instance())["id"]})),
+    "release_floating_ip": (codes(401, 404, 404, 200, 200, 200),
+                            fresh_for(AUTHORISED, lambda w: {"floating_ip_id": w.fresh_floating_ip()["id"]})),
+    # -- security groups (network): a course's members see them, its managers change them; an
+    # instance's groups are set by whoever may act on the instance. --
+    "list_security_groups": (codes(401, 404, 200, 200, 200, 200), shared),
+    "create_security_group": (codes(401, 404, 403, 403, 201, 201), lambda w, r: {"json": {
+        "project": w.project_a["id"], "name": unique("sg-")}}),
+    "get_security_group": (codes(401, 404, 200, 200, 200, 200), shared),
+    "delete_security_group": (codes(401, 404, 403, 403, 200, 200),
+                              fresh_for(("manager", "admin"), lambda w: {"group_id": w.fresh_security_group()["id"]})),
+    "add_security_group_rule": (codes(401, 404, 403, 403, 201, 201), lambda w, r: dict(
+        {"json": {"protocol": "udp", "port_min": 53, "cidr": "10.0.0.0/8"}},
+        **({"group_id": w.fresh_security_group()["id"]} if r in ("manager", "admin") else {}))),
+    "remove_security_group_rule": (codes(401, 404, 403, 403, 200, 200), fresh_for(("manager", "admin"), lambda w: (
+        lambda group: {"group_id": group["id"], "rule_id": group["rules"][0]["id"]})(w.fresh_security_group()))),
+    "get_instance_security_groups": (codes(401, 404, 404, 200, 200, 200), shared),
+    "set_instance_security_groups": (codes(401, 404, 404, 200, 200, 200), body(lambda w: {
+        "security_groups": ["default"]})),
 }
 
 
@@ -206,7 +241,9 @@ def default_params(world):
     return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
             "key_id": world.key, "token_id": world.token_id, "subnet_id": world.subnet["id"],
             "ip": world.reserved_ip, "block_id": world.block["id"], "volume_id": world.volume,
-            "snapshot_id": world.snapshot["id"]}
+            "snapshot_id": world.snapshot["id"], "pool_id": world.floating_pool["id"],
+            "floating_ip_id": world.floating_ip["id"], "group_id": world.security_group["id"],
+            "rule_id": world.security_group["rules"][0]["id"]}
 
 
 def walk(world):

@@ -33,7 +33,8 @@ class World:
         self.admin = Api(url).login("admin", ADMIN_PASSWORD)
         self.admin.username, self.admin.password = "admin", ADMIN_PASSWORD
         self.project_a = self.admin.call("POST", "/projects", 201, json={"name": unique("a-"), "quota": {
-            "instances": None, "vcpus": None, "memory_mib": None, "volumes": None, "volume_gib": None}}).json()
+            "instances": None, "vcpus": None, "memory_mib": None, "volumes": None, "volume_gib": None,
+            "floating_ips": None}}).json()
         self.project_b = self.admin.call("POST", "/projects", 201, json={"name": unique("b-")}).json()
         a = self.project_a["id"]
         self.owner = approved_user(url, self.admin, unique("own"), project=a)
@@ -59,6 +60,9 @@ class World:
         # of the owner's, so the world's instance keeps no volume (a fresh instance per call would
         # fill the host).
         self.volume_target = self.fresh_instance()
+        self.floating_pool = self.fresh_floating_pool()
+        self.floating_ip = self.fresh_floating_ip()
+        self.security_group = self.fresh_security_group()
 
     def session(self, role):
         if role == "anon":
@@ -81,6 +85,26 @@ class World:
 
     def fresh_snapshot(self):
         return self.owner.call("POST", f"/volumes/{self.volume}/snapshots", 201, json={"name": unique("snap-")}).json()
+
+    def fresh_floating_pool(self):
+        """A /24 of 100.64.0.0/16 (shared address space) as a floating pool."""
+        cidr = self.fresh_cidr().replace("10.100.", "100.64.")
+        return self.admin.call("POST", "/floating-pools", 201, json={"name": unique("pool-"), "cidr": cidr}).json()
+
+    def fresh_floating_ip(self, instance=None):
+        """A floating IP of the owner's (project A), associated with `instance` if given."""
+        made = self.owner.call("POST", "/floating-ips", 201, json={
+            "project": self.project_a["id"], "pool": self.floating_pool["name"]}).json()
+        if instance is not None:
+            self.owner.call("POST", f"/floating-ips/{made['id']}/associate", 200, json={"instance": instance})
+        return made
+
+    def fresh_security_group(self):
+        """A group of project A (made by its manager) with one rule: web from anywhere."""
+        made = self.manager.call("POST", "/security-groups", 201, json={
+            "project": self.project_a["id"], "name": unique("sg-")}).json()
+        return self.manager.call("POST", f"/security-groups/{made['id']}/rules", 201, json={
+            "protocol": "tcp", "port_min": 80, "cidr": "0.0.0.0/0"}).json()
 
     def fresh_user(self, status="active"):
         name = unique("u")
