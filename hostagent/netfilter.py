@@ -102,10 +102,11 @@ def apply(namespace, ruleset):
     if wanted:
         netns.run(namespace, ["ip", "link", "set", "lo", "up"])   # local routes need it
     have = set(local_routes(namespace))
-    for ip in sorted(wanted - have):
-        netns.run(namespace, ["ip", "route", "replace", "local", f"{ip}/32", "dev", "lo", "proto", ROUTE_PROTO])
-    for ip in sorted(have - wanted):
-        netns.run(namespace, ["ip", "route", "del", "local", f"{ip}/32", "dev", "lo", "table", "local"], check=False)
+    # One `ip -batch` for all the route changes (a subprocess per address cost ~10 ms each).
+    batch = [f"route replace local {ip}/32 dev lo proto {ROUTE_PROTO}" for ip in sorted(wanted - have)]
+    batch += [f"route del local {ip}/32 dev lo table local" for ip in sorted(have - wanted)]
+    if batch:
+        netns.run(namespace, ["ip", "-force", "-batch", "-"], input="\n".join(batch) + "\n")
 
 
 def local_routes(namespace):
