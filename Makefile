@@ -49,12 +49,13 @@ run: setup
 # Fast tests first (unit, then services over RabbitMQ), then the whole system end to end on
 # libvirt's test driver, then the portal in a real browser, then real QEMU guests. The browser tier
 # runs without eventlet's monkey-patching (Playwright's sync API hangs under it).
+# Each tier prints its ten slowest tests (where the suite's 20 minutes go).
 test: test-setup
-	$(VENV)/bin/python -m pytest -q tests -m "not e2e and not browser and not realguest"
-	$(VENV)/bin/python -m pytest -q tests -m e2e
-	LABCLOUD_TESTS_GREEN=0 $(VENV)/bin/python -m pytest -q tests -m "browser and not realguest"
-	$(VENV)/bin/python -m pytest -q tests -m "realguest and not browser"
-	LABCLOUD_TESTS_GREEN=0 $(VENV)/bin/python -m pytest -q tests -m "realguest and browser"
+	$(VENV)/bin/python -m pytest -q --durations=10 tests -m "not e2e and not browser and not realguest"
+	$(VENV)/bin/python -m pytest -q --durations=10 tests -m e2e
+	LABCLOUD_TESTS_GREEN=0 $(VENV)/bin/python -m pytest -q --durations=10 tests -m "browser and not realguest"
+	$(VENV)/bin/python -m pytest -q --durations=10 tests -m "realguest and not browser"
+	LABCLOUD_TESTS_GREEN=0 $(VENV)/bin/python -m pytest -q --durations=10 tests -m "realguest and browser"
 
 # The README's screenshots, made by the browser tests.
 screenshots: test-setup
