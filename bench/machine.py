@@ -8,6 +8,13 @@ def describe_machine():
     return f"{os.cpu_count()} cores, {mem_kib / 1024 / 1024:.0f} GiB"
 
 
+def machine_and_load(loads):
+    """The report's first line: the machine and the load averages (os.getloadavg() tuples) taken
+    through the run, first to last."""
+    return (f"machine: {describe_machine()}; load average (1 min) at start {loads[0][0]:.2f}, max seen "
+            f"{max(x[0] for x in loads):.2f}, at end {loads[-1][0]:.2f} (5 min at end {loads[-1][1]:.2f})")
+
+
 ADMIN_PASSWORD = "bench-admin-password"
 
 

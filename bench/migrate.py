@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import paramiko  # noqa: E402
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line, wait_for_ssh  # noqa: E402
-from bench.machine import describe_machine  # noqa: E402
+from bench.machine import machine_and_load  # noqa: E402
 from labcloud.rabbit import free_port  # noqa: E402
 from labcloud.stack import Stack  # noqa: E402
 from tests.e2e.api import Api  # noqa: E402
@@ -291,8 +291,7 @@ def main():
         admin.wait_for(f"/instances/{iid}", lambda r: r.status_code == 404, timeout=120)
     loads.append(os.getloadavg())
     print()
-    print(f"machine: {describe_machine()}; load average (1 min) at start {loads[0][0]:.2f}, max seen "
-          f"{max(x[0] for x in loads):.2f}, at end {loads[-1][0]:.2f} (5 min at end {loads[-1][1]:.2f})")
+    print(machine_and_load(loads))
     print(f"QEMU TCG, two private libvirtds linked on this machine; tiny image, idle guest; flavor "
           f"{flavor['name']}: 1 vCPU, {flavor['memory_mib']} MiB; {len(migrations)} migrations, "
           f"{len(restarts)} stop + start runs")

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import libvirt  # noqa: E402
 import paramiko  # noqa: E402
 
-from bench.machine import describe_machine  # noqa: E402
+from bench.machine import machine_and_load  # noqa: E402
 from hostagent import volume_devices  # noqa: E402
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line  # noqa: E402
 from labcloud.rabbit import free_port  # noqa: E402
@@ -199,8 +199,7 @@ def main():
             admin.wait_for(f"/instances/{iid}", lambda r: r.status_code == 404, timeout=120)
     loads.append(os.getloadavg())
     print()
-    print(f"machine: {describe_machine()}; load average (1 min) at start {loads[0][0]:.2f}, max seen "
-          f"{max(x[0] for x in loads):.2f}, at end {loads[-1][0]:.2f}")
+    print(machine_and_load(loads))
     print(f"QEMU TCG, one private libvirtd on this machine; tiny image guest, {flavor['memory_mib']} MiB; "
           f"1 GiB qcow2 data volumes; {len(ours)} runs each")
     print(f"  {'':<40} {'median':>9} {'max':>9}")

@@ -20,6 +20,13 @@ def _one(data, fmt, columns):
     output.emit_formatted([data] if fmt.kind == "table" else data, fmt, columns=columns)
 
 
+def _done(data, fmt, sentence):
+    """A change's answer: one sentence in the table format, else the API's answer as asked."""
+    if fmt.kind == "table":
+        return output.say(sentence)
+    output.emit_formatted(data, fmt)
+
+
 @group()
 def volume():
     """Data volumes: create, list, show, attach, detach, snapshot, snapshots, delete, snapshot-delete."""
@@ -83,9 +90,7 @@ def volume_attach(volume, instance, fmt):
     client = connect()
     found = client.find_volume(volume)
     attached = client.post(f"/volumes/{found['id']}/attach", {"instance": client.find_instance(instance)["id"]})
-    if fmt.kind == "table":
-        return output.say(f"{attached['name']}: attached to {instance} as /dev/{attached['device']}")
-    output.emit_formatted(attached, fmt)
+    _done(attached, fmt, f"{attached['name']}: attached to {instance} as /dev/{attached['device']}")
 
 
 @volume.command("detach")
@@ -95,9 +100,7 @@ def volume_detach(volume, fmt):
     """Detach from its instance; the data stays on the volume."""
     client = connect()
     detached = client.post(f"/volumes/{client.find_volume(volume)['id']}/detach", None)
-    if fmt.kind == "table":
-        return output.say(f"{detached['name']}: {detached['state']}")
-    output.emit_formatted(detached, fmt)
+    _done(detached, fmt, f"{detached['name']}: {detached['state']}")
 
 
 @volume.command("snapshot")
@@ -128,9 +131,7 @@ def volume_delete(volume, fmt):
     """Delete a volume that is not attached, and its disk."""
     client = connect()
     gone = client.delete(f"/volumes/{client.find_volume(volume)['id']}")
-    if fmt.kind == "table":
-        return output.say(f"{gone['name']}: deleted")
-    output.emit_formatted(gone, fmt)
+    _done(gone, fmt, f"{gone['name']}: deleted")
 
 
 @volume.command("snapshot-delete")
@@ -140,9 +141,7 @@ def volume_snapshot_delete(snapshot, fmt):
     """Delete a snapshot."""
     client = connect()
     gone = client.delete(f"/snapshots/{client.find_snapshot(snapshot)['id']}")
-    if fmt.kind == "table":
-        return output.say(f"{gone['name']}: deleted")
-    output.emit_formatted(gone, fmt)
+    _done(gone, fmt, f"{gone['name']}: deleted")
 
 
 COMMANDS = [volume]

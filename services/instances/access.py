@@ -7,9 +7,10 @@ probed, not even by other members of its project.
 """
 import uuid
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from common import policy
+from common.visibility import visible_rows
 from common.errors import NotFound
 from services.instances.models import Instance
 
@@ -46,13 +47,7 @@ def list_instances(session, actor, include_deleted=False, project=None):
     `project` narrows the list to one project; naming a project one is not a member of is NotFound
     (admins: any project, an unknown one lists nothing)."""
     policy.enforce(actor, "instance:list")
-    query = select(Instance).order_by(Instance.created_at, Instance.id)
-    if not policy.is_admin(actor):
-        query = query.where(or_(Instance.user_id == actor["id"],
-                                Instance.project_id.in_(policy.managed_project_ids(actor))))
-    if project is not None:
-        policy.enforce(actor, "project:get", {"project_id": project}, hidden=f"no project {project}")
-        query = query.where(Instance.project_id == project)
+    query = visible_rows(select(Instance).order_by(Instance.created_at, Instance.id), Instance, actor, project)
     if not include_deleted:
         query = query.where(Instance.state != "deleted")
     return session.scalars(query).all()

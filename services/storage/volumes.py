@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from common import policy, quota
 from common.clock import utcnow
 from common.errors import Conflict, HostOperationFailed, InvalidInput, NotFound
+from common.visibility import visible_rows
 from services.storage import disks
 from services.storage.models import Image, QuotaLock, Snapshot, Volume
 
@@ -96,21 +97,11 @@ def visible_snapshot(session, actor, snapshot_id, action="snapshot:get"):
     return snapshot
 
 
-def _visible_to(query, model, actor, project):
-    if not policy.is_admin(actor):
-        query = query.where(or_(model.user_id == actor["id"],
-                                model.project_id.in_(policy.managed_project_ids(actor))))
-    if project is not None:
-        policy.enforce(actor, "project:get", {"project_id": project}, hidden=f"no project {project}")
-        query = query.where(model.project_id == project)
-    return query
-
-
 def list_volumes(session, actor, project=None, instance=None):
     """Own volumes and those of the projects one manages (admins: all); narrowed to a project or
     an instance."""
     policy.enforce(actor, "volume:list")
-    query = _visible_to(select(Volume).where(Volume.kind == "data").order_by(Volume.id), Volume, actor, project)
+    query = visible_rows(select(Volume).where(Volume.kind == "data").order_by(Volume.id), Volume, actor, project)
     if instance is not None:
         query = query.where(Volume.instance_id == instance)
     return session.scalars(query).all()
@@ -118,7 +109,7 @@ def list_volumes(session, actor, project=None, instance=None):
 
 def list_snapshots(session, actor, project=None, volume=None):
     policy.enforce(actor, "snapshot:list")
-    query = _visible_to(select(Snapshot).order_by(Snapshot.id), Snapshot, actor, project)
+    query = visible_rows(select(Snapshot).order_by(Snapshot.id), Snapshot, actor, project)
     if volume is not None:
         visible_volume(session, actor, volume)  # NotFound for a volume one may not see
         query = query.where(Snapshot.volume_id == volume)

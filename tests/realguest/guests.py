@@ -1,5 +1,7 @@
 """Real guests for the tests of this package: a student with an SSH key, and tiny-image guests of
 theirs on the smallest flavor, running and reachable over SSH."""
+import contextlib
+
 import paramiko
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
@@ -26,6 +28,19 @@ def tiny_guests(api, key_id, names, wait_ready):
     instances = [wait_ready(api, iid) for iid in ids]
     assert all(i["state"] == "running" and i["ready"] for i in instances), instances
     return instances
+
+
+@contextlib.contextmanager
+def students_guests(url, username, names, wait_ready):
+    """A new student's running guests for a test module: (their api, their key, [guests]), deleted
+    at the end."""
+    _admin, api, key, key_id = student_with_key(url, username)
+    instances = tiny_guests(api, key_id, names, wait_ready)
+    try:
+        yield api, key, instances
+    finally:
+        for instance in instances:
+            api.call("DELETE", f"/instances/{instance['id']}")
 
 
 class SSHClient(paramiko.SSHClient):

@@ -15,7 +15,7 @@ import pytest
 
 from common import netns
 from hostagent import bandwidth, shares
-from tests.realguest.guests import student_with_key, tiny_guests
+from tests.realguest.guests import students_guests
 from tests.realguest.test_real_guest import run, ssh, wait_ready
 
 MEASURE_S = 6
@@ -25,12 +25,8 @@ PORT = 5001
 @pytest.fixture(scope="module")
 def guests(qemu_stack):
     """Two running guests of one student (on the stack's one host): (api, key, [a, b])."""
-    _admin, api, key, key_id = student_with_key(qemu_stack.url, "shares")
-    instances = tiny_guests(api, key_id, ("share-a", "share-b"), wait_ready)
-    ids = [i["id"] for i in instances]
-    yield api, key, instances
-    for iid in ids:
-        api.call("DELETE", f"/instances/{iid}")
+    with students_guests(qemu_stack.url, "shares", ("share-a", "share-b"), wait_ready) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

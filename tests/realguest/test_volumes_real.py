@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from tests.realguest.guests import student_with_key, tiny_guests
+from tests.realguest.guests import students_guests
 from tests.realguest.test_real_guest import run, ssh, wait_ready
 
 SEEN_WITHIN_S = 30  # TCG on a loaded 2-core machine; hot-plug itself takes ~0.01 s (HYPERVISOR.md)
@@ -19,11 +19,8 @@ SEEN_WITHIN_S = 30  # TCG on a loaded 2-core machine; hot-plug itself takes ~0.0
 @pytest.fixture(scope="module")
 def guests(qemu_stack):
     """Two running guests of one student (on the stack's one host): (api, key, [a, b])."""
-    _admin, api, key, key_id = student_with_key(qemu_stack.url, "volumes")
-    instances = tiny_guests(api, key_id, ("vol-a", "vol-b"), wait_ready)
-    yield api, key, instances
-    for instance in instances:
-        api.call("DELETE", f"/instances/{instance['id']}")
+    with students_guests(qemu_stack.url, "volumes", ("vol-a", "vol-b"), wait_ready) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
