@@ -77,8 +77,10 @@ class Forward:
         self._sessions.add(session)
         try:
             back = eventlet.spawn(_pump, upstream, client)
-            _pump(client, upstream)
-            back.wait()
+            sent = _pump(client, upstream)
+            received = back.wait()
+            log.info("forward :%s -> %s:%s: session ended (client: %s; guest: %s)", self.port, *self.target,
+                     sent, received)
         finally:
             self._sessions.discard(session)
             client.close()
@@ -129,19 +131,22 @@ def _closed_by_peer(sock):
 
 
 def _pump(source, sink):
-    """Copy until source's EOF, then pass the EOF on (half-close) so the other side finishes too."""
+    """Copy until source's EOF, then pass the EOF on (half-close) so the other side finishes too.
+    Returns how it ended ("eof", or the error), for the log."""
+    ended = "eof"
     try:
         while True:
             data = source.recv(CHUNK)
             if not data:
                 break
             sink.sendall(data)
-    except OSError:
-        pass
+    except OSError as exc:
+        ended = repr(exc)
     try:
         sink.shutdown(socket.SHUT_WR)
     except OSError:
         pass
+    return ended
 
 
 class PortForwarder:

@@ -27,9 +27,9 @@ from tests.realguest.guests import student_with_key, tiny_guests
 from tests.realguest.conftest import IMAGE_CACHE
 from tests.realguest.test_real_guest import run, ssh, wait_ready
 
-# A session that breaks says why in the failure's captured log: paramiko logs the server's
-# disconnect reason (and a message for an unknown channel) at INFO/ERROR.
-logging.getLogger("paramiko.transport").setLevel(logging.INFO)
+# A session that breaks says why in the failure's captured log (paramiko logs an EOF, the server's
+# disconnect reason or a message for an unknown channel, at DEBUG to ERROR).
+logging.getLogger("paramiko.transport").setLevel(logging.DEBUG)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,11 @@ def nothing_of(stack, host_name, guest):
             "console": os.path.exists(os.path.join(stack.data_dir, "consoles", host_name, f"{instance_id}.log")),
             "ifb": bandwidth.ifb_name(instance_id) in bandwidth.list_ifbs(host.netns)}
     return {k: v for k, v in left.items() if v}
+
+
+def agent_log(stack, host, lines=60):
+    with open(os.path.join(stack.data_dir, "logs", f"hostagent-{host}.log"), errors="replace") as log:
+        return "".join(log.readlines()[-lines:])
 
 
 def server_log(instance, key):
@@ -133,7 +138,8 @@ def test_live_migration_keeps_the_ssh_session_and_the_shares(linked_stack, trave
             assert run(session, "echo $((6*7))") == "42"
         except paramiko.SSHException as exc:
             raise AssertionError(f"the session opened before the migration broke ({exc!r}); the guest's "
-                                 f"SSH server log:\n{server_log(moved, key)}") from exc
+                                 f"SSH server log:\n{server_log(moved, key)}\nthe source agent's log:\n"
+                                 f"{agent_log(linked_stack, source)}") from exc
     with pytest.raises(ConnectionRefusedError):   # the old endpoint takes no new session
         socket.create_connection(("127.0.0.1", guest["ssh"]["port"]), timeout=5).close()
     with ssh(moved, key) as fresh:   # the endpoint moved with it
