@@ -77,6 +77,7 @@ POLICY = {
     "snapshot:list": (ANYONE,),               # filtered as volumes
     "snapshot:get": (ADMIN, OWNER, MANAGER),
     "snapshot:delete": (ADMIN, OWNER, MANAGER),
+    "storage_pool:list": (ADMIN,),             # the hosts' pools: capacity, allocation, volumes promised
     # catalogue (flavors and images are listed to any authenticated caller, without a rule)
     "image:register": (ADMIN,),
     # operations

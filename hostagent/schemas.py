@@ -104,6 +104,16 @@ class DomainDisksSchema(StrictSchema):
     disks = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
 
 
+class PoolUsageSchema(StrictSchema):
+    """The host's storage pool as libvirt reports it: its size, what its volumes take on disk, and
+    what is free."""
+    host = fields.String()
+    pool = fields.String()
+    capacity_bytes = fields.Integer()
+    allocation_bytes = fields.Integer()
+    available_bytes = fields.Integer()
+
+
 class VolumeInfoSchema(StrictSchema):
     name = fields.String()
     path = fields.String()

@@ -30,7 +30,7 @@ from hostagent.metadata_server import MetadataServer
 from hostagent.port_forward import SshForwarding
 from hostagent.schemas import (
     AttachDiskRequest, CloneVolumeRequest, DetachDiskRequest, DiskAttachmentSchema, DomainDisksRequest,
-    DomainDisksSchema)
+    DomainDisksSchema, PoolUsageSchema)
 from hostagent.schemas import (
     ConsoleOutputSchema, CreateVolumeRequest, DeleteVolumeRequest, DestroyDomainRequest,
     DomainLifecycleSchema, DomainSharesRequest, DomainSharesSchema, DomainSpec, DomainSshReadySchema, DomainStateSchema, DomainStatsSchema,
@@ -101,6 +101,12 @@ class HostAgent:
         with _pool_locks[(self.hypervisor.uri, name)]:
             return self.hypervisor.run(
                 lambda conn: operation(conn, storage_pool.ensure_pool(conn, name, path), *args))
+
+    @rpc
+    def get_pool_usage(self):
+        """The pool's capacity, allocation and free bytes (storage checks a new volume against them)."""
+        usage = self._on_pool(lambda _conn, pool: storage_pool.pool_usage(pool))
+        return dump(PoolUsageSchema, {"host": self.host_name, **usage})
 
     @rpc
     def get_host_info(self):

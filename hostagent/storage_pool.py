@@ -201,3 +201,11 @@ def clone_volume(conn, pool, name, source_name, capacity_bytes=None):
                 volume.delete(0)  # never leave a half-made copy that a retry would take as done
             raise
     return volume_info(volume)
+
+
+def pool_usage(pool):
+    """{pool, capacity_bytes, allocation_bytes, available_bytes} as libvirt reports them (a dir
+    pool: its file system's size, used and free space, as of the pool's start or last change)."""
+    _state, capacity, allocation, available = pool.info()
+    return {"pool": pool.name(), "capacity_bytes": capacity, "allocation_bytes": allocation,
+            "available_bytes": available}

@@ -83,3 +83,11 @@ def get_snapshot(rpc, actor, snapshot_id):
        response=SNAPSHOT, errors=(409, 502))
 def delete_snapshot(rpc, actor, snapshot_id):
     return rpc.storage.delete_snapshot(actor, snapshot_id)
+
+
+@route("GET", "/api/v1/storage-pools", tag="volumes",
+       summary="Each up host's storage pool: capacity, allocation and free bytes (libvirt's), and the bytes and "
+               "number of the data volumes there (admin); a volume that would not fit is refused (409 naming size_gib)",
+       response=STORAGE + "StoragePoolSchema", many=True)
+def list_storage_pools(rpc, actor):
+    return rpc.storage.list_pools(actor)

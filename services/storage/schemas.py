@@ -214,3 +214,15 @@ class AttachedVolumeSchema(StrictSchema):
     size_gib = fields.Integer()
     device = fields.String()
     attach_state = fields.String()
+
+
+class StoragePoolSchema(StrictSchema):
+    """A host's pool: libvirt's capacity, allocation (on disk) and available bytes, and what the
+    data volumes there are promised (the sum of their sizes) and how many there are."""
+    host = fields.String()
+    pool = fields.String()
+    capacity_bytes = fields.Integer()
+    allocation_bytes = fields.Integer()
+    available_bytes = fields.Integer()
+    promised_bytes = fields.Integer()
+    volumes = fields.Integer()

@@ -20,7 +20,7 @@ from services.storage.schemas import (
     RegisterImageRequest, RootDiskSchema, VolumeSchema)
 from services.storage.schemas import (
     AttachedVolumeSchema, AttachVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest, DataVolumeSchema,
-    ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest, SnapshotSchema)
+    ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest, SnapshotSchema, StoragePoolSchema)
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,8 @@ class StorageService:
                 self.instances.list_hosts(), size_gib)
         else:
             host = volumes.pick_host(self.instances.list_hosts(), size_gib)
+        if existing is None:  # a repeat of a create made already needs no room of its own
+            volumes.check_fits(self.db, self.hosts(host).get_pool_usage(), size_gib)
         limits = self.accounts.get_quota_limits(project_id, actor["id"])
         volume = volumes.record_volume(self.db, actor, request, project_id, size_gib, host, limits, snapshot, image)
         volume = volumes.make_on_host(self.db, self.hosts, volume, self.config.get("DATA_DIR", "var"),
@@ -201,6 +203,12 @@ class StorageService:
         described = volumes.describe_snapshot(snapshot)
         volumes.delete_snapshot(self.db, self.hosts, snapshot)
         return dump(SnapshotSchema, {**described, "state": "deleted"})
+
+    @rpc
+    def list_pools(self, actor):
+        """Admins: each up host's pool (libvirt's figures) and what its data volumes are promised."""
+        pools = volumes.pool_report(self.db, self.hosts, self.instances.list_hosts, load_actor(actor))
+        return dump(StoragePoolSchema, pools, many=True)
 
     @rpc
     def list_instance_volumes(self, instance_id):

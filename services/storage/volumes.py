@@ -252,6 +252,48 @@ def pick_host(hosts_listed, volume_gib):
                                           h["name"]))["name"]
 
 
+# ----- capacity ------------------------------------------------------------------------------------
+
+def promised_bytes(session, host):
+    """What the data volumes on `host` may grow to: the sum of their sizes (qcow2 files start
+    small and fill as the guest writes; their sizes are never promised twice)."""
+    return int(session.scalar(select(func.coalesce(func.sum(Volume.capacity_bytes), 0))
+                              .where(Volume.kind == "data", Volume.host == host)) or 0)
+
+
+def check_fits(session, usage, size_gib):
+    """Refuse (409 naming size_gib) a new volume of `size_gib` on the host whose pool reports
+    `usage` (host get_pool_usage) when the data volumes there would be promised more than the
+    pool's size, or when the pool has not that much free now."""
+    wanted, promised = size_gib * GIB, promised_bytes(session, usage["host"])
+    capacity, available = usage["capacity_bytes"], usage["available_bytes"]
+    if promised + wanted > capacity or wanted > available:
+        raise Conflict(
+            f"{size_gib} GiB does not fit host {usage['host']}'s pool: it holds {capacity / GIB:.0f} GiB, "
+            f"{promised / GIB:.0f} GiB of it promised to data volumes, {available / GIB:.0f} GiB free now",
+            {"size_gib": [f"at most {max(0, min(capacity - promised, available)) // GIB} GiB fit on "
+                          f"{usage['host']}"]})
+
+
+def pool_report(session, hosts, list_hosts, actor):
+    """Admins: each up host's pool (libvirt's figures) with the bytes and number of its data
+    volumes; a host that does not answer is left out (and logged)."""
+    policy.enforce(actor, "storage_pool:list")
+    session.commit()
+    report = []
+    for host in list_hosts():
+        if not host.get("up"):
+            continue
+        try:
+            usage = hosts(host["name"]).get_pool_usage()
+        except (HostOperationFailed, UnknownService) as exc:
+            log.warning("the pool of %s: %s", host["name"], exc)
+            continue
+        there = session.scalars(select(Volume).where(Volume.kind == "data", Volume.host == usage["host"])).all()
+        report.append({**usage, "promised_bytes": sum(v.capacity_bytes for v in there), "volumes": len(there)})
+    return report
+
+
 # ----- attach and detach ---------------------------------------------------------------------------
 
 def check_attachable(volume, instance):

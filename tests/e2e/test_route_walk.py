@@ -172,6 +172,7 @@ TABLE = {
     "get_snapshot": (codes(401, 404, 404, 200, 200, 200), shared),
     "delete_snapshot": (codes(401, 404, 404, 200, 200, 200),
                         fresh_for(AUTHORISED, lambda w: {"snapshot_id": w.fresh_snapshot()["id"]})),
+    "list_storage_pools": (codes(401, 403, 403, 403, 403, 200), shared),
     # -- floating IPs (network): pools are the admins'; an address is its allocator's, its
     # course's managers' and the admins'; another member or an outsider meets a 404. Calls that
     # change one get a fresh one (an associate: with a fresh instance of the owner's). --

@@ -63,6 +63,10 @@ def test_clone_copies_a_volume_once(agent, agent_config):  # noqa: F811
         assert larger["capacity_bytes"] == 2 << 30
         with pytest.raises(NotFound):
             host.clone_volume({"name": "snap-2.qcow2", "source": "nothing.qcow2"})
+        # The pool reports what its volumes take (the test driver counts their full sizes).
+        usage = host.get_pool_usage()
+        assert (usage["host"], usage["pool"], usage["capacity_bytes"]) == ("t1", agent_config["POOL_NAME"], 100 << 30)
+        assert usage["allocation_bytes"] == 4 << 30 and usage["available_bytes"] == 96 << 30
         for name in ("data-src.qcow2", "snap-1.qcow2", "data-2.qcow2"):
             assert host.delete_volume({"name": name}) == {"deleted": True}
 

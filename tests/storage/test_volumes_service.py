@@ -298,3 +298,24 @@ def test_an_interrupted_attach_and_create_are_finished_or_undone(cloud, conn, ho
         assert "vdb" not in disks_of(conn, instance)
         assert storage.get_volume(STUDENT, volume["id"])["state"] == "available"
         assert [v["name"] for v in storage.list_data_volumes(STUDENT)] == ["v"]
+
+
+def test_a_volume_that_does_not_fit_the_hosts_pool_is_refused_naming_its_size(cloud, conn, host):
+    """The test driver's pools hold 100 GiB: the data volumes of a host are never promised more."""
+    World.limits = {}
+    with ServiceRpcProxy("storage", cloud) as storage:
+        first = storage.create_volume(STUDENT, {"name": "big", "size_gib": 60})
+        with pytest.raises(Conflict) as refused:
+            storage.create_volume(STUDENT, {"name": "bigger", "size_gib": 50})
+        assert refused.value.fields == {"size_gib": [f"at most 40 GiB fit on {host}"]}
+        assert "promised to data volumes" in str(refused.value)
+        assert [v["name"] for v in storage.list_data_volumes(STUDENT)] == ["big"]  # nothing else made
+        assert storage.create_volume(STUDENT, {"name": "big", "size_gib": 60}) == first  # a repeat needs no room
+        [pool] = storage.list_pools(ADMIN)
+        assert (pool["host"], pool["capacity_bytes"], pool["promised_bytes"], pool["volumes"]) == (
+            host, 100 * GIB, 60 * GIB, 1)
+        assert pool["allocation_bytes"] >= 60 * GIB and pool["available_bytes"] <= 40 * GIB  # the test driver's
+        with pytest.raises(Forbidden):
+            storage.list_pools(TEACHER)
+        storage.delete_volume(STUDENT, first["id"])
+        assert storage.create_volume(STUDENT, {"name": "bigger", "size_gib": 50})["state"] == "available"
