@@ -15,7 +15,8 @@ pytestmark = pytest.mark.e2e
 
 ADMIN_PAGES = {"/admin/signups", "/admin/users", "/admin/courses", "/admin/images", "/admin/hosts",
                "/admin/hosts/<host_name:name>", "/admin/subnets", "/admin/subnets/<id:subnet_id>",
-               "/admin/subnets/<id:subnet_id>/macs", "/admin/audit", "/admin/instances", "/admin/fragments/instances"}
+               "/admin/subnets/<id:subnet_id>/macs", "/admin/audit", "/admin/instances", "/admin/fragments/instances",
+               "/admin/floating-pools"}
 TOKEN_CACHE_BOUND = 10  # seconds: a revoked token stops working on every gateway within it (docs)
 
 
@@ -325,6 +326,9 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
     reserved = cidr.replace(".0/24", ".10")
     subnet = admin.call("POST", "/subnets", 201, json={"name": unique("rf-net-"), "cidr": cidr,
                                                        "reserved": [reserved]}).json()
+    # A floating pool of the admin's (a /28 of 100.70.0.0/16: this file's), which the pool forms aim at.
+    pool = admin.call("POST", "/floating-pools", 201, json={
+        "name": unique("rf-pool-"), "cidr": f"100.70.{octets[1]}.0/28"}).json()
 
     theirs = Portal(stack.url)
     theirs.login(student.username, student.password)
@@ -355,6 +359,8 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
         f"/admin/subnets/{subnet['id']}/reserve": {"ip": cidr.replace(".0/24", ".11")},
         f"/admin/subnets/{subnet['id']}/reserved/{reserved}/release": {},
         f"/admin/subnets/{subnet['id']}/delete": {},
+        "/admin/floating-pools": {"name": unique("no-"), "cidr": f"100.70.{octets[1]}.16/28"},
+        f"/admin/floating-pools/{pool['id']}/delete": {},
     }
     assert {re.sub(r"/\d+/", "/<id>/", p.replace(f"/{reserved}/", "/<ipv4:ip>/"))
             .replace(f"/{stack.hosts[0]}/disable", "/<host>/<action>")
@@ -369,4 +375,7 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
     assert admin.call("GET", f"/hosts/{stack.hosts[0]}", 200).json()["state"] == "enabled"
     assert admin.call("GET", f"/subnets/{subnet['id']}", 200).json()["reserved"] == [reserved]
     assert posts["/admin/subnets"]["name"] not in {n["name"] for n in admin.call("GET", "/subnets", 200).json()}
+    assert {p["name"] for p in admin.call("GET", "/floating-pools", 200).json()} & {
+        pool["name"], posts["/admin/floating-pools"]["name"]} == {pool["name"]}
+    admin.call("DELETE", f"/floating-pools/{pool['id']}", 200)
     admin.call("DELETE", f"/subnets/{subnet['id']}", 200)

@@ -107,6 +107,39 @@ TABLE = {
                  "subnet": (w.fresh_subnet() if r in ("manager", "admin") else w.subnet)["name"]}})},
     "teacher_course_end_block": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER), fresh_for(
         ("manager", "admin"), lambda w: {"block_id": w.fresh_block()["id"]}))},
+    # Security groups and floating IPs (views/network.py): the refused forms aim at the world's
+    # group and floating IP, which stay as they are; the allowed ones at fresh ones (an associate:
+    # with the owner's other instance, whose floating IP from an earlier row is taken off first).
+    # The service's refusal of a member is a 404 (not their floating IP) or a 403; the course page
+    # it is shown on is its managers' (403 first).
+    "network_create_group": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER),
+                                      form(lambda w: {"name": unique("sg-"), "description": "walked"}))},
+    "network_add_rule": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER), lambda w, r: {"data": {
+        "group": str((w.fresh_security_group() if r in ("manager", "admin") else w.security_group)["id"]),
+        "protocol": "udp", "port_min": "53", "cidr": "10.0.0.0/8"}})},
+    "network_remove_rule": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER), fresh_for(
+        ("manager", "admin"), lambda w: (lambda group: {"group_id": group["id"], "rule_id": group["rules"][0]["id"]})(
+            w.fresh_security_group())))},
+    "network_delete_group": {"POST": (codes(LOGIN, 404, 403, 403, SEE_OTHER, SEE_OTHER), fresh_for(
+        ("manager", "admin"), lambda w: {"group_id": w.fresh_security_group()["id"]}))},
+    "network_allocate_ip": {"POST": (codes(LOGIN, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER, SEE_OTHER),
+                                     form(lambda w: {"pool": w.floating_pool["name"]}))},
+    "network_associate_ip": {"POST": (codes(LOGIN, 404, 403, SEE_OTHER, SEE_OTHER, SEE_OTHER), lambda w, r: {"data": (
+        {"floating_ip": str(w.fresh_floating_ip()["id"]), "instance": w.without_floating_ip(w.volume_target)}
+        if r in AUTHORISED else {"floating_ip": str(w.floating_ip["id"]), "instance": w.instance})})},
+    "network_disassociate_ip": {"POST": (codes(LOGIN, 404, 403, SEE_OTHER, SEE_OTHER, SEE_OTHER), fresh_for(
+        AUTHORISED, lambda w: {"floating_ip_id": w.fresh_floating_ip(w.without_floating_ip(w.volume_target))["id"]}))},
+    "network_release_ip": {"POST": (codes(LOGIN, 404, 403, SEE_OTHER, SEE_OTHER, SEE_OTHER),
+                                    fresh_for(AUTHORISED, lambda w: {"floating_ip_id": w.fresh_floating_ip()["id"]}))},
+    # The instance's own group again: a change that changes nothing.
+    "network_set_instance_groups": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER),
+                                             form(lambda w: {"security_groups": "default"}))},
+    # The pools page is the admins' (it shows the subnets); only admins change pools.
+    "network_floating_pools": {"GET": (ADMINS, shared),
+                               "POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER), form(lambda w: {
+                                   "name": unique("pool-"), "cidr": w.fresh_cidr().replace("10.100.", "100.64.")}))},
+    "network_delete_pool": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
+                                     fresh_for(("admin",), lambda w: {"pool_id": w.fresh_floating_pool()["id"]}))},
     # Members see the course's instances that are theirs (the instances service filters).
     "teacher_course_instances": {"GET": (codes(LOGIN, 404, 200, 200, 200, 200), shared)},
     "teacher_course_instance_rows": {"GET": (codes(LOGIN, 404, 200, 200, 200, 200), shared)},
@@ -172,7 +205,9 @@ def browser(url, api=None):
 def default_params(world):
     return {"user_id": world.owner.user_id, "project_id": world.project_a["id"], "instance_id": world.instance,
             "key_id": world.key, "action": "start", "subnet_id": world.subnet["id"], "ip": world.reserved_ip,
-            "block_id": world.block["id"], "volume_id": world.volume}
+            "block_id": world.block["id"], "volume_id": world.volume, "group_id": world.security_group["id"],
+            "rule_id": world.security_group["rules"][0]["id"], "floating_ip_id": world.floating_ip["id"],
+            "pool_id": world.floating_pool["id"]}
 
 
 def url_of(rule, params):
@@ -236,6 +271,11 @@ def test_the_owners_instance_and_key_and_the_subnet_and_block_survive_the_portal
     assert blocks.get(world.block["id"], {}).get("cidr") == world.block["cidr"], "the world's block was ended"
     volume = owner.call("GET", f"/volumes/{world.volume}", 200).json()
     assert (volume["state"], volume["instance"]) == ("available", None)
+    group = world.manager.call("GET", f"/security-groups/{world.security_group['id']}", 200).json()
+    assert group["rules"] == world.security_group["rules"] and group["instances"] == []
+    floating_ip = owner.call("GET", f"/floating-ips/{world.floating_ip['id']}", 200).json()
+    assert (floating_ip["ip"], floating_ip["instance"]) == (world.floating_ip["ip"], None)
+    assert world.floating_pool["id"] in {p["id"] for p in world.admin.call("GET", "/floating-pools", 200).json()}
 
 
 def test_pages_show_each_role_only_the_instances_it_may_see(world):

@@ -99,6 +99,13 @@ class World:
             self.owner.call("POST", f"/floating-ips/{made['id']}/associate", 200, json={"instance": instance})
         return made
 
+    def without_floating_ip(self, instance):
+        """`instance`, with the floating IP a walk's row associated with it (if any) taken off."""
+        for floating_ip in self.admin.call("GET", "/floating-ips", 200).json():
+            if floating_ip["instance"] == instance:
+                self.admin.call("POST", f"/floating-ips/{floating_ip['id']}/disassociate", 200)
+        return instance
+
     def fresh_security_group(self):
         """A group of project A (made by its manager) with one rule: web from anywhere."""
         made = self.manager.call("POST", "/security-groups", 201, json={

@@ -15,6 +15,7 @@ from common.errors import CapacityExhausted, InvalidInput
 from gateway.portal.forms import FormErrors, attempt, body_from_form, form_page
 from gateway.portal.gather import gather
 from gateway.portal.registry import page
+from gateway.portal.views import network
 
 ACCOUNTS = "services.accounts.schemas:"
 NETWORK = "services.network.schemas:"
@@ -53,16 +54,17 @@ def _quota_caps(member_quota):
 
 def _course_page(rpc, actor, project_id, errors=None, failed=None, form=None, report=None):
     """The course page. `failed`: which form the service refused (defaults, members, import,
-    remove, reserve_block, end_block), shown with `errors` and the values sent (`form`);
+    remove, reserve_block, end_block, and views/network.py's), shown with `errors` and the values sent (`form`);
     `report`: an import's answer. The subnet blocks' Reserve form and End buttons are shown to
     whom the policy lets reserve and end them (the service checks again)."""
-    project, members, usage, flavors, images, blocks = gather(
+    project, members, usage, flavors, images, blocks, *network_data = gather(
         (rpc.accounts.get_project, actor, project_id),   # 404 first: not a course of theirs
         (rpc.accounts.list_members, actor, project_id),  # 403: a member, not a manager
         (rpc.accounts.get_usage, actor, project_id),
         (rpc.instances.list_flavors,),
         (rpc.storage.list_images,),
-        (rpc.network.list_subnet_blocks, actor, project_id))
+        (rpc.network.list_subnet_blocks, actor, project_id),
+        *network.course_calls(rpc, actor, project_id))  # the Security groups and Floating IPs panels
     target = {"project_id": project_id}
     members = sorted(members, key=lambda m: (m["role"] != "manager", m["username"]))
     return form_page(
@@ -76,6 +78,7 @@ def _course_page(rpc, actor, project_id, errors=None, failed=None, form=None, re
         blocks=blocks, block_sizes=BLOCK_SIZES,
         may_reserve_block=policy.allowed(actor, "subnet_block:create", target),
         may_end_block=policy.allowed(actor, "subnet_block:end", target),
+        **network.course_panels(actor, project_id, *network_data),
         failed=failed, form=form or {}, report=report)
 
 

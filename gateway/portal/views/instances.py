@@ -7,6 +7,7 @@ from common.errors import CapacityExhausted
 from gateway.portal.forms import attempt, body_from_form, form_page
 from gateway.portal.gather import gather
 from gateway.portal.registry import page
+from gateway.portal.views import network
 
 INSTANCES = "services.instances.schemas:"
 
@@ -76,22 +77,25 @@ def usage(rpc, actor):
 
 
 def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None):
-    """The instance page; `failed`: the form the service refused (resources, resize, migrate),
+    """The instance page; `failed`: the form the service refused (resources, resize, migrate,
+    volumes, security-groups),
     shown open with `errors` next to its fields and the values sent (`form`)."""
     may_list_hosts = policy.allowed(actor, "host:list")  # admins: the migrate form's destinations
     calls = [(rpc.instances.get_instance, actor, instance_id), (rpc.instances.list_flavors,),
              (rpc.instances.list_instance_actions, actor, instance_id), (rpc.accounts.list_projects, actor),
              (rpc.storage.list_instance_volumes, instance_id), (rpc.storage.list_data_volumes, actor, {})]
+    calls += network.instance_calls(rpc, actor, instance_id)
     if may_list_hosts:
         calls.append((rpc.instances.list_hosts, actor))
-    instance, flavors, actions, projects, attached, volumes, *hosts = gather(*calls)
+    instance, flavors, actions, projects, attached, volumes, groups, floating_ips, *hosts = gather(*calls)
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
                      flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
                      course=_by_id(projects).get(instance["project"]), form=form, failed=failed,
                      flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB (up to "
                                         f"{f['max_memory_mib']}), {f['disk_gib']} GiB") for f in flavors],
                      destinations=_destinations(actor, instance, hosts[0]) if hosts else None,
-                     attached=attached, **_volume_choices(instance, volumes))
+                     attached=attached, **_volume_choices(instance, volumes),
+                     **network.instance_panels(rpc, actor, instance, groups, floating_ips))
 
 
 def _volume_choices(instance, volumes):
