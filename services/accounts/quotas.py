@@ -45,10 +45,22 @@ def usage_limits(session, actor, project_id):
     return project, _limits_of(session, project, actor["id"])
 
 
+def merged_usage(*counts):
+    """One count from those of the services that own the resources (instances: instances, vCPUs,
+    memory; storage: volumes and their GiB), each {"project": {resource: n}, "users": {"<user id>":
+    {resource: n}}}, as get_project_usage answers."""
+    merged = {"project": {}, "users": {}}
+    for counted in counts:
+        merged["project"].update((counted or {}).get("project") or {})
+        for user, resources in ((counted or {}).get("users") or {}).items():
+            merged["users"].setdefault(user, {}).update(resources)
+    return merged
+
+
 def usage_report(project_id, limits, counted, user_id):
-    """UsageSchema from the limits and what the instances service counted
-    (get_project_usage: {"project": {resource: n}, "users": {"<user id>": {resource: n}}}).
-    Resources nobody counts yet are reported as 0 in use."""
+    """UsageSchema from the limits and what the owning services counted (merged_usage of their
+    get_project_usage: {"project": {resource: n}, "users": {"<user id>": {resource: n}}}).
+    Resources nobody counts yet (floating IPs) are reported as 0 in use."""
     counted = counted or {}
     mine = (counted.get("users") or {}).get(str(user_id), {})
 

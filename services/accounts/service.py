@@ -35,6 +35,7 @@ class AccountsService:
     key_pairs = KeyPairs()
     dispatch = EventDispatcher()
     instances = RpcProxy("instances")
+    storage = RpcProxy("storage")  # get_usage: the project's data volumes
 
     # ----- users ------------------------------------------------------------------------------
     @rpc
@@ -244,7 +245,8 @@ class AccountsService:
     def get_usage(self, actor, project_id):
         actor = load_actor(actor)
         project, limits = quotas.usage_limits(self.db, actor, project_id)
-        counted = self.instances.get_project_usage(project.id)
+        counted = quotas.merged_usage(self.instances.get_project_usage(project.id),
+                                      self.storage.get_project_usage(project.id))
         return dump(UsageSchema, quotas.usage_report(project.id, limits, counted, actor["id"]))
 
     @rpc

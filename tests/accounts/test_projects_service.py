@@ -22,10 +22,21 @@ class FakeInstances:
                                            "users": {}})
 
 
+class FakeStorage:
+    """Answers get_project_usage (data volumes) with what the test put in `usage`."""
+    name = "storage"
+    usage = {}
+
+    @rpc
+    def get_project_usage(self, project_id):
+        return self.usage.get(project_id, {"project": {"volumes": 0, "volume_gib": 0}, "users": {}})
+
+
 @pytest.fixture
 def cloud(accounts, container_factory):
-    FakeInstances.usage = {}
+    FakeInstances.usage, FakeStorage.usage = {}, {}
     container_factory(FakeInstances, accounts).start()
+    container_factory(FakeStorage, accounts).start()
     return accounts
 
 
@@ -71,9 +82,16 @@ def test_course_lifecycle_over_rpc(cloud):
         FakeInstances.usage[course["id"]] = {
             "project": {"instances": 2, "vcpus": 3, "memory_mib": 1024},
             "users": {str(student["id"]): {"instances": 1, "vcpus": 1, "memory_mib": 512}}}
+        FakeStorage.usage[course["id"]] = {
+            "project": {"volumes": 2, "volume_gib": 7},
+            "users": {str(student["id"]): {"volumes": 1, "volume_gib": 5}}}
         usage = rpc.get_usage(as_student, course["id"])
         assert usage["resources"]["vcpus"] == {"limit": 8, "in_use": 3}
         assert usage["mine"]["vcpus"] == {"limit": 2, "in_use": 1}
+        # The volumes' use is the storage service's count, beside the instances'.
+        assert usage["resources"]["volume_gib"] == {"limit": 100, "in_use": 7}
+        assert usage["resources"]["volumes"] == {"limit": 10, "in_use": 2}
+        assert usage["mine"]["volumes"] == {"limit": None, "in_use": 1}
         with pytest.raises(Conflict) as err:
             rpc.delete_project(admin, course["id"])
         assert set(err.value.fields) == {"instances"}

@@ -105,6 +105,9 @@ def test_refusals_name_the_field_and_change_nothing(stack, admin, student, vms):
     admin.call("PUT", f"/projects/{other.project}/quota", 200, json={"volumes": 5})
     over = other.call("POST", "/volumes", 403, json={"name": "big", "size_gib": 5}).json()["error"]
     assert over["fields"] == {"volume_gib": ["project limit 5, in use 1, requested 5"]}
+    usage = other.call("GET", f"/projects/{other.project}/usage", 200).json()
+    assert usage["resources"]["volumes"] == {"limit": 5, "in_use": 1}
+    assert usage["mine"]["volume_gib"] == {"limit": None, "in_use": 1}
 
 
 def test_the_command_line(stack, student, vms):
