@@ -1,6 +1,7 @@
 """Data volumes on real QEMU guests, through the REST API: a volume hot-plugged into a running
 guest appears in it (/sys/block/vdb, and in the domain's live definition), keeps the bytes written
-to it across a detach (the device leaves the guest) and a re-attach to a second guest, and a volume
+to it across a detach (the device leaves the guest) and a re-attach to a second guest, a volume made
+from its snapshot holds them too (and a write to that copy leaves the original alone), and a volume
 attached to a stopped guest is there when it starts. The bytes are written to the raw device with
 dd and read back by the other guest: the disk's contents, not a record, prove the move."""
 import time
@@ -88,6 +89,20 @@ def test_hot_plug_keeps_the_data_across_detach_and_a_move_to_another_guest(guest
         assert api.call("GET", f"/instances/{b['id']}", 200).json()["volumes"][0]["device"] == "vdb"
         api.call("POST", f"/volumes/{volume['id']}/detach", 200)
         assert wait_for(lambda: "vdb" not in block_devices(in_b)), block_devices(in_b)
+
+        # A snapshot is a full copy in the host's pool (qemu-img through libvirt's createXMLFrom): a
+        # volume made from it holds the same bytes, the source's later writes do not reach it.
+        snapshot = api.call("POST", f"/volumes/{volume['id']}/snapshots", 201, json={"name": "monday"}).json()
+        copy = api.call("POST", "/volumes", 201, json={"name": "from-monday", "snapshot": snapshot["id"]}).json()
+        assert (copy["host"], copy["size_gib"]) == (volume["host"], 1)
+        api.call("POST", f"/volumes/{copy['id']}/attach", 200, json={"instance": b["id"]})
+        assert wait_for(lambda: "vdb" in block_devices(in_b)), block_devices(in_b)
+        assert read_marker(in_b, "vdb", len(marker)) == marker
+        assert write_marker(in_b, "vdb", "overwritten-on-the-copy") == "written"
+        api.call("POST", f"/volumes/{copy['id']}/detach", 200)
+        assert wait_for(lambda: "vdb" not in block_devices(in_b)), block_devices(in_b)
+        api.call("DELETE", f"/volumes/{copy['id']}", 200)
+        api.call("DELETE", f"/snapshots/{snapshot['id']}", 200)
 
     # Attached to a stopped guest (its definition only), it is there when the guest starts.
     api.call("POST", f"/instances/{a['id']}/stop", 202)
