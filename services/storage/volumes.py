@@ -26,6 +26,7 @@ the grace period (a worker that died mid-way).
 """
 import datetime as dt
 import logging
+import re
 import uuid
 
 from nameko.exceptions import UnknownService
@@ -353,7 +354,7 @@ def plug(session, hosts, volume):
         session.execute(update(Volume).where(Volume.id == volume.id, Volume.instance_id == instance_id,
                                              Volume.attach_state == "attaching")
                         .values(state="available", attach_state=None, instance_id=None, device=None,
-                                attached_at=None, reason=f"attach to {instance_id} failed: {exc}"[:255]))
+                                attached_at=None, reason=f"attach to {instance_id} as {device} failed: {exc}"[:255]))
         session.commit()
         raise HostOperationFailed(f"volume {volume.display_name} could not be attached: {exc}") from None
     session.execute(update(Volume).where(Volume.id == volume.id, Volume.instance_id == instance_id,
@@ -509,13 +510,42 @@ def delete_snapshot(session, hosts, snapshot):
 
 # ----- reconcile -----------------------------------------------------------------------------------
 
+FAILED_ATTACH = re.compile(r"^attach to ([0-9a-f-]{36}) as (vd[b-z]) failed")
+
+
+def remove_leftover_device(session, hosts, volume):
+    """A failed attach whose host answered too late may have plugged the disk after all (the undo's
+    detach came first): detach that device if it holds this volume's file (detach_disk checks),
+    while the volume is still available with that reason; then the reason goes. False when the
+    reason is not a failed attach's."""
+    match = FAILED_ATTACH.match(volume.reason or "")
+    if volume.state != "available" or match is None:
+        return False
+    instance_id, device = match.groups()
+    hosts(volume.host).detach_disk({"instance_id": instance_id, "device": device, "path": volume.path})
+    session.execute(update(Volume).where(Volume.id == volume.id, Volume.reason == volume.reason)
+                    .values(reason=None))
+    session.commit()
+    return True
+
+
 def reconcile(session, hosts, now=None):
     """Finish or undo what a dead worker left half-way, once it is older than RECONCILE_GRACE:
     a `creating` volume or snapshot is removed (on the host and its row), a `deleting` one
-    deleted, an `attaching` attachment undone, a `detaching` one finished. Returns
-    [(kind, id, action)]; a host that fails is tried again next time."""
+    deleted, an `attaching` attachment undone, a `detaching` one finished, a device a failed
+    attach may have left on its instance removed. Returns [(kind, id, action)]; a host that fails
+    is tried again next time."""
     stale = (now or utcnow()) - RECONCILE_GRACE
     done = []
+    for volume in session.scalars(select(Volume).where(
+            Volume.kind == "data", Volume.state == "available", Volume.updated_at < stale,
+            Volume.reason.like("attach to %"))).all():
+        try:
+            if remove_leftover_device(session, hosts, volume):
+                done.append(("volume", volume.id, "leftover device removed"))
+        except Exception as exc:  # noqa: BLE001 - one host down must not stop the others
+            session.rollback()
+            log.warning("reconcile of volume %s: %s", volume.id, exc)
     volumes = session.scalars(select(Volume).where(
         Volume.kind == "data", Volume.updated_at < stale,
         or_(Volume.state.in_(("creating", "deleting")), Volume.attach_state.in_(("attaching", "detaching"))))).all()

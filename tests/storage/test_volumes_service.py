@@ -296,6 +296,19 @@ def test_an_interrupted_attach_and_create_are_finished_or_undone(cloud, conn, ho
             done = logic.reconcile(session, Hosts(agent), later)
         assert sorted(action for _kind, _id, action in done) == ["create undone", "detached"]
         assert "vdb" not in disks_of(conn, instance)
+
+        # A failed attach whose host answered too late: the disk reached the domain after the undo.
+        row = _volume_row(cloud, volume["id"])
+        with session_scope(engine) as session:
+            session.get(Volume, volume["id"]).reason = f"attach to {instance} as vdc failed: timed out"
+        with ServiceRpcProxy(f"hostagent_{host}", cloud) as agent:
+            agent.attach_disk({"instance_id": instance, "path": row.path, "device": "vdc"})
+            assert "vdc" in disks_of(conn, instance)
+            with session_scope(engine) as session:
+                done = logic.reconcile(session, Hosts(agent), later)
+        assert done == [("volume", volume["id"], "leftover device removed")]
+        assert "vdc" not in disks_of(conn, instance)
+        assert storage.get_volume(STUDENT, volume["id"])["reason"] is None
         assert storage.get_volume(STUDENT, volume["id"])["state"] == "available"
         assert [v["name"] for v in storage.list_data_volumes(STUDENT)] == ["v"]
 
