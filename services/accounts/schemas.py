@@ -331,6 +331,10 @@ class UserImportedEventSchema(StrictSchema):
     password_link = fields.String()
 
 
+class ProjectDeletedEventSchema(StrictSchema):
+    project_id = fields.Integer()
+
+
 class UserDeletedEventSchema(StrictSchema):
     user_id = fields.Integer()
     username = fields.String()

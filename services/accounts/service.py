@@ -18,7 +18,7 @@ from services.accounts.schemas import (
     AddKeyRequest, AddMemberRequest, ApproveUserRequest, AuditRecordSchema, ChangePasswordRequest,
     ClientSchema, CreatedUserSchema, CreateProjectRequest, CreateUserRequest, DeleteUserRequest,
     GenerateKeyRequest, GeneratedKeySchema, ImportReportSchema, ImportUsersRequest, KeySchema,
-    ListAuditRequest, ListUsersRequest, MemberSchema, PasswordLinkSchema, ProjectSchema,
+    ListAuditRequest, ListUsersRequest, MemberSchema, PasswordLinkSchema, ProjectDeletedEventSchema, ProjectSchema,
     QuotaLimitsSchema, QuotaSchema, RejectUserRequest, SetPasswordRequest, SignupRequest,
     SuspendUserRequest, TokenInfoSchema, TokenRequest, TokenSchema, UpdateMemberRequest,
     UpdateProjectRequest, UsageSchema, UserDeletedEventSchema, UserImportedEventSchema,
@@ -206,7 +206,11 @@ class AccountsService:
         if project is None:
             return {"deleted": False}
         counted = self.instances.get_project_usage(project.id)
-        return {"deleted": projects.delete_project(self.db, project, counted)}
+        project_id = project.id
+        deleted = projects.delete_project(self.db, project, counted)
+        if deleted:   # the network service releases the course's floating IPs, groups and blocks
+            self.dispatch("project_deleted", dump(ProjectDeletedEventSchema, {"project_id": project_id}))
+        return {"deleted": deleted}
 
     @rpc
     def list_members(self, actor, project_id):

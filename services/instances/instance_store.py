@@ -89,10 +89,10 @@ def record_host_report(session, instance_id, domain_state, seq, **values):
     return result.rowcount == 1
 
 
-def follow_host(session, instance_id, allowed_states=None):
+def follow_host(session, instance_id, allowed_states=None, also_if=None):
     """Move a settled instance to where the newest host report puts it. `allowed_states` limits which
-    current states may be corrected (events correct fewer than reconcile). Returns the new state or
-    None."""
+    current states may be corrected (events correct fewer than reconcile); `also_if`, an SQL
+    condition the move also needs. Returns the new state or None."""
     session.expire_all()
     instance = session.get(Instance, instance_id)
     if instance is None or instance.host_state is None:
@@ -111,7 +111,7 @@ def follow_host(session, instance_id, allowed_states=None):
                       reason="the guest crashed" if instance.host_state == "crashed" else None)
     elif to_state == "error":
         values.update(reason=f"host {instance.host} has no domain for this instance")
-    return move(session, instance_id, action, only_if_seq=instance.host_seq, **values)
+    return move(session, instance_id, action, only_if_seq=instance.host_seq, also_if=also_if, **values)
 
 
 # ----- the action log -------------------------------------------------------------------------

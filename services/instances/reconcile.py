@@ -88,7 +88,7 @@ def mark_hosts_down(session, now, policy, report=None):
         for instance_id in ids:
             # Checked again in the UPDATE itself: a heartbeat recorded since the read above (and the
             # host_returned reconcile after it) must not be undone by this older view.
-            if instance_store.move(session, instance_id, "host:down", reason=reason,
+            if instance_store.move(session, instance_id, "host:down", reason=reason, now=now,
                                    also_if=scheduler.is_quiet_clause(host.name, now, policy)):
                 _repaired(session, report, host.name, instance_id, "host_down", reason)
                 moved.append(instance_id)
@@ -143,7 +143,11 @@ def _check_instance(session, instance, domain, inventory, now, settings, peers, 
     else:  # also for an `error` instance, so an older report of a running guest cannot revive it
         instance_store.record_host_report(session, instance.id, "missing", inventory["seq"])
     before = instance.state
-    after = instance_store.follow_host(session, instance.id, states.CORRECTABLE)
+    # A run whose inventory is older than a `host_down` (the host went quiet after the run began:
+    # a slow run, a busy machine) must not undo it: the move needs the state to be older than the
+    # run (checked in the UPDATE). The host's return brings a run of its own.
+    also_if = or_(Instance.state != "host_down", Instance.state_changed_at <= now)
+    after = instance_store.follow_host(session, instance.id, states.CORRECTABLE, also_if=also_if)
     if after is not None:
         message = f"host {host} reports the guest {domain['state'] if domain else 'has no domain'}: {before} -> {after}"
         _repaired(session, report, host, instance.id, "lost_domain" if domain is None else "state_corrected",

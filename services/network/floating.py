@@ -126,3 +126,12 @@ def release(session, floating):
         ipam.give_back(session, floating.pool_id, ipam.to_int(floating.ip))
     session.commit()
     return described, hosts
+
+
+def release_all_of(session, project_id):
+    """The course is gone: every floating IP it held goes back to its pool. Returns the hosts to
+    push (those of addresses still associated: none once its instances are gone). Idempotent."""
+    hosts = set()
+    for floating in list_for(session, [project_id]):
+        hosts |= set(release(session, floating)[1])
+    return sorted(hosts)

@@ -217,3 +217,20 @@ def hosts_affected(session, group_id):
     for host, moving_to in session.execute(select(Address.host, Address.moving_to).where(Address.owner.in_(owners))):
         hosts |= {host, moving_to}
     return sorted(h for h in hosts if h)
+
+
+def delete_all_of(session, project_id):
+    """The course is gone: its groups, their rules and memberships go. Returns the hosts whose
+    rules named them. Idempotent."""
+    group_ids = list(session.scalars(select(SecurityGroup.id).where(SecurityGroup.project_id == project_id)))
+    if not group_ids:
+        return []
+    hosts = set()
+    for group_id in group_ids:
+        hosts |= set(hosts_affected(session, group_id))
+    session.execute(delete(SecurityGroupRule).where(SecurityGroupRule.group_id.in_(group_ids)))
+    session.execute(delete(SecurityGroupRule).where(SecurityGroupRule.remote_group_id.in_(group_ids)))
+    session.execute(delete(PortGroup).where(PortGroup.group_id.in_(group_ids)))
+    session.execute(delete(SecurityGroup).where(SecurityGroup.id.in_(group_ids)))
+    session.commit()
+    return sorted(hosts)

@@ -2,7 +2,7 @@
 only; allocation is in addresses.py (over ipam.py's free ranges), subnets in subnets.py, floating
 IPs and security groups in their modules (their entry points in floating_rpc.py and
 security_group_rpc.py), the hosts' filter and NAT rules in host_rules.py."""
-from nameko.events import EventDispatcher
+from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import RpcProxy, rpc
 
 from common import policy
@@ -94,6 +94,16 @@ class NetworkService(floating_rpc.FloatingIpEntrypoints, security_group_rpc.Secu
         if actor is not None:
             policy.enforce(load_actor(actor), "subnet:update", what="push the hosts' network rules")
         return dump(NetworkSyncSchema, {"hosts": self._push(host_rules.known_hosts(self.db))})
+
+    @event_handler("accounts", "project_deleted")
+    def on_project_deleted(self, payload):
+        """The course is gone: its floating IPs go back to their pools, its security groups and its
+        subnet blocks go. Every step is a delete: a redelivered event finds nothing more to do."""
+        project_id = ProjectIdSchema(unknown="exclude").load(payload)["project_id"]
+        hosts = floating.release_all_of(self.db, project_id) + security_groups.delete_all_of(self.db, project_id)
+        for block in blocks.list_for(self.db, project_id):
+            blocks.end(self.db, block["id"], self.clock())
+        self._push(hosts)
 
     @config_timer("NETWORK_SYNC_INTERVAL", 30)
     def push_network_rules(self):

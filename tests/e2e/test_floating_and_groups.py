@@ -124,6 +124,10 @@ def test_a_course_over_its_floating_ip_quota_is_told_so(stack):
     student.call("POST", "/floating-ips", 201, json={"project": student.project, "pool": pool["name"]})
     over = student.call("POST", "/floating-ips", json={"project": student.project, "pool": pool["name"]})
     assert 400 <= over.status_code < 500 and "floating_ips" in over.json()["error"]["fields"], over.text
+    # The course is deleted: its floating IP goes back to the pool (the accounts service's event).
+    admin.call("DELETE", f"/projects/{student.project}", 200)
+    admin.wait_for("/floating-pools", lambda r: next(p for p in r.json() if p["id"] == pool["id"])["free"] == 6,
+                   timeout=10)
 
 
 def test_the_periodic_push_restores_lost_rules_and_removes_unowned_ones(stack, rpc):

@@ -132,6 +132,24 @@ def test_a_quiet_host_shows_its_instances_host_down_until_it_returns(session):
     assert state_of(session, lost).state == "error"
 
 
+def test_a_run_that_read_the_host_before_it_went_quiet_cannot_undo_its_host_down(session):
+    # A run began at 1 s (the host fresh) and read its inventory; it was slow (a busy machine), and
+    # meanwhile the host went quiet and another replica marked the instance host_down at 61 s. What
+    # the slow run saw is older than that: the instance stays host_down until the host returns.
+    cloud = FakeCloud()
+    inst = running_instance(session, cloud)
+    heartbeat(session, at(0))
+    peers = reconcile.Peers(cloud.peers.hosts, cloud.peers.storage, cloud.peers.network, [].append)
+    inventory = cloud.peers.hosts("h1").get_inventory()
+    assert reconcile.mark_hosts_down(session, at(61), POLICY) == [inst.id]
+    reconcile.reconcile_host(session, "h1", inventory, at(1), SETTINGS, peers, reconcile.Report())
+    assert state_of(session, inst).state == "host_down"
+    heartbeat(session, at(62))   # it returns: its own run brings the instance back
+    reconcile.reconcile_host(session, "h1", cloud.peers.hosts("h1").get_inventory(), at(62), SETTINGS, peers,
+                             reconcile.Report())
+    assert state_of(session, inst).state == "running"
+
+
 def test_a_replica_that_saw_the_host_quiet_cannot_undo_a_heartbeat_recorded_since(session):
     # Two replicas: one read the host as quiet (its clock at 60 s); before it moved the instance,
     # the other recorded a heartbeat and the host_returned reconcile ran. The move checks the host

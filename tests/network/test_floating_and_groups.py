@@ -130,3 +130,22 @@ def test_a_hosts_rule_set_follows_groups_members_and_migrations(session):  # noq
     security_groups.unbind(session, "b1")
     session.commit()
     assert b1 not in {p["ip"] for p in host_rules.ruleset(session, "h1")["ports"]}
+
+
+def test_a_deleted_course_leaves_no_floating_ip_group_or_rule(session, pool):  # noqa: F811
+    on(session, "c1", "h1", project=OTHER)
+    web_id = security_groups.create(session, COURSE, "web").id
+    other_default = security_groups.ensure_default(session, OTHER)
+    security_groups.add_rule(session, other_default, {"direction": "ingress", "protocol": "any",
+                                                      "remote_group": "default"})
+    kept = floating.allocate(session, OTHER, 8, UNLIMITED)
+    for _ in range(2):
+        floating.allocate(session, COURSE, 7, UNLIMITED)
+    assert floating.release_all_of(session, COURSE) == []
+    assert floating.release_all_of(session, COURSE) == []                 # a redelivery: nothing more
+    assert [f.ip for f in floating.list_for(session)] == [kept.ip]
+    assert security_groups.delete_all_of(session, COURSE) == [] and security_groups.delete_all_of(session, COURSE) == []
+    with pytest.raises(NotFound):
+        security_groups.find(session, web_id)
+    assert [g["name"] for g in security_groups.list_for(session, OTHER)] == ["default"]
+    assert subnets.summary(session, subnets.get(session, pool["id"], "floating"))["free"] == 4
