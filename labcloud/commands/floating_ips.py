@@ -4,6 +4,7 @@ import click
 
 from labcloud.commands import output
 from labcloud.commands.base import completes, connect, group
+from labcloud.commands.networks import allocation_bounds
 
 POOL_COLUMNS = [("id", "ID"), ("name", "NAME"), ("cidr", "CIDR"),
                 (lambda p: f"{p['allocation_start']}-{p['allocation_end']}", "RANGE"),
@@ -38,12 +39,8 @@ def ip_pool_list(fmt):
 @output.format_options
 def ip_pool_create(name, cidr, allocation, reserved, fmt):
     """Define a pool of floating (public) addresses (admins)."""
-    body = {"name": name, "cidr": cidr, "reserved": list(reserved)}
-    if allocation:
-        first, sep, last = allocation.partition("-")
-        if not sep:
-            raise click.BadParameter("FIRST-LAST, e.g. 203.0.113.10-203.0.113.99", param_hint="--range")
-        body.update(allocation_start=first, allocation_end=last)
+    body = {"name": name, "cidr": cidr, "reserved": list(reserved),
+            **allocation_bounds(allocation, "203.0.113.10-203.0.113.99")}
     made = connect().post("/floating-pools", body)
     output.emit_formatted([made] if fmt.kind == "table" else made, fmt, columns=POOL_COLUMNS)
 

@@ -55,13 +55,19 @@ def network_create(name, cidr, gateway, allocation, dns_servers, reserved, mac_p
             "mac_policy": mac_policy, "is_default": is_default}
     if gateway:
         body["gateway"] = gateway
-    if allocation:
-        first, sep, last = allocation.partition("-")
-        if not sep:
-            raise click.BadParameter("FIRST-LAST, e.g. 10.20.0.20-10.20.0.254", param_hint="--range")
-        body.update(allocation_start=first, allocation_end=last)
+    body.update(allocation_bounds(allocation, "10.20.0.20-10.20.0.254"))
     made = connect().post("/subnets", body)
     output.emit_formatted([made] if fmt.kind == "table" else made, fmt, columns=SUBNET_COLUMNS)
+
+
+def allocation_bounds(allocation, example):
+    """--range FIRST-LAST as the body's allocation_start and allocation_end ({} when not given)."""
+    if not allocation:
+        return {}
+    first, sep, last = allocation.partition("-")
+    if not sep:
+        raise click.BadParameter(f"FIRST-LAST, e.g. {example}", param_hint="--range")
+    return {"allocation_start": first, "allocation_end": last}
 
 
 @network.command("delete")
