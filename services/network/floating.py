@@ -48,10 +48,8 @@ def allocate(session, project_id, user_id, limits, pool_name=None):
 
 
 def find(session, floating_id):
-    floating = session.get(FloatingIp, floating_id)
-    if floating is None:
-        raise NotFound(f"no floating IP {floating_id}")
-    return floating
+    """The floating IP, or None."""
+    return session.get(FloatingIp, floating_id)
 
 
 def list_for(session, project_ids=None):

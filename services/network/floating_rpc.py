@@ -6,7 +6,7 @@ from common import policy
 from common.actors import load_actor
 from common.errors import NotFound
 from common.schemas import dump, load
-from services.network import floating, subnets
+from services.network import course_access, floating, subnets
 from services.network.schemas import (
     AllocateFloatingIpRequest, AssociateFloatingIpRequest, CreateFloatingPoolRequest, FloatingIpIdSchema,
     FloatingIpSchema, SubnetIdSchema, SubnetSchema)
@@ -87,13 +87,7 @@ class FloatingIpEntrypoints:
 
     def _floating(self, actor, floating_ip_id, action, what):
         floating_ip_id = load(FloatingIpIdSchema, {"floating_ip_id": floating_ip_id})["floating_ip_id"]
-        try:
-            found = floating.find(self.db, floating_ip_id)
-        except NotFound:
-            found = None
-        # Outside its course, one that exists and one that does not look the same.
-        if found is None or not (policy.is_admin(actor) or policy.project_role(actor, found.project_id)):
-            raise NotFound(f"no floating IP {floating_ip_id}")
-        policy.enforce(actor, action, {"project_id": found.project_id, "user_id": found.user_id},
-                       hidden=f"no floating IP {floating_ip_id}", what=what)
-        return found
+        found = floating.find(self.db, floating_ip_id)
+        target = {"project_id": found and found.project_id, "user_id": found and found.user_id}
+        return course_access.checked(actor, found, f"no floating IP {floating_ip_id}", action, target, what,
+                                     hide_refusal=True)

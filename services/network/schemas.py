@@ -9,6 +9,17 @@ SUBNET_NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
 IPV4 = dict(validate=validate.Length(max=15))   # the validators below say what is wrong
 
 
+def _network(value, longest):
+    """The IPv4 network `value` (its host bits zero), /8 to /`longest`."""
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValidationError(f"not an IPv4 network: {exc}") from None
+    if not 8 <= net.prefixlen <= longest:
+        raise ValidationError(f"from /8 to /{longest}")
+    return net
+
+
 def _ipv4(value):
     try:
         ipaddress.IPv4Address(value)
@@ -46,12 +57,7 @@ class CreateSubnetRequest(StrictSchema):
 
     @validates("cidr")
     def _cidr(self, value, **_):
-        try:
-            net = ipaddress.IPv4Network(value, strict=True)
-        except ValueError as exc:
-            raise ValidationError(f"not an IPv4 network: {exc}") from None
-        if not 8 <= net.prefixlen <= 29:
-            raise ValidationError("from /8 to /29")
+        net = _network(value, 29)
         if not net.is_private:
             raise ValidationError("labcloud subnets must be private ranges")
 
@@ -150,12 +156,7 @@ class CreateFloatingPoolRequest(StrictSchema):
 
     @validates("cidr")
     def _cidr(self, value, **_):
-        try:
-            net = ipaddress.IPv4Network(value, strict=True)
-        except ValueError as exc:
-            raise ValidationError(f"not an IPv4 network: {exc}") from None
-        if not 8 <= net.prefixlen <= 30:
-            raise ValidationError("from /8 to /30")
+        _network(value, 30)
 
     @validates("allocation_start", "allocation_end")
     def _address(self, value, **_):

@@ -6,7 +6,7 @@ from common import policy
 from common.actors import load_actor
 from common.errors import NotFound
 from common.schemas import dump, load
-from services.network import security_groups
+from services.network import course_access, security_groups
 from services.network.schemas import (
     CreateSecurityGroupRequest, InstanceSecurityGroupsRequest, ProjectIdSchema, SecurityGroupIdSchema,
     SecurityGroupRuleRequest, SecurityGroupSchema)
@@ -80,11 +80,6 @@ class SecurityGroupEntrypoints:
 
     def _group(self, actor, group_id, action, what):
         group_id = load(SecurityGroupIdSchema, {"group_id": group_id})["group_id"]
-        try:
-            group = security_groups.find(self.db, group_id)
-        except NotFound:
-            group = None
-        if group is None or not (policy.is_admin(actor) or policy.project_role(actor, group.project_id)):
-            raise NotFound(f"no security group {group_id}")
-        policy.enforce(actor, action, {"project_id": group.project_id}, what=what)
-        return group
+        group = security_groups.get(self.db, group_id)
+        return course_access.checked(actor, group, f"no security group {group_id}", action,
+                                     {"project_id": group and group.project_id}, what)

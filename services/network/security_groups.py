@@ -52,8 +52,13 @@ def _named(session, project_id, name):
                                                        SecurityGroup.name == name)).first()
 
 
+def get(session, group_id):
+    """The group, or None."""
+    return session.get(SecurityGroup, group_id)
+
+
 def find(session, group_id):
-    group = session.get(SecurityGroup, group_id)
+    group = get(session, group_id)
     if group is None:
         raise NotFound(f"no security group {group_id}")
     return group
