@@ -277,3 +277,42 @@ def test_an_admin_creates_and_deletes_a_floating_pool(stack, admin, course, pool
     _resp, home = student.get("/")
     resp, _doc = student.post("/admin/floating-pools", home, {"name": unique("ppool-"), "cidr": fresh_pool_cidr()})
     assert resp.status_code == 403, resp.status_code
+
+
+def test_a_student_gives_the_instance_a_floating_ip_from_its_page(stack, course, admin, pool):
+    """Students have no course page: the instance page allocates one and associates it, takes it
+    off, and associates a free one of theirs."""
+    student = Portal(stack.url, course.student.token)
+    path = f"/instances/{course.instance}"
+    _resp, page = student.get(path)
+    assert page.by_id("floating-ip").text() == "none"
+    assert page.by_id("associate-ip-form") is None   # no free floating IP of theirs
+    assert pool["name"] in [o.get("value") for o in page.by_id("floating-ip-pool").find_all("option")]
+    resp, _doc = student.submit(page, f"{path}/floating-ip", {"pool": pool["name"]})
+    assert resp.status_code == 303 and resp.headers["Location"] == path, resp.text[:3000]
+    [first] = floating_ips_of(admin, course)
+    assert (first["instance"], first["user_id"], first["pool"]) == (course.instance, course.student.user_id, pool["name"])
+    _resp, page = student.get(path)
+    assert page.by_id("floating-ip").text().startswith(f"{first['ip']} (pool {pool['name']})")
+    assert page.by_id("new-ip-form") is None
+
+    # Another one for it (a second tab): allocated, then the association is refused (409) on the page.
+    resp, doc = student.post(f"{path}/floating-ip", page, {"pool": pool["name"]})
+    assert resp.status_code == 409, resp.text[:3000]
+    assert f"has floating IP {first['ip']} already" in doc.by_id("network").find("p", role="alert").text()
+    second = next(f for f in floating_ips_of(admin, course) if f["id"] != first["id"])
+    assert second["instance"] is None
+
+    resp, _doc = student.submit(page, f"{path}/floating-ip/{first['id']}/disassociate")
+    assert resp.status_code == 303
+    _resp, page = student.get(path)
+    assert page.by_id("floating-ip").text() == "none"
+    offered = {o.get("value") for o in page.by_id("floating-ip-floating_ip").find_all("option")}
+    assert offered == {str(first["id"]), str(second["id"])}
+    resp, doc = student.submit(page, f"{path}/floating-ip", {"pool": pool["name"]})   # the course's quota is 2
+    assert resp.status_code == 403 and "over quota" in doc.by_id("network").find("p", role="alert").text()
+    resp, _doc = student.submit(page, f"{path}/floating-ip/associate", {"floating_ip": str(second["id"])})
+    assert resp.status_code == 303
+    assert admin.call("GET", f"/floating-ips/{second['id']}", 200).json()["instance"] == course.instance
+    for made in (first, second):
+        course.student.call("DELETE", f"/floating-ips/{made['id']}", 200)

@@ -131,6 +131,17 @@ TABLE = {
         AUTHORISED, lambda w: {"floating_ip_id": w.fresh_floating_ip(w.without_floating_ip(w.volume_target))["id"]}))},
     "network_release_ip": {"POST": (codes(LOGIN, 404, 403, SEE_OTHER, SEE_OTHER, SEE_OTHER),
                                     fresh_for(AUTHORISED, lambda w: {"floating_ip_id": w.fresh_floating_ip()["id"]}))},
+    # The instance page's floating IP forms: the refused ones aim at the owner's instance (404 before
+    # anything is allocated); the allowed ones at the owner's other instance, its floating IP taken off.
+    "network_instance_new_ip": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), lambda w, r: dict(
+        {"data": {"pool": w.floating_pool["name"]}},
+        **({"instance_id": w.without_floating_ip(w.volume_target)} if r in AUTHORISED else {})))},
+    "network_instance_associate_ip": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), lambda w, r: (
+        {"instance_id": w.without_floating_ip(w.volume_target), "data": {"floating_ip": str(w.fresh_floating_ip()["id"])}}
+        if r in AUTHORISED else {"data": {"floating_ip": str(w.floating_ip["id"])}}))},
+    "network_instance_disassociate_ip": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), fresh_for(
+        AUTHORISED, lambda w: {"instance_id": w.volume_target,
+                               "floating_ip_id": w.fresh_floating_ip(w.without_floating_ip(w.volume_target))["id"]}))},
     # The instance's own group again: a change that changes nothing.
     "network_set_instance_groups": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER),
                                              form(lambda w: {"security_groups": "default"}))},

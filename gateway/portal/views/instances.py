@@ -78,7 +78,7 @@ def usage(rpc, actor):
 
 def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None):
     """The instance page; `failed`: the form the service refused (resources, resize, migrate,
-    volumes, security-groups),
+    volumes, security-groups, floating-ip),
     shown open with `errors` next to its fields and the values sent (`form`)."""
     may_list_hosts = policy.allowed(actor, "host:list")  # admins: the migrate form's destinations
     calls = [(rpc.instances.get_instance, actor, instance_id), (rpc.instances.list_flavors,),
@@ -87,7 +87,8 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None)
     calls += network.instance_calls(rpc, actor, instance_id)
     if may_list_hosts:
         calls.append((rpc.instances.list_hosts, actor))
-    instance, flavors, actions, projects, attached, volumes, groups, floating_ips, *hosts = gather(*calls)
+    instance, flavors, actions, projects, attached, volumes, *network_data = gather(*calls)
+    network_data, hosts = network_data[:3], network_data[3:]
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
                      flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
                      course=_by_id(projects).get(instance["project"]), form=form, failed=failed,
@@ -95,7 +96,7 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None)
                                         f"{f['max_memory_mib']}), {f['disk_gib']} GiB") for f in flavors],
                      destinations=_destinations(actor, instance, hosts[0]) if hosts else None,
                      attached=attached, **_volume_choices(instance, volumes),
-                     **network.instance_panels(rpc, actor, instance, groups, floating_ips))
+                     **network.instance_panels(rpc, actor, instance, *network_data))
 
 
 def _volume_choices(instance, volumes):

@@ -71,18 +71,28 @@ def course_panels(actor, project_id, groups, floating_ips, pools, instances):
 
 
 def instance_calls(rpc, actor, instance_id):
-    return [(rpc.network.get_instance_security_groups, actor, instance_id), (rpc.network.list_floating_ips, actor)]
+    return [(rpc.network.get_instance_security_groups, actor, instance_id), (rpc.network.list_floating_ips, actor),
+            (rpc.network.list_floating_pools, actor)]
 
 
-def instance_panels(rpc, actor, instance, groups, floating_ips):
-    """The instance page's network part: its groups, its floating IP and, for whom the policy lets
-    change its groups, the course's groups to choose from (one more RPC, only then)."""
+def instance_panels(rpc, actor, instance, groups, floating_ips, pools):
+    """The instance page's network part: its groups, its floating IP (Disassociate) or the forms
+    that give it one (the course's free floating IPs the actor may associate; a new one from a
+    pool: students have no course page), and, for whom the policy lets change its groups, the
+    course's groups to choose from (one more RPC, only then)."""
     target = {"project_id": instance["project"], "user_id": instance["user_id"]}
     may_bind = (policy.allowed(actor, "security_group:bind", target)
                 and policy.allowed(actor, "security_group:list", target))   # the choices are the course's
     choices = [g["name"] for g in rpc.network.list_security_groups(actor, instance["project"])] if may_bind else []
+    course = [f for f in floating_ips if f["project"] == instance["project"]]
+    mine = [f for f in course if policy.allowed(actor, "floating_ip:associate",
+                                                {"project_id": instance["project"], "user_id": f["user_id"]})]
+    floating_ip = next((f for f in course if f["instance"] == instance["id"]), None)
     return {"security_groups": _with_rules(groups), "may_bind_groups": may_bind, "group_options": [(n, n) for n in choices],
-            "floating_ip": next((f for f in floating_ips if f["instance"] == instance["id"]), None)}
+            "floating_ip": floating_ip, "may_disassociate_ip": floating_ip is not None and floating_ip in mine,
+            "free_floating_ips": [(str(f["id"]), f"{f['ip']} ({f['pool']})") for f in mine if not f["instance"]],
+            "may_new_floating_ip": policy.allowed(actor, "floating_ip:create", {"project_id": instance["project"]}),
+            "ip_pools": [(p["name"], f"{p['name']}: {p['cidr']}, {p['free']} free") for p in pools]}
 
 
 # ----- the course page's forms --------------------------------------------------------------------
@@ -172,11 +182,44 @@ def network_release_ip(rpc, actor, project_id, floating_ip_id):
 def network_set_instance_groups(rpc, actor, instance_id):
     """The checked groups (`security_groups`, repeated): the instance is in exactly these, live."""
     body = {"security_groups": request.form.getlist("security_groups")}
-    _groups, errors = attempt(lambda: rpc.network.set_instance_security_groups(actor, instance_id, body))
+    return _on_instance(rpc, actor, instance_id, lambda: rpc.network.set_instance_security_groups(
+        actor, instance_id, body), "security-groups")
+
+
+def _on_instance(rpc, actor, instance_id, call, failed="floating-ip", also=()):
+    """Run an instance page's network form: back to the page, or the page again with the refusal."""
+    _done, errors = attempt(call, also=also)
     if errors:
         from gateway.portal.views.instances import _instance_page  # (instances imports this module)
-        return _instance_page(rpc, actor, instance_id, errors, request.form, "security-groups")
+        return _instance_page(rpc, actor, instance_id, errors, request.form, failed)
     return redirect(f"/instances/{instance_id}", code=303)
+
+
+@page("/instances/<uuid:instance_id>/floating-ip", title="Give an instance a new floating IP", area="student",
+      methods=("POST",))
+def network_instance_new_ip(rpc, actor, instance_id):
+    """A floating IP of the instance's course from the form's pool (empty: the first), associated
+    at once. Allocated, it stays even when the association is refused: the page offers it again."""
+    def allocate_and_associate():
+        instance = rpc.instances.get_instance(actor, instance_id)
+        body = dict(body_from_form(NETWORK + "AllocateFloatingIpRequest"), project=instance["project"])
+        made = rpc.network.allocate_floating_ip(actor, body)
+        return rpc.network.associate_floating_ip(actor, made["id"], {"instance": instance["id"]})
+    return _on_instance(rpc, actor, instance_id, allocate_and_associate, also=(CapacityExhausted,))
+
+
+@page("/instances/<uuid:instance_id>/floating-ip/associate", title="Associate a floating IP with an instance",
+      area="student", methods=("POST",))
+def network_instance_associate_ip(rpc, actor, instance_id):
+    """One of the course's free floating IPs (the form's `floating_ip`, its id) on this instance."""
+    return _on_instance(rpc, actor, instance_id, lambda: rpc.network.associate_floating_ip(
+        actor, _chosen("floating_ip", "a floating IP"), {"instance": str(instance_id)}))
+
+
+@page("/instances/<uuid:instance_id>/floating-ip/<id:floating_ip_id>/disassociate",
+      title="Take a floating IP off an instance", area="student", methods=("POST",))
+def network_instance_disassociate_ip(rpc, actor, instance_id, floating_ip_id):
+    return _on_instance(rpc, actor, instance_id, lambda: rpc.network.disassociate_floating_ip(actor, floating_ip_id))
 
 
 # ----- admins: floating pools ---------------------------------------------------------------------
