@@ -1,13 +1,15 @@
 """services/storage/volumes.py on its own, against the storage service's migrated database
-(SQLite): where a new volume goes, what refuses an attach, which device it takes (also when two
+(SQLite and PostgreSQL): where a new volume goes, what refuses an attach, which device it takes (also when two
 attaches race for one), what the quota counts, and that an instance's delete releases exactly its
 volumes."""
 import datetime as dt
+import uuid
 
 import pytest
 from sqlalchemy.orm import sessionmaker
 
 from common.db import make_engine
+from common.migrate import upgrade
 from common.errors import Conflict, HostOperationFailed, QuotaExceeded
 from services.storage import volumes
 from services.storage.models import Volume
@@ -18,9 +20,14 @@ OTHER_INSTANCE = "9a6e0c43-1f53-4c0e-8a5d-0e2f6d9b7a22"
 NOW = dt.datetime(2026, 12, 2, 4, 0, 0)
 
 
-@pytest.fixture
-def session(migrated_database):
-    engine = make_engine(migrated_database("services.storage"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def session(request):
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres").create_database(f"volumes_{uuid.uuid4().hex[:8]}")
+        upgrade("services.storage", url)
+    else:
+        url = request.getfixturevalue("migrated_database")("services.storage")
+    engine = make_engine(url)
     with sessionmaker(bind=engine, expire_on_commit=False)() as session:
         yield session
     engine.dispose()
