@@ -3,6 +3,9 @@
 attaches race for one), what the quota counts, and that an instance's delete releases exactly its
 volumes."""
 import datetime as dt
+import json
+import os
+import sys
 import uuid
 
 import pytest
@@ -13,6 +16,9 @@ from common.migrate import upgrade
 from common.errors import Conflict, HostOperationFailed, QuotaExceeded
 from services.storage import volumes
 from services.storage.models import Volume
+from tests.instances.racing import race
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 ACTOR = {"id": 7, "username": "stud", "role": "user", "projects": [{"id": 10, "role": "member"}]}
 INSTANCE = "3f1c2b8e-2d4b-4a39-9d0e-5d5b7f0a1c11"
@@ -21,12 +27,16 @@ NOW = dt.datetime(2026, 12, 2, 4, 0, 0)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def session(request):
+def url(request):
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres").create_database(f"volumes_{uuid.uuid4().hex[:8]}")
         upgrade("services.storage", url)
-    else:
-        url = request.getfixturevalue("migrated_database")("services.storage")
+        return url
+    return request.getfixturevalue("migrated_database")("services.storage")
+
+
+@pytest.fixture
+def session(url):
     engine = make_engine(url)
     with sessionmaker(bind=engine, expire_on_commit=False)() as session:
         yield session
@@ -136,3 +146,14 @@ def test_a_create_over_quota_writes_nothing(session):
     assert volumes.record_volume(session, ACTOR, {**request, "size_gib": 1}, 10, 1, "h1", limits).id == made.id
     with pytest.raises(Conflict):
         volumes.record_volume(session, ACTOR, {**request, "size_gib": 3}, 10, 3, "h1", limits)
+
+
+def test_processes_racing_for_the_last_volumes_never_exceed_the_quota(url):
+    """Four processes (as four storage replicas would) each try five creates in one project at the
+    same moment; the project may hold eight volumes (and 100 GiB), each user at most three."""
+    limits = json.dumps({"project": {"volumes": 8, "volume_gib": 100}, "user": {"volumes": 3}})
+    outputs = race([[sys.executable, "-m", "tests.storage.volume_quota_worker", url, str(100 + n), "5", limits]
+                    for n in range(4)], REPO)
+    results = [json.loads(out) for out in outputs]
+    assert sum(r["accepted"] for r in results) == 8, results
+    assert all(r["accepted"] <= 3 for r in results) and sum(r["refused"] for r in results) == 12, results
