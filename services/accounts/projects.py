@@ -146,13 +146,15 @@ def project_to_delete(session, actor, project_id):
 
 
 def delete_project(session, project, counted_usage):
-    """Delete the project unless the instances service still counts instances in it
-    (`counted_usage`: instances.get_project_usage). Memberships go with it (foreign key), keys
-    shared with it become private again. True if this call deleted it."""
-    in_use = (counted_usage or {}).get("project", {}).get("instances", 0)
+    """Delete the project unless the owning services still count instances or data volumes in it
+    (`counted_usage`: quotas.merged_usage of their get_project_usage). Memberships go with it
+    (foreign key), keys shared with it become private again. True if this call deleted it."""
+    counted = (counted_usage or {}).get("project", {})
+    in_use = {resource: counted[resource] for resource in ("instances", "volumes") if counted.get(resource)}
     if in_use:
-        raise Conflict(f"project {project.name} still has {in_use} instances; delete them first",
-                       {"instances": [f"{in_use} in use"]})
+        held = " and ".join(f"{number} {resource}" for resource, number in in_use.items())
+        raise Conflict(f"project {project.name} still has {held}; delete them first",
+                       {resource: [f"{number} in use"] for resource, number in in_use.items()})
     # SQLite's ON DELETE SET NULL needs foreign keys on; saying it here holds on any engine.
     session.execute(update(SshKey).where(SshKey.project_id == project.id).values(project_id=None))
     session.execute(memberships.delete_all_of_project(project.id))

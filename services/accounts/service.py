@@ -205,7 +205,8 @@ class AccountsService:
         project = projects.project_to_delete(self.db, load_actor(actor), project_id)
         if project is None:
             return {"deleted": False}
-        counted = self.instances.get_project_usage(project.id)
+        counted = quotas.merged_usage(self.instances.get_project_usage(project.id),
+                                      self.storage.get_project_usage(project.id))
         project_id = project.id
         deleted = projects.delete_project(self.db, project, counted)
         if deleted:   # the network service releases the course's floating IPs, groups and blocks

@@ -94,11 +94,15 @@ def test_course_lifecycle_over_rpc(cloud):
         assert usage["mine"]["volumes"] == {"limit": None, "in_use": 1}
         with pytest.raises(Conflict) as err:
             rpc.delete_project(admin, course["id"])
-        assert set(err.value.fields) == {"instances"}
+        assert set(err.value.fields) == {"instances", "volumes"}  # the course's data volumes hold it too
         assert rpc.get_quota(as_student, course["id"])["vcpus"] == 8
         assert rpc.set_quota(admin, course["id"], {"vcpus": None})["vcpus"] is None
 
         FakeInstances.usage.clear()
+        with pytest.raises(Conflict) as err:
+            rpc.delete_project(admin, course["id"])
+        assert err.value.fields == {"volumes": ["2 in use"]}
+        FakeStorage.usage.clear()
         with pytest.raises(Forbidden):
             rpc.delete_project(as_teacher, course["id"])
         assert rpc.delete_project(admin, course["id"]) == {"deleted": True}
