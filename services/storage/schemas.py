@@ -226,3 +226,10 @@ class StoragePoolSchema(StrictSchema):
     available_bytes = fields.Integer()
     promised_bytes = fields.Integer()
     volumes = fields.Integer()
+
+
+class UserDeletedSchema(StrictSchema):
+    """What this service reads of the accounts service's `user_deleted` event."""
+    user_id = Id(required=True)
+    username = fields.String(required=True)
+    transfer_to = Id(load_default=None, allow_none=True)

@@ -4,6 +4,7 @@ import logging
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
+from nameko.events import event_handler
 from nameko.rpc import RpcProxy, rpc
 
 from common.clock import Clock
@@ -20,7 +21,8 @@ from services.storage.schemas import (
     RegisterImageRequest, RootDiskSchema, VolumeSchema)
 from services.storage.schemas import (
     AttachedVolumeSchema, AttachVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest, DataVolumeSchema,
-    ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest, SnapshotSchema, StoragePoolSchema)
+    ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest, SnapshotSchema, StoragePoolSchema,
+    UserDeletedSchema)
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +230,12 @@ class StorageService:
         """Internal: {"project": {volumes, volume_gib}, "users": {"<user id>": {...}}}."""
         usage = volumes.project_usage(self.db, project_id)
         return {"project": usage["project"], "users": {str(k): v for k, v in usage["users"].items()}}
+
+    @event_handler("accounts", "user_deleted")
+    def on_user_deleted(self, payload):
+        event = UserDeletedSchema(unknown="exclude").load(payload)
+        if event["transfer_to"] is not None:
+            volumes.transfer_volumes(self.db, event["user_id"], event["transfer_to"])
 
     @config_timer("VOLUME_RECONCILE_INTERVAL", 60)
     def reconcile_volumes(self):

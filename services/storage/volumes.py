@@ -253,6 +253,21 @@ def pick_host(hosts_listed, volume_gib):
                                           h["name"]))["name"]
 
 
+# ----- owners --------------------------------------------------------------------------------------
+
+def transfer_volumes(session, user_id, transfer_to):
+    """A deleted user's data volumes and snapshots go to `transfer_to` (as their instances do).
+    Compare-and-set on the old owner: asked again, nothing more changes. Returns how many moved.
+    Without anyone to take them they stay in their project, where its managers see them (the
+    instances service deletes the user's instances, which releases the volumes attached to them)."""
+    moved = session.execute(update(Volume).where(Volume.kind == "data", Volume.user_id == user_id)
+                            .values(user_id=transfer_to)).rowcount
+    moved += session.execute(update(Snapshot).where(Snapshot.user_id == user_id)
+                             .values(user_id=transfer_to)).rowcount
+    session.commit()
+    return moved
+
+
 # ----- capacity ------------------------------------------------------------------------------------
 
 def promised_bytes(session, host):

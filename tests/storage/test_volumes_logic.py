@@ -157,3 +157,15 @@ def test_processes_racing_for_the_last_volumes_never_exceed_the_quota(url):
     results = [json.loads(out) for out in outputs]
     assert sum(r["accepted"] for r in results) == 8, results
     assert all(r["accepted"] <= 3 for r in results) and sum(r["refused"] for r in results) == 12, results
+
+
+def test_a_deleted_users_volumes_and_snapshots_go_to_whom_they_are_given(session):
+    from services.storage.models import Snapshot
+    mine, theirs = volume(session, "a"), volume(session, "b", user_id=8)
+    session.add(Snapshot(name="s", pool_name="snap-s.qcow2", project_id=10, user_id=7, volume_id=mine.id, host="h1",
+                         size_gib=1, state="available"))
+    session.commit()
+    assert volumes.transfer_volumes(session, 7, 9) == 2
+    assert volumes.transfer_volumes(session, 7, 9) == 0  # the event again
+    session.expire_all()
+    assert (session.get(Volume, mine.id).user_id, session.get(Volume, theirs.id).user_id) == (9, 8)

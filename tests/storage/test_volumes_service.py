@@ -7,6 +7,7 @@ import libvirt
 import pytest
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_hook
 
 from common.db import make_engine, session_scope
 from common.errors import Conflict, Forbidden, HostOperationFailed, InvalidInput, NotFound, QuotaExceeded
@@ -67,7 +68,9 @@ def cloud(container_factory, service_config, migrated_database, host):
     World.hosts = [{"name": host, "up": True, "state": "enabled", "disk_gib": 100, "allocated_disk_gib": 0},
                    {"name": "down-host", "up": False, "state": "enabled", "disk_gib": 1000, "allocated_disk_gib": 0}]
     for service in (FakeInstances, FakeAccounts, StorageService):
-        container_factory(service, config).start()
+        container = container_factory(service, config)
+        container.start()
+    World.storage = container
     return config
 
 
@@ -332,3 +335,17 @@ def test_a_volume_that_does_not_fit_the_hosts_pool_is_refused_naming_its_size(cl
             storage.list_pools(TEACHER)
         storage.delete_volume(STUDENT, first["id"])
         assert storage.create_volume(STUDENT, {"name": "bigger", "size_gib": 50})["state"] == "available"
+
+
+def test_a_deleted_users_volumes_go_to_the_user_who_takes_their_things(cloud):
+    with ServiceRpcProxy("storage", cloud) as storage:
+        made = storage.create_volume(STUDENT, {"name": "kept", "size_gib": 1})
+        with pytest.raises(NotFound):
+            storage.get_volume(CLASSMATE, made["id"])
+        with entrypoint_hook(World.storage, "on_user_deleted") as deleted:
+            deleted({"user_id": STUDENT["id"], "username": "stud", "transfer_to": CLASSMATE["id"]})
+            deleted({"user_id": STUDENT["id"], "username": "stud", "transfer_to": CLASSMATE["id"]})  # redelivered
+        assert storage.get_volume(CLASSMATE, made["id"])["user_id"] == CLASSMATE["id"]
+        with entrypoint_hook(World.storage, "on_user_deleted") as deleted:
+            deleted({"user_id": CLASSMATE["id"], "username": "mate", "transfer_to": None})
+        assert storage.get_volume(TEACHER, made["id"])["user_id"] == CLASSMATE["id"]  # kept for the course
