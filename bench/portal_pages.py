@@ -111,6 +111,7 @@ def pages(admin, teacher, student, course, instance):
         (admin, "/admin/audit", "/audit"),
         (admin, "/admin/instances", "/instances"),
         (admin, "/admin/hosts", "/hosts"),
+        (admin, "/admin/floating-pools", "/floating-pools"),
     ]
 
 

@@ -88,7 +88,7 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None)
     if may_list_hosts:
         calls.append((rpc.instances.list_hosts, actor))
     instance, flavors, actions, projects, attached, volumes, *network_data = gather(*calls)
-    network_data, hosts = network_data[:3], network_data[3:]
+    network_data, hosts = network_data[:2], network_data[2:]
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
                      flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
                      course=_by_id(projects).get(instance["project"]), form=form, failed=failed,

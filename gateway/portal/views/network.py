@@ -71,19 +71,23 @@ def course_panels(actor, project_id, groups, floating_ips, pools, instances):
 
 
 def instance_calls(rpc, actor, instance_id):
-    return [(rpc.network.get_instance_security_groups, actor, instance_id), (rpc.network.list_floating_ips, actor),
-            (rpc.network.list_floating_pools, actor)]
+    return [(rpc.network.list_floating_ips, actor), (rpc.network.list_floating_pools, actor)]
 
 
-def instance_panels(rpc, actor, instance, groups, floating_ips, pools):
+def instance_panels(rpc, actor, instance, floating_ips, pools):
     """The instance page's network part: its groups, its floating IP (Disassociate) or the forms
     that give it one (the course's free floating IPs the actor may associate; a new one from a
     pool: students have no course page), and, for whom the policy lets change its groups, the
-    course's groups to choose from (one more RPC, only then)."""
+    course's groups to choose from. The groups take one more RPC, once the instance's course is
+    known: the course's groups (each names its instances) for its members, else the instance's."""
     target = {"project_id": instance["project"], "user_id": instance["user_id"]}
-    may_bind = (policy.allowed(actor, "security_group:bind", target)
-                and policy.allowed(actor, "security_group:list", target))   # the choices are the course's
-    choices = [g["name"] for g in rpc.network.list_security_groups(actor, instance["project"])] if may_bind else []
+    if policy.allowed(actor, "security_group:list", target):
+        choices = rpc.network.list_security_groups(actor, instance["project"])
+        groups = [g for g in choices if instance["id"] in g["instances"]]
+    else:
+        choices, groups = [], rpc.network.get_instance_security_groups(actor, instance["id"])
+    may_bind = bool(choices) and policy.allowed(actor, "security_group:bind", target)
+    choices = [g["name"] for g in choices] if may_bind else []
     course = [f for f in floating_ips if f["project"] == instance["project"]]
     mine = [f for f in course if policy.allowed(actor, "floating_ip:associate",
                                                 {"project_id": instance["project"], "user_id": f["user_id"]})]
