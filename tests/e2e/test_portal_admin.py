@@ -237,7 +237,7 @@ def test_a_course_is_created_and_a_bad_quota_shows_its_error_next_to_the_field(s
     action = f"/admin/courses/{course['id']}/quota"
     form = doc.find("form", action=action)
     values = {i.get("name"): i.get("value") for i in form.find_all("input") if i.get("name") != "csrf_token"}
-    assert set(values) == {"instances", "vcpus", "memory_mib", "volume_gib", "floating_ips"}
+    assert set(values) == {"instances", "vcpus", "memory_mib", "volume_gib", "floating_ips", "volumes"}
 
     resp, page = admin_portal.submit(doc, action, dict(values, instances="lots"))
     assert resp.status_code == 400
