@@ -19,6 +19,7 @@ own routes again) so that the host's own sockets can reach it.
 
 Guests are matched by their IPv4 address; a guest that forges another source address is not
 stopped here (no bridge-port matching in the `ip` family), which the docs say."""
+import functools
 import ipaddress
 import json
 
@@ -123,6 +124,7 @@ def table(namespace):
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=65536)   # a course's members recur in every member's rules
 def valid_peer(value):
     """A peer CIDR as nft writes it (a host /32 as its address)."""
     net = ipaddress.IPv4Network(value, strict=False)
