@@ -10,12 +10,28 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from common.errors import Conflict, HostOperationFailed, NotFound
 from hostagent import migration, volume_devices
-from tests.hostagent.test_hostagent_service import agent, agent_config, listener, spec  # noqa: F401
+from hostagent.service import make_service
+from tests.hostagent.test_hostagent_service import spec
 
 
-def test_attach_and_detach_change_the_definition_and_are_idempotent(agent, agent_config, conn):  # noqa: F811
+@pytest.fixture
+def agent_config(service_config):
+    pool = f"vd-{uuid.uuid4().hex[:8]}"
+    return service_config(LIBVIRT_URI="test:///default", POOL_NAME=pool, POOL_PATH=f"/labcloud-test/{pool}",
+                          HEARTBEAT_INTERVAL=60, STATS_INTERVAL=60, HOST=f"vd-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def agent(container_factory, agent_config):
+    """A host agent on the test driver, its queue named after the test's own host."""
+    container = container_factory(make_service(agent_config["HOST"]), agent_config)
+    container.start()
+    return f"hostagent_{agent_config['HOST']}"
+
+
+def test_attach_and_detach_change_the_definition_and_are_idempotent(agent, agent_config, conn):
     instance_id = str(uuid.uuid4())
-    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+    with ServiceRpcProxy(agent, agent_config) as host:
         host.create_domain(spec(instance_id, "/labcloud-test/root.qcow2"))
         request = {"instance_id": instance_id, "path": "/labcloud-test/data-1.qcow2", "device": "vdb"}
         assert host.attach_disk(request) == {"device": "vdb", "live": False}  # test driver: CONFIG only
@@ -46,15 +62,15 @@ def test_attach_and_detach_change_the_definition_and_are_idempotent(agent, agent
         assert host.detach_disk({"instance_id": instance_id, "device": "vdb"})["detached"] is False
 
 
-def test_bad_devices_name_the_field(agent, agent_config):  # noqa: F811
-    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+def test_bad_devices_name_the_field(agent, agent_config):
+    with ServiceRpcProxy(agent, agent_config) as host:
         with pytest.raises(Exception) as raised:
             host.attach_disk({"instance_id": str(uuid.uuid4()), "path": "/x", "device": "vda"})
         assert "device" in raised.value.fields
 
 
-def test_clone_copies_a_volume_once(agent, agent_config):  # noqa: F811
-    with ServiceRpcProxy("hostagent_t1", agent_config) as host:
+def test_clone_copies_a_volume_once(agent, agent_config):
+    with ServiceRpcProxy(agent, agent_config) as host:
         source = host.create_volume({"name": "data-src.qcow2", "capacity_bytes": 1 << 30})
         copy = host.clone_volume({"name": "snap-1.qcow2", "source": "data-src.qcow2"})
         assert copy["capacity_bytes"] == source["capacity_bytes"] and copy["path"] != source["path"]
@@ -65,7 +81,8 @@ def test_clone_copies_a_volume_once(agent, agent_config):  # noqa: F811
             host.clone_volume({"name": "snap-2.qcow2", "source": "nothing.qcow2"})
         # The pool reports what its volumes take (the test driver counts their full sizes).
         usage = host.get_pool_usage()
-        assert (usage["host"], usage["pool"], usage["capacity_bytes"]) == ("t1", agent_config["POOL_NAME"], 100 << 30)
+        assert (usage["host"], usage["pool"], usage["capacity_bytes"]) == (
+            agent_config["HOST"], agent_config["POOL_NAME"], 100 << 30)
         assert usage["allocation_bytes"] == 4 << 30 and usage["available_bytes"] == 96 << 30
         for name in ("data-src.qcow2", "snap-1.qcow2", "data-2.qcow2"):
             assert host.delete_volume({"name": name}) == {"deleted": True}
