@@ -47,7 +47,7 @@ def usage_limits(session, actor, project_id):
 
 def merged_usage(*counts):
     """One count from those of the services that own the resources (instances: instances, vCPUs,
-    memory; storage: volumes and their GiB), each {"project": {resource: n}, "users": {"<user id>":
+    memory; storage: volumes and their GiB; network: floating IPs), each {"project": {resource: n}, "users": {"<user id>":
     {resource: n}}}, as get_project_usage answers."""
     merged = {"project": {}, "users": {}}
     for counted in counts:
@@ -60,7 +60,7 @@ def merged_usage(*counts):
 def usage_report(project_id, limits, counted, user_id):
     """UsageSchema from the limits and what the owning services counted (merged_usage of their
     get_project_usage: {"project": {resource: n}, "users": {"<user id>": {resource: n}}}).
-    Resources nobody counts yet (floating IPs) are reported as 0 in use."""
+    A resource no service counted is reported as 0 in use."""
     counted = counted or {}
     mine = (counted.get("users") or {}).get(str(user_id), {})
 

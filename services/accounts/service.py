@@ -36,6 +36,7 @@ class AccountsService:
     dispatch = EventDispatcher()
     instances = RpcProxy("instances")
     storage = RpcProxy("storage")  # get_usage: the project's data volumes
+    network = RpcProxy("network")  # get_usage: the project's floating IPs
 
     # ----- users ------------------------------------------------------------------------------
     @rpc
@@ -206,7 +207,8 @@ class AccountsService:
         if project is None:
             return {"deleted": False}
         counted = quotas.merged_usage(self.instances.get_project_usage(project.id),
-                                      self.storage.get_project_usage(project.id))
+                                      self.storage.get_project_usage(project.id),
+                                      self.network.get_project_usage(project.id))
         project_id = project.id
         deleted = projects.delete_project(self.db, project, counted)
         if deleted:   # the network service releases the course's floating IPs, groups and blocks
@@ -251,7 +253,8 @@ class AccountsService:
         actor = load_actor(actor)
         project, limits = quotas.usage_limits(self.db, actor, project_id)
         counted = quotas.merged_usage(self.instances.get_project_usage(project.id),
-                                      self.storage.get_project_usage(project.id))
+                                      self.storage.get_project_usage(project.id),
+                                      self.network.get_project_usage(project.id))
         return dump(UsageSchema, quotas.usage_report(project.id, limits, counted, actor["id"]))
 
     @rpc

@@ -9,7 +9,7 @@ from common.schemas import dump, load
 from services.network import course_access, floating, subnets
 from services.network.schemas import (
     AllocateFloatingIpRequest, AssociateFloatingIpRequest, CreateFloatingPoolRequest, FloatingIpIdSchema,
-    FloatingIpSchema, SubnetIdSchema, SubnetSchema)
+    FloatingIpSchema, ProjectIdSchema, SubnetIdSchema, SubnetSchema)
 
 
 class FloatingIpEntrypoints:
@@ -30,6 +30,13 @@ class FloatingIpEntrypoints:
         policy.enforce(load_actor(actor), "floating_pool:delete", what="delete a floating pool")
         pool_id = load(SubnetIdSchema, {"subnet_id": pool_id})["subnet_id"]
         return dump(SubnetSchema, subnets.delete_subnet(self.db, pool_id, "floating"))
+
+    @rpc
+    def get_project_usage(self, project_id):
+        """Internal (accounts' usage): {"project": {floating_ips}, "users": {"<user id>": {...}}}."""
+        project_id = load(ProjectIdSchema, {"project_id": project_id})["project_id"]
+        usage = floating.usage(self.db, project_id)
+        return {"project": usage["project"], "users": {str(k): v for k, v in usage["users"].items()}}
 
     # ----- floating IPs (a course's members) -----
     @rpc

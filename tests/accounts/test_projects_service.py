@@ -32,11 +32,21 @@ class FakeStorage:
         return self.usage.get(project_id, {"project": {"volumes": 0, "volume_gib": 0}, "users": {}})
 
 
+class FakeNetwork:
+    """Answers get_project_usage (floating IPs) with what the test put in `usage`."""
+    name = "network"
+    usage = {}
+
+    @rpc
+    def get_project_usage(self, project_id):
+        return self.usage.get(project_id, {"project": {"floating_ips": 0}, "users": {}})
+
+
 @pytest.fixture
 def cloud(accounts, container_factory):
-    FakeInstances.usage, FakeStorage.usage = {}, {}
-    container_factory(FakeInstances, accounts).start()
-    container_factory(FakeStorage, accounts).start()
+    FakeInstances.usage, FakeStorage.usage, FakeNetwork.usage = {}, {}, {}
+    for stand_in in (FakeInstances, FakeStorage, FakeNetwork):
+        container_factory(stand_in, accounts).start()
     return accounts
 
 
@@ -85,7 +95,11 @@ def test_course_lifecycle_over_rpc(cloud):
         FakeStorage.usage[course["id"]] = {
             "project": {"volumes": 2, "volume_gib": 7},
             "users": {str(student["id"]): {"volumes": 1, "volume_gib": 5}}}
+        FakeNetwork.usage[course["id"]] = {"project": {"floating_ips": 2},
+                                           "users": {str(student["id"]): {"floating_ips": 1}}}
         usage = rpc.get_usage(as_student, course["id"])
+        assert usage["resources"]["floating_ips"] == {"limit": 2, "in_use": 2}   # the network service's count
+        assert usage["mine"]["floating_ips"]["in_use"] == 1
         assert usage["resources"]["vcpus"] == {"limit": 8, "in_use": 3}
         assert usage["mine"]["vcpus"] == {"limit": 2, "in_use": 1}
         # The volumes' use is the storage service's count, beside the instances'.

@@ -124,6 +124,8 @@ def test_a_course_over_its_floating_ip_quota_is_told_so(stack):
     student.call("POST", "/floating-ips", 201, json={"project": student.project, "pool": pool["name"]})
     over = student.call("POST", "/floating-ips", json={"project": student.project, "pool": pool["name"]})
     assert 400 <= over.status_code < 500 and "floating_ips" in over.json()["error"]["fields"], over.text
+    usage = student.call("GET", f"/projects/{student.project}/usage", 200).json()
+    assert usage["resources"]["floating_ips"] == {"limit": 1, "in_use": 1} and usage["mine"]["floating_ips"]["in_use"] == 1
     # The course is deleted: its floating IP goes back to the pool (the accounts service's event).
     admin.call("DELETE", f"/projects/{student.project}", 200)
     admin.wait_for("/floating-pools", lambda r: next(p for p in r.json() if p["id"] == pool["id"])["free"] == 6,
