@@ -42,12 +42,33 @@ def ssh(instance, key):
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     client.connect(instance["ssh"]["host"], port=instance["ssh"]["port"], username="root", pkey=key,
                    timeout=20, banner_timeout=20, auth_timeout=20, look_for_keys=False, allow_agent=False)
+    client.reopen = lambda: ssh(instance, key)   # for guest_log, when this session breaks
     return client
 
 
 def run(client, command):
-    _, out, err = client.exec_command(command, timeout=30)
-    return out.read().decode().strip()
+    try:
+        _, out, err = client.exec_command(command, timeout=30)
+        return out.read().decode().strip()
+    except paramiko.SSHException as exc:
+        # A session that broke (rarely, in CI: the guest closed it, its SSH server logging nothing)
+        # says what the guest's kernel and SSH server logged last.
+        raise paramiko.SSHException(f"{exc}; the guest's logs:\n{guest_log(client)}") from exc
+
+
+def guest_log(client):
+    """The end of the guest's kernel log and dropbear log, through a new session (a session made by
+    ssh() knows how to open another), or why they could not be read."""
+    reopen = getattr(client, "reopen", None)
+    if reopen is None:
+        return "(not a session of ssh(): no way to open another)"
+    try:
+        with reopen() as fresh:
+            _, out, _ = fresh.exec_command("dmesg | tail -n 40; echo ---; tail -n 20 /var/log/dropbear.log; "
+                                           "echo ---; free", timeout=30)
+            return out.read().decode(errors="replace")
+    except Exception as exc:  # noqa: BLE001  (the explanation must not hide the failure)
+        return f"(unreadable: {exc!r})"
 
 
 def wait_ready(api, instance_id, timeout=240):
