@@ -14,7 +14,7 @@ import ipaddress
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from common.errors import Conflict, InvalidInput, NotFound
+from common.errors import Conflict, InvalidInput
 from services.network.models import Address, PortGroup, SecurityGroup, SecurityGroupRule
 
 DEFAULT = "default"
@@ -56,12 +56,6 @@ def get(session, group_id):
     """The group, or None."""
     return session.get(SecurityGroup, group_id)
 
-
-def find(session, group_id):
-    group = get(session, group_id)
-    if group is None:
-        raise NotFound(f"no security group {group_id}")
-    return group
 
 
 def list_for(session, project_id):

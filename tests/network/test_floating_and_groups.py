@@ -145,7 +145,6 @@ def test_a_deleted_course_leaves_no_floating_ip_group_or_rule(session, pool):  #
     assert floating.release_all_of(session, COURSE) == []                 # a redelivery: nothing more
     assert [f.ip for f in floating.list_for(session)] == [kept.ip]
     assert security_groups.delete_all_of(session, COURSE) == [] and security_groups.delete_all_of(session, COURSE) == []
-    with pytest.raises(NotFound):
-        security_groups.find(session, web_id)
+    assert security_groups.get(session, web_id) is None
     assert [g["name"] for g in security_groups.list_for(session, OTHER)] == ["default"]
     assert subnets.summary(session, subnets.get(session, pool["id"], "floating"))["free"] == 4
