@@ -18,7 +18,9 @@ from tests.instances.services import running_cloud, wait
 
 @pytest.fixture
 def cloud(container_factory, service_config, migrated_database):
-    fast = {"HOST_STALE_AFTER": 1.5, "HOST_CHECK_INTERVAL": 0.3, "RECONCILE_INTERVAL": 0.3, "ORPHAN_GRACE": 1,
+    # Heartbeats every 0.2 s; stale after 4 s (not less: on a loaded 2-core machine a host agent's
+    # timer was seen to stall past 1.5 s, which made a healthy host flap through host_down).
+    fast = {"HOST_STALE_AFTER": 4, "HOST_CHECK_INTERVAL": 0.3, "RECONCILE_INTERVAL": 0.3, "ORPHAN_GRACE": 1,
             "DELETE_RETRY_AFTER": 1}
     with running_cloud(container_factory, service_config, migrated_database, fast, replicas=2) as c:
         engine = make_engine(c.instances_db)
