@@ -149,7 +149,7 @@ class Orphan(Base):
     __table_args__ = (UniqueConstraint("host", "kind", "name", name="uq_orphans_host_kind_name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host: Mapped[str] = mapped_column(String(48))
-    kind: Mapped[str] = mapped_column(String(16))   # domain, volume, leftovers, address
+    kind: Mapped[str] = mapped_column(String(16))   # domain, volume, storage_volume, leftovers, address
     name: Mapped[str] = mapped_column(String(128))
     first_seen = mapped_column(DateTime, default=utcnow)
 

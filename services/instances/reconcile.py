@@ -10,6 +10,8 @@ instances) at a time:
   - a delete that did not finish is run again; a saga that never finished is shown as `error`;
   - anything no live instance owns (a domain, a root disk, DHCP entry/forward/console log) is
     removed once it has been seen for the grace period (a create may be making it right now);
+  - so is a data volume, snapshot or image copy no storage record owns (the storage service
+    says which, and checks again before it deletes);
 - addresses whose owner is no live instance are released after the same grace period.
 Everything found is kept in a report; repairs of an instance also go into its action log.
 """
@@ -23,9 +25,11 @@ from sqlalchemy.exc import IntegrityError
 
 from services.instances import instance_store, scheduler, states
 from services.instances.models import Host, Instance, Orphan, ReconcileReport
+from services.storage.schemas import STORAGE_VOLUME_NAME
 
 log = logging.getLogger(__name__)
 ROOT_VOLUME = re.compile(r"^root-([0-9a-f-]{36})\.qcow2$")
+STORAGE_VOLUME = re.compile(STORAGE_VOLUME_NAME)
 DEFAULTS = {"orphan_grace": 300.0, "delete_retry_after": 30.0, "stuck_after": 900.0, "lease": 120.0,
             "inventory_timeout": 20.0}
 
@@ -111,10 +115,19 @@ def reconcile_host(session, host_name, inventory, now, settings, peers, report):
     for instance_id in domains:
         if instance_id not in live_or_arriving:
             seen.add(("domain", instance_id))
+    others = []
     for volume in inventory["volumes"]:
         match = ROOT_VOLUME.match(volume["name"])
         if match and match.group(1) not in live_or_arriving:
             seen.add(("volume", volume["name"]))
+        elif not match and STORAGE_VOLUME.match(volume["name"]):
+            others.append(volume["name"])
+    # Data volumes, snapshots, image copies: the storage service knows their owners, and which
+    # of its volumes should be there (`now` is older than the inventory).
+    checked = peers.storage.check_host_volumes({"host": host_name, "names": others, "listed_at": now.isoformat()})
+    seen.update(("storage_volume", name) for name in checked["unowned"])
+    for volume_id in checked["missing_volumes"]:
+        report.add(host_name, "storage_volume", str(volume_id), "missing", "the volume is now in error")
     leftovers = ({e["instance_id"] for e in inventory.get("dhcp_entries", []) if e.get("instance_id")}
                  | {f["instance_id"] for f in inventory.get("forwards", [])}
                  | set(inventory.get("console_logs", [])))
@@ -195,6 +208,10 @@ def _remove_orphan(host_name, kind, name, peers, report):
     try:
         if kind == "volume":
             peers.storage.delete_orphan_volume({"host": host_name, "name": name})
+        elif kind == "storage_volume":
+            if peers.storage.delete_unowned_volume({"host": host_name, "name": name})["owned"]:
+                report.add(host_name, kind, name, "orphan_kept", "a record owns it now")
+                return
         else:  # a domain, or what a domain left (DHCP entry, forward, console log): one call
             peers.hosts(host_name).destroy_domain({"instance_id": name})
     except Exception as exc:  # noqa: BLE001  (reported; the next run tries again)

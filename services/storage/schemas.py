@@ -59,6 +59,29 @@ class DeleteRootDiskRequest(StrictSchema):
     instance_id = UuidString(required=True)
 
 
+# The names storage gives a host pool's volumes besides root disks: a data volume or snapshot by
+# uuid (volumes.py), an image's cached copy by the image's id (hostagent/storage_pool.py); the
+# suffix follows the pool's format.
+DATA_OR_SNAPSHOT_NAME = r"^(?:data|snap)-[0-9a-f-]{36}(?:\.(?:qcow2|raw))?$"
+IMAGE_COPY_NAME = r"^image-(\d+)(?:\.(?:qcow2|raw))?$"
+STORAGE_VOLUME_NAME = f"{DATA_OR_SNAPSHOT_NAME}|{IMAGE_COPY_NAME}"
+
+
+class CheckHostVolumesRequest(StrictSchema):
+    """A host pool's volume names as listed at `listed_at` (reconcile): which of storage's names
+    does no record own, and which recorded data volumes are not there?"""
+    host = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))
+    names = fields.List(fields.String(validate=validate.Length(max=255)), required=True)
+    listed_at = UtcDateTime(required=True)
+
+
+class DeleteUnownedVolumeRequest(StrictSchema):
+    """A data volume, snapshot or image copy reconcile found unowned for its grace period."""
+    host = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))
+    name = fields.String(required=True, validate=validate.Regexp(
+        STORAGE_VOLUME_NAME, error="only data-*, snap-* or image-* volumes"))
+
+
 class DeleteOrphanVolumeRequest(StrictSchema):
     """A root disk found on a host that no live instance owns (reconcile)."""
     host = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))

@@ -14,15 +14,15 @@ from common.hostrpc import HostAgentRpc
 from common.actors import load_actor
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.storage import disks, images, moves, volumes
+from services.storage import disks, images, moves, orphans, volumes
 from services.storage.schemas import (
     AbortRootDiskMoveRequest, CompleteRootDiskMoveRequest, PreparedRootDiskSchema, PrepareRootDiskMoveRequest,
     CreateRootDiskRequest, DeleteOrphanVolumeRequest, DeleteRootDiskRequest, GrowRootDiskRequest, ImageSchema,
     RegisterImageRequest, RootDiskSchema, VolumeSchema)
 from services.storage.schemas import (
     AttachedVolumeSchema, AttachVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest, DataVolumeSchema,
-    ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest, SnapshotSchema, StoragePoolSchema,
-    UserDeletedSchema)
+    CheckHostVolumesRequest, DeleteUnownedVolumeRequest, ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest,
+    SnapshotSchema, StoragePoolSchema, UserDeletedSchema)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,20 @@ class StorageService:
     def delete_orphan_volume(self, request):
         request = load(DeleteOrphanVolumeRequest, request)
         return {"deleted": disks.delete_orphan_volume(self.db, self.hosts, request["host"], request["name"])}
+
+    @rpc
+    def check_host_volumes(self, request):
+        """Internal (reconcile): a host pool's names against the records, both ways."""
+        request = load(CheckHostVolumesRequest, request)
+        host, names = request["host"], request["names"]
+        missing = orphans.mark_missing(self.db, host, names, request["listed_at"])
+        return {"unowned": orphans.unowned(self.db, host, names), "missing_volumes": missing}
+
+    @rpc
+    def delete_unowned_volume(self, request):
+        """Internal (reconcile, after its grace period): delete it unless a record owns it now."""
+        request = load(DeleteUnownedVolumeRequest, request)
+        return orphans.delete_unowned(self.db, self.hosts, request["host"], request["name"])
 
     @rpc
     def list_volumes(self, host=None):

@@ -34,6 +34,10 @@ class FakeCloud:
         self.addresses, self.disks, self.domains = {}, {}, {}
         self.placements = {}     # owner -> (host, moving_to) as the migration told the network
         self.leftovers = set()   # instance ids with a DHCP entry / forward / console log but no domain
+        # Data volumes, snapshots and image copies in the pool: name -> owned by a storage record
+        # (True), not (False), or "late": unowned when checked, owned when its removal is asked.
+        self.storage_volumes = {"image-1.qcow2": True}
+        self.missing_volumes = []  # ids storage finds missing on the host (check_host_volumes)
         self.fail_on = fail_on
         self.image = {}          # what get_image adds to the image (min_disk_gib, min_memory_mib)
         self.calls = []
@@ -85,6 +89,17 @@ class FakeCloud:
                 outer.calls.append(("release_instance_volumes", req["instance_id"]))
                 return {"released": 0}
 
+            def check_host_volumes(self, req):
+                outer.calls.append(("check_host_volumes", tuple(req["names"])))
+                return {"unowned": sorted(n for n in req["names"] if outer.storage_volumes.get(n, True) is not True),
+                        "missing_volumes": outer.missing_volumes}
+
+            def delete_unowned_volume(self, req):
+                outer.calls.append(("delete_unowned_volume", req["name"]))
+                if outer.storage_volumes.get(req["name"]) in (True, "late"):
+                    return {"deleted": False, "owned": True}
+                return {"deleted": outer.storage_volumes.pop(req["name"], None) is not None, "owned": False}
+
             def delete_orphan_volume(self, req):
                 instance_id = req["name"][len("root-"):-len(".qcow2")]
                 outer.calls.append(("delete_orphan_volume", req["name"]))
@@ -123,8 +138,8 @@ class FakeCloud:
                 return {"host": "h1", "domains": domains,
                         "volumes": [{"name": f"root-{i}.qcow2", "path": d["path"], "capacity_bytes": 1,
                                      "format": "qcow2"} for i, d in outer.disks.items()]
-                        + [{"name": "image-1.qcow2", "path": "/pool/image-1.qcow2", "capacity_bytes": 1,
-                            "format": "qcow2"}],
+                        + [{"name": n, "path": f"/pool/{n}", "capacity_bytes": 1, "format": "qcow2"}
+                           for n in outer.storage_volumes],
                         "dhcp_entries": [{"name": "i-x", "mac": "aa:00:00:00:00:01", "ip": "10.99.0.9",
                                           "instance_id": i} for i in outer.leftovers],
                         "forwards": [], "console_logs": [], "seq": next(outer._seq)}

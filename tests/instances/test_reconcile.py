@@ -85,6 +85,30 @@ def test_orphans_are_removed_after_the_grace_period(session):
     assert state_of(session, kept).state == "running"
 
 
+def test_data_volumes_and_snapshots_no_record_owns_are_removed_after_the_grace_period(session):
+    cloud = FakeCloud()
+    stray_data, stray_snap, kept_data = (f"{kind}-{uuid.uuid4()}.qcow2" for kind in ("data", "snap", "data"))
+    cloud.storage_volumes.update({stray_data: False, stray_snap: False, kept_data: True,
+                                  "someone-elses.img": False})  # not a labcloud name: never touched
+    findings, _ = run(session, cloud, NOW)
+    assert sorted(findings) == [("storage_volume", "orphan_seen")] * 2
+    [(_, asked)] = [c for c in cloud.calls if c[0] == "check_host_volumes"]
+    assert sorted(asked) == sorted(["image-1.qcow2", stray_data, stray_snap, kept_data])
+    heartbeat(session, at(61))
+    cloud.storage_volumes[stray_snap] = "late"  # a record owns it by the time it is removed: kept
+    findings, _ = run(session, cloud, at(61))
+    assert sorted(findings) == [("storage_volume", "orphan_kept"), ("storage_volume", "orphan_removed")]
+    assert set(cloud.storage_volumes) == {"image-1.qcow2", stray_snap, kept_data, "someone-elses.img"}
+
+
+def test_a_volume_missing_on_its_host_is_reported(session):
+    cloud = FakeCloud()
+    cloud.missing_volumes = [7]
+    findings, report = run(session, cloud, NOW)
+    assert ("storage_volume", "missing") in findings
+    assert [f["subject"] for f in json.loads(report.findings) if f["action"] == "missing"] == ["7"]
+
+
 def test_an_orphan_that_goes_away_by_itself_is_forgotten(session):
     cloud = FakeCloud()
     stray = str(uuid.uuid4())

@@ -1,6 +1,10 @@
 """Data volumes through the storage service over the real broker, with a real host agent on
 libvirt's test driver (its domains take disks in their definition: no hot-plug there) and the
-instances and accounts services stood in for by small services answering what storage asks."""
+instances and accounts services stood in for by small services answering what storage asks.
+At the end, a host pool against the records both ways, as reconcile asks: files no record owns are
+reported and deleted only while still unowned; recorded volumes whose disk is gone go to `error`;
+names labcloud does not give are never touched."""
+import datetime as dt
 import uuid
 
 import libvirt
@@ -9,6 +13,7 @@ from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook
 
+from common.clock import utcnow
 from common.db import make_engine, session_scope
 from common.errors import Conflict, Forbidden, HostOperationFailed, InvalidInput, NotFound, QuotaExceeded
 from hostagent.service import make_service
@@ -349,3 +354,55 @@ def test_a_deleted_users_volumes_go_to_the_user_who_takes_their_things(cloud):
         with entrypoint_hook(World.storage, "on_user_deleted") as deleted:
             deleted({"user_id": CLASSMATE["id"], "username": "mate", "transfer_to": None})
         assert storage.get_volume(TEACHER, made["id"])["user_id"] == CLASSMATE["id"]  # kept for the course
+
+
+# ----- a host pool against the records, both ways (what reconcile asks) -----
+
+def pool_names(config, host):
+    with ServiceRpcProxy(f"hostagent_{host}", config) as agent:
+        return {v["name"] for v in agent.get_inventory()["volumes"]}
+
+
+def test_unowned_volumes_are_named_and_deleted_only_while_unowned(cloud, host):
+    stray_data, stray_snap = f"data-{uuid.uuid4()}.qcow2", f"snap-{uuid.uuid4()}.qcow2"
+    with ServiceRpcProxy(f"hostagent_{host}", cloud) as agent:
+        for name in (stray_data, stray_snap, "image-999.qcow2", "someone-elses.img"):
+            agent.create_volume({"name": name, "capacity_bytes": 1 << 20, "format": "qcow2"})
+    with ServiceRpcProxy("storage", cloud) as storage:
+        volume = storage.create_volume(STUDENT, {"name": "data", "size_gib": 1})
+        owned = _volume_row(cloud, volume["id"]).name
+        names = sorted(pool_names(cloud, host))
+        checked = storage.check_host_volumes({"host": host, "names": names, "listed_at": utcnow().isoformat()})
+        assert checked == {"unowned": sorted([stray_data, stray_snap, "image-999.qcow2"]), "missing_volumes": []}
+
+        assert storage.delete_unowned_volume({"host": host, "name": stray_data}) == {"deleted": True, "owned": False}
+        assert storage.delete_unowned_volume({"host": host, "name": owned}) == {"deleted": False, "owned": True}
+        with pytest.raises(InvalidInput) as not_ours:
+            storage.delete_unowned_volume({"host": host, "name": "someone-elses.img"})
+        assert "name" in not_ours.value.fields
+        left = pool_names(cloud, host)
+        assert stray_data not in left and {owned, stray_snap, "someone-elses.img"} <= left
+        assert storage.get_volume(STUDENT, volume["id"])["state"] == "available"
+
+
+def test_a_recorded_volume_whose_disk_is_gone_goes_to_error(cloud, host):
+    with ServiceRpcProxy("storage", cloud) as storage:
+        gone = storage.create_volume(STUDENT, {"name": "gone", "size_gib": 1})
+        kept = storage.create_volume(STUDENT, {"name": "kept", "size_gib": 1})
+        gone_name = _volume_row(cloud, gone["id"]).name
+        with ServiceRpcProxy(f"hostagent_{host}", cloud) as agent:
+            agent.delete_volume({"name": gone_name})  # behind storage's back
+        names = sorted(pool_names(cloud, host))
+        # A listing older than the volumes' last change judges neither (they may be made since).
+        before = (utcnow() - dt.timedelta(hours=1)).isoformat()
+        assert storage.check_host_volumes({"host": host, "names": names, "listed_at": before})["missing_volumes"] == []
+        later = (utcnow() + dt.timedelta(seconds=1)).isoformat()
+        checked = storage.check_host_volumes({"host": host, "names": names, "listed_at": later})
+        assert checked["missing_volumes"] == [gone["id"]]
+        shown = storage.get_volume(STUDENT, gone["id"])
+        assert shown["state"] == "error" and shown["reason"] == f"its disk is missing on host {host}"
+        assert storage.get_volume(STUDENT, kept["id"])["state"] == "available"
+        # Asked again (at least once delivery): nothing more.
+        assert storage.check_host_volumes({"host": host, "names": names, "listed_at": later})["missing_volumes"] == []
+        # The volume in error can be deleted (the host has nothing of it any more).
+        storage.delete_volume(STUDENT, gone["id"])
