@@ -157,7 +157,7 @@ def test_processes_racing_for_the_last_places_never_exceed_the_quota(database_ur
     """Four processes (as four replicas would) each try six creates in one project at the same
     moment; the project may hold ten instances, each user at most four."""
     limits = json.dumps({"project": {"instances": 10}, "user": {"instances": 4}})
-    outputs = race([[sys.executable, "-m", "tests.instances.quota_race_worker", database_url, str(100 + n), "6",
+    outputs = race([[sys.executable, "-m", "tests.quota_race_worker", "instances", database_url, str(100 + n), "6",
                      limits] for n in range(4)], REPO)
     results = [json.loads(out) for out in outputs]
     assert sum(r["accepted"] for r in results) == 10, results

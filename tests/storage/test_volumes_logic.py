@@ -152,7 +152,7 @@ def test_processes_racing_for_the_last_volumes_never_exceed_the_quota(url):
     """Four processes (as four storage replicas would) each try five creates in one project at the
     same moment; the project may hold eight volumes (and 100 GiB), each user at most three."""
     limits = json.dumps({"project": {"volumes": 8, "volume_gib": 100}, "user": {"volumes": 3}})
-    outputs = race([[sys.executable, "-m", "tests.storage.volume_quota_worker", url, str(100 + n), "5", limits]
+    outputs = race([[sys.executable, "-m", "tests.quota_race_worker", "volumes", url, str(100 + n), "5", limits]
                     for n in range(4)], REPO)
     results = [json.loads(out) for out in outputs]
     assert sum(r["accepted"] for r in results) == 8, results
