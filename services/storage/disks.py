@@ -224,6 +224,9 @@ def grow_root_disk(session, hosts, instance_id, size_gib):
     if volume is None or volume.state != "available":
         raise NotFound(f"instance {instance_id} has no root disk to grow")
     wanted = size_gib << 30
+    if volume.capacity_bytes < wanted and format_of(volume.name) == "raw":
+        raise Conflict(f"the root disk of {instance_id} is an LVM snapshot of its image (a logical pool): it keeps "
+                       "the image's size", {"size_gib": ["a root disk on a logical pool cannot grow"]})
     if volume.capacity_bytes < wanted:
         grown = hosts(volume.host).grow_volume({"name": volume.name, "capacity_bytes": wanted})
         volume.capacity_bytes = grown["capacity_bytes"]
