@@ -211,9 +211,10 @@ class StorageService:
         return dump(SnapshotSchema, {**described, "state": "deleted"})
 
     @rpc
-    def list_pools(self, actor):
-        """Admins: each up host's pool (libvirt's figures) and what its data volumes are promised."""
-        pools = volumes.pool_report(self.db, self.hosts, self.instances.list_hosts, load_actor(actor))
+    def list_pools(self, actor, host=None):
+        """Admins: each up host's pool (or only `host`'s: the portal's host page), its kind and
+        libvirt's figures, and what its data volumes are promised."""
+        pools = volumes.pool_report(self.db, self.hosts, self.instances.list_hosts, load_actor(actor), host)
         return dump(StoragePoolSchema, pools, many=True)
 
     @rpc

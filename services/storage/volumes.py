@@ -294,14 +294,14 @@ def check_fits(session, usage, size_gib):
                           f"{usage['host']}"]})
 
 
-def pool_report(session, hosts, list_hosts, actor):
+def pool_report(session, hosts, list_hosts, actor, only_host=None):
     """Admins: each up host's pool (libvirt's figures) with the bytes and number of its data
-    volumes; a host that does not answer is left out (and logged)."""
+    volumes (only `only_host`'s when given); a host that does not answer is left out (and logged)."""
     policy.enforce(actor, "storage_pool:list")
     session.commit()
     report = []
     for host in list_hosts():
-        if not host.get("up"):
+        if not host.get("up") or only_host not in (None, host["name"]):
             continue
         try:
             usage = hosts(host["name"]).get_pool_usage()
