@@ -104,3 +104,45 @@ def test_volumes_on_a_logical_host_are_raw_lvs(cloud):
         assert set(grown.value.fields) == {"size_gib"}
         assert storage.delete_root_disk({"instance_id": instance_id}) == {"deleted": True}
         assert f"root-{instance_id}" not in {v["name"] for v in agent.get_inventory()["volumes"]}
+
+
+@pytest.fixture
+def dir_host(container_factory, service_config):
+    """A second host, of a dir pool, on the same test driver."""
+    host, pool_name = f"dh-{uuid.uuid4().hex[:8]}", f"dp-{uuid.uuid4().hex[:8]}"
+    container_factory(make_service(host), service_config(
+        LIBVIRT_URI="test:///default", POOL_NAME=pool_name, POOL_PATH=f"/labcloud-test/{pool_name}",
+        HEARTBEAT_INTERVAL=60, STATS_INTERVAL=60)).start()
+    yield host
+    conn = libvirt.open("test:///default")
+    pool = conn.storagePoolLookupByName(pool_name)
+    for volume in pool.listAllVolumes(0):
+        volume.delete(0)
+    pool.destroy()
+    pool.undefine()
+
+
+def test_a_root_disk_moves_from_a_dir_host_onto_a_raw_lv(cloud, dir_host):
+    """A migration's disk steps: the logical destination gets an empty raw LV of the disk's size
+    (no image: the whole disk is copied into it), and the row then names it, without .qcow2."""
+    config, host, vg = cloud
+    instance_id = str(uuid.uuid4())
+    with ServiceRpcProxy("storage", config) as storage, ServiceRpcProxy(f"hostagent_{host}", config) as logical, \
+            ServiceRpcProxy(f"hostagent_{dir_host}", config) as source:
+        root = storage.create_root_disk({"instance_id": instance_id, "image_id": 1, "host": dir_host, "size_gib": 2})
+        assert root["name"] == f"root-{instance_id}.qcow2"
+        prepared = storage.prepare_root_disk_move({"instance_id": instance_id, "host": host})
+        assert prepared == {"path": f"/dev/{vg}/root-{instance_id}", "capacity_bytes": 2 * GIB}
+        [made] = logical.get_inventory()["volumes"]  # no image copy on the destination
+        assert made == {"name": f"root-{instance_id}", "path": prepared["path"], "capacity_bytes": 2 * GIB,
+                        "format": "raw"}
+        assert storage.complete_root_disk_move({"instance_id": instance_id, "source": dir_host,
+                                                "destination": host, "path": prepared["path"]}) == {"moved": True}
+        [row] = [v for v in storage.list_volumes() if v["instance_id"] == instance_id]
+        assert (row["host"], row["name"], row["path"]) == (host, f"root-{instance_id}", prepared["path"])
+        assert root["name"] not in {v["name"] for v in source.get_inventory()["volumes"]}
+        # Asked again (a redelivery): the same answer, nothing deleted that the row names.
+        assert storage.complete_root_disk_move({"instance_id": instance_id, "source": dir_host,
+                                                "destination": host, "path": prepared["path"]}) == {"moved": True}
+        assert storage.abort_root_disk_move({"instance_id": instance_id, "host": host}) == {"deleted": False}
+        assert [v["name"] for v in logical.get_inventory()["volumes"]] == [f"root-{instance_id}"]
