@@ -8,6 +8,7 @@
 The kind is the agent's configuration (STORAGE_POOL_KIND, default dir) and the agent reports it
 (heartbeat, get_host_info, get_pool_usage), so storage names and formats volumes to match.
 """
+from common.errors import HostOperationFailed
 from hostagent.pools.base import HostPool
 from hostagent.pools.dir import DirPool
 from hostagent.pools.logical import LogicalPool
@@ -19,9 +20,10 @@ __all__ = ["HostPool", "DirPool", "LogicalPool", "KINDS", "from_config"]
 
 
 def from_config(config):
-    """The host's pool as the agent's configuration describes it; a kind that is not one of
-    KINDS is a configuration error (raised when the agent first needs its pool)."""
+    """The host's pool as the agent's configuration describes it. A kind that is not one of KINDS
+    fails every pool operation (and the heartbeat) as HostOperationFailed naming the setting, so
+    storage reports the host's fault instead of an internal error."""
     kind = config.get("STORAGE_POOL_KIND") or DEFAULT_KIND
     if kind not in KINDS:
-        raise ValueError(f"STORAGE_POOL_KIND {kind!r}: one of {', '.join(sorted(KINDS))}")
+        raise HostOperationFailed(f"the host agent's STORAGE_POOL_KIND is {kind!r}: one of {', '.join(sorted(KINDS))}")
     return KINDS[kind].from_config(config)

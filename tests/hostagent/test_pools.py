@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from common.errors import Conflict, InvalidInput, NotFound
+from common.errors import Conflict, HostOperationFailed, InvalidInput, NotFound
 from hostagent import pools, storage_pool
 from hostagent.pools.logical import LogicalPool, size_argument
 
@@ -28,7 +28,7 @@ def test_kind_comes_from_the_configuration():
                                  "STORAGE_DEVICES": "/dev/sdb, /dev/sdc", "POOL_NAME": "p2"})
     assert (logical.name, logical.vg, logical.devices) == ("p2", "vg0", ("/dev/sdb", "/dev/sdc"))
     assert logical.describe() == {"pool_kind": "logical", "disk_format": "raw"}
-    with pytest.raises(ValueError, match="STORAGE_POOL_KIND 'zfs'"):
+    with pytest.raises(HostOperationFailed, match="STORAGE_POOL_KIND is 'zfs': one of dir, logical"):
         pools.from_config({"STORAGE_POOL_KIND": "zfs"})
 
 
