@@ -9,10 +9,12 @@ APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rab
 	syslinux syslinux-common mtools dosfstools fdisk nftables
 # Only for `make test`: the system python3 libraries Debian's cloud-init needs, so a test can run
 # cloud-init's own EC2 datasource against the metadata service; Debian's chromium, which the
-# browser tests drive through Playwright (Playwright cannot download its own browsers here).
+# browser tests drive through Playwright (Playwright cannot download its own browsers here);
+# lvm2, for the logical storage pool's test on a loop device (tests/hostagent/test_logical_pool_real.py).
 APT_TEST_PACKAGES := python3-requests python3-yaml python3-jinja2 python3-configobj python3-jsonpatch \
 	python3-jsonschema python3-netifaces python3-oauthlib \
-	chromium
+	chromium \
+	lvm2
 
 .PHONY: run test setup test-setup system-packages venv portal-assets screenshots
 

@@ -68,9 +68,34 @@ def boot_config(spec, config):
     return None
 
 
-def build_domain_xml(spec, config, uri, ssh_port=None):
+def set_disk_source(disk, path):
+    """Point a <disk> at `path`: a block device (a logical pool's LV, under /dev) as
+    type='block' <source dev=...>, anything else as a file (a dir pool's qcow2)."""
+    block = path.startswith("/dev/")
+    disk.set("type", "block" if block else "file")
+    source = disk.find("source")
+    if source is None:
+        source = ET.SubElement(disk, "source")
+    source.attrib.pop("file", None)
+    source.attrib.pop("dev", None)
+    source.set("dev" if block else "file", path)
+    return disk
+
+
+def disk_element(path, device, fmt):
+    """A virtio <disk> on `device` (vda, vdb, ...) holding the volume at `path` in format `fmt`
+    (qcow2 on a dir pool, raw on a logical one)."""
+    disk = ET.Element("disk", type="file", device="disk")
+    ET.SubElement(disk, "driver", name="qemu", type=fmt)
+    set_disk_source(disk, path)
+    ET.SubElement(disk, "target", dev=device, bus="virtio")
+    return disk
+
+
+def build_domain_xml(spec, config, uri, ssh_port=None, disk_format="qcow2"):
     """The domain's XML. `ssh_port` (the agent's forward to the guest's port 22) is kept in our
-    metadata element so a restarted agent forwards the same port again."""
+    metadata element so a restarted agent forwards the same port again. `disk_format` is the
+    host's pool's (hostagent/pools): the root disk's driver type."""
     test_driver = is_test_uri(uri)
     root = ET.Element("domain", type=domain_type(config, uri))
     _sub(root, "name", spec["name"])
@@ -118,10 +143,7 @@ def build_domain_xml(spec, config, uri, ssh_port=None):
         # libvirt adds a USB controller unless told not to; nothing of a cloud guest uses it and
         # its probe costs the guest's kernel ~0.35 s of boot under TCG.
         _sub(devices, "controller", type="usb", model="none")
-    disk = _sub(devices, "disk", type="file", device="disk")
-    _sub(disk, "driver", name="qemu", type="qcow2")
-    _sub(disk, "source", file=spec["disk_path"])
-    _sub(disk, "target", dev="vda", bus="virtio")
+    devices.append(disk_element(spec["disk_path"], "vda", disk_format))
 
     interface = _sub(devices, "interface", type="network")
     _sub(interface, "mac", address=spec["mac"])

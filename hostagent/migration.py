@@ -13,6 +13,11 @@ opens the destination's daemon (its MIGRATION_URI) and calls migrate3 with
   source and removes what it started on the destination.
 A stopped guest moves the same way, started paused (cold migration: see migrate()).
 
+The disk copy follows the destination's pool kind (hostagent/pools): onto a dir pool's qcow2 top
+layer, NON_SHARED_INC copies only the source's top layer (both hosts hold the image); onto a
+logical pool's raw LV (made empty there, of the disk's size, by storage), NON_SHARED_DISK copies
+the whole disk, as an LV holds no backing chain to share.
+
 The test driver cannot migrate (each agent's test:///default lives in its own process): there the
 source answers with the definition it would have sent and the destination defines and starts it
 (finish_incoming), and the source's destroy_domain removes its copy: the same records and calls
@@ -27,7 +32,7 @@ import libvirt
 
 from common.errors import Conflict, HostOperationFailed
 from hostagent import domains, volume_devices
-from hostagent.domain_xml import METADATA_NS
+from hostagent.domain_xml import METADATA_NS, set_disk_source
 
 LIVE_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_NON_SHARED_INC | libvirt.VIR_MIGRATE_PERSIST_DEST
               | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
@@ -36,15 +41,29 @@ LIVE_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_NON_SHARED_INC | li
 COLD_FLAGS = (libvirt.VIR_MIGRATE_PAUSED | libvirt.VIR_MIGRATE_NON_SHARED_INC | libvirt.VIR_MIGRATE_PERSIST_DEST
               | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
 ROOT_DISK = "vda"
+# The destination disk's format -> what libvirt copies into it: the top layer (qcow2 over the
+# destination's own copy of the image) or the whole disk (a raw LV).
+DISK_COPY_FLAG = {"qcow2": libvirt.VIR_MIGRATE_NON_SHARED_INC, "raw": libvirt.VIR_MIGRATE_NON_SHARED_DISK}
 
 
-def destination_xml(xml, disk_path, console_path, ssh_port):
-    """The domain's XML with the destination's root disk, console log and SSH port."""
+def migrate_flags(cold, disk_format="qcow2"):
+    base = COLD_FLAGS if cold else LIVE_FLAGS
+    return (base & ~libvirt.VIR_MIGRATE_NON_SHARED_INC) | DISK_COPY_FLAG[disk_format]
+
+
+def destination_xml(xml, disk_path, console_path, ssh_port, disk_format=None):
+    """The domain's XML with the destination's root disk (of `disk_format`, when given: the
+    destination pool's), console log and SSH port."""
     root = ET.fromstring(xml)
     for disk in root.findall("./devices/disk"):
         target = disk.find("target")
         if target is not None and target.get("dev") == ROOT_DISK:
-            disk.find("source").set("file", disk_path)
+            set_disk_source(disk, disk_path)
+            if disk_format is not None:
+                disk.find("driver").set("type", disk_format)
+            if disk_format == "raw":  # a whole copy: the destination's disk has no backing chain
+                for backing in disk.findall("backingStore"):
+                    disk.remove(backing)
     if console_path:
         for device in root.findall("./devices/serial") + root.findall("./devices/console"):
             source = device.find("source")
@@ -88,7 +107,7 @@ def migrate(conn, instance_id, target, test_driver=False):
         if source is None:
             return {"moved": False, "running": None, "downtime_ms": None, "total_ms": None, "xml": None}
         xml = destination_xml(source.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), target["disk_path"],
-                              target.get("console_path"), target.get("ssh_port"))
+                              target.get("console_path"), target.get("ssh_port"), target.get("disk_format"))
         return {"moved": True, "running": bool(source.isActive()), "downtime_ms": 0, "total_ms": 0, "xml": xml}
     destination = libvirt.open(target["uri"])
     try:
@@ -103,7 +122,8 @@ def migrate(conn, instance_id, target, test_driver=False):
             source.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
         started = time.monotonic()
         try:
-            moved = source.migrate3(destination, _params(source, target), COLD_FLAGS if cold else LIVE_FLAGS)
+            moved = source.migrate3(destination, _params(source, target),
+                                   migrate_flags(cold, target.get("disk_format") or "qcow2"))
         except libvirt.libvirtError as exc:
             if cold:
                 _power_off(source)   # back to what it was
@@ -128,7 +148,7 @@ def _refuse_data_volumes(source, instance_id):
 def _params(source, target):
     running_xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
     defined_xml = source.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_INACTIVE)
-    where = (target["disk_path"], target.get("console_path"), target.get("ssh_port"))
+    where = (target["disk_path"], target.get("console_path"), target.get("ssh_port"), target.get("disk_format"))
     params = {
         libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml(running_xml, *where),
         libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: destination_xml(defined_xml, *where),

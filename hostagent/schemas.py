@@ -35,6 +35,8 @@ class HostInfoSchema(StrictSchema):
     memory_mib = fields.Integer()
     pool = fields.String()
     pool_path = fields.String()
+    pool_kind = fields.String()  # dir | logical (hostagent/pools)
+    disk_format = fields.String()  # the format of its pool's guest volumes: qcow2 (dir) | raw (logical)
 
 
 class EnsureImageRequest(StrictSchema):
@@ -109,6 +111,7 @@ class PoolUsageSchema(StrictSchema):
     what is free."""
     host = fields.String()
     pool = fields.String()
+    kind = fields.String()  # dir | logical (hostagent/pools)
     capacity_bytes = fields.Integer()
     allocation_bytes = fields.Integer()
     available_bytes = fields.Integer()
@@ -228,6 +231,7 @@ class IncomingSchema(StrictSchema):
     console_path = fields.String(allow_none=True)
     migration_uri = fields.String()
     migration_address = fields.String(allow_none=True)
+    disk_format = fields.String()  # its pool's: what the root disk made here holds (migrate_domain's)
 
 
 class MigrateDomainRequest(StrictSchema):
@@ -239,6 +243,9 @@ class MigrateDomainRequest(StrictSchema):
     disk_path = fields.String(required=True, validate=validate.Length(min=1, max=4096))
     console_path = fields.String(load_default=None, allow_none=True)
     ssh_port = fields.Integer(load_default=None, allow_none=True)
+    # The destination disk's format (its prepare_incoming's): qcow2 gets the source's top layer
+    # copied, raw (a logical pool's LV) the whole disk. Null: qcow2.
+    disk_format = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(DISK_FORMATS))
 
 
 class MigrationResultSchema(StrictSchema):
@@ -340,6 +347,7 @@ class HeartbeatSchema(StrictSchema):
     vcpus = fields.Integer()
     memory_mib = fields.Integer()
     disk_gib = fields.Integer(allow_none=True)  # its storage pool's size; null before the pool exists
+    pool_kind = fields.String(allow_none=True)  # dir | logical (hostagent/pools); null from older agents
     memory_free_mib = fields.Integer(allow_none=True)  # what the hypervisor says is free
     load_1m = fields.Float(allow_none=True)  # the host's 1-minute load average
     domains = fields.Integer()  # how many labcloud domains this host has defined

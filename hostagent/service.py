@@ -22,7 +22,7 @@ from common.timers import config_timer
 from eventlet import semaphore
 
 from hostagent import bandwidth, console, dhcp, domains, migration, neighbours, power, shares, stats, storage_pool
-from hostagent import volume_devices
+from hostagent import pools, volume_devices
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
 from hostagent.lifecycle import DomainEvents, domain_lifecycle_handler
@@ -50,9 +50,6 @@ _dhcp_lock = semaphore.Semaphore()
 # for the first one's upload instead of finding the volume half-written, and two first calls on a
 # fresh host do not both define the pool.
 _pool_locks = collections.defaultdict(semaphore.Semaphore)
-
-DEFAULT_POOL_NAME = "labcloud"
-DEFAULT_POOL_PATH = "var/pools/host1"
 
 
 class HostEventDispatcher(EventDispatcher):
@@ -93,20 +90,24 @@ class HostAgent:
     ssh_probes = SshReadiness()  # None without HOST_NETNS, like ssh_forwarder
     firewall = HostFirewall()  # security-group filters and floating-IP NAT (netfilter.py)
 
+    @property
+    def pool(self):
+        """This host's pool, of the kind its configuration names (hostagent/pools)."""
+        return pools.from_config(self.config)
+
     def _on_pool(self, operation, *args):
         """`operation(conn, pool, *args)` in a native thread, on this host's pool (defined and
         started first if needed), one operation at a time per pool."""
-        name = self.config.get("POOL_NAME", DEFAULT_POOL_NAME)
-        path = self.config.get("POOL_PATH", DEFAULT_POOL_PATH)
-        with _pool_locks[(self.hypervisor.uri, name)]:
-            return self.hypervisor.run(
-                lambda conn: operation(conn, storage_pool.ensure_pool(conn, name, path), *args))
+        host_pool = self.pool
+        with _pool_locks[(self.hypervisor.uri, host_pool.name)]:
+            return self.hypervisor.run(lambda conn: operation(conn, host_pool.ensure(conn), *args))
 
     @rpc
     def get_pool_usage(self):
-        """The pool's capacity, allocation and free bytes (storage checks a new volume against them)."""
+        """The pool's kind, capacity, allocation and free bytes (storage checks a new volume
+        against them)."""
         usage = self._on_pool(lambda _conn, pool: storage_pool.pool_usage(pool))
-        return dump(PoolUsageSchema, {"host": self.host_name, **usage})
+        return dump(PoolUsageSchema, {"host": self.host_name, "kind": self.pool.kind, **usage})
 
     @rpc
     def get_host_info(self):
@@ -115,20 +116,21 @@ class HostAgent:
         (hypervisor, cpus, memory_mib), pool_name, path = self._on_pool(read)
         return dump(HostInfoSchema, {"host": self.host_name, "hypervisor": hypervisor,
                                      "uri": self.hypervisor.uri, "vcpus": cpus,
-                                     "memory_mib": memory_mib, "pool": pool_name, "pool_path": path})
+                                     "memory_mib": memory_mib, "pool": pool_name, "pool_path": path,
+                                     **self.pool.describe()})
 
     @rpc
     def ensure_image(self, request):
         request = load(EnsureImageRequest, request)
         upload = not self.hypervisor.is_test_driver  # the test driver cannot take uploads
-        volume = self._on_pool(storage_pool.ensure_image, request["image_id"], request["capacity_bytes"],
+        volume = self._on_pool(self.pool.ensure_image, request["image_id"], request["capacity_bytes"],
                                request["format"], request["source_path"], upload)
         return dump(VolumeInfoSchema, volume)
 
     @rpc
     def create_volume(self, request):
         request = load(CreateVolumeRequest, request)
-        volume = self._on_pool(storage_pool.create_volume, request["name"], request["capacity_bytes"],
+        volume = self._on_pool(self.pool.create_volume, request["name"], request["capacity_bytes"],
                                request["format"], request["backing_path"], request["backing_format"])
         return dump(VolumeInfoSchema, volume)
 
@@ -136,7 +138,7 @@ class HostAgent:
     def grow_volume(self, request):
         """Grow a volume of a stopped guest (a resize); never shrinks; a repeat changes nothing."""
         request = load(GrowVolumeRequest, request)
-        volume = self._on_pool(storage_pool.grow_volume, request["name"], request["capacity_bytes"],
+        volume = self._on_pool(self.pool.grow_volume, request["name"], request["capacity_bytes"],
                                not self.hypervisor.is_test_driver)
         return dump(VolumeInfoSchema, volume)
 
@@ -150,7 +152,7 @@ class HostAgent:
     def clone_volume(self, request):
         """A full copy of a pool volume (a data volume's snapshot, or a volume from a snapshot)."""
         request = load(CloneVolumeRequest, request)
-        volume = self._on_pool(storage_pool.clone_volume, request["name"], request["source"],
+        volume = self._on_pool(self.pool.clone_volume, request["name"], request["source"],
                                request["capacity_bytes"])
         return dump(VolumeInfoSchema, volume)
 
@@ -191,7 +193,7 @@ class HostAgent:
         ssh_port = self._forward(instance_id, spec["ip"], recorded_port)
         if existing is None and not self.hypervisor.is_test_driver:
             console.prepare(self.config, instance_id)
-        xml = build_domain_xml(spec, self.config, self.hypervisor.uri, ssh_port)
+        xml = build_domain_xml(spec, self.config, self.hypervisor.uri, ssh_port, self.pool.disk_format)
         # Before the start, so a guest that asks DHCP (cloud images) gets its address at once.
         self._dhcp(dhcp.add_dhcp_host, spec["mac"], spec["ip"], dhcp.entry_name(instance_id))
         self._neighbour(neighbours.pin, spec["ip"], spec["mac"])
@@ -312,7 +314,8 @@ class HostAgent:
         return dump(IncomingSchema, {
             "ssh_port": ssh_port, "console_path": console_path,
             "migration_uri": self.config.get("MIGRATION_URI") or self.hypervisor.uri,
-            "migration_address": self.config.get("MIGRATION_ADDRESS") or None})
+            "migration_address": self.config.get("MIGRATION_ADDRESS") or None,
+            "disk_format": self.pool.disk_format})
 
     @rpc
     def migrate_domain(self, request):
@@ -493,12 +496,13 @@ class HostAgent:
     @config_timer("HEARTBEAT_INTERVAL", 5, eager=True)
     def host_heartbeat(self):
         hypervisor, cpus, memory_mib = self.hypervisor.run(host_facts)
-        pool = self.config.get("POOL_NAME", DEFAULT_POOL_NAME)
+        host_pool = self.pool
         memory_free_mib, load_1m = self.hypervisor.run(host_use)
         self.dispatch("host_heartbeat", dump(HeartbeatSchema, {
             "memory_free_mib": memory_free_mib, "load_1m": load_1m,
             "host": self.host_name, "hypervisor": hypervisor, "vcpus": cpus, "memory_mib": memory_mib,
-            "disk_gib": self.hypervisor.run(storage_pool.capacity_gib, pool),
+            "disk_gib": self.hypervisor.run(storage_pool.capacity_gib, host_pool.name),
+            "pool_kind": host_pool.kind,
             "domains": self.hypervisor.run(count_domains),
             "at": self.now(), "agent_started": sequence.PROCESS_STARTED}))
 

@@ -1,6 +1,8 @@
-"""The host's libvirt 'dir' storage pool and its qcow2 volumes. Every function is idempotent by
-name (RPC is delivered at least once) and is run in a native thread by HypervisorConnection.run:
-libvirt and plain Python only."""
+"""Libvirt storage pool and volume operations, and the `dir` pool's own (qcow2 volumes in a
+directory). hostagent/pools/ puts each pool kind behind one interface; the kind-independent calls
+(find, delete, list, usage) are here. Every function is idempotent by name (RPC is delivered at
+least once) and is run in a native thread by HypervisorConnection.run: libvirt and plain Python
+only."""
 import os
 import xml.etree.ElementTree as ET
 
@@ -15,7 +17,9 @@ def image_volume_name(image_id, fmt="qcow2"):
     return f"image-{image_id}.{fmt}"
 
 
-def _pool_xml(name, path):
+def dir_pool_xml(name, path):
+    """A dir pool's definition: its volumes are files in `path` (made absolute)."""
+    path = os.path.abspath(path)
     pool = ET.Element("pool", type="dir")
     ET.SubElement(pool, "name").text = name
     ET.SubElement(ET.SubElement(pool, "target"), "path").text = path
@@ -23,14 +27,21 @@ def _pool_xml(name, path):
 
 
 def ensure_pool(conn, name, path):
-    """The pool `name`, defined (target `path`), built, active and autostarted."""
+    """The dir pool `name`, defined (target `path`), built, active and autostarted."""
+    return define_and_start(conn, name, dir_pool_xml(name, path), build=True)
+
+
+def define_and_start(conn, name, xml, build):
+    """The pool `name` (defined from `xml` when missing, then built if `build`), active and
+    autostarted. An existing definition is kept as it is."""
     try:
         pool = conn.storagePoolLookupByName(name)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
             raise
-        pool = conn.storagePoolDefineXML(_pool_xml(name, os.path.abspath(path)), 0)
-        pool.build(0)  # a dir pool: creates the target directory
+        pool = conn.storagePoolDefineXML(xml, 0)
+        if build:
+            pool.build(0)  # a dir pool: creates the target directory
     if not pool.isActive():
         pool.create(0)
     if not pool.autostart():
@@ -79,7 +90,7 @@ def _backing_format(conn, backing_path):
     return volume_info(backing)["format"]
 
 
-def _volume_xml(name, capacity_bytes, fmt, backing_path=None, backing_format=None):
+def volume_xml(name, capacity_bytes, fmt, backing_path=None, backing_format=None):
     volume = ET.Element("volume")
     ET.SubElement(volume, "name").text = name
     ET.SubElement(volume, "capacity", unit="bytes").text = str(capacity_bytes)
@@ -98,7 +109,7 @@ def create_volume(conn, pool, name, capacity_bytes, fmt="qcow2", backing_path=No
         if backing_path and backing_format is None:
             backing_format = _backing_format(conn, backing_path)
         try:
-            volume = pool.createXML(_volume_xml(name, capacity_bytes, fmt, backing_path, backing_format), 0)
+            volume = pool.createXML(volume_xml(name, capacity_bytes, fmt, backing_path, backing_format), 0)
         except libvirt.libvirtError as exc:
             # A concurrent redelivery created it first.
             volume = find_volume(pool, name)
@@ -148,10 +159,10 @@ def ensure_image(conn, pool, image_id, capacity_bytes, fmt="qcow2", source_path=
         return volume_info(volume)
     if upload and source_path and not os.path.isfile(source_path):
         raise HostOperationFailed(f"image {image_id}: source {source_path} is not a file on this host")
-    volume = pool.createXML(_volume_xml(name, capacity_bytes, fmt), 0)
+    volume = pool.createXML(volume_xml(name, capacity_bytes, fmt), 0)
     if upload and source_path:
         try:
-            _upload(conn, volume, source_path)
+            upload_file(conn, volume, source_path)
         except Exception:
             volume.delete(0)  # never leave a half-written image that later calls would reuse
             raise
@@ -165,7 +176,7 @@ def list_volumes(pool):
     return [volume_info(volume) for volume in pool.listAllVolumes(0)]
 
 
-def _upload(conn, volume, source_path):
+def upload_file(conn, volume, source_path):
     stream = conn.newStream(0)
     volume.upload(stream, 0, os.path.getsize(source_path), 0)
     try:
@@ -180,7 +191,7 @@ def _upload(conn, volume, source_path):
         raise
 
 
-def clone_volume(conn, pool, name, source_name, capacity_bytes=None):
+def clone_volume(conn, pool, name, source_name, capacity_bytes=None, fmt="qcow2"):
     """A full copy `name` of the volume `source_name` (its own file, flattened: no backing file;
     at least `capacity_bytes` large); an existing one of that name is returned as is. A snapshot
     of a data volume, and a volume made from a snapshot. The copy of a volume in use is
@@ -193,7 +204,7 @@ def clone_volume(conn, pool, name, source_name, capacity_bytes=None):
         raise NotFound(f"no volume {source_name} on this host")
     capacity_bytes = max(capacity_bytes or 0, source.info()[1])
     try:
-        volume = pool.createXMLFrom(_volume_xml(name, capacity_bytes, "qcow2"), source, 0)
+        volume = pool.createXMLFrom(volume_xml(name, capacity_bytes, fmt), source, 0)
     except libvirt.libvirtError as exc:
         volume = find_volume(pool, name)  # a concurrent redelivery made it first
         if exc.get_error_code() != libvirt.VIR_ERR_STORAGE_VOL_EXIST or volume is None:

@@ -19,29 +19,28 @@ import libvirt
 
 from common.errors import HostOperationFailed
 from hostagent import domains
+from hostagent.domain_xml import disk_element
 
 LIVE, CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG
 DETACH_WAIT_S = 20  # the guest's ACPI hot-unplug takes 0.2-0.3 s under TCG (HYPERVISOR.md)
 
 
 def disk_xml(path, device, fmt="qcow2", serial=None):
-    """The <disk> element of a data volume: a virtio disk on `device` (vdb, vdc, ...)."""
-    disk = ET.Element("disk", type="file", device="disk")
-    ET.SubElement(disk, "driver", name="qemu", type=fmt)
-    ET.SubElement(disk, "source", file=path)
-    ET.SubElement(disk, "target", dev=device, bus="virtio")
+    """The <disk> element of a data volume: a virtio disk on `device` (vdb, vdc, ...); a block
+    device for a logical pool's LV (domain_xml.disk_element)."""
+    disk = disk_element(path, device, fmt)
     if serial:
         ET.SubElement(disk, "serial").text = serial[:20]  # QEMU keeps at most 20 characters
     return ET.tostring(disk, encoding="unicode")
 
 
 def disks_of(xml):
-    """{target device: source file} of every file disk in a domain XML."""
+    """{target device: source path} of every disk in a domain XML (a file's, or a block device's)."""
     found = {}
     for disk in ET.fromstring(xml).findall("devices/disk"):
         target, source = disk.find("target"), disk.find("source")
         if target is not None:
-            found[target.get("dev")] = source.get("file") if source is not None else None
+            found[target.get("dev")] = (source.get("file") or source.get("dev")) if source is not None else None
     return found
 
 

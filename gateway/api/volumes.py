@@ -86,7 +86,8 @@ def delete_snapshot(rpc, actor, snapshot_id):
 
 
 @route("GET", "/api/v1/storage-pools", tag="volumes",
-       summary="Each up host's storage pool: capacity, allocation and free bytes (libvirt's), and the bytes and "
+       summary="Each up host's storage pool: its kind (dir: qcow2 files, logical: LVM), capacity, allocation and "
+               "free bytes (libvirt's), and the bytes and "
                "number of the data volumes there (admin); a volume that would not fit is refused (409 naming size_gib)",
        response=STORAGE + "StoragePoolSchema", many=True)
 def list_storage_pools(rpc, actor):

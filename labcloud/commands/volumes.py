@@ -1,5 +1,5 @@
 """`labcloud volume ...`: data volumes (create, list, show, attach, detach, snapshot, snapshots,
-delete, snapshot-delete), through the REST API only."""
+delete, snapshot-delete) and the hosts' storage pools (pools, admins), through the REST API only."""
 import click
 
 from labcloud.commands import output
@@ -8,6 +8,10 @@ from labcloud.commands.base import completes, connect, group
 VOLUME_COLUMNS = [("id", "ID"), ("name", "NAME"), ("size_gib", "GIB"), ("state", "STATE"), ("host", "HOST"),
                   (lambda v: v["instance"] or "", "INSTANCE"), (lambda v: v["device"] or "", "DEVICE"),
                   ("project", "PROJECT")]
+GIB = 1 << 30
+POOL_COLUMNS = [("host", "HOST"), ("pool", "POOL"), ("kind", "KIND"),
+                (lambda p: p["capacity_bytes"] // GIB, "GIB"), (lambda p: p["available_bytes"] // GIB, "FREE_GIB"),
+                (lambda p: p["promised_bytes"] // GIB, "PROMISED_GIB"), ("volumes", "VOLUMES")]
 SNAPSHOT_COLUMNS = [("id", "ID"), ("name", "NAME"), ("volume", "VOLUME"), ("size_gib", "GIB"),
                     ("state", "STATE"), ("host", "HOST"), ("created_at", "CREATED")]
 
@@ -29,7 +33,8 @@ def _done(data, fmt, sentence):
 
 @group()
 def volume():
-    """Data volumes: create, list, show, attach, detach, snapshot, snapshots, delete, snapshot-delete."""
+    """Data volumes: create, list, show, attach, detach, snapshot, snapshots, delete, snapshot-delete;
+    pools (admins)."""
 
 
 @volume.command("create")
@@ -142,6 +147,14 @@ def volume_snapshot_delete(snapshot, fmt):
     client = connect()
     gone = client.delete(f"/snapshots/{client.find_snapshot(snapshot)['id']}")
     _done(gone, fmt, f"{gone['name']}: deleted")
+
+
+@volume.command("pools")
+@output.format_options
+def volume_pools(fmt):
+    """Each up host's storage pool: its kind (dir, logical), size, free space, and what its data
+    volumes are promised (admins; GET /storage-pools)."""
+    output.emit_formatted(connect().get("/storage-pools"), fmt, columns=POOL_COLUMNS)
 
 
 COMMANDS = [volume]

@@ -111,7 +111,8 @@ def run_migration(session, instance_id, peers, now, live=True):
             result = peers.hosts(source).migrate_domain({
                 "instance_id": instance_id, "uri": incoming["migration_uri"],
                 "address": incoming["migration_address"], "disk_path": disk["path"],
-                "console_path": incoming["console_path"], "ssh_port": incoming["ssh_port"]})
+                "console_path": incoming["console_path"], "ssh_port": incoming["ssh_port"],
+                "disk_format": incoming.get("disk_format")})
         finally:
             # Asked even when the call failed: a reply lost after libvirt finished must not be taken
             # for a guest left on the source.

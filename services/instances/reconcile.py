@@ -28,7 +28,7 @@ from services.instances.models import Host, Instance, Orphan, ReconcileReport
 from services.storage.schemas import STORAGE_VOLUME_NAME
 
 log = logging.getLogger(__name__)
-ROOT_VOLUME = re.compile(r"^root-([0-9a-f-]{36})\.qcow2$")
+ROOT_VOLUME = re.compile(r"^root-([0-9a-f-]{36})(?:\.qcow2)?$")  # a dir pool's file, a logical pool's LV
 STORAGE_VOLUME = re.compile(STORAGE_VOLUME_NAME)
 DEFAULTS = {"orphan_grace": 300.0, "delete_retry_after": 30.0, "stuck_after": 900.0, "lease": 120.0,
             "inventory_timeout": 20.0}

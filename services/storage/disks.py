@@ -1,5 +1,7 @@
-"""Images and root disks. A root disk is a qcow2 volume in the host's pool, copy-on-write over
-the image volume the host keeps once per image.
+"""Images and root disks. A root disk is a copy-on-write volume in the host's pool over the image
+volume the host keeps once per image: a qcow2 over the image's file on a `dir` pool, an LVM
+snapshot of the image's raw LV on a `logical` pool (hostagent/pools). Volume names follow the
+pool's disk format: `root-<id>.qcow2` (dir), `root-<id>` (logical, an LV).
 
 Order matters for crashes: the volume row is committed ('creating') before any host call, so a
 disk the host made is always findable by delete_root_disk; no write transaction spans an RPC.
@@ -16,8 +18,21 @@ from services.storage.models import Image, Volume
 GIB = 1 << 30
 
 
-def root_volume_name(instance_id):
-    return f"root-{instance_id}.qcow2"
+DEFAULT_DISK_FORMAT = "qcow2"  # a host agent that does not report its pool's format has a dir pool
+
+
+def volume_file_name(stem, disk_format):
+    """A pool volume's name: a dir pool's qcow2 files keep the suffix, a logical pool's LVs have none."""
+    return f"{stem}.qcow2" if disk_format == "qcow2" else stem
+
+
+def format_of(name):
+    """The disk format of a volume storage named (volume_file_name): from its name or path."""
+    return "qcow2" if name.endswith(".qcow2") else "raw"
+
+
+def root_volume_name(instance_id, disk_format=DEFAULT_DISK_FORMAT):
+    return volume_file_name(f"root-{instance_id}", disk_format)
 
 
 def describe_image(image):
@@ -74,12 +89,12 @@ def image_source(image, data_dir):
     return resolve(image.source_path, data_dir)
 
 
-def _record_root_volume(session, request, capacity_bytes):
+def _record_root_volume(session, request, capacity_bytes, disk_format):
     """Insert the 'creating' row, or return the one a previous (or concurrent) call made."""
     existing = root_volume_of(session, request["instance_id"])
     if existing is not None:
         return existing
-    volume = Volume(name=root_volume_name(request["instance_id"]), kind="root", host=request["host"],
+    volume = Volume(name=root_volume_name(request["instance_id"], disk_format), kind="root", host=request["host"],
                     capacity_bytes=capacity_bytes, image_id=request["image_id"],
                     instance_id=request["instance_id"], state="creating")
     session.add(volume)
@@ -93,14 +108,33 @@ def _record_root_volume(session, request, capacity_bytes):
 
 class HostFacts:
     """What storage learnt of each host that does not change while it runs: its pool's name and
-    where it keeps each image. Saves two host round trips on every root disk after the first;
-    a copy lost behind our back is noticed when creating over it fails, and asked for again."""
+    disk format, and where it keeps each image. Saves two host round trips on every root disk
+    after the first; a copy lost behind our back is noticed when creating over it fails, and
+    asked for again."""
 
     def __init__(self):
-        self.pools, self.images = {}, {}
+        self.pools, self.images, self.formats = {}, {}, {}
 
     def forget_image(self, host, image_id):
         self.images.pop((host, image_id), None)
+
+
+def learn_pool(agent, host, facts):
+    """The host's pool's disk format (qcow2: dir, raw: logical), its pool name kept in
+    facts.pools; asked of the host (get_host_info) once."""
+    if host not in facts.pools or host not in facts.formats:
+        info = agent.get_host_info()
+        facts.pools[host] = info["pool"]
+        facts.formats[host] = info.get("disk_format") or DEFAULT_DISK_FORMAT
+    return facts.formats[host]
+
+
+def host_disk_format(hosts, host, facts):
+    """learn_pool for a host by name; a host no agent serves fails as HostOperationFailed."""
+    try:
+        return learn_pool(hosts(host), host, facts)
+    except UnknownService:
+        raise HostOperationFailed(f"host {host}: no host agent is serving it") from None
 
 
 def create_root_disk(session, hosts, request, data_dir, facts=None):
@@ -108,7 +142,9 @@ def create_root_disk(session, hosts, request, data_dir, facts=None):
     facts = facts or HostFacts()
     image = find_image(session, request["image_id"])
     capacity_bytes = max(request["size_gib"], image.min_disk_gib) * GIB
-    volume = _record_root_volume(session, request, capacity_bytes)
+    session.commit()  # nothing open while we wait on the host
+    disk_format = host_disk_format(hosts, request["host"], facts)  # the name follows it
+    volume = _record_root_volume(session, request, capacity_bytes, disk_format)
     if volume.state == "available":
         return describe_volume(volume)
     if volume.state == "deleting" or volume.host != request["host"]:
@@ -120,8 +156,6 @@ def create_root_disk(session, hosts, request, data_dir, facts=None):
     try:
         agent = hosts(host)  # every call bounded by HOST_RPC_TIMEOUT (common.hostrpc)
         made = make_volume(agent, host, image, volume.name, capacity_bytes, data_dir, facts)
-        if host not in facts.pools:
-            facts.pools[host] = agent.get_host_info()["pool"]
     except (HostOperationFailed, UnknownService) as exc:
         _undo_create(session, hosts, volume)
         if isinstance(exc, UnknownService):
@@ -145,7 +179,8 @@ def create_root_disk(session, hosts, request, data_dir, facts=None):
 
 def make_volume(agent, host, image, name, capacity_bytes, data_dir, facts):
     """The copy-on-write volume `name` over the host's copy of the image (copied there first if
-    needed); an existing one of that name is returned as it is."""
+    needed), in the host pool's format; an existing one of that name is returned as it is."""
+    disk_format = learn_pool(agent, host, facts)
     for attempt in range(2):
         backing = facts.images.get((host, image.id))
         if backing is None:
@@ -153,8 +188,10 @@ def make_volume(agent, host, image, name, capacity_bytes, data_dir, facts):
                 "image_id": image.id, "source_path": image_source(image, data_dir),
                 "format": image.format, "capacity_bytes": image.size_bytes})["path"]
         try:
+            # backing_format: the image as uploaded (a dir pool keeps it so; a logical pool holds it
+            # raw, whatever this says: its agent names the format itself).
             made = agent.create_volume({"name": name, "capacity_bytes": capacity_bytes,
-                                        "format": "qcow2", "backing_path": backing,
+                                        "format": disk_format, "backing_path": backing,
                                         "backing_format": image.format})
         except HostOperationFailed:
             if attempt or (host, image.id) not in facts.images:
@@ -187,6 +224,9 @@ def grow_root_disk(session, hosts, instance_id, size_gib):
     if volume is None or volume.state != "available":
         raise NotFound(f"instance {instance_id} has no root disk to grow")
     wanted = size_gib << 30
+    if volume.capacity_bytes < wanted and format_of(volume.name) == "raw":
+        raise Conflict(f"the root disk of {instance_id} is an LVM snapshot of its image (a logical pool): it keeps "
+                       "the image's size", {"size_gib": ["a root disk on a logical pool cannot grow"]})
     if volume.capacity_bytes < wanted:
         grown = hosts(volume.host).grow_volume({"name": volume.name, "capacity_bytes": wanted})
         volume.capacity_bytes = grown["capacity_bytes"]

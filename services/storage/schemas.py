@@ -86,7 +86,7 @@ class DeleteOrphanVolumeRequest(StrictSchema):
     """A root disk found on a host that no live instance owns (reconcile)."""
     host = fields.String(required=True, validate=validate.Regexp(HOST_NAME_PATTERN))
     name = fields.String(required=True, validate=validate.Regexp(
-        r"^root-[0-9a-f-]{36}\.qcow2$", error="only root disks (root-<instance id>.qcow2)"))
+        r"^root-[0-9a-f-]{36}(\.qcow2)?$", error="only root disks (root-<instance id>[.qcow2])"))
 
 
 class VolumeSchema(StrictSchema):
@@ -244,6 +244,7 @@ class StoragePoolSchema(StrictSchema):
     data volumes there are promised (the sum of their sizes) and how many there are."""
     host = fields.String()
     pool = fields.String()
+    kind = fields.String(metadata={"description": "the pool's kind: dir (qcow2 files) or logical (LVM)"})
     capacity_bytes = fields.Integer()
     allocation_bytes = fields.Integer()
     available_bytes = fields.Integer()

@@ -96,12 +96,13 @@ class StorageService:
     def complete_root_disk_move(self, request):
         request = load(CompleteRootDiskMoveRequest, request)
         return {"moved": moves.complete_move(self.db, self.hosts, request["instance_id"], request["source"],
-                                             request["destination"], request["path"])}
+                                             request["destination"], request["path"], self.host_facts)}
 
     @rpc
     def abort_root_disk_move(self, request):
         request = load(AbortRootDiskMoveRequest, request)
-        return {"deleted": moves.abort_move(self.db, self.hosts, request["instance_id"], request["host"])}
+        return {"deleted": moves.abort_move(self.db, self.hosts, request["instance_id"], request["host"],
+                                            self.host_facts)}
 
     @rpc
     def delete_root_disk(self, request):
@@ -148,10 +149,13 @@ class StorageService:
                 self.instances.list_hosts(), size_gib)
         else:
             host = volumes.pick_host(self.instances.list_hosts(), size_gib)
+        disk_format = None
         if existing is None:  # a repeat of a create made already needs no room of its own
             volumes.check_fits(self.db, self.hosts(host).get_pool_usage(), size_gib)
+            disk_format = disks.host_disk_format(self.hosts, host, self.host_facts)  # the name follows it
         limits = self.accounts.get_quota_limits(project_id, actor["id"])
-        volume = volumes.record_volume(self.db, actor, request, project_id, size_gib, host, limits, snapshot, image)
+        volume = volumes.record_volume(self.db, actor, request, project_id, size_gib, host, limits, snapshot, image,
+                                       disk_format=disk_format)
         volume = volumes.make_on_host(self.db, self.hosts, volume, self.config.get("DATA_DIR", "var"),
                                       self.host_facts, snapshot, image)
         return dump(DataVolumeSchema, volumes.describe(volume))
@@ -221,9 +225,10 @@ class StorageService:
         return dump(SnapshotSchema, {**described, "state": "deleted"})
 
     @rpc
-    def list_pools(self, actor):
-        """Admins: each up host's pool (libvirt's figures) and what its data volumes are promised."""
-        pools = volumes.pool_report(self.db, self.hosts, self.instances.list_hosts, load_actor(actor))
+    def list_pools(self, actor, host=None):
+        """Admins: each up host's pool (or only `host`'s: the portal's host page), its kind and
+        libvirt's figures, and what its data volumes are promised."""
+        pools = volumes.pool_report(self.db, self.hosts, self.instances.list_hosts, load_actor(actor), host)
         return dump(StoragePoolSchema, pools, many=True)
 
     @rpc

@@ -1,4 +1,5 @@
-"""Data volumes (EC2 EBS's idea) and their snapshots: qcow2 volumes in one host's pool, attached
+"""Data volumes (EC2 EBS's idea) and their snapshots: volumes in one host's pool (qcow2 files on a
+`dir` pool, raw LVs on a `logical` one: hostagent/pools; the name's suffix says which), attached
 to an instance on that host as a virtio disk (vdb, vdc, ...), hot-plugged when it runs.
 
 Storage orchestrates: it owns the volume rows and asks the instances service for the instance
@@ -48,12 +49,12 @@ RECONCILE_GRACE = dt.timedelta(minutes=10)
 COUNTED = ("volumes", "volume_gib")
 
 
-def data_volume_name():
-    return f"data-{uuid.uuid4()}.qcow2"
+def data_volume_name(disk_format=disks.DEFAULT_DISK_FORMAT):
+    return disks.volume_file_name(f"data-{uuid.uuid4()}", disk_format)
 
 
-def snapshot_volume_name():
-    return f"snap-{uuid.uuid4()}.qcow2"
+def snapshot_volume_name(disk_format=disks.DEFAULT_DISK_FORMAT):
+    return disks.volume_file_name(f"snap-{uuid.uuid4()}", disk_format)
 
 
 def target(row):
@@ -166,16 +167,17 @@ def _same_request(volume, request, size_gib):
 
 
 def record_volume(session, actor, request, project_id, size_gib, host, limits, snapshot=None, image=None,
-                  retry=True):
+                  retry=True, disk_format=None):
     """The `creating` row, charged to the project's volume quota in the same transaction; or the
-    project's volume of that name when it was asked for with the same size and source (a repeat)."""
+    project's volume of that name when it was asked for with the same size and source (a repeat).
+    `disk_format`: the host pool's (its name follows it; None: qcow2)."""
     existing = named_volume(session, project_id, request["name"])
     if existing is not None:
         if _same_request(existing, request, size_gib) and existing.state not in ("deleting", "error"):
             return existing
         raise Conflict(f"project {project_id} has a volume named {request['name']}",
                        {"name": ["another volume of the project has this name"]})
-    volume = Volume(name=data_volume_name(), kind="data", host=host, capacity_bytes=size_gib * GIB,
+    volume = Volume(name=data_volume_name(disk_format or disks.DEFAULT_DISK_FORMAT), kind="data", host=host, capacity_bytes=size_gib * GIB,
                     display_name=request["name"], project_id=project_id, user_id=actor["id"], size_gib=size_gib,
                     source_snapshot_id=snapshot.id if snapshot else None, image_id=image.id if image else None,
                     state="creating")
@@ -187,7 +189,7 @@ def record_volume(session, actor, request, project_id, size_gib, host, limits, s
         if not retry:
             raise
         return record_volume(session, actor, request, project_id, size_gib, host, limits, snapshot, image,
-                             retry=False)
+                             retry=False, disk_format=disk_format)
     return volume
 
 
@@ -211,9 +213,9 @@ def make_on_host(session, hosts, volume, data_dir, facts, snapshot=None, image=N
         elif image is not None:
             made = disks.make_volume(agent, host, image, volume.name, capacity, data_dir, facts)
         else:
-            made = agent.create_volume({"name": volume.name, "capacity_bytes": capacity, "format": "qcow2"})
-        if host not in facts.pools:
-            facts.pools[host] = agent.get_host_info()["pool"]
+            made = agent.create_volume({"name": volume.name, "capacity_bytes": capacity,
+                                        "format": disks.format_of(volume.name)})
+        disks.learn_pool(agent, host, facts)
     except (HostOperationFailed, NotFound, UnknownService) as exc:
         reason = str(exc) if not isinstance(exc, UnknownService) else f"host {host}: no host agent is serving it"
         _remove_after_failure(session, hosts, volume, f"create failed: {reason}")
@@ -272,7 +274,8 @@ def transfer_volumes(session, user_id, transfer_to):
 
 def promised_bytes(session, host):
     """What the data volumes on `host` may grow to: the sum of their sizes (qcow2 files start
-    small and fill as the guest writes; their sizes are never promised twice)."""
+    small and fill as the guest writes, LVs take their size at once; sizes are never promised
+    twice)."""
     return int(session.scalar(select(func.coalesce(func.sum(Volume.capacity_bytes), 0))
                               .where(Volume.kind == "data", Volume.host == host)) or 0)
 
@@ -291,14 +294,14 @@ def check_fits(session, usage, size_gib):
                           f"{usage['host']}"]})
 
 
-def pool_report(session, hosts, list_hosts, actor):
+def pool_report(session, hosts, list_hosts, actor, only_host=None):
     """Admins: each up host's pool (libvirt's figures) with the bytes and number of its data
-    volumes; a host that does not answer is left out (and logged)."""
+    volumes (only `only_host`'s when given); a host that does not answer is left out (and logged)."""
     policy.enforce(actor, "storage_pool:list")
     session.commit()
     report = []
     for host in list_hosts():
-        if not host.get("up"):
+        if not host.get("up") or only_host not in (None, host["name"]):
             continue
         try:
             usage = hosts(host["name"]).get_pool_usage()
@@ -363,7 +366,7 @@ def plug(session, hosts, volume):
     session.commit()
     try:
         hosts(volume.host).attach_disk({"instance_id": instance_id, "path": volume.path, "device": device,
-                                        "format": "qcow2", "serial": f"lc-vol-{volume.id}"})
+                                        "format": disks.format_of(volume.name), "serial": f"lc-vol-{volume.id}"})
     except (HostOperationFailed, NotFound, UnknownService) as exc:
         _unplug_quietly(hosts, volume)
         session.execute(update(Volume).where(Volume.id == volume.id, Volume.instance_id == instance_id,
@@ -481,7 +484,8 @@ def record_snapshot(session, actor, volume, name):
                        {"name": ["another snapshot of the project has this name"]})
     if volume.state not in ("available", "in-use"):
         raise Conflict(f"volume {volume.id} is {volume.state}", {"state": [volume.state]})
-    snapshot = Snapshot(name=name, pool_name=snapshot_volume_name(), project_id=volume.project_id,
+    snapshot = Snapshot(name=name, pool_name=snapshot_volume_name(disks.format_of(volume.name)),
+                        project_id=volume.project_id,
                         user_id=actor["id"], volume_id=volume.id, host=volume.host, size_gib=volume.size_gib,
                         state="creating")
     session.add(snapshot)

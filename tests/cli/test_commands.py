@@ -131,3 +131,18 @@ def test_bash_completion(api, labcloud):
     names = labcloud(env={"_LABCLOUD_COMPLETE": "bash_complete", "COMP_WORDS": "labcloud quota show o",
                           "COMP_CWORD": "3"})
     assert names.stdout.splitlines() == ["plain,os-2026"]
+
+
+def test_volume_pools_shows_each_hosts_pool_kind(api, labcloud):
+    pools = [{"host": "host1", "pool": "labcloud", "kind": "dir", "capacity_bytes": 100 << 30,
+              "allocation_bytes": 10 << 30, "available_bytes": 90 << 30, "promised_bytes": 3 << 30, "volumes": 2},
+             {"host": "host2", "pool": "labcloud", "kind": "logical", "capacity_bytes": 500 << 30,
+              "allocation_bytes": 0, "available_bytes": 500 << 30, "promised_bytes": 0, "volumes": 0}]
+    api.reply("GET", "/storage-pools", pools)
+    shown = labcloud("volume", "pools")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["HOST", "POOL", "KIND", "GIB", "FREE_GIB", "PROMISED_GIB", "VOLUMES"]
+    assert [line.split() for line in lines[1:]] == [["host1", "labcloud", "dir", "100", "90", "3", "2"],
+                                                    ["host2", "labcloud", "logical", "500", "500", "0", "0"]]
+    assert json.loads(labcloud("volume", "pools", "--json").stdout) == pools

@@ -303,6 +303,7 @@ def test_images_hosts_and_every_instance(stack, admin, admin_portal, student):
     host = student.wait_for(f"/instances/{vm['id']}", lambda r: r.json()["host"]).json()["host"]
     _resp, page = admin_portal.get(f"/admin/hosts/{host}")
     assert page.find("tr", data_instance=vm["id"]) is not None
+    assert "(dir): " in page.find("dd", id="host-pool").text()  # its storage pool and the pool's kind
     _resp, doc = admin_portal.get("/admin/hosts")
     admin_portal.post(f"/admin/hosts/{host}/disable", doc, expect=303)
     assert admin.call("GET", f"/hosts/{host}", 200).json()["status"] == "disabled"

@@ -170,3 +170,17 @@ def test_real_guests_get_an_entropy_source_the_test_driver_does_not():
     assert rng.get("model") == "virtio"
     assert rng.find("backend").attrib == {"model": "random"} and rng.find("backend").text == "/dev/urandom"
     assert parse(uri="test:///default").find("devices/rng") is None
+
+
+def test_root_disk_follows_the_pool_kind():
+    """A dir pool's qcow2 file; a logical pool's raw LV, a block device."""
+    on_dir = ET.fromstring(build_domain_xml(load(DomainSpec, SPEC), {}, "qemu:///system", None, "qcow2"))
+    disk = on_dir.find("devices/disk")
+    assert (disk.get("type"), disk.find("driver").get("type")) == ("file", "qcow2")
+    assert disk.find("source").attrib == {"file": SPEC["disk_path"]}
+    lv = {**SPEC, "disk_path": "/dev/labcloud/root-7a1b2c3d-0000-4000-8000-000000000001"}
+    on_logical = ET.fromstring(build_domain_xml(load(DomainSpec, lv), {}, "qemu:///system", None, "raw"))
+    disk = on_logical.find("devices/disk")
+    assert (disk.get("type"), disk.find("driver").get("type")) == ("block", "raw")
+    assert disk.find("source").attrib == {"dev": lv["disk_path"]}
+    assert disk.find("target").attrib == {"dev": "vda", "bus": "virtio"}

@@ -72,7 +72,7 @@ def test_volumes_and_domain_lifecycle(agent, agent_config):
         info = host.get_host_info()
         assert info == {"host": "t1", "hypervisor": "TEST", "uri": "test:///default", "vcpus": 16,
                         "memory_mib": 3072, "pool": agent_config["POOL_NAME"],
-                        "pool_path": agent_config["POOL_PATH"]}
+                        "pool_path": agent_config["POOL_PATH"], "pool_kind": "dir", "disk_format": "qcow2"}
 
         image = host.ensure_image({"image_id": 1, "format": "qcow2", "capacity_bytes": 64 << 20,
                                    "source_path": "/nonexistent/tiny.qcow2"})

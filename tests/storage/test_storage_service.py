@@ -141,16 +141,19 @@ def test_host_without_agent_leaves_no_row(storage):
 
 
 def test_stopped_agent_times_out_and_the_disk_awaits_deletion(storage, host):
-    """A stopped agent's queue still exists: calls time out; the row stays 'deleting' so the
-    saga's delete step can finish once the host is back."""
+    """A stopped agent's queue still exists: calls time out. A host that answered before (storage
+    knows its pool's format, which the disk's name follows) times out making the disk: the row
+    stays 'deleting' so the saga's delete step can finish once the host is back."""
     config, agent = storage
+    with ServiceRpcProxy("storage", config) as rpc:
+        first = rpc.create_root_disk(request(str(uuid.uuid4()), host))  # storage learns the host's pool
     agent.stop()
     instance_id = str(uuid.uuid4())
     with ServiceRpcProxy("storage", config) as rpc:
         with pytest.raises(HostOperationFailed) as err:
             rpc.create_root_disk(request(instance_id, host))
         assert "no answer" in str(err.value)
-        [left] = rpc.list_volumes()
+        [left] = [v for v in rpc.list_volumes() if v["id"] != first["id"]]
         assert left["instance_id"] == instance_id and left["state"] == "deleting"
         with pytest.raises(HostOperationFailed):
             rpc.delete_root_disk({"instance_id": instance_id})
