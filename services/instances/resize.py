@@ -43,9 +43,11 @@ def new_values(instance, new):
             "cpu_cap": min(instance.cpu_cap, shares.max_cap(new))}
 
 
-def request_resize(session, actor, instance_id, request, quota_limits, placement_policy):
+def request_resize(session, actor, instance_id, request, quota_limits, placement_policy, root_disk_growth=None):
     """Returns (instance, mode, old values): mode None when there is nothing to do (the same flavor,
-    or a resize already under way)."""
+    or a resize already under way). `root_disk_growth(instance_id)` (storage's answer: {growable,
+    reason}) is asked when the disk would grow, so a root disk that cannot (an LVM snapshot on a
+    logical pool) is refused before anything changes rather than after the guest was stopped."""
     instance = access.visible_instance(session, actor, instance_id)
     policy.enforce(actor, "instance:resize", access.target(instance), what="resize an instance")
     new = lifecycle.get_flavor(session, request["flavor"])
@@ -58,6 +60,11 @@ def request_resize(session, actor, instance_id, request, quota_limits, placement
     if new.disk_gib < old.disk_gib:
         raise InvalidInput(f"flavor {new.name}'s root disk ({new.disk_gib} GiB) is smaller than the instance's "
                            f"({old.disk_gib} GiB): disks never shrink", {"flavor": ["root disk smaller than now"]})
+    if new.disk_gib > old.disk_gib and root_disk_growth is not None:
+        growth = root_disk_growth(instance.id)
+        if not growth["growable"]:
+            raise Conflict(f"flavor {new.name} has a larger root disk, and {instance.name}'s cannot grow: "
+                           f"{growth['reason']}", {"flavor": ["root disk larger than this instance's can grow"]})
     mode = plan(old, new, instance.state)
     if mode == "restart" and not request.get("confirm_restart"):
         raise Conflict(f"resizing {instance.name} from {old.name} to {new.name} needs a restart of the guest: "

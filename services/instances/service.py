@@ -140,7 +140,8 @@ class InstancesService:
         confirmed, through a restart (state `resizing`; resize.py)."""
         request = load(ResizeRequest, request)
         instance, mode, before = resize.request_resize(self.db, load_actor(actor), instance_id, request,
-                                                       self.accounts.get_quota_limits, self._policy())
+                                                       self.accounts.get_quota_limits, self._policy(),
+                                                       self.storage.root_disk_growth)
         if mode in ("cold", "live"):
             instance = resize.apply_now(self.db, instance, mode, before, self._peers())
         elif mode == "restart":

@@ -217,6 +217,17 @@ def _undo_create(session, hosts, volume):
     session.commit()
 
 
+def root_disk_growth(session, instance_id):
+    """{growable, reason}: whether the instance's root disk can grow (a resize asks first)."""
+    volume = root_volume_of(session, instance_id)
+    if volume is None:
+        return {"growable": False, "reason": "it has no root disk"}
+    if format_of(volume.name) == "raw":
+        return {"growable": False, "reason": "it is an LVM snapshot of its image (a logical pool), which keeps "
+                                             "the image's size"}
+    return {"growable": True, "reason": None}
+
+
 def grow_root_disk(session, hosts, instance_id, size_gib):
     """Grow the instance's root disk on its host to `size_gib` (the guest must be stopped); a disk
     already that large changes nothing, so a redelivered request is harmless."""

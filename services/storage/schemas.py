@@ -55,6 +55,11 @@ class GrowRootDiskRequest(StrictSchema):
     size_gib = fields.Integer(required=True, validate=validate.Range(min=1, max=2048))
 
 
+class RootDiskGrowthQuery(StrictSchema):
+    """Can this instance's root disk grow? (a resize asks before it changes anything)"""
+    instance_id = UuidString(required=True)
+
+
 class DeleteRootDiskRequest(StrictSchema):
     instance_id = UuidString(required=True)
 

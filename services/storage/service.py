@@ -18,7 +18,7 @@ from services.storage import disks, images, moves, orphans, volumes
 from services.storage.schemas import (
     AbortRootDiskMoveRequest, CompleteRootDiskMoveRequest, PreparedRootDiskSchema, PrepareRootDiskMoveRequest,
     CreateRootDiskRequest, DeleteOrphanVolumeRequest, DeleteRootDiskRequest, GrowRootDiskRequest, ImageSchema,
-    RegisterImageRequest, RootDiskSchema, VolumeSchema)
+    RegisterImageRequest, RootDiskGrowthQuery, RootDiskSchema, VolumeSchema)
 from services.storage.schemas import (
     AttachedVolumeSchema, AttachVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest, DataVolumeSchema,
     CheckHostVolumesRequest, DeleteUnownedVolumeRequest, ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest,
@@ -77,6 +77,11 @@ class StorageService:
         volume = disks.create_root_disk(self.db, self.hosts, request, data_dir, self.host_facts)
         boot = disks.boot_files(disks.find_image(self.db, request["image_id"]), data_dir)
         return dump(RootDiskSchema, {**volume, "boot": boot})
+
+    @rpc
+    def root_disk_growth(self, instance_id):
+        """Internal (a resize, before anything changes): {growable, reason}."""
+        return disks.root_disk_growth(self.db, load(RootDiskGrowthQuery, {"instance_id": instance_id})["instance_id"])
 
     @rpc
     def grow_root_disk(self, request):

@@ -14,10 +14,14 @@ from tests.instances.fakes import (
 UNLIMITED = limits_of()
 
 
-def ask(session, cloud, inst, flavor_name, actor=ACTOR, limits=UNLIMITED, confirm=False):
+def growable(_instance_id):
+    return {"growable": True, "reason": None}
+
+
+def ask(session, cloud, inst, flavor_name, actor=ACTOR, limits=UNLIMITED, confirm=False, growth=growable):
     """What the service's resize_instance does with the fakes."""
     request = {"flavor": flavor_named(session, flavor_name).id, "confirm_restart": confirm}
-    instance, mode, before = resize.request_resize(session, actor, inst.id, request, limits, POLICY)
+    instance, mode, before = resize.request_resize(session, actor, inst.id, request, limits, POLICY, growth)
     if mode in ("cold", "live"):
         instance = resize.apply_now(session, instance, mode, before, cloud.peers)
     elif mode == "restart":
@@ -101,6 +105,29 @@ def test_disks_never_shrink(session, target, field):
     with pytest.raises(InvalidInput) as err:
         ask(session, cloud, inst, target)
     assert set(err.value.fields) == {field}
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_a_root_disk_that_cannot_grow_is_refused_before_anything_changes(session, running):
+    """A root disk on a logical pool (an LVM snapshot of its image) keeps its size: a flavor with a
+    larger disk is refused up front, naming the flavor, the guest untouched (not stopped first)."""
+    cloud = FakeCloud()
+    inst = running_instance(session, cloud, flavor_name="small")
+    if not running:
+        stop(session, cloud, inst)
+    asked = []
+
+    def snapshot_disk(instance_id):
+        asked.append(instance_id)
+        return {"growable": False, "reason": "it is an LVM snapshot of its image"}
+    with pytest.raises(Conflict) as refused:
+        ask(session, cloud, inst, "large", confirm=True, growth=snapshot_disk)
+    assert set(refused.value.fields) == {"flavor"} and "LVM snapshot" in str(refused.value)
+    assert asked == [inst.id]
+    session.refresh(inst)
+    assert inst.flavor_id == flavor_named(session, "small").id
+    assert inst.state == ("running" if running else "stopped")
+    assert cloud.domains[inst.id]["state"] == ("running" if running else "shutoff")
 
 
 def test_who_may_resize(session):

@@ -99,6 +99,8 @@ def test_volumes_on_a_logical_host_are_raw_lvs(cloud):
         [pool] = storage.list_pools(ADMIN)
         assert pool["kind"] == "logical" and pool["volumes"] == 1
 
+        growth = storage.root_disk_growth(instance_id)  # what a resize asks first
+        assert growth["growable"] is False and "LVM snapshot" in growth["reason"]
         with pytest.raises(Conflict) as grown:  # an LVM snapshot keeps its image's size
             storage.grow_root_disk({"instance_id": instance_id, "size_gib": 3})
         assert set(grown.value.fields) == {"size_gib"}
