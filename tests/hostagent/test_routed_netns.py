@@ -205,3 +205,53 @@ def test_network_xml_is_a_route_network_of_its_own_bridge():
     assert (xml.find("ip").get("address"), xml.find("ip").get("netmask")) == ("10.77.0.1", "255.255.255.0")
     assert xml.find("./ip/dhcp/host").get("mac") == GUEST_MAC and xml.find("./ip/dhcp/range") is None
     assert xml.find("./dns/forwarder").get("addr") == "9.9.9.9"
+
+
+def neighbours_on(namespace, bridge):
+    return netns.run(namespace, ["ip", "neigh", "show", "dev", bridge]).stdout
+
+
+def test_a_guest_of_a_routed_subnet_joins_its_network_and_leaves_nothing_behind(agent, qemu_host, tmp_path):
+    """create_domain with the subnet's network (as the saga sends it): the network is made on the
+    way, the guest's tap is on the routed bridge, its DHCP and neighbour entries are there; a stop
+    and start puts them back from the domain's own definition; destroy removes them."""
+    import subprocess
+    disk = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    instance_id, ip, mac = str(uuid.uuid4()), "10.78.0.5", "aa:00:0a:4e:00:05"
+    subnet = {"name": "lcr-second", "cidr": "10.78.0.0/24", "gateway": "10.78.0.1", "dns_servers": []}
+    spec = {"instance_id": instance_id, "name": f"lc-{instance_id}", "vcpus": 1, "memory_mib": 64,
+            "cpu_weight": 256, "cpu_cap": 0, "disk_path": str(disk), "mac": mac, "ip": ip, "network": subnet}
+    bridge = routed.bridge_name(subnet["name"])
+    with ServiceRpcProxy("hostagent_rt1", agent) as host:
+        try:
+            assert host.create_domain(spec)["state"] == "running"
+            assert host.create_domain(spec)["state"] == "running"   # redelivered: the same domain
+            conn = qemu_host.open()
+            try:
+                domain = conn.lookupByUUIDString(instance_id)
+                interface = ET.fromstring(domain.XMLDesc(0)).find("./devices/interface")
+                assert interface.find("source").get("network") == subnet["name"]
+                assert interface.find("source").get("bridge") == bridge
+                tap = interface.find("target").get("dev")
+                assert {e["mac"] for e in dhcp.dhcp_hosts(conn, subnet["name"])} == {mac}
+                assert mac not in {e["mac"] for e in dhcp.dhcp_hosts(conn, "labcloud")}
+            finally:
+                conn.close()
+            ports = netns.run(qemu_host.netns, ["ip", "-o", "link", "show", "master", bridge]).stdout
+            assert tap in ports
+            assert f"{ip} lladdr {mac} PERMANENT" in neighbours_on(qemu_host.netns, bridge)
+
+            host.stop_domain({"instance_id": instance_id, "timeout": 1})
+            netns.run(qemu_host.netns, ["ip", "neigh", "del", ip, "dev", bridge])
+            assert host.start_domain({"instance_id": instance_id})["state"] == "running"
+            assert f"{ip} lladdr {mac} PERMANENT" in neighbours_on(qemu_host.netns, bridge)
+        finally:
+            gone = host.destroy_domain({"instance_id": instance_id})
+    assert gone["deleted"]
+    conn = qemu_host.open()
+    try:
+        assert dhcp.dhcp_hosts(conn, subnet["name"]) == []
+    finally:
+        conn.close()
+    assert ip not in neighbours_on(qemu_host.netns, bridge)
