@@ -5,11 +5,7 @@ host's uplink address only; a "guest" namespace stands in for a guest plugged in
 The router and the guest reach each other, and nothing on the uplink ever carries the guest's MAC:
 the router's neighbour table and every frame captured on its uplink port name the host's MAC only.
 """
-import json
 import os
-import select
-import socket
-import struct
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -21,12 +17,11 @@ from common import netns
 from hostagent import dhcp, routed
 from hostagent.service import make_service
 from tests.hostagent.qemu_hosts import private_qemu_host
+from tests.hostagent.routed_uplink import (
+    HOST_UPLINK_IP, ROUTER_IP, capture, check_only_host_mac, frames, ping, router_neighbours, sysctl, uplink_macs, uplink_router)
 
 SUBNET = {"name": "lcr-hetzner", "cidr": "10.77.0.0/24", "gateway": "10.77.0.1", "dns_servers": []}
 GUEST_IP, GUEST_MAC = "10.77.0.10", "aa:00:0a:4d:00:0a"
-# The provider's link to the host (inside our namespaces only).
-ROUTER_IP, HOST_UPLINK_IP = "192.0.2.1", "192.0.2.2"
-ETH_P_ALL = 0x0003
 
 
 @pytest.fixture(scope="module")
@@ -45,21 +40,8 @@ def agent(container_factory, service_config, qemu_host, tmp_path):
 
 @pytest.fixture
 def uplink(qemu_host):
-    """The router namespace, linked to the host's namespace by a veth: `up0` (router) - `uplink0`
-    (host). The router routes the subnet via the host's uplink address and knows nothing else."""
-    router = f"lct-{uuid.uuid4().hex[:8]}"
-    netns.create(router)
-    try:
-        netns.run(router, ["ip", "link", "add", "up0", "type", "veth", "peer", "name", "uplink0",
-                           "netns", netns.netns_path(qemu_host.netns)])
-        netns.run(router, ["ip", "addr", "add", f"{ROUTER_IP}/30", "dev", "up0"])
-        netns.run(router, ["ip", "link", "set", "up0", "up"])
-        netns.run(qemu_host.netns, ["ip", "addr", "add", f"{HOST_UPLINK_IP}/30", "dev", "uplink0"])
-        netns.run(qemu_host.netns, ["ip", "link", "set", "uplink0", "up"])
-        netns.run(router, ["ip", "route", "add", SUBNET["cidr"], "via", HOST_UPLINK_IP])
+    with uplink_router(qemu_host.netns, SUBNET["cidr"]) as router:
         yield router
-    finally:
-        netns.delete(router)   # takes the veth pair with it
 
 
 @pytest.fixture
@@ -77,62 +59,6 @@ def guest(qemu_host):
         yield name
     finally:
         netns.delete(name)
-
-
-def mac_of(namespace, dev):
-    # (nsenter --net keeps the machine's /sys: ask `ip` what the namespace's device is)
-    return json.loads(netns.run(namespace, ["ip", "-j", "link", "show", "dev", dev]).stdout)[0]["address"]
-
-
-def sysctl(namespace, key):
-    return netns.run(namespace, ["sysctl", "-n", key]).stdout.strip()
-
-
-def _checksum(data):
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    return ~(total + (total >> 16)) & 0xFFFF
-
-
-def ping(namespace, ip, attempts=5, timeout=1.0):
-    """True when `ip` answers an ICMP echo sent from inside `namespace` (this machine has no
-    `ping`; a raw socket is root's anyway)."""
-    sock = netns.socket_in_netns(namespace, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    ident = os.getpid() & 0xFFFF
-    try:
-        for seq in range(attempts):
-            header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-            payload = b"labcloud-routed."  # an even length: _checksum sums 16-bit words
-            sock.sendto(struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload, (ip, 0))
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if not select.select([sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                    break
-                packet, (source, _port) = sock.recvfrom(2048)
-                icmp = packet[(packet[0] & 0x0F) * 4:]
-                kind, _code, _sum, got_id, _seq = struct.unpack("!BBHHH", icmp[:8])
-                if source == ip and kind == 0 and got_id == ident:
-                    return True
-        return False
-    finally:
-        sock.close()
-
-
-def capture(namespace, dev):
-    """An AF_PACKET socket on `dev` inside `namespace`: every frame it sees queues up until read."""
-    sock = netns.socket_in_netns(namespace, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sock.bind((dev, 0))
-    return sock
-
-
-def frames(sock):
-    """The frames queued so far, as (destination MAC, source MAC, ethertype, frame)."""
-    seen = []
-    while select.select([sock], [], [], 0.2)[0]:
-        frame = sock.recv(65535)
-        dst, src = (":".join(f"{b:02x}" for b in frame[i:i + 6]) for i in (0, 6))
-        seen.append((dst, src, struct.unpack("!H", frame[12:14])[0], frame))
-    return seen
 
 
 def test_router_and_guest_reach_each_other_and_only_the_host_mac_is_on_the_uplink(
@@ -167,7 +93,7 @@ def test_router_and_guest_reach_each_other_and_only_the_host_mac_is_on_the_uplin
     # Plug the stand-in guest into the routed bridge, as libvirt plugs a guest's tap.
     netns.run(qemu_host.netns, ["ip", "link", "set", "gtap0", "master", bridge])
     netns.run(qemu_host.netns, ["ip", "link", "set", "gtap0", "up"])
-    host_mac, router_mac = mac_of(qemu_host.netns, "uplink0"), mac_of(uplink, "up0")
+    host_mac, router_mac = uplink_macs(qemu_host.netns, uplink)
     sniffer = capture(uplink, "up0")
     try:
         started = time.monotonic()
@@ -180,16 +106,10 @@ def test_router_and_guest_reach_each_other_and_only_the_host_mac_is_on_the_uplin
 
     print(f"router -> guest first echo answered in {router_to_guest_s * 1000:.1f} ms; "
           f"{len(seen)} frames on the uplink")
-    guest_ip = socket.inet_aton(GUEST_IP)
-    carrying_guest = [f for f in seen if f[2] == 0x0800 and guest_ip in (f[3][26:30], f[3][30:34])]
-    assert carrying_guest, "the capture saw none of the guest's packets"
-    assert {src for _dst, src, _t, _f in seen} <= {host_mac, router_mac}
-    assert {dst for dst, _src, _t, _f in seen} <= {host_mac, router_mac, "ff:ff:ff:ff:ff:ff"}
-    assert all(GUEST_MAC.replace(":", "") not in frame.hex() for *_, frame in seen)
     # The guest's packets cross the uplink in frames of the host's MAC only.
-    assert {(src, dst) for dst, src, _t, _f in carrying_guest} <= {(host_mac, router_mac), (router_mac, host_mac)}
+    check_only_host_mac(seen, host_mac, router_mac, GUEST_IP, GUEST_MAC)
 
-    neighbours = netns.run(uplink, ["ip", "neigh", "show", "dev", "up0"]).stdout
+    neighbours = router_neighbours(uplink)
     print("router's neighbours:", neighbours.strip())
     assert HOST_UPLINK_IP in neighbours and host_mac in neighbours
     assert GUEST_IP not in neighbours and GUEST_MAC not in neighbours
