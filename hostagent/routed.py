@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 
 from common import netns
+from common.errors import Conflict
 
 NETWORK_PREFIX = "lcr-"   # the network service names routed networks so (addresses.routed_network_name)
 BRIDGE_PREFIX = "lcr"
@@ -113,6 +114,21 @@ def start_network(conn, name):
     return network.bridgeName()
 
 
+def remove_network(conn, name):
+    """The routed network gone (its subnet was deleted). False when there was none; a network a
+    domain's definition still names is kept (Conflict naming `network`)."""
+    network = _find(conn, name)
+    if network is None:
+        return False
+    users = sorted(d.name() for d in conn.listAllDomains(0) if _joins(d, name))
+    if users:
+        raise Conflict(f"network {name} is used by {', '.join(users)}", {"network": ["in use"]})
+    if network.isActive():
+        network.destroy()
+    network.undefine()
+    return True
+
+
 def routed_networks(conn):
     """The names of this host's routed networks."""
     return sorted(n.name() for n in conn.listAllNetworks() if is_routed_network(n.name()))
@@ -127,9 +143,17 @@ def domain_network(conn, instance_id):
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             return None
         raise
+    return _network_of(domain)
+
+
+def _network_of(domain):
     source = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).find(
         "./devices/interface[@type='network']/source")
     return None if source is None else source.get("network")
+
+
+def _joins(domain, network_name):
+    return _network_of(domain) == network_name
 
 
 # The host routes for its guests: forwarding on; no proxy ARP anywhere, so the host never answers

@@ -9,6 +9,8 @@ MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
 DOMAIN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 VOLUME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 DISK_FORMATS = ("qcow2", "raw")
+# A routed subnet's libvirt network: `lcr-` + the subnet's name (routed.py).
+ROUTED_NETWORK_PATTERN = r"^lcr-[a-z0-9][a-z0-9-]{0,63}$"
 HOSTNAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 MAX_STOP_TIMEOUT_S = 600
 MAX_CONSOLE_BYTES = 1 << 20
@@ -124,7 +126,7 @@ class VolumeInfoSchema(StrictSchema):
 class RoutedNetworkSpec(StrictSchema):
     """A routed subnet of this host (routed.py): the network service's AddressSchema names it
     (`network`, `cidr`, `gateway`, `dns_servers`)."""
-    name = fields.String(required=True, validate=validate.Regexp(r"^lcr-[a-z0-9][a-z0-9-]{0,63}$"))
+    name = fields.String(required=True, validate=validate.Regexp(ROUTED_NETWORK_PATTERN))
     cidr = fields.String(required=True)
     gateway = fields.String(required=True)
     dns_servers = fields.List(fields.String(), load_default=list, validate=validate.Length(max=4))
@@ -149,6 +151,10 @@ class RoutedNetworkSpec(StrictSchema):
     def _gateway_inside(self, data, **_):
         if ipaddress.IPv4Address(data["gateway"]) not in ipaddress.IPv4Network(data["cidr"]):
             raise ValidationError(f"not in {data['cidr']}", "gateway")
+
+
+class RoutedNetworkNameRequest(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(ROUTED_NETWORK_PATTERN))
 
 
 class RoutedNetworkSchema(StrictSchema):

@@ -39,7 +39,8 @@ from hostagent.schemas import (
     RebootDomainRequest, StartDomainRequest, StopDomainRequest, VolumeInfoSchema)
 from hostagent import sequence
 from hostagent.netfilter import HostFirewall
-from hostagent.schemas import NetworkRulesRequest, NetworkRulesSchema, RoutedNetworkSchema, RoutedNetworkSpec
+from hostagent.schemas import (
+    NetworkRulesRequest, NetworkRulesSchema, RoutedNetworkNameRequest, RoutedNetworkSchema, RoutedNetworkSpec)
 from hostagent.ssh_readiness import SshReadiness, ssh_ready_handler
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,14 @@ class HostAgent:
     def ensure_routed_network(self, request):
         """The routed subnet's network on this host, defined and running (idempotent: by name)."""
         return dump(RoutedNetworkSchema, self._ensure_routed(load(RoutedNetworkSpec, request)))
+
+    @rpc
+    def remove_routed_network(self, request):
+        """The routed subnet was deleted: its network goes (idempotent: `removed` false when it
+        was gone); Conflict naming `network` while a domain's definition names it."""
+        name = load(RoutedNetworkNameRequest, request)["name"]
+        with _dhcp_lock:
+            return {"removed": self.hypervisor.run(routed.remove_network, name)}
 
     def _ensure_routed(self, spec):
         mode = self.config.get("ROUTED_FORWARD_MODE") or routed.DEFAULT_FORWARD_MODE

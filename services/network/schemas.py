@@ -3,11 +3,11 @@ import ipaddress
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
+from common.hostrpc import HOST_NAME_PATTERN
 from common.schemas import Id, StrictSchema, UtcDateTime
 
 SUBNET_NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
 SUBNET_MODES = ("bridged", "routed")
-HOST_NAME = dict(validate=validate.Length(min=1, max=64))
 IPV4 = dict(validate=validate.Length(max=15))   # the validators below say what is wrong
 
 
@@ -59,9 +59,9 @@ class CreateSubnetRequest(StrictSchema):
     mode = fields.String(load_default="bridged", validate=validate.OneOf(SUBNET_MODES), metadata={
         "description": "bridged: guests on the hosts' shared segment; routed: one host is the guests' gateway "
                        "and routes their addresses (its upstream routes the subnet to that host)"})
-    host = fields.String(load_default=None, allow_none=True, metadata={
-        "description": "the host a routed subnet is routed to (required for routed, refused for bridged)"},
-        **HOST_NAME)
+    host = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
+        HOST_NAME_PATTERN, error="not a host name (lower-case letters, digits and '-', at most 48)"), metadata={
+        "description": "the host a routed subnet is routed to (required for routed, refused for bridged)"})
 
     @validates("cidr")
     def _cidr(self, value, **_):

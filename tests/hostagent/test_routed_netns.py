@@ -14,6 +14,7 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from common import netns
+from common.errors import Conflict
 from hostagent import dhcp, routed
 from hostagent.service import make_service
 from tests.hostagent.qemu_hosts import private_qemu_host
@@ -138,7 +139,8 @@ def neighbours_on(namespace, bridge):
 def test_a_guest_of_a_routed_subnet_joins_its_network_and_leaves_nothing_behind(agent, qemu_host, tmp_path):
     """create_domain with the subnet's network (as the saga sends it): the network is made on the
     way, the guest's tap is on the routed bridge, its DHCP and neighbour entries are there; a stop
-    and start puts them back from the domain's own definition; destroy removes them."""
+    and start puts them back from the domain's own definition; destroy removes them; the network
+    goes when its subnet is deleted, not while a domain names it."""
     import subprocess
     disk = tmp_path / "disk.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
@@ -170,12 +172,19 @@ def test_a_guest_of_a_routed_subnet_joins_its_network_and_leaves_nothing_behind(
             netns.run(qemu_host.netns, ["ip", "neigh", "del", ip, "dev", bridge])
             assert host.start_domain({"instance_id": instance_id})["state"] == "running"
             assert f"{ip} lladdr {mac} PERMANENT" in neighbours_on(qemu_host.netns, bridge)
+            # Its subnet deleted while a domain still names the network: the network stays.
+            with pytest.raises(Conflict) as refused:
+                host.remove_routed_network({"name": subnet["name"]})
+            assert set(refused.value.fields) == {"network"}
         finally:
             gone = host.destroy_domain({"instance_id": instance_id})
+        conn = qemu_host.open()
+        try:
+            assert dhcp.dhcp_hosts(conn, subnet["name"]) == []   # destroy found its entry there
+        finally:
+            conn.close()
+        assert ip not in neighbours_on(qemu_host.netns, bridge)
+        assert host.remove_routed_network({"name": subnet["name"]}) == {"removed": True}
+        assert host.remove_routed_network({"name": subnet["name"]}) == {"removed": False}   # redelivered
     assert gone["deleted"]
-    conn = qemu_host.open()
-    try:
-        assert dhcp.dhcp_hosts(conn, subnet["name"]) == []
-    finally:
-        conn.close()
-    assert ip not in neighbours_on(qemu_host.netns, bridge)
+    assert bridge not in netns.run(qemu_host.netns, ["ip", "-o", "link"]).stdout

@@ -1,6 +1,7 @@
 """Routed subnets (issue 11) through the real network service over RabbitMQ: the mode/host rules of
 a new subnet, and which subnet an instance's address comes from, depending on its host."""
 import pytest
+from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from common.errors import Conflict, InvalidInput
@@ -92,3 +93,30 @@ def test_course_block_of_a_routed_subnet(network):
         assert block["cidr"] == "10.84.0.16/28"
         assert rpc.allocate_address({"owner": "c-1", "project": 40, "host": "h1"})["ip"] == "10.84.0.16"
         assert rpc.allocate_address({"owner": "c-2", "project": 41, "host": "h1"})["ip"] == "10.84.0.2"
+
+
+class FakeHostAgent:
+    """Stands in for the agent of host h9: records what the network service asks it."""
+    name = "hostagent_h9"
+    asked = []
+
+    @rpc
+    def remove_routed_network(self, request):
+        FakeHostAgent.asked.append(request)
+        return {"removed": True}
+
+
+def test_a_deleted_routed_subnet_goes_from_its_host(network, container_factory):
+    container_factory(FakeHostAgent, network).start()
+    FakeHostAgent.asked.clear()
+    with ServiceRpcProxy("network", network) as rpc_proxy:
+        assert refused_fields(lambda: rpc_proxy.create_subnet(
+            ADMIN, {"name": "r", "cidr": "10.85.0.0/24", "mode": "routed", "host": "Bad_Host"})) == {"host"}
+        made = rpc_proxy.create_subnet(ADMIN, {"name": "gone", "cidr": "10.85.0.0/24", "mode": "routed", "host": "h9"})
+        rpc_proxy.delete_subnet(ADMIN, made["id"])
+        assert FakeHostAgent.asked == [{"name": "lcr-gone"}]
+        # A host no agent ever served: nothing was made there, the delete goes through.
+        other = rpc_proxy.create_subnet(ADMIN, {"name": "nowhere", "cidr": "10.86.0.0/24", "mode": "routed",
+                                                "host": "never-seen"})
+        assert rpc_proxy.delete_subnet(ADMIN, other["id"])["name"] == "nowhere"
+        assert [s["name"] for s in rpc_proxy.list_subnets(ADMIN)] == ["default"]
