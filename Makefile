@@ -6,7 +6,7 @@ VENV ?= .venv
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rabbitmq-server \
 	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2 postgresql \
 	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client cpio \
-	syslinux syslinux-common mtools dosfstools fdisk nftables
+	syslinux syslinux-common mtools dosfstools fdisk nftables iptables
 # Only for `make test`: the system python3 libraries Debian's cloud-init needs, so a test can run
 # cloud-init's own EC2 datasource against the metadata service; Debian's chromium, which the
 # browser tests drive through Playwright (Playwright cannot download its own browsers here);

@@ -9,6 +9,8 @@ MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
 DOMAIN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 VOLUME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 DISK_FORMATS = ("qcow2", "raw")
+# A routed subnet's libvirt network: `lcr-` + the subnet's name (routed.py).
+ROUTED_NETWORK_PATTERN = r"^lcr-[a-z0-9][a-z0-9-]{0,63}$"
 HOSTNAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 MAX_STOP_TIMEOUT_S = 600
 MAX_CONSOLE_BYTES = 1 << 20
@@ -124,6 +126,48 @@ class VolumeInfoSchema(StrictSchema):
     format = fields.String()
 
 
+class RoutedNetworkSpec(StrictSchema):
+    """A routed subnet of this host (routed.py): the network service's AddressSchema names it
+    (`network`, `cidr`, `gateway`, `dns_servers`)."""
+    name = fields.String(required=True, validate=validate.Regexp(ROUTED_NETWORK_PATTERN))
+    cidr = fields.String(required=True)
+    gateway = fields.String(required=True)
+    dns_servers = fields.List(fields.String(), load_default=list, validate=validate.Length(max=4))
+
+    @validates("cidr")
+    def _cidr(self, value, **_):
+        try:
+            ipaddress.IPv4Network(value, strict=True)
+        except ValueError:
+            raise ValidationError("not an IPv4 network") from None
+
+    @validates("gateway")
+    def _gateway(self, value, **_):
+        _check_ip(value)
+
+    @validates("dns_servers")
+    def _dns(self, values, **_):
+        for value in values:
+            _check_ip(value)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _gateway_inside(self, data, **_):
+        if ipaddress.IPv4Address(data["gateway"]) not in ipaddress.IPv4Network(data["cidr"]):
+            raise ValidationError(f"not in {data['cidr']}", "gateway")
+
+
+class RoutedNetworkNameRequest(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(ROUTED_NETWORK_PATTERN))
+
+
+class RoutedNetworkSchema(StrictSchema):
+    name = fields.String()
+    bridge = fields.String(allow_none=True)
+    forward_mode = fields.String()
+    active = fields.Boolean()
+    created = fields.Boolean(metadata={"description": "this call defined it (false: it existed)"})
+
+
 class DomainSpec(StrictSchema):
     instance_id = UuidString(required=True)
     name = fields.String(required=True, validate=validate.Regexp(DOMAIN_NAME_PATTERN))
@@ -146,6 +190,9 @@ class DomainSpec(StrictSchema):
     cmdline = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2048))
     hostname = fields.String(load_default=None, allow_none=True,
                              validate=validate.Regexp(HOSTNAME_PATTERN, error="not a hostname label"))
+    # The guest's address is on a routed subnet of this host: its interface joins that network
+    # (made first if needed); null: the host's own network (HOST_NETWORK).
+    network = fields.Nested(RoutedNetworkSpec, load_default=None, allow_none=True)
 
     @validates_schema
     def _shares_fit(self, data, **_):

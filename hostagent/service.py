@@ -21,7 +21,7 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from eventlet import semaphore
 
-from hostagent import bandwidth, console, dhcp, domains, migration, neighbours, power, shares, stats, storage_pool
+from hostagent import bandwidth, console, dhcp, domains, migration, neighbours, power, routed, shares, stats, storage_pool
 from hostagent import pools, volume_devices
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
@@ -39,7 +39,8 @@ from hostagent.schemas import (
     RebootDomainRequest, StartDomainRequest, StopDomainRequest, VolumeInfoSchema)
 from hostagent import sequence
 from hostagent.netfilter import HostFirewall
-from hostagent.schemas import NetworkRulesRequest, NetworkRulesSchema
+from hostagent.schemas import (
+    NetworkRulesRequest, NetworkRulesSchema, RoutedNetworkNameRequest, RoutedNetworkSchema, RoutedNetworkSpec)
 from hostagent.ssh_readiness import SshReadiness, ssh_ready_handler
 
 log = logging.getLogger(__name__)
@@ -193,10 +194,13 @@ class HostAgent:
         ssh_port = self._forward(instance_id, spec["ip"], recorded_port)
         if existing is None and not self.hypervisor.is_test_driver:
             console.prepare(self.config, instance_id)
-        xml = build_domain_xml(spec, self.config, self.hypervisor.uri, ssh_port, self.pool.disk_format)
+        # The guest's interface joins the host's network, or its routed subnet's (made first).
+        network = self._join_network(spec["network"])
+        xml = build_domain_xml(spec, {**self.config, "HOST_NETWORK": network}, self.hypervisor.uri, ssh_port,
+                               self.pool.disk_format)
         # Before the start, so a guest that asks DHCP (cloud images) gets its address at once.
-        self._dhcp(dhcp.add_dhcp_host, spec["mac"], spec["ip"], dhcp.entry_name(instance_id))
-        self._neighbour(neighbours.pin, spec["ip"], spec["mac"])
+        self._dhcp(dhcp.add_dhcp_host, spec["mac"], spec["ip"], dhcp.entry_name(instance_id), network=network)
+        self._neighbour(neighbours.pin, spec["ip"], spec["mac"], network=network)
         self.metadata_server.forget(spec["ip"])
         try:
             state = self.hypervisor.run(domains.create_domain, instance_id, xml)
@@ -208,6 +212,60 @@ class HostAgent:
         self._apply_recorded_bandwidth(instance_id)
         self._probe_ssh(state, spec["ip"])
         return self._domain_state(state)
+
+    # ----- routed subnets (routed.py) -----
+    @rpc
+    def ensure_routed_network(self, request):
+        """The routed subnet's network on this host, defined and running (idempotent: by name)."""
+        return dump(RoutedNetworkSchema, self._ensure_routed(load(RoutedNetworkSpec, request)))
+
+    @rpc
+    def remove_routed_network(self, request):
+        """The routed subnet was deleted: its network goes (idempotent: `removed` false when it
+        was gone); Conflict naming `network` while a domain's definition names it."""
+        name = load(RoutedNetworkNameRequest, request)["name"]
+        with _dhcp_lock:
+            return {"removed": self.hypervisor.run(routed.remove_network, name)}
+
+    def _ensure_routed(self, spec):
+        mode = self.config.get("ROUTED_FORWARD_MODE") or routed.DEFAULT_FORWARD_MODE
+        with _dhcp_lock:   # a redefinition must not interleave with a DHCP entry change
+            made = self.hypervisor.run(routed.ensure_network, spec, mode)
+        self._enable_routing(made["bridge"])
+        return made
+
+    def _enable_routing(self, bridge):
+        namespace = self.config.get("HOST_NETNS")
+        if namespace and bridge and not self.hypervisor.is_test_driver:
+            routed.enable_routing(namespace, bridge)
+
+    def _join_network(self, routed_spec):
+        """The libvirt network a new guest joins."""
+        if routed_spec is None:
+            return self._host_network
+        return self._ensure_routed(routed_spec)["name"]
+
+    def _network_of(self, instance_id):
+        """The network an existing guest joins, running (a routed one is started again after a
+        restart of the host, with routing on); HOST_NETWORK when the domain names no routed one."""
+        joined = self.hypervisor.run(routed.domain_network, instance_id)
+        if not routed.is_routed_network(joined):
+            return self._host_network
+        bridge = self.hypervisor.run(routed.start_network, joined)
+        if bridge is None:
+            return self._host_network
+        self._enable_routing(bridge)
+        return joined
+
+    def _guest_networks(self):
+        """Every network of this host that holds guests' DHCP entries (real hosts)."""
+        if self.hypervisor.is_test_driver:
+            return [self._host_network]
+        return [self._host_network] + self.hypervisor.run(routed.routed_networks)
+
+    @property
+    def _host_network(self):
+        return self.config.get("HOST_NETWORK", "default")
 
     # ----- security groups and floating IPs (netfilter.py; pushed whole by the network service) -----
     @rpc
@@ -266,8 +324,9 @@ class HostAgent:
         instance_id = spec["instance_id"]
         if self.hypervisor.run(domains.existing_metadata, instance_id) is not None:
             return
-        self._dhcp(dhcp.remove_dhcp_host, spec["mac"], spec["ip"])
-        self._neighbour(neighbours.unpin, spec["ip"])
+        network = spec["network"]["name"] if spec["network"] else self._host_network
+        self._dhcp(dhcp.remove_dhcp_host, spec["mac"], spec["ip"], network=network)
+        self._neighbour(neighbours.unpin, spec["ip"], network=network)
         if self.ssh_forwarder is not None:
             self.ssh_forwarder.stop(instance_id)
 
@@ -284,12 +343,17 @@ class HostAgent:
         if self.ssh_forwarder is not None:
             forwarded_ip = self.ssh_forwarder.target_ip_of(instance_id)
             self.ssh_forwarder.stop(instance_id, keep_sessions=request["keep_sessions"])
-        removed, left = self._dhcp(dhcp.remove_instance_hosts, instance_id, metadata.get("mac"),
-                                   metadata.get("ip")) or ([], [])
-        ips = {metadata.get("ip"), forwarded_ip} | {entry["ip"] for entry in removed}
-        ips -= {None, ""} | {entry["ip"] for entry in left}  # an address another guest holds now
-        for ip in sorted(ips):
-            self._neighbour(neighbours.unpin, ip)
+        forgotten = set()
+        # Its entries may be on the host's network or on a routed subnet's (routed.py).
+        for network in self._guest_networks():
+            removed, left = self._dhcp(dhcp.remove_instance_hosts, instance_id, metadata.get("mac"),
+                                       metadata.get("ip"), network=network) or ([], [])
+            ips = {metadata.get("ip"), forwarded_ip} | {entry["ip"] for entry in removed}
+            ips -= {None, ""} | {entry["ip"] for entry in left}  # an address another guest holds now
+            for ip in sorted(ips):
+                self._neighbour(neighbours.unpin, ip, network=network)
+            forgotten |= ips
+        for ip in sorted(forgotten):
             self.metadata_server.forget(ip)
         console.remove(self.config, instance_id)
         self._clear_bandwidth(instance_id)
@@ -427,21 +491,22 @@ class HostAgent:
         if self.ssh_probes is not None:
             self.ssh_probes.cancel(instance_id)
 
-    def _dhcp(self, operation, *args):
-        """A DHCP host entry change on HOST_NETWORK and its result; real hosts only (the test
-        driver's network serves no guests: None)."""
+    def _dhcp(self, operation, *args, network=None):
+        """A DHCP host entry change on `network` (default HOST_NETWORK) and its result; real hosts
+        only (the test driver's network serves no guests: None)."""
         if self.hypervisor.is_test_driver:
             return None
-        network = self.config.get("HOST_NETWORK", "default")
+        network = network or self._host_network
         with _dhcp_lock:
             return self.hypervisor.run(lambda conn: operation(conn, *args, network=network))
 
-    def _neighbour(self, operation, *args):
-        """A static neighbour entry on the host network's bridge, inside HOST_NETNS (real hosts)."""
+    def _neighbour(self, operation, *args, network=None):
+        """A static neighbour entry on the bridge of `network` (default HOST_NETWORK), inside
+        HOST_NETNS (real hosts)."""
         namespace = self.config.get("HOST_NETNS")
         if self.hypervisor.is_test_driver or not namespace:
             return
-        network = self.config.get("HOST_NETWORK", "default")
+        network = network or self._host_network
         bridge = self.hypervisor.run(lambda conn: conn.networkLookupByName(network).bridgeName())
         operation(namespace, bridge, *args)
 
@@ -474,8 +539,10 @@ class HostAgent:
         if self.hypervisor.is_test_driver:
             return
         if metadata and metadata.get("mac") and metadata.get("ip"):
-            self._dhcp(dhcp.add_dhcp_host, metadata["mac"], metadata["ip"], dhcp.entry_name(instance_id))
-            self._neighbour(neighbours.pin, metadata["ip"], metadata["mac"])
+            network = self._network_of(instance_id)
+            self._dhcp(dhcp.add_dhcp_host, metadata["mac"], metadata["ip"], dhcp.entry_name(instance_id),
+                       network=network)
+            self._neighbour(neighbours.pin, metadata["ip"], metadata["mac"], network=network)
 
     def _restore_forward(self, instance_id, metadata):
         """The forward comes back (after an agent restart) on its recorded port."""
@@ -514,8 +581,10 @@ class HostAgent:
 
 
 def _read_inventory(conn, pool, network):
-    """(labcloud's domains, every volume of the pool, labcloud's DHCP entries on `network`)."""
-    entries = dhcp.instance_entries(conn, network) if network else []
+    """(labcloud's domains, every volume of the pool, labcloud's DHCP entries on `network` and on
+    the host's routed networks)."""
+    networks = [network] + routed.routed_networks(conn) if network else []
+    entries = [entry for name in networks for entry in dhcp.instance_entries(conn, name)]
     return domains.list_domains(conn), storage_pool.list_volumes(pool), entries
 
 

@@ -4,14 +4,16 @@ from gateway.api.registry import NETWORK, route
 
 
 @route("GET", "/api/v1/subnets", tag="networks",
-       summary="The subnets: CIDR, gateway, allocation range, reserved addresses, MAC policy, use (admin)",
+       summary="The subnets: CIDR, gateway, allocation range, reserved addresses, MAC policy, mode (bridged, "
+               "or routed to one host), use (admin)",
        response=NETWORK + "SubnetSchema", many=True)
 def list_subnets(rpc, actor):
     return rpc.network.list_subnets(actor)
 
 
 @route("POST", "/api/v1/subnets", tag="networks",
-       summary="Create a subnet (admin): its allocation range, reserved addresses, DNS servers and MAC policy",
+       summary="Create a subnet (admin): its allocation range, reserved addresses, DNS servers, MAC policy and "
+               "mode (`routed` needs `host`: the host its upstream routes the subnet to)",
        body=NETWORK + "CreateSubnetRequest", response=NETWORK + "SubnetSchema", status=201, errors=(409,))
 def create_subnet(rpc, actor, body):
     return rpc.network.create_subnet(actor, body)

@@ -38,16 +38,17 @@ def set_state(session, name, state, policy, now):
     return scheduler.set_host_state(session, name, state, policy, now)
 
 
-def drain(session, actor, name, policy, now):
+def drain(session, actor, name, policy, now, routed_subnet_of=None):
     """Returns (the host, [(instance id, its state before)] of the instances asked to migrate now,
-    {instance id: why not})."""
+    {instance id: why not}). `routed_subnet_of`: as for migrate.request_migration."""
     scheduler.set_host_state(session, name, "draining", policy, now)
     movable = session.scalars(select(Instance.id).where(Instance.host == name, Instance.state.in_(MOVABLE))
                               .order_by(Instance.id)).all()
     started, refused = [], {}
     for instance_id in movable:
         try:
-            _instance, was = migrate.request_migration(session, actor, instance_id, {}, policy, now)
+            _instance, was = migrate.request_migration(session, actor, instance_id, {}, policy, now,
+                                                       routed_subnet_of)
         except LabcloudError as exc:   # no room elsewhere, or it changed meanwhile: it stays for now
             session.rollback()
             refused[instance_id] = exc.message

@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 ACTION = "migrate"
 
 
-def request_migration(session, actor, instance_id, request, placement_policy, now):
+def request_migration(session, actor, instance_id, request, placement_policy, now, routed_subnet_of=None):
     """Returns (instance, the state it migrates from: running or stopped), or (instance, None) when
-    a migration is already under way."""
+    a migration is already under way. `routed_subnet_of(instance_id)`: the routed subnet its address
+    is on (the network service's answer), or None; such an instance cannot leave its host."""
     instance = access.visible_instance(session, actor, instance_id)
     policy.enforce(actor, "instance:migrate", access.target(instance), what="migrate an instance")
     if instance.state == "migrating":
@@ -54,6 +55,7 @@ def request_migration(session, actor, instance_id, request, placement_policy, no
     wanted = placement.request_for(session.get(Flavor, instance.flavor_id), instance)
     wanted = dataclasses.replace(wanted, current_host=source)
     session.commit()  # pick_host and claim start with nothing of ours pending
+    _refuse_routed(instance_id, source, routed_subnet_of)
     destination = request.get("host")
     if destination:
         _claim_named(session, destination, source, wanted, now, placement_policy)
@@ -67,6 +69,15 @@ def request_migration(session, actor, instance_id, request, placement_policy, no
     session.commit()
     session.refresh(instance)
     return instance, was
+
+
+def _refuse_routed(instance_id, source, routed_subnet_of):
+    """Only its host's upstream routes a routed subnet (the network service refuses to place the
+    address elsewhere): refused now, rather than by the saga's first step."""
+    subnet = routed_subnet_of(instance_id) if routed_subnet_of else None
+    if subnet:
+        raise Conflict(f"the instance's address is on subnet {subnet}, routed to {source}: it cannot move",
+                       {"host": [f"its subnet {subnet} is routed to {source}"]})
 
 
 def _claim_named(session, name, source, wanted, now, placement_policy):

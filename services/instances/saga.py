@@ -30,6 +30,10 @@ def domain_spec(instance, flavor, disk_path, address, boot):
         **shares.host_request(instance, flavor), "name": f"lc-{instance.id}", "disk_path": disk_path,
         "mac": address["mac"], "ip": address["ip"], "hostname": instance.name,
     }
+    if address.get("network"):
+        # A routed subnet of the host: the agent makes its network (by this name) and plugs the guest in.
+        spec["network"] = {"name": address["network"], "cidr": address["cidr"], "gateway": address["gateway"],
+                           "dns_servers": address.get("dns_servers", [])}
     if boot:
         spec.update(kernel=boot["kernel"], initrd=boot["initrd"],
                     cmdline=f"{boot['cmdline']} {kernel_ip_argument(instance, address)}".strip())

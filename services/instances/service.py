@@ -154,7 +154,7 @@ class InstancesService:
         once with the instance `migrating`."""
         request = load(MigrateRequest, request)
         instance, was = migrate.request_migration(self.db, load_actor(actor), instance_id, request,
-                                                  self._policy(), self.clock())
+                                                  self._policy(), self.clock(), self._routed_subnet_of)
         if was:
             self.dispatch("instance_migrate_requested", {"instance_id": instance.id, "live": was == "running"})
         return dump(InstanceSchema, instance)
@@ -218,10 +218,16 @@ class InstancesService:
         actor = load_actor(actor)
         policy.enforce(actor, "host:update", what="drain a host")
         name = load(HostNameSchema, {"name": name})["name"]
-        host, started, refused = host_admin.drain(self.db, actor, name, self._policy(), self.clock())
+        host, started, refused = host_admin.drain(self.db, actor, name, self._policy(), self.clock(),
+                                                  self._routed_subnet_of)
         for instance_id, was in started:
             self.dispatch("instance_migrate_requested", {"instance_id": instance_id, "live": was == "running"})
         return dump(HostDrainSchema, {**host, "migrations_started": [i for i, _was in started], "refused": refused})
+
+    def _routed_subnet_of(self, instance_id):
+        """The routed subnet the instance's address is on (it cannot leave its host), or None."""
+        address = self.network.get_address(instance_id)
+        return address["subnet"] if address and address.get("mode") == "routed" else None
 
     def _set_host_state(self, actor, name, state):
         policy.enforce(load_actor(actor), "host:update", what="disable or enable a host")

@@ -35,17 +35,42 @@ def mac_for(subnet, ip):
     return mac_for_ip(ip) if subnet.mac_policy == "orca" else random_mac()
 
 
+def routed_network_name(subnet_name):
+    """The libvirt network a routed subnet's guests join on its host (the host agent makes it by
+    this name when the first guest comes: routed.py)."""
+    return f"lcr-{subnet_name}"
+
+
 def describe(address, subnet):
     net = ipaddress.IPv4Network(subnet.cidr)
     return {
         "owner": address.owner, "subnet": subnet.name, "cidr": subnet.cidr, "ip": address.ip,
         "mac": address.mac, "gateway": subnet.gateway, "prefixlen": net.prefixlen,
         "dns_servers": [d for d in (subnet.dns_servers or "").split(",") if d],
-        "allocated_at": address.allocated_at,
+        "allocated_at": address.allocated_at, "mode": subnet.mode,
+        "network": routed_network_name(subnet.name) if subnet.mode == "routed" else None,
     }
 
 
-def find_subnet(session, name=None):
+def find_subnet(session, name=None, host=None):
+    """The subnet a new address of an instance on `host` comes from: the one named (a routed one
+    only when it is routed to `host`), else the first routed subnet of `host` (its guests are
+    routed), else the default subnet. A routed subnet of another host is never chosen."""
+    if name:
+        subnet = named_or_default(session, name)
+        if subnet.mode == "routed" and subnet.host != host:
+            raise Conflict(f"subnet {name} is routed to host {subnet.host}, not to {host}",
+                           {"subnet": [f"routed to host {subnet.host}"]})
+        return subnet
+    if host is not None:
+        routed = session.scalars(select(Subnet).where(Subnet.purpose == "guests", Subnet.mode == "routed",
+                                                      Subnet.host == host).order_by(Subnet.id)).first()
+        if routed is not None:
+            return routed
+    return named_or_default(session)
+
+
+def named_or_default(session, name=None):
     query = select(Subnet).where(Subnet.purpose == "guests")
     query = query.where(Subnet.name == name) if name else query.where(Subnet.is_default)
     subnet = session.scalars(query).first()
@@ -88,6 +113,14 @@ def place(session, owner, host, moving_to=None):
     address = session.scalars(select(Address).where(Address.owner == owner)).first()
     if address is None:
         return None
+    subnet = session.get(Subnet, address.subnet_id)
+    strays = {host, moving_to} - {None, subnet.host}
+    if subnet.mode == "routed" and strays:
+        # Only its host's upstream routes the subnet: the guest would be unreachable elsewhere.
+        session.rollback()
+        raise Conflict(f"{address.ip} is on subnet {subnet.name}, routed to host {subnet.host}: "
+                       f"its instance cannot run on {', '.join(sorted(strays))}",
+                       {"host": [f"the instance's subnet is routed to {subnet.host}"]})
     before = {address.host, address.moving_to}
     address.host, address.moving_to = host, moving_to
     session.commit()
@@ -104,7 +137,7 @@ def allocate_address(session, owner, subnet_name=None, project_id=None, host=Non
             if host is not None:
                 place(session, owner, host)   # a retry after the instance was placed elsewhere
             return existing, False
-        subnet = find_subnet(session, subnet_name)
+        subnet = find_subnet(session, subnet_name, host)
         block = course_block(session, subnet.id, project_id)
         if block is not None and block.ends_at is not None and block.ends_at <= utcnow():
             block = None   # ended: it waits for its addresses to go back; new guests use the shared pool

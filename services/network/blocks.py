@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from common.clock import utcnow
 from common.errors import CapacityExhausted, Conflict, InvalidInput, NotFound
 from services.network import ipam
-from services.network.addresses import course_block, find_subnet
+from services.network.addresses import course_block, named_or_default
 from services.network.models import Address, Subnet, SubnetBlock
 
 SMALLEST, LARGEST = 28, 22
@@ -34,7 +34,7 @@ def describe(session, block):
 def reserve(session, project_id, prefixlen, subnet_name=None, ends_at=None, now=None):
     if ends_at is not None and ends_at <= (now or utcnow()):
         raise InvalidInput("ends_at: in the past", {"ends_at": ["in the past"]})
-    subnet = find_subnet(session, subnet_name)
+    subnet = named_or_default(session, subnet_name)
     if course_block(session, subnet.id, project_id) is not None:
         raise Conflict(f"project {project_id} has a block of subnet {subnet.name} already",
                        {"project": ["has a block of this subnet"]})

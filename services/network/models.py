@@ -26,6 +26,11 @@ class Subnet(Base):
     # `guests` (fixed addresses of instances) or `floating` (a pool of floating IPs, floating.py):
     # both are allocated through the same free ranges (ipam.py).
     purpose: Mapped[str] = mapped_column(String(8), default="guests", server_default="guests")
+    # `bridged`: guests on the hosts' shared L2 segment (qemu_host.py, host_link.py). `routed`: the
+    # one host `host` is the guests' gateway and routes their addresses (the host agent's
+    # routed.py), because its upstream routes the whole subnet to that host's uplink address.
+    mode: Mapped[str] = mapped_column(String(8), default="bridged", server_default="bridged")
+    host = mapped_column(String(64), nullable=True, index=True)
     created_at = mapped_column(DateTime, default=utcnow)
 
 

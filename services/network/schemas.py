@@ -1,11 +1,13 @@
 """RPC payloads of the network service."""
 import ipaddress
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
+from common.hostrpc import HOST_NAME_PATTERN
 from common.schemas import Id, StrictSchema, UtcDateTime
 
 SUBNET_NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
+SUBNET_MODES = ("bridged", "routed")
 IPV4 = dict(validate=validate.Length(max=15))   # the validators below say what is wrong
 
 
@@ -54,12 +56,31 @@ class CreateSubnetRequest(StrictSchema):
     mac_policy = fields.String(load_default="orca", validate=validate.OneOf(["orca", "random"]), metadata={
         "description": "orca: aa:00 + the IPv4 bytes (a list admins can pre-approve); random: locally administered"})
     is_default = fields.Boolean(load_default=False)
+    mode = fields.String(load_default="bridged", validate=validate.OneOf(SUBNET_MODES), metadata={
+        "description": "bridged: guests on the hosts' shared segment; routed: one host is the guests' gateway "
+                       "and routes their addresses (its upstream routes the subnet to that host)"})
+    host = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
+        HOST_NAME_PATTERN, error="not a host name (lower-case letters, digits and '-', at most 48)"), metadata={
+        "description": "the host a routed subnet is routed to (required for routed, refused for bridged)"})
 
     @validates("cidr")
     def _cidr(self, value, **_):
-        net = _network(value, 29)
-        if not net.is_private:
-            raise ValidationError("labcloud subnets must be private ranges")
+        _network(value, 29)
+
+    @validates_schema(skip_on_field_errors=True)
+    def _mode(self, data, **_):
+        routed = data["mode"] == "routed"
+        if routed and not data["host"]:
+            raise ValidationError("required for a routed subnet", "host")
+        if not routed and data["host"]:
+            raise ValidationError("only a routed subnet has a host", "host")
+        if routed and data["is_default"]:
+            # The default subnet is where any host's guests go when nothing else is chosen.
+            raise ValidationError("a routed subnet serves one host: it cannot be the default", "is_default")
+        # A routed subnet's upstream routes it to the host: it may be public (a provider's
+        # routed subnet); a bridged one is a private network of the hosts.
+        if not routed and not ipaddress.IPv4Network(data["cidr"]).is_private:
+            raise ValidationError("labcloud's bridged subnets must be private ranges", "cidr")
 
     @validates("gateway", "allocation_start", "allocation_end")
     def _address(self, value, **_):
@@ -120,6 +141,10 @@ class AddressSchema(StrictSchema):
     prefixlen = fields.Integer()
     dns_servers = fields.List(fields.String())
     allocated_at = UtcDateTime()
+    mode = fields.String(metadata={"description": "the subnet's mode: bridged or routed"})
+    network = fields.String(allow_none=True, metadata={
+        "description": "routed: the libvirt network the guest joins on its host (made by the host agent); "
+                       "bridged: null (the host's own network)"})
 
 
 class SubnetSchema(StrictSchema):
@@ -133,6 +158,8 @@ class SubnetSchema(StrictSchema):
     dns_servers = fields.List(fields.String())
     reserved = fields.List(fields.String())
     mac_policy = fields.String()
+    mode = fields.String(metadata={"description": "bridged or routed"})
+    host = fields.String(allow_none=True, metadata={"description": "the host a routed subnet is routed to"})
     allocated = fields.Integer(metadata={"description": "addresses guests hold"})
     free = fields.Integer(metadata={"description": "addresses guests can still get"})
     capacity = fields.Integer(metadata={"description": "allocated + free"})

@@ -16,7 +16,7 @@ from common.hostrpc import HostAgentRpc
 # The entry-point mixins as modules, not names: `nameko run` takes every class of this module
 # that has entry points for a service of its own.
 from services.network import addresses, blocks, floating, floating_rpc, host_rules, security_group_rpc, security_groups
-from services.network import subnets
+from services.network import routed_hosts, subnets
 from services.network.schemas import (
     AddressSchema, AllocateAddressRequest, BindSecurityGroupsRequest, CreateSubnetRequest, MacEntrySchema,
     NetworkSyncSchema, PortHostRequest, ProjectIdSchema, ReleaseAddressRequest, ReserveAddressRequest,
@@ -136,8 +136,13 @@ class NetworkService(floating_rpc.FloatingIpEntrypoints, security_group_rpc.Secu
 
     @rpc
     def delete_subnet(self, actor, subnet_id):
+        """A routed subnet's network goes from its host too (best effort: a host that does not
+        answer keeps it, logged; it carries no guest, and a new subnet of that name redefines it)."""
         policy.enforce(load_actor(actor), "subnet:delete", what="delete a subnet")
-        return dump(SubnetSchema, subnets.delete_subnet(self.db, self._id(subnet_id)))
+        deleted = subnets.delete_subnet(self.db, self._id(subnet_id))
+        if deleted["mode"] == "routed":
+            routed_hosts.remove_network(self.hosts, deleted)
+        return dump(SubnetSchema, deleted)
 
     @rpc
     def reserve_address(self, actor, subnet_id, request):

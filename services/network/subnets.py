@@ -1,5 +1,5 @@
 """Subnets, owned by admins: CIDR, gateway, DNS servers, the allocation range guests get addresses
-from, reserved addresses no guest gets, and the MAC policy. Creating one fills its free ranges
+from, reserved addresses no guest gets, the MAC policy and the mode (bridged, or routed to one host). Creating one fills its free ranges
 (ipam.py); reserving an address takes it out of them; a subnet is deleted only when no address of
 it is allocated."""
 import ipaddress
@@ -54,7 +54,8 @@ def create_subnet(session, request):
     subnet = Subnet(name=request["name"], cidr=str(net), gateway=str(gateway or ""), purpose=purpose,
                     is_default=bool(request.get("is_default")) and purpose == "guests",
                     allocation_start=str(start), allocation_end=str(end),
-                    dns_servers=",".join(request.get("dns_servers", [])), mac_policy=request.get("mac_policy", "orca"))
+                    dns_servers=",".join(request.get("dns_servers", [])), mac_policy=request.get("mac_policy", "orca"),
+                    mode=request.get("mode", "bridged"), host=request.get("host"))
     session.add(subnet)
     try:
         session.flush()
@@ -87,6 +88,7 @@ def summary(session, subnet):
     return {"id": subnet.id, "name": subnet.name, "cidr": subnet.cidr, "gateway": subnet.gateway,
             "is_default": subnet.is_default, "allocation_start": subnet.allocation_start,
             "allocation_end": subnet.allocation_end, "mac_policy": subnet.mac_policy,
+            "mode": subnet.mode, "host": subnet.host,
             "dns_servers": [d for d in (subnet.dns_servers or "").split(",") if d],
             "reserved": reserved, "allocated": allocated, "free": free,
             # What guests can get at most: the allocation range without the gateway and reserved.

@@ -31,11 +31,11 @@ def test_a_subnet_from_the_command_line_and_refused_to_a_user(stack):
     assert (made["allocated"], made["free"]) == (0, 10)
 
     lines = ok(run(home, "network", "list")).splitlines()  # piped: plain columns
-    assert lines[0].split() == ["ID", "NAME", "CIDR", "GATEWAY", "ALLOCATION_RANGE", "MACS", "ALLOCATED", "FREE",
-                                "DEFAULT"]
+    assert lines[0].split() == ["ID", "NAME", "CIDR", "GATEWAY", "ALLOCATION_RANGE", "MACS", "MODE", "ALLOCATED",
+                                "FREE", "DEFAULT"]
     row = next(line.split() for line in lines[1:] if name in line.split())
-    assert row == [str(made["id"]), name, f"{base}.0/24", f"{base}.1", f"{base}.20-{base}.30", "orca", "0", "10",
-                   "-"]  # not the default: an empty cell is "-" (awk keeps its columns)
+    assert row == [str(made["id"]), name, f"{base}.0/24", f"{base}.1", f"{base}.20-{base}.30", "orca", "bridged",
+                   "0", "10", "-"]  # not the default: an empty cell is "-" (awk keeps its columns)
 
     said = ok(run(home, "network", "reserve", name, f"{base}.25", "--note", "printer")).strip()
     assert said == f"{name}: reserved {base}.21, {base}.25"
@@ -60,6 +60,17 @@ def test_a_subnet_from_the_command_line_and_refused_to_a_user(stack):
         assert refused.returncode == 1 and refused.stdout == "", refused.stdout
         assert refused.stderr.startswith("error: ") and "administrator" in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+    # Routed: bound to a host; a routed subnet without one is refused naming the field.
+    routed_name, routed_base = f"{name}-r", f"10.{random.randrange(200, 250)}.{random.randrange(256)}"
+    refused = run(home, "network", "create", routed_name, f"{routed_base}.0/28", "--mode", "routed")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: host: "), refused.stderr
+    routed = json.loads(ok(run(home, "network", "create", routed_name, f"{routed_base}.0/28", "--mode", "routed",
+                               "--host", "hx", "--json")))
+    assert (routed["mode"], routed["host"]) == ("routed", "hx")
+    row = next(line for line in ok(run(home, "network", "list")).splitlines() if routed_name in line.split())
+    assert row.split()[6] == "routed:hx"
+    assert ok(run(home, "network", "delete", routed_name)).strip() == f"{routed_name}: deleted"
 
     assert ok(run(home, "network", "delete", name)).strip() == f"{name}: deleted"
     assert admin.call("GET", f"/subnets/{made['id']}").status_code == 404

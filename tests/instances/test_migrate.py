@@ -4,7 +4,7 @@ a lost reply, a failure, a redelivery, a delete in the middle, and the scheduler
 import pytest
 
 from common.errors import CapacityExhausted, Conflict, HostOperationFailed, InvalidInput
-from services.instances import instance_store, lifecycle, migrate, saga, scheduler
+from services.instances import host_admin, instance_store, lifecycle, migrate, saga, scheduler
 from services.instances.models import Instance
 from tests.instances.fakes import ADMIN, NOW, POLICY, FakeCloud, running_instance
 from tests.instances.test_scheduler import assert_counters_match, heartbeat
@@ -214,3 +214,21 @@ def test_a_stopped_instance_arrives_stopped_and_a_failed_cold_move_leaves_it_sto
     session.refresh(inst)
     assert inst.host == "h2" and hosts.holds("h2", inst.id) == {"domain", "entries", "disk"}
     assert_counters_match(session)
+
+
+def test_an_instance_on_a_routed_subnet_is_refused_before_anything_moves(world):
+    """Its address is on a routed subnet of its host (the network service says so): migrate and
+    drain refuse it at once, naming the host field, and nothing is claimed or changed."""
+    session, inst, _cloud = world
+    routed = {inst.id: "hetzner"}.get
+    with pytest.raises(Conflict) as refused:
+        migrate.request_migration(session, ADMIN, inst.id, {"host": "h2"}, POLICY, NOW, routed)
+    assert set(refused.value.fields) == {"host"} and "routed to h1" in str(refused.value)
+    assert session.get(Instance, inst.id).state == "running"
+    _host, started, why_not = host_admin.drain(session, ADMIN, "h1", POLICY, NOW, routed)
+    assert started == [] and "hetzner" in why_not[inst.id]
+    assert session.get(Instance, inst.id).state == "running"
+    assert_counters_match(session)
+    # A bridged one (no routed subnet): the same call moves it.
+    assert migrate.request_migration(session, ADMIN, inst.id, {"host": "h2"}, POLICY, NOW, lambda _id: None)[1] \
+        == "running"

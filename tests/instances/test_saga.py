@@ -216,3 +216,23 @@ def test_a_group_with_anti_affinity_is_recorded_and_needs_its_group(session):
     inst = lifecycle.record_instance(session, ACTOR, request, flavor_named(session, "small"), KEY, PROJECT,
                                      UNLIMITED)
     assert (inst.placement_group, inst.anti_affinity) == ("web", True)
+
+
+def test_an_address_of_a_routed_subnet_sends_the_guest_to_its_network(session):
+    """The network service's answer names the routed subnet's libvirt network: the host agent's
+    create_domain gets it (with the subnet), and the guest's gateway is the subnet's (the host)."""
+    from hostagent.schemas import DomainSpec
+    cloud = FakeCloud()
+    inst = new_instance(session)
+    cloud.addresses[inst.id] = {"owner": inst.id, "ip": "10.77.0.2", "mac": "aa:00:0a:4d:00:02",
+                                "gateway": "10.77.0.1", "prefixlen": 24, "cidr": "10.77.0.0/24",
+                                "dns_servers": ["9.9.9.9"], "mode": "routed", "network": "lcr-hetzner"}
+    assert saga.run_create(session, inst.id, cloud.peers, POLICY, lambda: NOW) == "running"
+    spec = load(DomainSpec, {k: v for k, v in cloud.domains[inst.id].items() if k != "state"})  # what the agent loads
+    assert spec["network"] == {"name": "lcr-hetzner", "cidr": "10.77.0.0/24", "gateway": "10.77.0.1",
+                               "dns_servers": ["9.9.9.9"]}
+    assert "ip=10.77.0.2::10.77.0.1:255.255.255.0:" in spec["cmdline"]
+    bridged = FakeCloud()
+    other = new_instance(session, name="vm2")
+    assert saga.run_create(session, other.id, bridged.peers, POLICY, lambda: NOW) == "running"
+    assert "network" not in bridged.domains[other.id]
