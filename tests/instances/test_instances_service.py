@@ -47,6 +47,10 @@ def test_create_and_delete_through_every_service(cloud):
 
 def test_host_dying_mid_create_is_tracked_and_cleaned_when_it_returns(cloud, container_factory, service_config):
     rpc, actor, key, host, agent = cloud
+    # A host that has served before (storage knows its pool's disk format, which a disk's name
+    # follows, so it records the disk before asking the host to make it) dies.
+    served = rpc.instances.create_instance(actor, {"name": "served", "flavor": 1, "image": 1, "key": key["id"]})
+    wait(lambda: rpc.instances.get_instance(actor, served["id"])["state"] == "running", what="first one running")
     agent.stop()  # heartbeats were seen, so the scheduler still picks this host
     inst = rpc.instances.create_instance(actor, {"name": "vm", "flavor": 1, "image": 1, "key": key["id"]})
     done = wait(lambda: (i := rpc.instances.get_instance(actor, inst["id"]))["state"] in ("error", "running")
@@ -56,7 +60,7 @@ def test_host_dying_mid_create_is_tracked_and_cleaned_when_it_returns(cloud, con
     # (a guest there may still use it), storage keeps the disk's record marked for deletion, and the
     # instance says its cleanup is incomplete, instead of forgetting what may exist.
     assert rpc.network.get_address(inst["id"])["ip"] is not None
-    assert [v["state"] for v in rpc.storage.list_volumes(host)] == ["deleting"]
+    assert [v["state"] for v in rpc.storage.list_volumes(host) if v["instance_id"] == inst["id"]] == ["deleting"]
     assert "cleanup incomplete" in done["reason"]
 
     container_factory(make_service(host), service_config(
@@ -64,7 +68,7 @@ def test_host_dying_mid_create_is_tracked_and_cleaned_when_it_returns(cloud, con
         HEARTBEAT_INTERVAL=0.2, STATS_INTERVAL=60)).start()  # the host comes back
     rpc.instances.delete_instance(actor, inst["id"])
     wait(lambda: gone(rpc, actor, inst["id"]), what="deleted")
-    assert rpc.storage.list_volumes(host) == []
+    assert [v["instance_id"] for v in rpc.storage.list_volumes(host)] == [served["id"]]
     assert rpc.network.get_address(inst["id"]) is None, "IP leaked"
     assert inst["id"] not in domain_uuids()
 
