@@ -33,7 +33,7 @@ def login_checker(user, password):
     def authenticate(_server, _session, _envelope, _mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user
               and auth_data.password.decode() == password)
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 on a failure
     return authenticate
 
 

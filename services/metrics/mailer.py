@@ -9,9 +9,13 @@ import email.utils
 
 from eventlet import patcher, tpool
 
-# smtplib as the standard library has it: its sockets are real ones, usable in tpool's threads.
-native_smtplib = patcher.original("smtplib")
-native_ssl = patcher.original("ssl")
+# smtplib and ssl as the standard library has them, on the real socket module: a green socket
+# must not be used from tpool's native threads. (patcher.original("ssl") is not enough: its
+# SSLSocket would still derive from the green socket.) Their exception classes are these modules'
+# own: catch native_smtplib.SMTPException, not smtplib's.
+_native_socket = patcher.original("socket")
+native_ssl = patcher.inject("ssl", None, ("socket", _native_socket))
+native_smtplib = patcher.inject("smtplib", None, ("socket", _native_socket), ("ssl", native_ssl))
 
 
 def _flag(value):
