@@ -13,6 +13,7 @@
   labcloud secgroup list COURSE    a course's security groups (rule-add, instance NAME --set G)
   labcloud login / logout / signup / token   your session with a gateway
   labcloud project / quota / user / key / audit   courses, limits, accounts, SSH keys, audit log
+  labcloud notifications list | enable KIND | disable KIND   which mail you get
 
 Every command but run, serve and image build talks to the gateway's REST API only. `labcloud
 login` keeps a token in ${XDG_CONFIG_HOME:-~/.config}/labcloud/config.json (mode 600);
@@ -36,6 +37,7 @@ import click
 from labcloud import lifecycle_commands
 from labcloud.commands import audit, hosts, instances, keys, networks, projects, resources, session, users
 from labcloud.commands import floating_ips, volumes
+from labcloud.commands import notifications
 from labcloud.commands.base import LabcloudGroup, completes
 from labcloud.image_register import register as image_register_command
 
@@ -255,7 +257,7 @@ def ssh(name, identity, user, command):
 
 
 for _module in (session, users, projects, keys, audit, hosts, networks, instances, resources, lifecycle_commands,
-                volumes, floating_ips):
+                volumes, floating_ips, notifications):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
