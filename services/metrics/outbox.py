@@ -42,7 +42,8 @@ def claim(session, row_id, sender, now, lease_seconds):
     session.commit()
     if result.rowcount != 1:
         return None
-    row = session.get(OutboxMessage, row_id)
+    # populate_existing: the worker's session may hold this row from before the UPDATE.
+    row = session.get(OutboxMessage, row_id, populate_existing=True)
     session.commit()
     return row
 
