@@ -215,3 +215,18 @@ def test_mail_to_a_user_accounts_does_not_know_is_dropped(accounts, notification
 def test_a_malformed_event_is_dropped_without_mail(notifications, mail_config, sink):
     publish(notifications, mail_config, "accounts", "user_approved", {"id": "x"}, "mail_user_approved")
     assert outbox_rows(mail_config) == []
+
+
+def test_two_replicas_send_each_mail_once(container_factory, mail_config, sink):
+    replicas = [container_factory(MetricsService, mail_config) for _ in range(2)]
+    for replica in replicas:
+        replica.start()
+    dispatch = event_dispatcher(mail_config)
+    for n in range(12):  # each event goes to one replica; both replicas' timers send what is due
+        dispatch("accounts", "user_approved", user_event(100 + n, f"student{n}"))
+    mails = sink.wait_for(12)
+    time.sleep(0.6)
+    mails = sink.messages()
+    assert len(mails) == 12 and len({m["Message-ID"] for m in mails}) == 12
+    assert sorted(m["To"] for m in mails) == sorted(f"student{n}@students.example" for n in range(12))
+    assert {row.state for row in outbox_rows(mail_config)} == {"sent"}
