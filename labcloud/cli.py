@@ -117,6 +117,9 @@ def _running_banner(stack):
     lines.append(f"log in: curl -s -X POST {stack.url}/api/v1/tokens -H 'Content-Type: application/json'"
                  " -d '{\"username\": \"admin\", \"password\": \"...\"}'")
     lines.append(f"    or: labcloud login --url {stack.url} --username admin")
+    if stack.smtp_port:
+        lines.append(f"mail labcloud sends: the Maildir {stack.data_dir}/mail (local SMTP sink on "
+                     f"127.0.0.1:{stack.smtp_port}; set SMTP_HOST for a real relay)")
     lines.append("Ctrl-C stops everything (guests are powered off, their disks stay).")
     return "\n".join(lines)
 

@@ -175,8 +175,6 @@ class Stack:
             time.sleep(0.05)
         with open(port_file) as f:
             self.smtp_port = int(f.read())
-        self.say(f"mail goes to the Maildir {os.path.join(self.data_dir, MAIL_DIR)} (local SMTP sink on "
-                 f"127.0.0.1:{self.smtp_port}; set SMTP_HOST for a real relay)")
 
     def _relay_configured(self):
         return bool(self.extra_env.get("SMTP_HOST") or os.environ.get("SMTP_HOST"))
