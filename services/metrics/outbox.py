@@ -7,7 +7,7 @@ mark_sent committed leaves the row pending; once its claim ends the mail is sent
 same Message-ID, so a receiver can drop the duplicate. That window is the only one."""
 import datetime as dt
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from services.metrics.models import OutboxMessage
 
@@ -94,6 +94,15 @@ def mark_failed(session, row, sender, now, error, policy):
 
 def mark_dropped(session, row, sender, reason):
     return _release(session, row.id, sender, state="dropped", last_error=str(reason)[:ERROR_MAX])
+
+
+def prune(session, before):
+    """Forget sent and dropped rows created before `before` (failed ones stay for an admin to see).
+    Their Message-IDs go with them: an event redelivered after that long would mail again."""
+    result = session.execute(delete(OutboxMessage).where(
+        OutboxMessage.state.in_(("sent", "dropped")), OutboxMessage.created_at < before))
+    session.commit()
+    return result.rowcount
 
 
 def counts(session):

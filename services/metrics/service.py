@@ -2,8 +2,10 @@
 and, as the notifications service, labcloud's one sender of mail: other services' events become
 outbox rows, a sender sends them. Entry points only; samples are in rrd_store.py, mail in
 notifications.py (events to rows, preferences), outbox.py, sender.py and mailer.py."""
+import datetime as dt
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.rpc import RpcProxy, rpc
 
@@ -15,7 +17,7 @@ from common.hostrpc import HOST_EVENT_SOURCE
 from common.policy import enforce
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.metrics import counters, notifications, sender
+from services.metrics import counters, notifications, outbox, sender
 from services.metrics.dependencies import MailPolicy, RrdStore, SenderName, SmtpMailer
 from services.metrics.rrd_store import STORED
 from services.metrics.schemas import (
@@ -36,6 +38,7 @@ class MetricsService:
     mail_policy = MailPolicy()
     sender_name = SenderName()
     accounts = RpcProxy("accounts")  # the address of an instance's owner
+    config = Config()
 
     @event_handler(HOST_EVENT_SOURCE, "domain_stats")
     def handle_domain_stats(self, payload):
@@ -121,6 +124,13 @@ class MetricsService:
     @config_timer("MAIL_SEND_INTERVAL", 5)
     def send_due_mail(self):
         self._send_due()
+
+    @config_timer("MAIL_PRUNE_INTERVAL", 3600)
+    def prune_sent_mail(self):
+        keep = dt.timedelta(days=float(self.config.get("MAIL_KEEP_DAYS", 30)))
+        pruned = outbox.prune(self.db, self.clock() - keep)
+        if pruned:
+            log.info("forgot %d sent or dropped mails older than %s", pruned, keep)
 
     # ----- notification preferences --------------------------------------------------------
 

@@ -60,6 +60,8 @@ def test_one_claim_wins_and_an_abandoned_claim_expires(sessions):
     assert not outbox.mark_sent(first, row, "replica-a", later)  # too late: no longer its row
     assert outbox.mark_sent(second, taken, "replica-b", later)
     assert outbox.counts(second) == {"sent": 1}
+    assert outbox.prune(second, T0) == 0  # younger than the cut-off: kept
+    assert outbox.prune(second, T0 + dt.timedelta(days=30)) == 1 and outbox.counts(second) == {}
 
 
 def test_failures_back_off_exponentially_up_to_the_cap_then_give_up(sessions):
