@@ -110,6 +110,9 @@ POLICY = {
     "subnet_block:end": (ADMIN, MANAGER),
     "reconcile:run": (ADMIN,),
     "reconcile:list": (ADMIN,),
+    # notification preferences (metrics): each user their own, nobody else's
+    "notification:get": (OWNER,),
+    "notification:set": (OWNER,),
 }
 
 

@@ -3,3 +3,4 @@ CREATE DATABASE accounts;
 CREATE DATABASE network;
 CREATE DATABASE storage;
 CREATE DATABASE instances;
+CREATE DATABASE metrics;

@@ -13,6 +13,7 @@
   labcloud secgroup list COURSE    a course's security groups (rule-add, instance NAME --set G)
   labcloud login / logout / signup / token   your session with a gateway
   labcloud project / quota / user / key / audit   courses, limits, accounts, SSH keys, audit log
+  labcloud notifications list | enable KIND | disable KIND   which mail you get
 
 Every command but run, serve and image build talks to the gateway's REST API only. `labcloud
 login` keeps a token in ${XDG_CONFIG_HOME:-~/.config}/labcloud/config.json (mode 600);
@@ -36,6 +37,7 @@ import click
 from labcloud import lifecycle_commands
 from labcloud.commands import audit, hosts, instances, keys, networks, projects, resources, session, users
 from labcloud.commands import floating_ips, volumes
+from labcloud.commands import notifications
 from labcloud.commands.base import LabcloudGroup, completes
 from labcloud.image_register import register as image_register_command
 
@@ -115,6 +117,9 @@ def _running_banner(stack):
     lines.append(f"log in: curl -s -X POST {stack.url}/api/v1/tokens -H 'Content-Type: application/json'"
                  " -d '{\"username\": \"admin\", \"password\": \"...\"}'")
     lines.append(f"    or: labcloud login --url {stack.url} --username admin")
+    if stack.smtp_port:
+        lines.append(f"mail labcloud sends: the Maildir {stack.data_dir}/mail (local SMTP sink on "
+                     f"127.0.0.1:{stack.smtp_port}; set SMTP_HOST for a real relay)")
     lines.append("Ctrl-C stops everything (guests are powered off, their disks stay).")
     return "\n".join(lines)
 
@@ -255,7 +260,7 @@ def ssh(name, identity, user, command):
 
 
 for _module in (session, users, projects, keys, audit, hosts, networks, instances, resources, lifecycle_commands,
-                volumes, floating_ips):
+                volumes, floating_ips, notifications):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -15,9 +15,12 @@ from labcloud.rabbit import RabbitNode, die_with_parent, new_node_name
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Services with their own database; metrics keeps rrdtool files instead of tables.
-DATABASE_SERVICES = ("accounts", "network", "storage", "instances")
-SERVICES = DATABASE_SERVICES + ("metrics",)
+# Services with their own database: all of them (metrics keeps its samples in rrdtool files and
+# its mail outbox and notification preferences in tables).
+DATABASE_SERVICES = ("accounts", "network", "storage", "instances", "metrics")
+SERVICES = DATABASE_SERVICES
+# The local SMTP sink's Maildir, under the data dir (labcloud/mail_sink.py).
+MAIL_DIR = "mail"
 # Set in the environment of every service, host agent and gateway a stack starts (and inherited by
 # what they start), so the next start on the same data dir finds those a killed launcher left.
 STACK_MARKER = "LABCLOUD_STACK_DATA_DIR"
@@ -58,6 +61,7 @@ class Stack:
         self.lock_file = None
         self.stop_seconds = None
         self.stop_timings = {}  # seconds from the start of stop() until each part was down
+        self.smtp_port = None  # the local mail sink's, when no relay is configured
 
     @property
     def url(self):
@@ -87,6 +91,7 @@ class Stack:
             self.amqp_uri = self.rabbit.amqp_uri
         self.migrate()
         self.bootstrap_admin()
+        self.start_mail_sink()
         if self.hypervisor == "qemu":
             self.start_qemu_hosts()
         for service in SERVICES:
@@ -150,6 +155,30 @@ class Stack:
             # The index picks the host's bridge and migration addresses on the hosts' link.
             self.qemu_hosts[host] = LocalQemuHost(self.data_dir, host, index=index).start()
 
+    def start_mail_sink(self, timeout=30):
+        """Without a relay configured (SMTP_HOST), a local aiosmtpd sink keeps the mail in the
+        Maildir `<data dir>/mail/`; the metrics service is pointed at the port it took."""
+        if self._relay_configured():
+            self.smtp_port = None
+            return
+        port_file = os.path.join(self.data_dir, "mail-sink.port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        self._spawn("mailsink", [sys.executable, "-m", "labcloud.mail_sink", "--maildir",
+                                 os.path.join(self.data_dir, MAIL_DIR), "--port-file", port_file],
+                    self._base_env())
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(port_file):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the mail sink did not start in {timeout}s")
+            time.sleep(0.05)
+        with open(port_file) as f:
+            self.smtp_port = int(f.read())
+
+    def _relay_configured(self):
+        return bool(self.extra_env.get("SMTP_HOST") or os.environ.get("SMTP_HOST"))
+
     def migrate(self):
         from common.migrate import upgrade
         for service in DATABASE_SERVICES:
@@ -181,6 +210,10 @@ class Stack:
         if service in DATABASE_SERVICES:
             env["DATABASE_URL"] = database_url(self.data_dir, service)
         env["METRICS_DIR"] = os.path.join(self.data_dir, "metrics")
+        if service == "metrics" and self.smtp_port:
+            env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(self.smtp_port), SMTP_STARTTLS="false")
+            env.pop("SMTP_USER", None)
+            env.pop("SMTP_PASSWORD", None)
         env["IMAGES_DIR"] = os.path.join(self.data_dir, "images")
         return env
 

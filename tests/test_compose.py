@@ -33,10 +33,15 @@ def test_services_can_be_scaled(compose, name):
     assert service["environment"]["AMQP_URI"].startswith("pyamqp://")
 
 
+def test_mail_goes_to_the_catcher_unless_a_relay_is_set(compose):
+    env = compose["services"]["metrics"]["environment"]
+    assert (env["SMTP_HOST"], str(env["SMTP_PORT"])) == ("mailcatcher", "1025")
+
+
 def test_each_database_service_has_its_own_postgres_database(compose):
-    urls = [compose["services"][n]["environment"]["DATABASE_URL"] for n in SCALABLE if n != "metrics"]
+    urls = [compose["services"][n]["environment"]["DATABASE_URL"] for n in SCALABLE]
     assert all(u.startswith("postgresql+psycopg2://") for u in urls)
-    assert len({u.rsplit("/", 1)[1] for u in urls}) == 4
+    assert len({u.rsplit("/", 1)[1] for u in urls}) == len(SCALABLE)
     init = open(os.path.join(REPO, "deploy", "postgres-init.sql")).read()
     for url in urls:
         assert f"CREATE DATABASE {url.rsplit('/', 1)[1]};" in init

@@ -7,3 +7,7 @@ samples_stored = Counter(
 samples_rejected = Counter(
     "labcloud_metrics_samples_rejected_total",
     "Domain samples not written", ["reason"])  # invalid | stale (redelivered/old) | deleted
+mail_events = Counter(
+    "labcloud_mail_events_total", "Events that ask for a mail", ["event", "outcome"])  # queued | duplicate | disabled
+mail_sends = Counter(
+    "labcloud_mail_sends_total", "Outbox rows handled by the sender", ["outcome"])  # sent | retry | failed | dropped

@@ -1,4 +1,6 @@
-"""Payloads of the metrics service: the events it listens to, its RPC queries and answers."""
+"""Payloads of the metrics service: the events it listens to, its RPC queries and answers. The
+service also sends labcloud's mail: the accounts and instances events it turns into mail are
+read here with their senders' schemas too."""
 import datetime as dt
 import uuid
 
@@ -6,6 +8,7 @@ from marshmallow import EXCLUDE, ValidationError, fields, post_load, validate, v
 
 from common.schemas import StrictSchema
 from hostagent import schemas as hostagent_schemas
+from services.accounts import schemas as accounts_schemas
 from services.instances import schemas as instances_schemas
 
 MIN_SECONDS = 60
@@ -101,6 +104,54 @@ class InstanceDeletedEvent(_RequiredFields, instances_schemas.InstanceSchema):
         canonical_uuid(value)
 
 
+# -- events that become mail (accounts, instances) ----------------------------------------------
+# The user nested in accounts' events is declared again only to exclude unknown keys in it too.
+
+class UserEvent(_RequiredFields, accounts_schemas.UserSchema):
+    required_fields = ("id", "username", "email")
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class UserApprovedEvent(UserEvent):
+    """`accounts.user_approved` carries the UserSchema itself."""
+
+
+class UserReasonEvent(accounts_schemas.UserReasonEventSchema):
+    """`accounts.user_rejected`."""
+    user = fields.Nested(UserEvent, required=True)
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class UserLinkEvent(accounts_schemas.UserLinkEventSchema):
+    """`accounts.user_created`, `accounts.user_password_reset` (password_link null: no mail)."""
+    user = fields.Nested(UserEvent, required=True)
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class UserImportedEvent(accounts_schemas.UserImportedEventSchema):
+    """`accounts.user_imported`, one per user created by an import."""
+    user = fields.Nested(UserEvent, required=True)
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class InstanceNoticeEvent(_RequiredFields, instances_schemas.InstanceSchema):
+    """`instances.instance_ready` and `instances.instance_failed` carry an InstanceSchema; the
+    owner (`user_id`) gets the mail."""
+    required_fields = ("id", "user_id", "updated_at")
+
+    class Meta:
+        unknown = EXCLUDE
+        fields = ("id", "name", "user_id", "state", "reason", "updated_at")
+
+
 # -- RPC ----------------------------------------------------------------------------------
 
 class MetricsQuery(StrictSchema):
@@ -132,3 +183,20 @@ class InstanceMetricsSchema(StrictSchema):
     start = fields.Integer()
     end = fields.Integer()
     series = fields.Nested(SeriesSchema)
+
+
+# -- notification preferences (RPC) ---------------------------------------------------------
+
+class NotificationPreferencesRequest(StrictSchema):
+    """Kinds to turn on (true) or off (false); kinds left out keep their setting. `security` cannot
+    be turned off (400 naming it)."""
+    account = fields.Boolean(metadata={"description": "your sign-up approved or rejected"})
+    security = fields.Boolean(metadata={"description": "one-time password links; always on"})
+    instance = fields.Boolean(metadata={"description": "your instance is ready or in error"})
+
+
+class NotificationKindSchema(StrictSchema):
+    kind = fields.String(metadata={"description": "account, security or instance"})
+    enabled = fields.Boolean()
+    can_disable = fields.Boolean(metadata={"description": "false for security notifications"})
+    description = fields.String()

@@ -190,3 +190,24 @@ def test_pages_fit_a_phone_screen(stack, admin_api, open_context, screenshots, p
     assert overflow <= 0, f"{path} scrolls sideways by {overflow} px on a phone"
     if path == "/":
         screenshots(page, "phone-dashboard")
+
+
+def test_a_student_turns_instance_mail_off_on_the_account_page(stack, admin_api, open_context, screenshots):
+    api = approved_user(stack.url, admin_api, "mia", STUDENT_PASSWORD)
+    page = open_context().new_page()
+    log_in(page, api.username, STUDENT_PASSWORD)
+    page.goto("/account")
+    def box(kind):
+        return page.get_by_role("checkbox", name=re.compile(f"^{kind}:"))
+    security, instance = box("Security"), box("Instance")
+    expect(security).to_be_checked()
+    expect(security).to_be_disabled()  # always sent: nothing to untick
+    expect(instance).to_be_checked()
+    instance.uncheck()
+    page.get_by_role("button", name="Save my notifications").click()
+    page.wait_for_url(re.compile(r"/account#notifications$"))
+    expect(box("Instance")).not_to_be_checked()
+    expect(box("Account")).to_be_checked()
+    screenshots(page, "account-notifications")
+    kinds = {k["kind"]: k["enabled"] for k in api.call("GET", "/users/me/notifications", 200).json()}
+    assert kinds == {"account": True, "security": True, "instance": False}

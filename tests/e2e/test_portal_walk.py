@@ -46,6 +46,9 @@ TABLE = {
     "account": {"GET": (ANYONE, shared),
                 "POST": (codes(LOGIN, 400, 400, 400, 400, 400), form(lambda w: {
                     "current_password": "not the password", "password": "another passphrase"}))},
+    # Each role's own notification preferences: account and instance mail stay on.
+    "account_notifications": {"POST": (codes(LOGIN, SEE_OTHER, SEE_OTHER, SEE_OTHER, SEE_OTHER, SEE_OTHER),
+                                       form(lambda w: {"account": "true", "instance": "true"}))},
     # -- instances --
     "dashboard": {"GET": (ANYONE, shared)},
     "instance_rows": {"GET": (ANYONE, shared)},

@@ -61,6 +61,9 @@ TABLE = {
         "username": w.owner.username, "password": "not the password"})),
     "revoke_current_token": (codes(401, 200, 200, 200, 200, 200), lambda w, r: (
         {"session": w.fresh_login(w.session(r))} if r != "anon" else {})),
+    # Everyone's own notification preferences (the path names no one else): on stays on.
+    "get_notification_preferences": (codes(401, 200, 200, 200, 200, 200), shared),
+    "set_notification_preferences": (codes(401, 200, 200, 200, 200, 200), body(lambda w: {"instance": True})),
     # -- projects --
     "list_projects": (codes(401, 200, 200, 200, 200, 200), shared),
     "create_project": (codes(401, 403, 403, 403, 403, 201), body(lambda w: {"name": unique("n-")})),

@@ -208,6 +208,12 @@ class Metrics:
         return {"instance_id": instance_id, "step": 10, "start": 0, "end": seconds,
                 "series": {"cpu_percent": [[0, None]]}}
 
+    @rpc
+    def set_notification_preferences(self, actor, request):
+        record("metrics.set_notification_preferences", actor, request)
+        return [{"kind": kind, "enabled": request.get(kind, True), "can_disable": kind != "security",
+                 "description": kind} for kind in ("account", "security", "instance")]
+
 
 SERVICES = (Accounts, Instances, Storage, Metrics)
 
@@ -407,6 +413,16 @@ def test_every_contract_route_reaches_its_method(client):
         response = client.open(path, method=method, headers=ADMIN_AUTH)
         assert response.status_code == status, (path, response.get_json())
         assert CALLS == [("accounts.authenticate", ("admin-token",)), call], path
+
+
+def test_notification_preferences_are_the_callers_own(client):
+    response = client.put("/api/v1/users/me/notifications", json={"instance": False}, headers=USER_AUTH)
+    assert response.status_code == 200, response.get_json()
+    assert CALLS[-1] == ("metrics.set_notification_preferences", (USER, {"instance": False}))
+    CALLS.clear()
+    response = client.put("/api/v1/users/me/notifications", json={"instance": "sometimes"}, headers=USER_AUTH)
+    assert_error(response, 400, "invalid_input")
+    assert "instance" in response.get_json()["error"]["fields"] and rpc_calls() == []
 
 
 def test_a_bad_boolean_query_is_400_naming_it_without_rpc(client):

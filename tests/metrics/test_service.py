@@ -16,8 +16,9 @@ from services.metrics.service import MetricsService
 
 
 @pytest.fixture
-def metrics(container_factory, service_config, tmp_path):
-    config = service_config(METRICS_DIR=str(tmp_path / "metrics"), STEP=1)
+def metrics(container_factory, service_config, migrated_database, tmp_path):
+    config = service_config(METRICS_DIR=str(tmp_path / "metrics"), STEP=1,
+                            DATABASE_URL=migrated_database("services.metrics"))
     container = container_factory(MetricsService, config)
     container.start()
     return container, config

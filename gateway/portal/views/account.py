@@ -7,6 +7,7 @@ from flask import current_app, redirect, render_template, request
 from gateway.portal import session
 from gateway.portal.forms import attempt, body_from_form, form_page
 from gateway.portal.registry import page
+from gateway.portal.session import CSRF_FIELD
 
 ACCOUNTS = "services.accounts.schemas:"
 
@@ -80,4 +81,21 @@ def account(rpc, actor):
                                                                       "changed": "1"}), code=303)
             session.end(response)
             return response
-    return form_page("account/account.html", errors, title="My account")
+    return _account_page(rpc, actor, errors)
+
+
+def _account_page(rpc, actor, errors=None, notification_errors=None):
+    kinds = rpc.metrics.get_notification_preferences(actor)
+    return form_page("account/account.html", errors or notification_errors, title="My account",
+                     kinds=kinds, password_errors=errors, notification_errors=notification_errors)
+
+
+@page("/account/notifications", title="My notifications", area="student", methods=("POST",))
+def account_notifications(rpc, actor):
+    """The panel's checkboxes: each kind is sent as a hidden "false" then, when ticked, "true"; the
+    last value wins. The service knows the kinds and refuses what cannot be turned off."""
+    body = {name: request.form.getlist(name)[-1] == "true" for name in request.form if name != CSRF_FIELD}
+    _kinds, errors = attempt(lambda: rpc.metrics.set_notification_preferences(actor, body))
+    if errors:
+        return _account_page(rpc, actor, notification_errors=errors)
+    return redirect("/account#notifications", code=303)
