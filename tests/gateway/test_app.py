@@ -745,3 +745,19 @@ def test_state_changing_requests_are_audited_and_reads_are_not(client, audit):
     assert refused["message"] == "account not approved yet"
     assert "secret-pw" not in repr(audit.records)  # bodies are never recorded
     assert len({r["id"] for r in audit.records}) == 3  # ids make the stored log idempotent
+
+
+def test_the_account_page_works_without_the_notifications_service(container_factory, rabbit_config, pool):
+    """The password form must not depend on the metrics (notifications) service: without it, the
+    page still answers and its mail panel says the settings cannot be read."""
+    CALLS.clear()
+    container_factory(Accounts, rabbit_config).start()
+    with Connection(rabbit_config["AMQP_URI"]) as conn:  # no metrics service: no queue either
+        conn.default_channel.queue_delete("rpc-metrics")
+    client = create_app(dict(rabbit_config, TOKEN_CACHE_SECONDS=0), rpc_pool=pool).test_client()
+    client.set_cookie("labcloud_session", USER_AUTH["Authorization"].split()[1])
+    response = client.get("/account")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page
+    assert "Change my password" in page and "cannot be read right now" in page
+    assert "Save my notifications" not in page

@@ -3,11 +3,13 @@ import datetime as dt
 import urllib.parse
 
 from flask import current_app, redirect, render_template, request
+from nameko.exceptions import UnknownService
 
 from gateway.portal import session
 from gateway.portal.forms import attempt, body_from_form, form_page
 from gateway.portal.registry import page
 from gateway.portal.session import CSRF_FIELD
+from gateway.rpc_pool import ServiceUnavailable
 
 ACCOUNTS = "services.accounts.schemas:"
 
@@ -85,7 +87,11 @@ def account(rpc, actor):
 
 
 def _account_page(rpc, actor, errors=None, notification_errors=None):
-    kinds = rpc.metrics.get_notification_preferences(actor)
+    # The password form must not depend on the notifications service: without it, the panel says so.
+    try:
+        kinds = rpc.metrics.get_notification_preferences(actor)
+    except (ServiceUnavailable, UnknownService):
+        kinds = None
     return form_page("account/account.html", errors or notification_errors, title="My account",
                      kinds=kinds, password_errors=errors, notification_errors=notification_errors)
 
