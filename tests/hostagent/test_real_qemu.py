@@ -20,7 +20,7 @@ from nameko.testing.services import entrypoint_waiter
 from common.errors import NotFound
 from hostagent import dhcp
 from hostagent.service import make_service
-from tests.hostagent.qemu_hosts import private_qemu_host
+from tests.hostagent.qemu_hosts import agent_config, guest_key, private_qemu_host
 from common.netns import nsenter_argv
 from tests.realguest.guests import SSHClient
 
@@ -72,19 +72,12 @@ def qemu_host(tmp_path_factory):
 
 @pytest.fixture
 def key(tmp_path):
-    path = tmp_path / "id"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    private = paramiko.Ed25519Key.from_private_key_file(str(path))
-    Guests.public_key = f"{private.get_name()} {private.get_base64()}"
-    return private
+    return guest_key(tmp_path, Guests)
 
 
 @pytest.fixture
 def agent(container_factory, service_config, qemu_host, key, tmp_path):
-    config = service_config(LIBVIRT_URI=qemu_host.uri, HOST_NETNS=qemu_host.netns, HOST_NETWORK="labcloud",
-                            DOMAIN_TYPE="qemu", POOL_NAME="rq", POOL_PATH=str(tmp_path / "pool"),
-                            CONSOLE_DIR=str(tmp_path / "console"), SSH_PORT_RANGE="22980-22999",
-                            HEARTBEAT_INTERVAL=5, STATS_INTERVAL=60)
+    config = agent_config(service_config, qemu_host, tmp_path, "rq", "22980-22999", heartbeat_s=5)
     listener = container_factory(Guests, config)
     listener.start()
     container = container_factory(make_service("rq1"), config)

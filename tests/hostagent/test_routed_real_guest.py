@@ -19,7 +19,7 @@ from nameko.events import event_handler
 from common import netns
 from common.errors import NotFound
 from hostagent.service import make_service
-from tests.hostagent.qemu_hosts import private_qemu_host
+from tests.hostagent.qemu_hosts import agent_config, guest_key, private_qemu_host
 from tests.hostagent.routed_uplink import (
     ROUTER_IP, capture, check_only_host_mac, frames, router_neighbours, uplink_macs, uplink_router)
 from tests.realguest.guests import SSHClient
@@ -60,19 +60,12 @@ def image(image_builds):
 
 @pytest.fixture
 def key(tmp_path):
-    path = tmp_path / "id"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    private = paramiko.Ed25519Key.from_private_key_file(str(path))
-    Guests.public_key = f"{private.get_name()} {private.get_base64()}"
-    return private
+    return guest_key(tmp_path, Guests)
 
 
 @pytest.fixture
 def agent(container_factory, service_config, qemu_host, key, tmp_path):
-    config = service_config(LIBVIRT_URI=qemu_host.uri, HOST_NETNS=qemu_host.netns, HOST_NETWORK="labcloud",
-                            DOMAIN_TYPE="qemu", POOL_NAME="rg", POOL_PATH=str(tmp_path / "pool"),
-                            CONSOLE_DIR=str(tmp_path / "console"), SSH_PORT_RANGE="22930-22939",
-                            HEARTBEAT_INTERVAL=60, STATS_INTERVAL=60)
+    config = agent_config(service_config, qemu_host, tmp_path, "rg", "22930-22939", heartbeat_s=60)
     listener = container_factory(Guests, config)
     listener.start()
     container_factory(make_service("rg1"), config).start()
