@@ -20,7 +20,7 @@ from nameko.testing.services import entrypoint_waiter
 from common.errors import NotFound
 from hostagent import dhcp
 from hostagent.service import make_service
-from tests.hostagent.qemu_hosts import agent_config, guest_key, private_qemu_host
+from tests.hostagent.qemu_hosts import agent_config, guest_key, private_qemu_host, tiny_guest_spec
 from common.netns import nsenter_argv
 from tests.realguest.guests import SSHClient
 
@@ -119,14 +119,8 @@ def dhcp_macs(qemu_host):
 def test_real_guest_lifecycle(agent, image, key, tmp_path, qemu_host):
     config, listener = agent
     instance_id = str(uuid.uuid4())
-    disk = tmp_path / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                    os.path.join(image, "root.qcow2"), str(disk)], check=True)
-    spec = {"instance_id": instance_id, "name": f"rq-{instance_id[:8]}", "vcpus": 1, "memory_mib": 128,
-            "cpu_weight": 1024, "cpu_cap": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
-            "hostname": "web-1", "kernel": os.path.join(image, "vmlinux"),
-            "initrd": os.path.join(image, "initrd.img"),
-            "cmdline": f"console=ttyS0 ip={GUEST_IP}::{GATEWAY}:255.255.252.0:web-1:eth0:off"}
+    spec = tiny_guest_spec(image, tmp_path, instance_id, f"rq-{instance_id[:8]}", MAC, GUEST_IP, "web-1",
+                           GATEWAY, "255.255.252.0")
     with ServiceRpcProxy("hostagent_rq1", config, timeout=120) as host:
         try:
             with entrypoint_waiter(listener, "ssh_ready", timeout=60,

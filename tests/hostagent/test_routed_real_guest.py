@@ -3,9 +3,7 @@
 to the host's uplink address. The guest boots with the subnet's gateway (the host) as its router,
 gets its key from the metadata service through it, answers SSH through the host's endpoint and to
 the router directly, reaches the router itself; the uplink carries only the host's MAC."""
-import os
 import socket
-import subprocess
 import time
 import uuid
 
@@ -19,7 +17,7 @@ from nameko.events import event_handler
 from common import netns
 from common.errors import NotFound
 from hostagent.service import make_service
-from tests.hostagent.qemu_hosts import agent_config, guest_key, private_qemu_host
+from tests.hostagent.qemu_hosts import agent_config, guest_key, private_qemu_host, tiny_guest_spec
 from tests.hostagent.routed_uplink import (
     ROUTER_IP, capture, check_only_host_mac, frames, router_neighbours, uplink_macs, uplink_router)
 from tests.realguest.guests import SSHClient
@@ -87,14 +85,8 @@ def ssh_command(sock_factory, key, command):
 def test_a_real_guest_on_a_routed_subnet_is_reached_through_its_host_only(agent, qemu_host, image, key, tmp_path):
     config, listener = agent
     instance_id = str(uuid.uuid4())
-    disk = tmp_path / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                    os.path.join(image, "root.qcow2"), str(disk)], check=True)
-    spec = {"instance_id": instance_id, "name": f"rg-{instance_id[:8]}", "vcpus": 1, "memory_mib": 128,
-            "cpu_weight": 1024, "cpu_cap": 0, "disk_path": str(disk), "mac": MAC, "ip": GUEST_IP,
-            "hostname": "routed-1", "kernel": os.path.join(image, "vmlinux"),
-            "initrd": os.path.join(image, "initrd.img"), "network": SUBNET,
-            "cmdline": f"console=ttyS0 ip={GUEST_IP}::{SUBNET['gateway']}:255.255.255.0:routed-1:eth0:off"}
+    spec = tiny_guest_spec(image, tmp_path, instance_id, f"rg-{instance_id[:8]}", MAC, GUEST_IP, "routed-1",
+                           SUBNET["gateway"], "255.255.255.0", network=SUBNET)
     with uplink_router(qemu_host.netns, SUBNET["cidr"]) as router, \
             ServiceRpcProxy("hostagent_rg1", config, timeout=120) as host:
         host_mac, router_mac = uplink_macs(qemu_host.netns, router)

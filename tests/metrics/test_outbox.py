@@ -1,28 +1,23 @@
 """The outbox's compare-and-set steps (services/metrics/outbox.py) and the turning of events into
 rows (notifications.py) on a migrated SQLite database, with a clock the test sets."""
 import datetime as dt
-import uuid
 
 import pytest
 from sqlalchemy.orm import sessionmaker
 
 from common.db import make_engine
-from common.migrate import upgrade
 from services.metrics import notifications, outbox
 from services.metrics.sender import SendPolicy
+from tests.databases import migrated_url
 
 T0 = dt.datetime(2030, 1, 1, 12, 0, 0)
 POLICY = SendPolicy(retry_base_seconds=5, retry_max_seconds=60, max_attempts=4, claim_seconds=30)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request, migrated_database):
+def sessions(request):
     """Sessions on one migrated database of each kind labcloud runs on."""
-    if request.param == "postgresql":
-        url = request.getfixturevalue("postgres").create_database(f"outbox_{uuid.uuid4().hex[:8]}")
-        upgrade("services.metrics", url)
-    else:
-        url = migrated_database("services.metrics")
+    url = migrated_url(request, request.param, "services.metrics")
     engine = make_engine(url)
     make = sessionmaker(bind=engine, expire_on_commit=False)
     yield make

@@ -1,25 +1,20 @@
 """Unit tests of address allocation against a real (migrated) SQLite database."""
 import ipaddress
 import threading
-import uuid
 
 import pytest
 from sqlalchemy.orm import sessionmaker
 
 from common.db import make_engine
 from common.errors import CapacityExhausted, Conflict
-from common.migrate import upgrade
 from services.network import addresses, subnets
+from tests.databases import migrated_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def session_factory(request, migrated_database):
+def session_factory(request):
     """Every allocation test runs on SQLite (the default) and PostgreSQL (what compose deploys)."""
-    if request.param == "postgresql":
-        url = request.getfixturevalue("postgres").create_database(f"network_{uuid.uuid4().hex[:8]}")
-        upgrade("services.network", url)
-    else:
-        url = migrated_database("services.network")
+    url = migrated_url(request, request.param, "services.network")
     engine = make_engine(url)
     yield sessionmaker(bind=engine, expire_on_commit=False)
     engine.dispose()

@@ -5,7 +5,6 @@ one subnet at once with no duplicate, whose released addresses are all reusable.
 import ipaddress
 import os
 import sys
-import uuid
 
 import pytest
 from sqlalchemy import select
@@ -13,20 +12,16 @@ from sqlalchemy.orm import sessionmaker
 
 from common.db import make_engine
 from common.errors import CapacityExhausted, Conflict, InvalidInput
-from common.migrate import upgrade
 from services.network import addresses, ipam, subnets
 from services.network.models import FreeRange
 from tests.instances.racing import race
+from tests.databases import migrated_url
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def database_url(request, engine_kind):
-    if engine_kind == "postgresql":
-        url = request.getfixturevalue("postgres").create_database(f"ipam_{uuid.uuid4().hex[:8]}")
-        upgrade("services.network", url)
-        return url
-    return request.getfixturevalue("migrated_database")("services.network")
+    return migrated_url(request, engine_kind, "services.network")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

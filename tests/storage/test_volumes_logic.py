@@ -6,17 +6,16 @@ import datetime as dt
 import json
 import os
 import sys
-import uuid
 
 import pytest
 from sqlalchemy.orm import sessionmaker
 
 from common.db import make_engine
-from common.migrate import upgrade
 from common.errors import Conflict, HostOperationFailed, QuotaExceeded
 from services.storage import volumes
 from services.storage.models import Volume
 from tests.instances.racing import race
+from tests.databases import migrated_url
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,11 +27,7 @@ NOW = dt.datetime(2026, 12, 2, 4, 0, 0)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request):
-    if request.param == "postgresql":
-        url = request.getfixturevalue("postgres").create_database(f"volumes_{uuid.uuid4().hex[:8]}")
-        upgrade("services.storage", url)
-        return url
-    return request.getfixturevalue("migrated_database")("services.storage")
+    return migrated_url(request, request.param, "services.storage")
 
 
 @pytest.fixture
