@@ -21,7 +21,8 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from eventlet import semaphore
 
-from hostagent import bandwidth, console, dhcp, domains, migration, neighbours, power, shares, stats, storage_pool
+from hostagent import (bandwidth, console, dhcp, domains, host_stats, migration, neighbours, power, shares,
+                       stats, storage_pool)
 from hostagent import volume_devices
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
@@ -502,11 +503,13 @@ class HostAgent:
             "domains": self.hypervisor.run(count_domains),
             "at": self.now(), "agent_started": sequence.PROCESS_STARTED}))
 
-    @config_timer("STATS_INTERVAL", 10)
+    @config_timer("STATS_INTERVAL", 5)
     def domain_stats(self):
         samples = self.hypervisor.run(stats.collect)
+        host_sample = self.hypervisor.run(host_stats.collect_host)
         self.dispatch("domain_stats", dump(DomainStatsSchema, {
-            "host": self.host_name, "at": self.now(), "domains": samples}))
+            "host": self.host_name, "at": self.now(), "domains": samples,
+            "host_sample": host_sample}))
 
 
 def _read_inventory(conn, pool, network):

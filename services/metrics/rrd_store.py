@@ -1,57 +1,59 @@
-"""Per-instance round-robin databases (rrdtool): one file per instance, fixed size forever.
+"""Round-robin databases (rrdtool) of instances and hosts: one file each, fixed size forever.
 
 Layout under the metrics directory:
-    instances/<instance_id>.rrd   samples of one instance
-    deleted/<instance_id>         tombstone: the instance is gone, do not recreate its file
+    vms/<instance_id>.rrd   samples of one instance (data sources: data_sources.py)
+    hosts/<host>.rrd        samples of one host
+    deleted/<instance_id>   tombstone: the instance is gone; its mtime is when. Its file is kept
+                            RETENTION seconds (still readable), then purge() removes it; the
+                            tombstone stays TOMBSTONE_SECONDS longer so a late sample cannot
+                            recreate the file.
 
-Counters are stored raw (DERIVE, min 0) and turned into rates by rrdtool itself, so a lost or
-late sample costs one step of data instead of a wrong spike, and a counter that goes backwards
-(the domain was restarted) becomes "unknown" rather than a huge negative or wrapped rate.
-Conversions to what people read (percent, MiB, bytes/s) happen at read time in rrdtool CDEFs.
+Archives like XenServer's, each with AVERAGE, MIN and MAX: one row per step (5 s) for 10 minutes,
+1 minute for 2 hours, 1 hour for a week, 1 day for a year.
 
-No nameko here: the service wraps this in a DependencyProvider (services/metrics/dependencies.py).
+A file gains a data source when a device first shows up (`rrdtool tune DS:...`, e.g. a volume
+attached later); a device that goes away leaves its series unknown from then on.
+
+Files of the first layout (`instances/<id>.rrd`: one file per instance with summed counters, 10 s
+step, no MIN archives) are not migrated: their data sources cannot be split per device. They are
+removed when the store opens the directory, and each instance starts a new file with its next
+sample (the history before the upgrade, at most a week, is lost; logged).
+
+No nameko here: the service wraps this in a DependencyProvider (services/metrics/dependencies.py)
+that runs every call in a native thread (rrdtool blocks).
 """
-import collections
+import logging
 import os
-import threading
+import re
+import shutil
 import time
 import uuid
-import xml.etree.ElementTree as ET
 
 import rrdtool
+from eventlet.patcher import original
 
-from common.errors import InvalidInput, NotFound
+from common.errors import InvalidInput
+from services.metrics.data_sources import format_value, host_values, kind_of, vm_values
 
-# (ds name, rrdtool type, field of a domain sample). Order is the order of values in an update.
-DATA_SOURCES = (
-    ("vcpus", "GAUGE", "vcpus"),
-    ("cpu_ns", "DERIVE", "cpu_time_ns"),
-    ("memory_kib", "GAUGE", "memory_kib"),
-    ("disk_read_bytes", "DERIVE", "disk_read_bytes"),
-    ("disk_write_bytes", "DERIVE", "disk_write_bytes"),
-    ("net_rx_bytes", "DERIVE", "net_rx_bytes"),
-    ("net_tx_bytes", "DERIVE", "net_tx_bytes"),
-)
+log = logging.getLogger(__name__)
 
-# Series handed to readers, as RPN over the data sources (`{p}` is the per-file vname prefix).
-# cpu_ns is nanoseconds of CPU per second once DERIVE has made a rate of it: / 1e9 * 100 gives
-# percent of one vCPU, / vcpus gives percent of the whole instance (0..100, what a flavor buys).
-SERIES = {
-    "cpu_percent": "{p}vcpus,0,GT,{p}cpu_ns,10000000,/,{p}vcpus,/,UNKN,IF",
-    "memory_mib": "{p}memory_kib,1024,/",
-    "disk_read_bps": "{p}disk_read_bytes",
-    "disk_write_bps": "{p}disk_write_bytes",
-    "net_rx_bps": "{p}net_rx_bytes",
-    "net_tx_bps": "{p}net_tx_bytes",
-}
-
-DAY = 86400
-WEEK = 7 * DAY
-# Upper bound on rows returned by one read; rrdtool consolidates to a coarser step to fit
-# (a day at the default 10 s step comes back as 1-minute averages).
-MAX_POINTS = 1440
-# How long a deleted instance's tombstone keeps late (redelivered) samples from recreating it.
+MINUTE, HOUR, DAY = 60, 3600, 86400
+WEEK, YEAR = 7 * DAY, 365 * DAY
+# (seconds per row, seconds kept); the first row size is the step itself.
+ARCHIVES = ((None, 10 * MINUTE), (MINUTE, 2 * HOUR), (HOUR, WEEK), (DAY, YEAR))
+CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX")
+# How long a tombstone outlives the file it stands for, keeping late (redelivered) samples out.
 TOMBSTONE_SECONDS = DAY
+DEFAULT_RETENTION = WEEK
+OLD_LAYOUT_DIR = "instances"
+
+# Native locks even in a monkey-patched process: the service calls in from native threads (tpool),
+# where a green lock cannot block.
+threading = original("threading")
+
+VM, HOST = "vm", "host"
+KIND_DIRS = {VM: "vms", HOST: "hosts"}
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 # What became of a sample given to MetricsStore.store.
 STORED = "stored"
@@ -68,208 +70,210 @@ def canonical_instance_id(instance_id):
                            {"instance_id": ["not a UUID"]}) from None
 
 
-def rrd_path_arg(path):
-    """A path as it may appear inside a DEF: rrdtool splits DEF arguments on ':'."""
-    return path.replace("\\", "\\\\").replace(":", "\\:")
+def checked_host_name(host):
+    if not isinstance(host, str) or not _HOST_NAME.match(host):
+        raise InvalidInput(f"host {host!r} is not a host name", {"host": ["not a host name"]})
+    return host
 
 
-def create_args(step):
-    """DS and RRA definitions for a new file, scaled to `step` seconds."""
-    heartbeat = 3 * step  # two missed samples in a row are tolerated, a third makes a gap
-    minute_steps = max(1, 60 // step)
+def archive_args(step):
+    """RRA definitions scaled to `step` seconds: (steps per row, rows) per archive and CF."""
     args = []
-    for name, kind, _field in DATA_SOURCES:
-        minimum = "0" if kind == "DERIVE" else "U"
-        args.append(f"DS:{name}:{kind}:{heartbeat}:{minimum}:U")
-    args += [
-        f"RRA:AVERAGE:0.5:1:{DAY // step}",                              # full resolution, 1 day
-        f"RRA:MAX:0.5:1:{DAY // step}",                                  # peaks at full resolution
-        f"RRA:AVERAGE:0.5:{minute_steps}:{WEEK // (minute_steps * step)}",  # ~1 minute, 1 week
-    ]
+    for row_seconds, kept in ARCHIVES:
+        per_row = max(1, (row_seconds or step) // step)
+        rows = max(1, kept // (per_row * step))
+        args += [f"RRA:{cf}:0.5:{per_row}:{rows}" for cf in CONSOLIDATIONS]
     return args
 
 
-def format_value(value):
-    if value is None:
-        return "U"
-    # DERIVE values must be integers written out in full: rrdtool parses counters as digits.
-    return str(int(value))
+def ds_arg(name, step):
+    heartbeat = 3 * step  # two missed samples in a row are tolerated, a third makes a gap
+    minimum = "0" if kind_of(name) == "DERIVE" else "U"
+    return f"DS:{name}:{kind_of(name)}:{heartbeat}:{minimum}:U"
+
+
+def create_args(step, names):
+    return [ds_arg(name, step) for name in names] + archive_args(step)
 
 
 class MetricsStore:
-    """rrdtool files of all instances under `directory`; `step` seconds between samples."""
+    """rrdtool files of all instances and hosts under `directory`; `step` seconds per sample."""
 
-    def __init__(self, directory, step=10, now=time.time):
+    def __init__(self, directory, step=5, now=time.time, retention=DEFAULT_RETENTION):
         self.directory = directory
         self.step = int(step)
         if self.step < 1:
             raise ValueError("STEP must be at least 1 second")
+        self.retention = int(retention)
         self.now = now
-        self.instances_dir = os.path.join(directory, "instances")
         self.tombstones_dir = os.path.join(directory, "deleted")
-        os.makedirs(self.instances_dir, exist_ok=True)
-        os.makedirs(self.tombstones_dir, exist_ok=True)
-        # rrdtool calls are short C calls, but create-then-update and check-then-update must not
-        # interleave with another greenthread touching the same file.
-        self._locks = collections.defaultdict(threading.Lock)
+        for sub in (*KIND_DIRS.values(), "deleted"):
+            os.makedirs(os.path.join(directory, sub), exist_ok=True)
+        self.discarded_old_files = self._discard_old_layout()
+        # Per-file state, so a 5 s sample costs one rrdtool call: data source names and last
+        # update time.
+        self._lock = threading.Lock()
+        self._file_locks = {}
+        self._names = {}
+        self._last = {}
+
+    def _discard_old_layout(self):
+        old = os.path.join(self.directory, OLD_LAYOUT_DIR)
+        if not os.path.isdir(old):
+            return 0
+        count = sum(1 for name in os.listdir(old) if name.endswith(".rrd"))
+        shutil.rmtree(old, ignore_errors=True)
+        log.warning("removed %d metrics file(s) of the old layout under %s: their instances start "
+                    "new files with their next sample", count, old)
+        return count
 
     def path_of(self, instance_id):
-        return os.path.join(self.instances_dir, f"{canonical_instance_id(instance_id)}.rrd")
+        return self._path(VM, canonical_instance_id(instance_id))
+
+    def host_path(self, host):
+        return self._path(HOST, checked_host_name(host))
+
+    def _path(self, kind, name):
+        return os.path.join(self.directory, KIND_DIRS[kind], f"{name}.rrd")
 
     def _tombstone_of(self, instance_id):
         return os.path.join(self.tombstones_dir, canonical_instance_id(instance_id))
 
-    def known_instances(self):
-        names = sorted(os.listdir(self.instances_dir))
+    def known(self, kind):
+        names = sorted(os.listdir(os.path.join(self.directory, KIND_DIRS[kind])))
         return [name[:-4] for name in names if name.endswith(".rrd")]
+
+    def known_instances(self):
+        return self.known(VM)
+
+    def is_deleted(self, instance_id):
+        return os.path.exists(self._tombstone_of(instance_id))
+
+    def names_of(self, path):
+        """The data source names of a file, in file order."""
+        with self._lock:
+            names = self._names.get(path)
+        if names is None:
+            info = rrdtool.info(path)
+            indexed = {key[3:-len("].index")]: value for key, value in info.items()
+                       if key.startswith("ds[") and key.endswith("].index")}
+            names = sorted(indexed, key=indexed.get)
+            with self._lock:
+                self._names[path] = names
+        return names
+
+    def _file_lock(self, path):
+        with self._lock:
+            return self._file_locks.setdefault(path, threading.Lock())
 
     # -- writing --------------------------------------------------------------------------
 
     def store(self, instance_id, at, sample):
-        """Add one sample (a dict with the fields of DATA_SOURCES) taken at unix time `at`.
+        """Add one domain sample (hostagent DomainSampleSchema) taken at unix time `at`.
 
         Returns STORED, or why it was dropped instead of raising: STALE (not newer than what the
         file holds; at-least-once delivery brings samples again) or DELETED.
         """
         instance_id = canonical_instance_id(instance_id)
         path = self.path_of(instance_id)
+        with self._file_lock(path):
+            if self.is_deleted(instance_id):  # its file, if still kept, stays as it was
+                return DELETED
+            return self._write(path, at, vm_values(sample))
+
+    def store_host(self, host, at, sample):
+        """Add one host sample (hostagent HostSampleSchema); STORED or STALE."""
+        path = self.host_path(host)
+        with self._file_lock(path):
+            return self._write(path, at, host_values(sample))
+
+    def _write(self, path, at, values):
         # Whole seconds: rrdtool reports a file's last update in whole seconds, so comparing
         # against it is exact only if that is all we ever write.
         at = int(at)
-        with self._locks[instance_id]:
-            if not os.path.exists(path):
-                if os.path.exists(self._tombstone_of(instance_id)):
-                    return DELETED
-                self._create(path, at - 1)
-            elif at <= rrdtool.last(path):
+        if not os.path.exists(path):
+            self._create(path, at - 1, list(values))
+        elif at <= self._last_update(path):
+            return STALE
+        new = [name for name in values if name not in self.names_of(path)]
+        if new:
+            rrdtool.tune(path, *(ds_arg(name, self.step) for name in new))
+            with self._lock:
+                self._names.pop(path, None)
+        names = list(values)
+        try:
+            rrdtool.update(path, "--template", ":".join(names),
+                           f"{at}:" + ":".join(format_value(n, values[n]) for n in names))
+        except rrdtool.OperationalError as exc:
+            # Another process (a second replica on the same directory) got there first.
+            if "illegal attempt to update" in str(exc):
+                with self._lock:
+                    self._last.pop(path, None)
                 return STALE
-            values = ":".join(format_value(sample.get(field)) for _n, _k, field in DATA_SOURCES)
-            try:
-                rrdtool.update(path, f"{at}:{values}")
-            except rrdtool.OperationalError as exc:
-                # Another process (a second replica on the same directory) got there first.
-                if "illegal attempt to update" in str(exc):
-                    return STALE
-                raise
+            raise
+        with self._lock:
+            self._last[path] = at
         return STORED
 
-    def _create(self, path, start):
+    def _last_update(self, path):
+        with self._lock:
+            last = self._last.get(path)
+        return rrdtool.last(path) if last is None else last
+
+    def _create(self, path, start, names):
         try:
             rrdtool.create(path, "--start", str(start), "--step", str(self.step), "--no-overwrite",
-                           *create_args(self.step))
+                           *create_args(self.step, names))
         except rrdtool.OperationalError:
             if not os.path.exists(path):  # anything but "a racing replica created it" is real
                 raise
 
+    def _forget(self, path):
+        with self._lock:
+            for cache in (self._names, self._last, self._file_locks):
+                cache.pop(path, None)
+
     def delete(self, instance_id):
-        """Forget an instance. Returns whether there was a file; safe to repeat."""
-        instance_id = canonical_instance_id(instance_id)
-        with self._locks[instance_id]:
-            tombstone = self._tombstone_of(instance_id)
-            with open(tombstone, "w"):
-                pass
-            os.utime(tombstone, (self.now(), self.now()))  # aged by our clock, like pruning
-            try:
-                os.unlink(self.path_of(instance_id))
-                deleted = True
-            except FileNotFoundError:
-                deleted = False
-        self._locks.pop(instance_id, None)
-        self._prune_tombstones()
-        return deleted
-
-    def _prune_tombstones(self):
-        cutoff = self.now() - TOMBSTONE_SECONDS
-        for name in os.listdir(self.tombstones_dir):
-            path = os.path.join(self.tombstones_dir, name)
-            try:
-                if os.stat(path).st_mtime < cutoff:
-                    os.unlink(path)
-            except FileNotFoundError:
-                pass
-
-    # -- reading --------------------------------------------------------------------------
-
-    def _xport(self, files, start, end):
-        """rrdtool xport of SERIES for `files` ({label: path}); returns (meta, legend, rows).
-
-        Row i of rrdtool's answer covers (start + i*step, start + (i+1)*step]; it is labelled by
-        the end of that interval, as `rrdtool xport --showtime` does.
-        """
-        args = ["--start", str(int(start)), "--end", str(int(end)), "--maxrows", str(MAX_POINTS)]
-        legend = []
-        for n, (label, path) in enumerate(files.items()):
-            prefix = f"i{n}_"
-            for ds, _kind, _field in DATA_SOURCES:
-                args.append(f"DEF:{prefix}{ds}={rrd_path_arg(path)}:{ds}:AVERAGE")
-            for name, rpn in SERIES.items():
-                args.append(f"CDEF:{prefix}{name}={rpn.format(p=prefix)}")
-                args.append(f"XPORT:{prefix}{name}")
-                legend.append((label, name))
-        result = rrdtool.xport(*args)
-        meta = result["meta"]
-        rows = [(meta["start"] + (i + 1) * meta["step"], values)
-                for i, values in enumerate(result["data"])]
-        return meta, legend, rows
-
-    def series(self, instance_id, seconds):
-        """The last `seconds` of an instance as {series name: [[unix_ts, value or None]]}."""
+        """The instance is gone: its tombstone is written now (a repeat keeps the first time), its
+        file stays readable for the retention time. Returns whether there was a file."""
         instance_id = canonical_instance_id(instance_id)
         path = self.path_of(instance_id)
-        if not os.path.exists(path):
-            raise NotFound(f"no metrics for instance {instance_id}")
-        end = int(self.now())
-        meta, legend, rows = self._xport({instance_id: path}, end - int(seconds), end)
-        series = {name: [] for name in SERIES}
-        for ts, values in rows:
-            for (_label, name), value in zip(legend, values):
-                series[name].append([ts, None if value is None else round(value, 3)])
-        return {
-            "instance_id": instance_id,
-            "step": meta["step"],
-            "start": rows[0][0] if rows else meta["start"],
-            "end": rows[-1][0] if rows else meta["end"],
-            "series": series,
-        }
+        with self._file_lock(path):
+            tombstone = self._tombstone_of(instance_id)
+            if not os.path.exists(tombstone):
+                with open(tombstone, "w"):
+                    pass
+                os.utime(tombstone, (self.now(), self.now()))  # aged by our clock, like purge
+            existed = os.path.exists(path)
+        if self.retention <= 0:
+            self.purge()
+        return existed
 
-    def rrd_updates(self, start, instance_id=None):
-        """Everything since `start` as the XML of `rrdtool xport` in XenServer's /rrd_updates
-        shape: legend entries `AVERAGE:vm:<instance_id>:<series>`, rows oldest first."""
-        end = int(self.now())
-        start = int(start)
-        if start >= end:
-            raise InvalidInput("start must be in the past", {"start": ["not in the past"]})
-        start = max(start, end - WEEK)  # nothing older is kept
-        if instance_id is not None:
-            instance_id = canonical_instance_id(instance_id)
-            path = self.path_of(instance_id)
-            if not os.path.exists(path):
-                raise NotFound(f"no metrics for instance {instance_id}")
-            files = {instance_id: path}
-        else:
-            files = {i: os.path.join(self.instances_dir, f"{i}.rrd") for i in self.known_instances()}
-        if not files:
-            return xport_xml(start, end, self.step, [], [])
-        meta, legend, rows = self._xport(files, start, end)
-        entries = [f"AVERAGE:vm:{label}:{name}" for label, name in legend]
-        first = rows[0][0] if rows else meta["start"]
-        return xport_xml(first, meta["end"], meta["step"], entries, rows)
-
-
-def xport_xml(start, end, step, entries, rows):
-    root = ET.Element("xport")
-    meta = ET.SubElement(root, "meta")
-    for tag, value in (("start", start), ("step", step), ("end", end), ("rows", len(rows)),
-                       ("columns", len(entries))):
-        ET.SubElement(meta, tag).text = str(value)
-    legend = ET.SubElement(meta, "legend")
-    for entry in entries:
-        ET.SubElement(legend, "entry").text = entry
-    data = ET.SubElement(root, "data")
-    for ts, values in rows:
-        row = ET.SubElement(data, "row")
-        ET.SubElement(row, "t").text = str(ts)
-        for value in values:
-            # rrdtool's own formatting: %0.10e, NaN for unknown.
-            ET.SubElement(row, "v").text = "NaN" if value is None else f"{value:0.10e}"
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+    def purge(self):
+        """Remove the files of instances deleted more than the retention time ago, and the
+        tombstones that have outlived their file by TOMBSTONE_SECONDS. Returns the ids whose
+        file went. Safe to repeat and to run from several replicas."""
+        now = self.now()
+        removed = []
+        for name in os.listdir(self.tombstones_dir):
+            tombstone = os.path.join(self.tombstones_dir, name)
+            try:
+                deleted_at = os.stat(tombstone).st_mtime
+            except FileNotFoundError:
+                continue
+            if deleted_at > now - self.retention:
+                continue
+            path = self._path(VM, name)
+            with self._file_lock(path):
+                try:
+                    os.unlink(path)
+                    removed.append(name)
+                except FileNotFoundError:
+                    pass
+                self._forget(path)
+            if deleted_at < now - self.retention - TOMBSTONE_SECONDS:
+                try:
+                    os.unlink(tombstone)
+                except FileNotFoundError:
+                    pass
+        return removed

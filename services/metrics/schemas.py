@@ -49,6 +49,9 @@ class DomainStatsEvent(_RequiredFields, hostagent_schemas.DomainStatsSchema):
     entry loaded with DomainSampleEvent by the service, so a bad entry costs only itself."""
     required_fields = ("host", "at")
     domains = fields.List(fields.Raw(), required=True)
+    # Raw too, loaded with HostSampleEvent: a bad host sample costs only itself. Absent from
+    # agents older than the per-device samples.
+    host_sample = fields.Raw(load_default=None, allow_none=True)
 
     class Meta:
         unknown = EXCLUDE
@@ -88,6 +91,13 @@ class DomainSampleEvent(_RequiredFields, hostagent_schemas.DomainSampleSchema):
             raise ValidationError("must not be negative")
 
 
+class HostSampleEvent(hostagent_schemas.HostSampleSchema):
+    """The `host_sample` of a `domain_stats` event."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
 class InstanceDeletedEvent(_RequiredFields, instances_schemas.InstanceSchema):
     """`instances.instance_deleted` carries an InstanceSchema; only `id` matters here."""
     required_fields = ("id",)
@@ -109,8 +119,21 @@ class MetricsQuery(StrictSchema):
 
 
 class RrdUpdatesQuery(StrictSchema):
+    """XenServer's /rrd_updates parameters: `start` (unix s), `interval` (seconds per row: picks
+    the archive), `cf` (one consolidation function, else all), `host` (hosts too), `vm_uuid`
+    (here `instance_id`: one VM), `json` (JSON instead of XML)."""
     start = fields.Integer(required=True, validate=validate.Range(min=0))
     instance_id = InstanceId(load_default=None, allow_none=True)
+    interval = fields.Integer(load_default=None, allow_none=True,
+                              validate=validate.Range(min=1, max=86400))
+    cf = fields.String(load_default=None, allow_none=True,
+                       validate=validate.OneOf(("AVERAGE", "MIN", "MAX")))
+    host = fields.Boolean(load_default=False)
+    json = fields.Boolean(load_default=False)
+
+
+class VmRrdQuery(StrictSchema):
+    instance_id = InstanceId(required=True)
 
 
 def point():

@@ -1,5 +1,5 @@
-"""Metrics service: stores the host agents' per-domain samples in rrdtool files and serves them.
-Entry points only; storage is in rrd_store.py."""
+"""Metrics service: stores the host agents' per-domain and per-host samples in rrdtool files and
+serves them. Entry points only; storage is in rrd_store.py, reading in rrd_read.py."""
 import logging
 
 from nameko.events import event_handler
@@ -8,12 +8,13 @@ from nameko.rpc import rpc
 from common.errors import InvalidInput
 from common.hostrpc import HOST_EVENT_SOURCE
 from common.schemas import dump, load
+from common.timers import config_timer
 from services.metrics import counters
 from services.metrics.dependencies import RrdStore
 from services.metrics.rrd_store import STORED
 from services.metrics.schemas import (
-    DomainSampleEvent, DomainStatsEvent, InstanceDeletedEvent, InstanceMetricsSchema, MetricsQuery,
-    RrdUpdatesQuery)
+    DomainSampleEvent, DomainStatsEvent, HostSampleEvent, InstanceDeletedEvent,
+    InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, VmRrdQuery)
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,24 @@ class MetricsService:
                             batch["host"], exc, exc.fields)
                 counters.samples_rejected.labels("invalid").inc()
                 continue
-            outcome = self.store.store(sample["instance_id"], batch["at"], sample)
-            if outcome == STORED:
-                counters.samples_stored.inc()
-            else:
-                counters.samples_rejected.labels(outcome).inc()
+            self._count(self.store.store(sample["instance_id"], batch["at"], sample))
+        if batch["host_sample"] is not None:
+            self._store_host(batch)
+
+    def _store_host(self, batch):
+        try:
+            sample = load(HostSampleEvent, batch["host_sample"])
+            self._count(self.store.store_host(batch["host"], batch["at"], sample))
+        except InvalidInput as exc:
+            log.warning("skipping the host sample of %s: %s %s", batch["host"], exc, exc.fields)
+            counters.samples_rejected.labels("invalid").inc()
+
+    @staticmethod
+    def _count(outcome):
+        if outcome == STORED:
+            counters.samples_stored.inc()
+        else:
+            counters.samples_rejected.labels(outcome).inc()
 
     @event_handler("instances", "instance_deleted")
     def handle_instance_deleted(self, payload):
@@ -55,7 +69,13 @@ class MetricsService:
             log.warning("ignoring instance_deleted event: %s %s", exc, exc.fields)
             return
         if self.store.delete(instance_id):
-            log.info("removed metrics of deleted instance %s", instance_id)
+            log.info("metrics of deleted instance %s kept for the retention time", instance_id)
+
+    @config_timer("PURGE_INTERVAL", 3600)
+    def purge_deleted(self):
+        for instance_id in self.store.purge():
+            log.info("removed metrics of instance %s, deleted over the retention time ago",
+                     instance_id)
 
     @rpc
     def get_instance_metrics(self, instance_id, seconds=3600):
@@ -63,6 +83,13 @@ class MetricsService:
         return dump(InstanceMetricsSchema, self.store.series(query["instance_id"], query["seconds"]))
 
     @rpc
-    def rrd_updates(self, start, instance_id=None):
-        query = load(RrdUpdatesQuery, {"start": start, "instance_id": instance_id})
-        return self.store.rrd_updates(query["start"], query["instance_id"])
+    def rrd_updates(self, start, instance_id=None, interval=None, cf=None, host=False, json=False):
+        query = load(RrdUpdatesQuery, {"start": start, "instance_id": instance_id,
+                                       "interval": interval, "cf": cf, "host": host, "json": json})
+        return self.store.rrd_updates(
+            start=query["start"], vm_uuid=query["instance_id"], interval=query["interval"],
+            cf=query["cf"], host=query["host"], as_json=query["json"])
+
+    @rpc
+    def vm_rrd(self, instance_id):
+        return self.store.vm_rrd(load(VmRrdQuery, {"instance_id": instance_id})["instance_id"])
