@@ -107,7 +107,7 @@ def _operation(route, path_params):
         "parameters": path_params + [_query_parameter(q) for q in route.query],
         "responses": responses,
         # An empty list overrides the global requirement: this operation is public.
-        "security": [{"bearerAuth": []}] if route.auth else [],
+        "security": [{f"{route.auth_scheme}Auth": []}] if route.auth else [],
     }
     if route.body is not None:
         operation["requestBody"] = _request_body(route)
@@ -121,6 +121,7 @@ def build_spec(routes, title="labcloud API", version="1"):
                    info={"description": "REST API of labcloud, a private IaaS cloud."},
                    security=[{"bearerAuth": []}])
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("basicAuth", {"type": "http", "scheme": "basic"})
     spec.components.schema("Error", schema=ErrorSchema)
 
     operations = {}

@@ -91,8 +91,8 @@ def series(store, instance_id, seconds):
             "end": rows[-1][0] if rows else meta["end"], "series": out}
 
 
-def _files(store, vm_uuid, host):
-    """{(kind, id): path} the answer covers."""
+def _files(store, vm_uuid, host, only):
+    """{(kind, id): path} the answer covers (VMs among `only` when it is not None)."""
     if vm_uuid is not None:
         vm_uuid = canonical_instance_id(vm_uuid)
         path = store.path_of(vm_uuid)
@@ -100,24 +100,26 @@ def _files(store, vm_uuid, host):
             raise NotFound(f"no metrics for instance {vm_uuid}")
         files = {(VM, vm_uuid): path}
     else:
-        files = {(VM, i): store.path_of(i) for i in store.known(VM)}
+        wanted = None if only is None else {canonical_instance_id(i) for i in only}
+        files = {(VM, i): store.path_of(i) for i in store.known(VM) if wanted is None or i in wanted}
     if host:
         files.update({(HOST, h): store.host_path(h) for h in store.known(HOST)})
     return files
 
 
-def rrd_updates(store, start, interval=None, cf=None, host=False, vm_uuid=None, as_json=False):
+def rrd_updates(store, start, interval=None, cf=None, host=False, vm_uuid=None, as_json=False,
+                only=None):
     """XenServer's /rrd_updates: every data source of the VMs (one, with `vm_uuid`; and of the
     hosts with `host`) since `start`, legend `CF:vm|host:<id>:<ds>`, rows newest first, values
     in XenServer's units (cpuN 0..1). `interval` picks the archive (seconds per row), `cf` one
-    consolidation function (else all three)."""
+    consolidation function (else all three); `only`: the VMs to include (None: all)."""
     end = int(store.now())
     start = int(start)
     if start >= end:
         raise InvalidInput("start must be in the past", {"start": ["not in the past"]})
     start = max(start, end - YEAR)  # nothing older is kept
     step = int(interval) if interval else store.step
-    files = _files(store, vm_uuid, host)
+    files = _files(store, vm_uuid, host, only)
     cfs = (cf,) if cf else CONSOLIDATIONS
     args = ["--start", str(start), "--end", str(end), "--step", str(step),
             "--maxrows", str(MAX_UPDATE_ROWS)]

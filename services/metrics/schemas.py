@@ -136,6 +136,24 @@ class VmRrdQuery(StrictSchema):
     instance_id = InstanceId(required=True)
 
 
+class VmRrdRequest(StrictSchema):
+    """`get_vm_rrd(actor, request)`: XenServer's /vm_rrd query."""
+    uuid = InstanceId(required=True)
+
+
+class RrdUpdatesRequest(StrictSchema):
+    """`get_rrd_updates(actor, request)`: XenServer's /rrd_updates query as the gateway gets it
+    (`vm_uuid`, `json`, `host` by XenServer's names)."""
+    start = fields.Integer(required=True, validate=validate.Range(min=0))
+    vm_uuid = InstanceId(load_default=None, allow_none=True)
+    interval = fields.Integer(load_default=None, allow_none=True,
+                              validate=validate.Range(min=1, max=86400))
+    cf = fields.String(load_default=None, allow_none=True,
+                       validate=validate.OneOf(("AVERAGE", "MIN", "MAX")))
+    host = fields.Boolean(load_default=False)
+    json = fields.Boolean(load_default=False)
+
+
 def point():
     return fields.Tuple((fields.Integer(), fields.Float(allow_none=True)))
 

@@ -3,18 +3,18 @@ serves them. Entry points only; storage is in rrd_store.py, reading in rrd_read.
 import logging
 
 from nameko.events import event_handler
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 
 from common.errors import InvalidInput
 from common.hostrpc import HOST_EVENT_SOURCE
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.metrics import counters
+from services.metrics import access, counters
 from services.metrics.dependencies import RrdStore
 from services.metrics.rrd_store import STORED
 from services.metrics.schemas import (
     DomainSampleEvent, DomainStatsEvent, HostSampleEvent, InstanceDeletedEvent,
-    InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, VmRrdQuery)
+    InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, RrdUpdatesRequest, VmRrdQuery, VmRrdRequest)
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ class MetricsService:
     name = "metrics"
 
     store = RrdStore()
+    instances = RpcProxy("instances")
 
     @event_handler(HOST_EVENT_SOURCE, "domain_stats")
     def handle_domain_stats(self, payload):
@@ -93,3 +94,21 @@ class MetricsService:
     @rpc
     def vm_rrd(self, instance_id):
         return self.store.vm_rrd(load(VmRrdQuery, {"instance_id": instance_id})["instance_id"])
+
+    # -- user-facing (the gateway's /rrd_updates, /vm_rrd): read-only, so redelivery is harmless
+
+    @rpc
+    def get_rrd_updates(self, actor, request):
+        query = load(RrdUpdatesRequest, request)
+        if query["host"]:
+            access.check_hosts(actor)
+        only = access.readable_instances(actor, self.instances, query["vm_uuid"])
+        return self.store.rrd_updates(
+            start=query["start"], vm_uuid=query["vm_uuid"], interval=query["interval"],
+            cf=query["cf"], host=query["host"], as_json=query["json"], only=only)
+
+    @rpc
+    def get_vm_rrd(self, actor, request):
+        instance_id = load(VmRrdRequest, request)["uuid"]
+        access.readable_instances(actor, self.instances, instance_id)
+        return self.store.vm_rrd(instance_id)
