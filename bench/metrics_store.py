@@ -25,7 +25,7 @@ import rrdtool
 
 warnings.filterwarnings("ignore", message=".*Eventlet is deprecated")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from services.metrics.rrd_store import STORED, MetricsStore  # noqa: E402
+from common.rrd.store import STORED, MetricsStore  # noqa: E402
 
 STEP = 5
 T0 = 1_700_000_000

@@ -5,6 +5,7 @@ One class per host: `make_service("h1")` serves RPC on `hostagent_h1`; every hos
 events under the one source `hostagent` (HostEventDispatcher), so listeners need no host list.
 """
 import collections
+import datetime as dt
 import logging
 import os
 
@@ -28,6 +29,7 @@ from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
 from hostagent.lifecycle import DomainEvents, domain_lifecycle_handler
 from hostagent.metadata_server import MetadataServer
+from hostagent.metrics_http import MetricsHttp
 from hostagent.port_forward import SshForwarding
 from hostagent.schemas import (
     AttachDiskRequest, CloneVolumeRequest, DetachDiskRequest, DiskAttachmentSchema, DomainDisksRequest,
@@ -92,6 +94,7 @@ class HostAgent:
     ssh_forwarder = SshForwarding()  # None when the host has no namespace to forward into
     metadata_server = MetadataServer()  # serves inside HOST_NETNS; workers only invalidate its cache
     ssh_probes = SshReadiness()  # None without HOST_NETNS, like ssh_forwarder
+    metrics_http = MetricsHttp()  # XenServer's rrd_updates on METRICS_HTTP_PORT (off without it)
     firewall = HostFirewall()  # security-group filters and floating-IP NAT (netfilter.py)
 
     def _on_pool(self, operation, *args):
@@ -507,9 +510,12 @@ class HostAgent:
     def domain_stats(self):
         samples = self.hypervisor.run(stats.collect)
         host_sample = self.hypervisor.run(host_stats.collect_host)
+        at = self.now()
         self.dispatch("domain_stats", dump(DomainStatsSchema, {
-            "host": self.host_name, "at": self.now(), "domains": samples,
-            "host_sample": host_sample}))
+            "host": self.host_name, "at": at, "domains": samples, "host_sample": host_sample}))
+        # The agent's own copy, for its HTTP port (off unless METRICS_HTTP_PORT is set).
+        self.metrics_http.record(at.replace(tzinfo=dt.timezone.utc).timestamp(), samples,
+                                 self.host_name, host_sample)
 
 
 def _read_inventory(conn, pool, network):

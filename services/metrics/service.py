@@ -11,7 +11,7 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from services.metrics import access, counters
 from services.metrics.dependencies import RrdStore
-from services.metrics.rrd_store import STORED
+from common.rrd.store import STORED
 from services.metrics.schemas import (
     DomainSampleEvent, DomainStatsEvent, HostSampleEvent, InstanceDeletedEvent,
     InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, RrdUpdatesRequest, VmRrdQuery, VmRrdRequest)

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from common.errors import InvalidInput, NotFound
-from services.metrics import rrd_read
-from services.metrics.rrd_store import MetricsStore
+from common.rrd import read as rrd_read
+from common.rrd.store import MetricsStore
 from tests.metrics.test_rrd_store import T0, FakeClock, feed, sample
 
 VM_NAMES = ["memory", "memory_internal_free", "cpu0", "vbd_vda_read", "vbd_vda_write",

@@ -8,8 +8,8 @@ import pytest
 import rrdtool
 
 from common.errors import InvalidInput, NotFound
-from services.metrics import rrd_read, rrd_store
-from services.metrics.rrd_store import DELETED, STALE, STORED, MetricsStore
+from common.rrd import read as rrd_read, store as rrd_store
+from common.rrd.store import DELETED, STALE, STORED, MetricsStore
 
 T0 = 1_700_000_000  # first sample; any fixed time works, rrdtool does not read the wall clock
 MIB = 1024
@@ -275,3 +275,16 @@ def test_long_windows_are_consolidated(store, clock):
     assert len(result["series"]["cpu_percent"]) <= rrd_read.MAX_POINTS + 2
     known = [v for _, v in result["series"]["net_rx_bps"] if v is not None]
     assert known and all(v == pytest.approx(1000, rel=0.01) for v in known)
+
+
+def test_a_host_agents_copy_drops_the_vms_that_left(tmp_path):
+    from common.rrd.threaded import Metrics
+    metrics = Metrics(MetricsStore(str(tmp_path), step=1))
+    staying, leaving = str(uuid.uuid4()), str(uuid.uuid4())
+    metrics.record(T0, [{"instance_id": staying, **sample(0)}, {"instance_id": leaving, **sample(0)}])
+    assert sorted(metrics.raw.known_instances()) == sorted([staying, leaving])
+    metrics.record(T0 + 1, [{"instance_id": staying, **sample(1)}])
+    assert metrics.raw.known_instances() == [staying]
+    # It may come back (migrated back): no tombstone keeps it out.
+    metrics.record(T0 + 2, [{"instance_id": leaving, **sample(0)}])
+    assert metrics.raw.known_instances() == [leaving]

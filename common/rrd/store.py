@@ -19,8 +19,8 @@ step, no MIN archives) are not migrated: their data sources cannot be split per 
 removed when the store opens the directory, and each instance starts a new file with its next
 sample (the history before the upgrade, at most a week, is lost; logged).
 
-No nameko here: the service wraps this in a DependencyProvider (services/metrics/dependencies.py)
-that runs every call in a native thread (rrdtool blocks).
+No nameko here: the metrics service and the host agent wrap this in a DependencyProvider that
+runs every call in a native thread (common/rrd/threaded.py: rrdtool blocks).
 """
 import logging
 import os
@@ -33,7 +33,7 @@ import rrdtool
 from eventlet.patcher import original
 
 from common.errors import InvalidInput
-from services.metrics.data_sources import format_value, host_values, kind_of, vm_values
+from common.rrd.sources import format_value, host_values, kind_of, vm_values
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,17 @@ class MetricsStore:
         with self._lock:
             for cache in (self._names, self._last, self._file_locks):
                 cache.pop(path, None)
+
+    def drop(self, instance_id):
+        """Remove an instance's file without a tombstone (a host agent's copy of a VM that left
+        the host: it may come back, by migration). Safe to repeat."""
+        path = self.path_of(instance_id)
+        with self._file_lock(path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            self._forget(path)
 
     def delete(self, instance_id):
         """The instance is gone: its tombstone is written now (a repeat keeps the first time), its

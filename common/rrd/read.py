@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 import rrdtool
 
 from common.errors import InvalidInput, NotFound
-from services.metrics.data_sources import NS_PER_S, public_name, scale_of
-from services.metrics.rrd_store import CONSOLIDATIONS, HOST, VM, YEAR, canonical_instance_id
+from common.rrd.sources import NS_PER_S, public_name, scale_of
+from common.rrd.store import CONSOLIDATIONS, HOST, VM, YEAR, canonical_instance_id
 
 # Upper bound on rows of get_instance_metrics; rrdtool consolidates to a coarser step to fit.
 MAX_POINTS = 1440
