@@ -36,6 +36,7 @@ import click
 from labcloud import lifecycle_commands
 from labcloud.commands import audit, hosts, instances, keys, networks, projects, resources, session, users
 from labcloud.commands import floating_ips, volumes
+from labcloud.commands import metrics as metrics_commands
 from labcloud.commands.base import LabcloudGroup, completes
 from labcloud.image_register import register as image_register_command
 
@@ -255,7 +256,7 @@ def ssh(name, identity, user, command):
 
 
 for _module in (session, users, projects, keys, audit, hosts, networks, instances, resources, lifecycle_commands,
-                volumes, floating_ips):
+                volumes, floating_ips, metrics_commands):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -1,5 +1,7 @@
-"""Metrics in XenServer's shapes (/rrd_updates, /vm_rrd, with HTTP Basic auth: the clients
-written for XenServer know no bearer tokens). The metrics service decides who reads what."""
+"""Metrics: XenServer's /rrd_updates and /vm_rrd (HTTP Basic auth: the clients written for
+XenServer know no bearer tokens) and PNG graphs. The metrics service decides who reads what."""
+import base64
+
 from flask import Response
 
 from gateway.api.registry import route
@@ -35,3 +37,29 @@ def rrd_updates(rpc, actor, start, interval, cf, host, vm_uuid, json):
 def vm_rrd(rpc, actor, uuid):
     request = {} if uuid is None else {"uuid": uuid}
     return Response(rpc.metrics.get_vm_rrd(actor, request), content_type=XML)
+
+
+def _png(answer):
+    # RPC carries JSON: the PNG comes base64-encoded and leaves as bytes. Cached by the metrics
+    # service; browsers may keep it for as long (a minute).
+    return Response(base64.b64decode(answer["png_base64"]), content_type="image/png",
+                    headers={"Cache-Control": "private, max-age=60"})
+
+
+GRAPH_PERIOD = QueryParam("period", "string", "1h", "1h, 1d, 1w or 1m", max_length=8)
+PNG = {"type": "string", "format": "binary"}
+
+
+@route("GET", "/api/v1/instances/<uuid:instance_id>/graphs/<metric>.png", tag="instances",
+       summary="A graph of the instance's cpu, memory, disk or network over the last period (PNG)",
+       response=PNG, content_type="image/png", query=(GRAPH_PERIOD,))
+def get_instance_graph(rpc, actor, instance_id, metric, period):
+    return _png(rpc.metrics.get_instance_graph(actor, {"instance_id": instance_id, "metric": metric,
+                                                       "period": period}))
+
+
+@route("GET", "/api/v1/hosts/<host_name:name>/graphs/<metric>.png", tag="admin",
+       summary="A graph of a host's cpu, memory, network or load over the last period (PNG; admins)",
+       response=PNG, content_type="image/png", query=(GRAPH_PERIOD,))
+def get_host_graph(rpc, actor, name, metric, period):
+    return _png(rpc.metrics.get_host_graph(actor, {"host": name, "metric": metric, "period": period}))

@@ -17,7 +17,8 @@ def readable_instances(actor, instances_rpc, instance_id=None):
     return [instance["id"] for instance in instances_rpc.list_instances(actor)]
 
 
-def check_hosts(actor):
+def check_hosts(actor, field="host"):
+    """Forbidden naming `field` (the request's word for the host) unless the actor is an admin."""
     if not policy.allowed(actor, "metrics:hosts"):
         raise Forbidden("only an administrator may read the hosts' metrics",
-                        {"host": ["administrators only"]})
+                        {field: ["administrators only"]})

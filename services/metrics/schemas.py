@@ -141,6 +141,24 @@ class VmRrdRequest(StrictSchema):
     uuid = InstanceId(required=True)
 
 
+class InstanceGraphRequest(StrictSchema):
+    """`get_instance_graph(actor, request)`; metric and period are checked by graphs.py (a 400
+    naming `metric` or `period` lists what is allowed)."""
+    instance_id = InstanceId(required=True)
+    metric = fields.String(required=True, validate=validate.Length(max=32))
+    period = fields.String(load_default="1h", validate=validate.Length(max=8))
+
+
+class HostGraphRequest(StrictSchema):
+    host = fields.String(required=True, validate=validate.Length(min=1, max=63))
+    metric = fields.String(required=True, validate=validate.Length(max=32))
+    period = fields.String(load_default="1h", validate=validate.Length(max=8))
+
+
+class GraphSchema(StrictSchema):
+    png_base64 = fields.String()
+
+
 class RrdUpdatesRequest(StrictSchema):
     """`get_rrd_updates(actor, request)`: XenServer's /rrd_updates query as the gateway gets it
     (`vm_uuid`, `json`, `host` by XenServer's names)."""

@@ -14,7 +14,8 @@ from services.metrics.dependencies import RrdStore
 from common.rrd.store import STORED
 from services.metrics.schemas import (
     DomainSampleEvent, DomainStatsEvent, HostSampleEvent, InstanceDeletedEvent,
-    InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, RrdUpdatesRequest, VmRrdQuery, VmRrdRequest)
+    HostGraphRequest, InstanceGraphRequest, InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery,
+    RrdUpdatesRequest, VmRrdQuery, VmRrdRequest)
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +113,16 @@ class MetricsService:
         instance_id = load(VmRrdRequest, request)["uuid"]
         access.readable_instances(actor, self.instances, instance_id)
         return self.store.vm_rrd(instance_id)
+
+    @rpc
+    def get_instance_graph(self, actor, request):
+        query = load(InstanceGraphRequest, request)
+        access.readable_instances(actor, self.instances, query["instance_id"])
+        return {"png_base64": self.store.instance_graph(query["instance_id"], query["metric"],
+                                                        query["period"])}
+
+    @rpc
+    def get_host_graph(self, actor, request):
+        query = load(HostGraphRequest, request)
+        access.check_hosts(actor)
+        return {"png_base64": self.store.host_graph(query["host"], query["metric"], query["period"])}

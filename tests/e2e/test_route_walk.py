@@ -215,6 +215,8 @@ TABLE = {
         "headers": basic_auth(w, r), "params": {"start": 0, "vm_uuid": w.instance}}),
     "vm_rrd": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {
         "headers": basic_auth(w, r), "params": {"uuid": w.instance}}),
+    "get_instance_graph": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {"metric": "cpu"}),
+    "get_host_graph": (codes(401, 403, 403, 403, 403, 200), lambda w, r: {"name": host_of(w), "metric": "cpu"}),
 }
 
 
