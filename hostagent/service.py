@@ -18,6 +18,7 @@ from nameko.standalone.events import get_event_exchange
 from common.clock import Clock
 from common.errors import HostOperationFailed
 from common.hostrpc import HOST_EVENT_SOURCE, host_service_name
+from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
 from eventlet import semaphore
@@ -85,6 +86,7 @@ def count_domains(conn):
 class HostAgent:
     name = "hostagent"  # replaced per host by make_service
     host_name = None
+    prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
     hypervisor = Hypervisor()
     dispatch = HostEventDispatcher()

@@ -10,6 +10,7 @@ from nameko.extensions import DependencyProvider
 
 from common.rrd.store import DEFAULT_RETENTION, MetricsStore
 from common.rrd.threaded import Metrics
+from services.metrics.exposition import RrdCollector
 from services.metrics.graphs import DEFAULT_CACHE_SECONDS, Graphs
 
 DEFAULT_METRICS_DIR = "var/metrics"
@@ -44,6 +45,10 @@ class RrdStore(DependencyProvider):
         graphs = Graphs(store, config.get("GRAPH_CACHE_DIR") or os.path.join(directory, "graphs"),
                         float(config.get("GRAPH_CACHE_SECONDS", DEFAULT_CACHE_SECONDS)))
         self.metrics = ServiceMetrics(store, graphs)
+
+    def prometheus_collector(self):
+        """Served by common.prometheus.ProcessMetrics with the process's own metrics."""
+        return RrdCollector(self.metrics.raw)
 
     def get_dependency(self, worker_ctx):
         return self.metrics

@@ -7,6 +7,7 @@ from nameko.rpc import RpcProxy, rpc
 
 from common.errors import InvalidInput
 from common.hostrpc import HOST_EVENT_SOURCE
+from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
 from services.metrics import access, counters
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 class MetricsService:
     name = "metrics"
+    prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
     store = RrdStore()
     instances = RpcProxy("instances")
