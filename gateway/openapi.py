@@ -92,9 +92,11 @@ def _operation(route, path_params):
     response_schema = route.response
     if route.many:
         response_schema = {"type": "array", "items": response_schema}
+    # A route may answer in several content types (rrd_updates: XML, or JSON with json=true).
+    content_types = route.content_type if isinstance(route.content_type, tuple) else (route.content_type,)
     responses = {str(route.status): {
         "description": route.summary,
-        "content": {route.content_type: {"schema": response_schema}},
+        "content": {kind: {"schema": response_schema} for kind in content_types},
     }}
     for status in _error_statuses(route, path_params):
         responses[str(status)] = _error(ERROR_DESCRIPTIONS[status])

@@ -44,7 +44,7 @@ class Route:
     auth: bool = True
     uses_rpc: bool = True  # False for /healthz, /metrics, openapi.json: served without a proxy
     query: tuple = ()
-    content_type: str = "application/json"
+    content_type: object = "application/json"  # or a tuple of the types it may answer in
     client: bool = False
     token: bool = False
     errors: tuple = ()  # HTTP statuses this route can answer besides the usual ones (OpenAPI)

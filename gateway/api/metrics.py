@@ -13,7 +13,7 @@ XML = "text/xml"
 @route("GET", "/rrd_updates", tag="metrics", auth_scheme="basic",
        summary="XenServer's rrd_updates: every data source of the VMs one may see (admins: all, and "
                "the hosts with host=true) since start, rows newest first; XML, or JSON with json=true",
-       response={"type": "string"}, content_type=XML,
+       response={"type": "string"}, content_type=(XML, "application/json"), errors=(404,),
        query=(QueryParam("start", "integer", None, "unix time of the oldest row wanted (required)",
                          minimum=0),
               QueryParam("interval", "integer", None, "seconds per row: picks the archive",
@@ -32,7 +32,7 @@ def rrd_updates(rpc, actor, start, interval, cf, host, vm_uuid, json):
 
 @route("GET", "/vm_rrd", tag="metrics", auth_scheme="basic",
        summary="XenServer's vm_rrd: a VM's whole round-robin database (rrdtool dump XML)",
-       response={"type": "string"}, content_type=XML,
+       response={"type": "string"}, content_type=XML, errors=(404,),
        query=(QueryParam("uuid", "string", None, "the VM (required)", max_length=64),))
 def vm_rrd(rpc, actor, uuid):
     request = {} if uuid is None else {"uuid": uuid}
