@@ -39,7 +39,7 @@ def vm_rrd(rpc, actor, uuid):
     return Response(rpc.metrics.get_vm_rrd(actor, request), content_type=XML)
 
 
-def _png(answer):
+def png_response(answer):
     # RPC carries JSON: the PNG comes base64-encoded and leaves as bytes. Cached by the metrics
     # service; browsers may keep it for as long (a minute).
     return Response(base64.b64decode(answer["png_base64"]), content_type="image/png",
@@ -54,7 +54,7 @@ PNG = {"type": "string", "format": "binary"}
        summary="A graph of the instance's cpu, memory, disk or network over the last period (PNG)",
        response=PNG, content_type="image/png", query=(GRAPH_PERIOD,))
 def get_instance_graph(rpc, actor, instance_id, metric, period):
-    return _png(rpc.metrics.get_instance_graph(actor, {"instance_id": instance_id, "metric": metric,
+    return png_response(rpc.metrics.get_instance_graph(actor, {"instance_id": instance_id, "metric": metric,
                                                        "period": period}))
 
 
@@ -62,4 +62,4 @@ def get_instance_graph(rpc, actor, instance_id, metric, period):
        summary="A graph of a host's cpu, memory, network or load over the last period (PNG; admins)",
        response=PNG, content_type="image/png", query=(GRAPH_PERIOD,))
 def get_host_graph(rpc, actor, name, metric, period):
-    return _png(rpc.metrics.get_host_graph(actor, {"host": name, "metric": metric, "period": period}))
+    return png_response(rpc.metrics.get_host_graph(actor, {"host": name, "metric": metric, "period": period}))

@@ -118,18 +118,22 @@ class MetricsQuery(StrictSchema):
     seconds = fields.Integer(load_default=3600, validate=validate.Range(min=MIN_SECONDS, max=MAX_SECONDS))
 
 
-class RrdUpdatesQuery(StrictSchema):
+class _XenServerUpdates(StrictSchema):
     """XenServer's /rrd_updates parameters: `start` (unix s), `interval` (seconds per row: picks
-    the archive), `cf` (one consolidation function, else all), `host` (hosts too), `vm_uuid`
-    (here `instance_id`: one VM), `json` (JSON instead of XML)."""
+    the archive), `cf` (one consolidation function, else all), `host` (hosts too), `json` (JSON
+    instead of XML); one VM is named by the subclass's field."""
     start = fields.Integer(required=True, validate=validate.Range(min=0))
-    instance_id = InstanceId(load_default=None, allow_none=True)
     interval = fields.Integer(load_default=None, allow_none=True,
                               validate=validate.Range(min=1, max=86400))
     cf = fields.String(load_default=None, allow_none=True,
                        validate=validate.OneOf(("AVERAGE", "MIN", "MAX")))
     host = fields.Boolean(load_default=False)
     json = fields.Boolean(load_default=False)
+
+
+class RrdUpdatesQuery(_XenServerUpdates):
+    """`rrd_updates(...)` (internal, no actor): one VM is `instance_id`."""
+    instance_id = InstanceId(load_default=None, allow_none=True)
 
 
 class VmRrdQuery(StrictSchema):
@@ -141,35 +145,31 @@ class VmRrdRequest(StrictSchema):
     uuid = InstanceId(required=True)
 
 
-class InstanceGraphRequest(StrictSchema):
-    """`get_instance_graph(actor, request)`; metric and period are checked by graphs.py (a 400
-    naming `metric` or `period` lists what is allowed)."""
+class _GraphRequest(StrictSchema):
+    """Metric and period are checked by graphs.py (a 400 naming `metric` or `period` lists what
+    is allowed: it differs between instances and hosts)."""
+    metric = fields.String(required=True, validate=validate.Length(max=32))
+    period = fields.String(load_default="1h", validate=validate.Length(max=8))
+
+
+class InstanceGraphRequest(_GraphRequest):
+    """`get_instance_graph(actor, request)`."""
     instance_id = InstanceId(required=True)
-    metric = fields.String(required=True, validate=validate.Length(max=32))
-    period = fields.String(load_default="1h", validate=validate.Length(max=8))
 
 
-class HostGraphRequest(StrictSchema):
+class HostGraphRequest(_GraphRequest):
+    """`get_host_graph(actor, request)`."""
     host = fields.String(required=True, validate=validate.Length(min=1, max=63))
-    metric = fields.String(required=True, validate=validate.Length(max=32))
-    period = fields.String(load_default="1h", validate=validate.Length(max=8))
 
 
 class GraphSchema(StrictSchema):
     png_base64 = fields.String()
 
 
-class RrdUpdatesRequest(StrictSchema):
+class RrdUpdatesRequest(_XenServerUpdates):
     """`get_rrd_updates(actor, request)`: XenServer's /rrd_updates query as the gateway gets it
-    (`vm_uuid`, `json`, `host` by XenServer's names)."""
-    start = fields.Integer(required=True, validate=validate.Range(min=0))
+    (one VM is `vm_uuid`, XenServer's name)."""
     vm_uuid = InstanceId(load_default=None, allow_none=True)
-    interval = fields.Integer(load_default=None, allow_none=True,
-                              validate=validate.Range(min=1, max=86400))
-    cf = fields.String(load_default=None, allow_none=True,
-                       validate=validate.OneOf(("AVERAGE", "MIN", "MAX")))
-    host = fields.Boolean(load_default=False)
-    json = fields.Boolean(load_default=False)
 
 
 def point():
