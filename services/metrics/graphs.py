@@ -24,6 +24,7 @@ WIDTH, HEIGHT = 640, 200
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 DEFAULT_CACHE_SECONDS = 60
+MIN_LAYER_PIXELS = 20
 _CPU = re.compile(r"cpu(\d+)$")
 
 
@@ -43,50 +44,58 @@ def _color(n):
     return PALETTE[n % len(PALETTE)]
 
 
-def _lines(series):
-    """A LINE2 per (vname, label), with its legend."""
-    return [f"LINE2:{vname}{_color(n)}:{label}" for n, (vname, label) in enumerate(series)]
-
-
-def elements(kind, metric, names, path):
-    """rrdtool graph arguments drawing `metric` from a file with data sources `names`."""
-    p = rrd_path_arg(path)
-    defs = [f"DEF:{n}={p}:{n}:AVERAGE" for n in names]
-    series = []  # (vname, label)
+def _metric(kind, metric, names, s):
+    """(options, CDEFs, [(vname, label)]) drawing `metric` from data sources `names`, whose vnames
+    are the name plus the suffix `s` (one set per archive layer)."""
+    cdefs, series = [], []
     if metric == "cpu":
         cpus = sorted((n for n in names if _CPU.match(n)), key=lambda n: int(_CPU.match(n).group(1)))
-        for n in cpus:
-            defs.append(f"CDEF:{n}_pct={n},{NS_PER_S // 100},/")
+        cdefs += [f"CDEF:{n}_pct{s}={n}{s},{NS_PER_S // 100},/" for n in cpus]
         if len(cpus) > 8:  # a many-core host: the average, not sixteen tangled lines
-            defs.append(f"CDEF:avg_pct={','.join(c + '_pct' for c in cpus)},{len(cpus)},AVG")
-            series.append(("avg_pct", f"average of {len(cpus)} cores"))
+            cdefs.append(f"CDEF:avg_pct{s}={','.join(f'{c}_pct{s}' for c in cpus)},{len(cpus)},AVG")
+            series.append((f"avg_pct{s}", f"average of {len(cpus)} cores"))
         else:
-            series += [(f"{n}_pct", n) for n in cpus]
+            series += [(f"{n}_pct{s}", n) for n in cpus]
         return ["--vertical-label", "percent", "--lower-limit", "0", "--upper-limit", "100",
-                "--rigid"] + defs + _lines(series)
+                "--rigid"], cdefs, series
     if metric == "memory":
         if kind == VM:
-            defs.append("CDEF:free_b=memory_int_free,1024,*")
-            defs.append("CDEF:used_b=memory,free_b,-")
-            series = [("memory", "allocated"), ("used_b", "used inside the guest")]
+            cdefs += [f"CDEF:used_b{s}=memory{s},memory_int_free{s},1024,*,-"]
+            series = [(f"memory{s}", "allocated"), (f"used_b{s}", "used inside the guest")]
         else:
-            defs.append("CDEF:total_b=memory_total_kib,1024,*")
-            defs.append("CDEF:used_b=memory_total_kib,memory_free_kib,-,1024,*")
-            series = [("total_b", "total"), ("used_b", "used")]
-        return ["--vertical-label", "bytes", "--base", "1024", "--lower-limit", "0"] + defs \
-            + _lines(series)
+            cdefs += [f"CDEF:total_b{s}=memory_total_kib{s},1024,*",
+                      f"CDEF:used_b{s}=memory_total_kib{s},memory_free_kib{s},-,1024,*"]
+            series = [(f"total_b{s}", "total"), (f"used_b{s}", "used")]
+        return ["--vertical-label", "bytes", "--base", "1024", "--lower-limit", "0"], cdefs, series
     if metric == "load":
-        return ["--vertical-label", "load", "--lower-limit", "0"] + defs \
-            + _lines([("loadavg", "1-minute load average")])
+        return ["--vertical-label", "load", "--lower-limit", "0"], cdefs, [
+            (f"loadavg{s}", "1-minute load average")]
     prefixes = {"disk": ("vbd_",), "network": ("vif_", "pif_")}[metric]
-    chosen = [n for n in names if n.startswith(prefixes) and "_iops_" not in n]
-    series = [(n, n) for n in chosen]
-    anchor = names[0]
+    series = [(f"{n}{s}", n) for n in names if n.startswith(prefixes) and "_iops_" not in n]
     if not series:  # no device yet: an empty graph that says so, not an error
-        defs.append(f"CDEF:none={anchor},POP,UNKN")
-        series = [("none", "no devices")]
-    return ["--vertical-label", "bytes/s", "--base", "1024", "--lower-limit", "0"] + defs \
-        + _lines(series)
+        cdefs.append(f"CDEF:none{s}={names[0]}{s},POP,UNKN")
+        series = [(f"none{s}", "no devices")]
+    return ["--vertical-label", "bytes/s", "--base", "1024", "--lower-limit", "0"], cdefs, series
+
+
+def elements(kind, metric, names, path, step, end, finer=()):
+    """rrdtool graph arguments drawing `metric` from a file with data sources `names`: the
+    archive of `step` over the whole period, then the finer archives where they reach, drawn on
+    top in the same colours (`finer`: [(seconds per row, seconds kept)], coarsest first): the
+    last 10 minutes of an hour's graph at the 5 s step, so a new instance does not show nothing
+    for its first minute. (Layers are drawn, not merged in a CDEF: rrdtool computes a CDEF only
+    where all its DEFs have rows.)"""
+    p = rrd_path_arg(path)
+    options, args = [], []
+    for k, (row, kept) in enumerate([(step, None)] + list(finer)):
+        s = f"_{k}"
+        window = "" if kept is None else f":start={end - kept}:end={end}"
+        args += [f"DEF:{n}{s}={p}:{n}:AVERAGE:step={row}{window}" for n in names]
+        options, cdefs, series = _metric(kind, metric, names, s)
+        args += cdefs
+        args += [f"LINE2:{vname}{_color(i)}" + (f":{label}" if k == 0 else "")
+                 for i, (vname, label) in enumerate(series)]
+    return options + args
 
 
 class Graphs:
@@ -121,10 +130,14 @@ class Graphs:
         except FileNotFoundError:
             pass
         end = int(now)
-        args = ["--start", str(end - seconds), "--end", str(end), "--step", str(step),
+        args = ["--start", str(end - seconds), "--end", str(end),
                 "--width", str(WIDTH), "--height", str(HEIGHT), "--imgformat", "PNG",
                 "--title", f"{ident} {metric}, last {period}", "--slope-mode"]
-        args += elements(kind, metric, self.store.names_of(path), path)
+        finer = [(row, kept) for row, kept in ((MINUTE, 2 * HOUR), (self.store.step, 10 * MINUTE))
+                 if row < step and kept * WIDTH >= MIN_LAYER_PIXELS * seconds]
+        # (coarsest first: the finest is drawn last; a layer narrower than a few pixels is left
+        # out: rrdtool cannot spread a few rows over a pixel wider than them)
+        args += elements(kind, metric, self.store.names_of(path), path, step, end, finer)
         image = rrdtool.graphv("-", *args)["image"]
         # Written whole then renamed: a concurrent reader never sees half a PNG.
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
