@@ -66,6 +66,10 @@ POLICY = {
     "instance:migrate": (ADMIN,),              # where a guest runs is the admins' business
     "instance:metrics": (ADMIN, OWNER, MANAGER),
     "instance:actions": (ADMIN, OWNER, MANAGER),
+    # metrics (rrd_updates, vm_rrd, graphs): instances as instance:get, checked by the instances
+    # service; every VM at once and the hosts' own metrics are the admins'
+    "metrics:all_instances": (ADMIN,),
+    "metrics:hosts": (ADMIN,),
     # data volumes and their snapshots (storage): as instances, the owner, the course's managers, admins
     "volume:create": (ADMIN, MEMBER),
     "volume:list": (ANYONE,),                 # filtered: own, and all of the projects I manage

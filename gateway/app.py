@@ -9,6 +9,7 @@ from gateway.openapi import build_spec
 from gateway import portal
 from gateway.rpc_pool import RpcPool
 from gateway.telemetry import RequestMetrics
+from gateway.basic_auth import BasicLogins
 from gateway.token_cache import DEFAULT_SECONDS, TokenCache
 
 # The largest legitimate bodies are a class list (CSV) and an instance's user_data (16 KiB);
@@ -35,6 +36,7 @@ def create_app(config, rpc_pool=None, audit=None):
 
     app.extensions["rpc_pool"] = rpc_pool if rpc_pool is not None else RpcPool(config)
     app.extensions["token_cache"] = TokenCache(config.get("TOKEN_CACHE_SECONDS", DEFAULT_SECONDS))
+    app.extensions["basic_logins"] = BasicLogins()
     app.extensions["openapi"] = build_spec(routes)
     prometheus = RequestMetrics()
     prometheus.init_app(app)

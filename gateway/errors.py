@@ -6,7 +6,7 @@ with a generic 500, so internals never reach a client.
 """
 import logging
 
-from flask import jsonify
+from flask import g, jsonify
 from nameko.exceptions import RpcTimeout, UnknownService
 from werkzeug.exceptions import HTTPException
 
@@ -28,7 +28,8 @@ def _labcloud_error(exc):
     response = jsonify({"error": exc.to_dict()})
     response.status_code = exc.http_status
     if exc.http_status == 401:
-        response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: tell clients the scheme
+        # RFC 6750 / 7617: tell clients the scheme (Basic on the XenServer-compatible routes)
+        response.headers["WWW-Authenticate"] = g.get("auth_challenge", "Bearer")
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)  # RFC 9110: seconds

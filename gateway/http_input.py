@@ -1,6 +1,7 @@
 """Reading a request: the bearer token, the body (JSON or CSV) and query parameters, each
 checked for shape only (what the OpenAPI document promises); what the values mean is the
 services' business."""
+import base64
 import json
 
 from flask import request
@@ -30,6 +31,22 @@ def bearer_token():
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthorized("an 'Authorization: Bearer <token>' header is required")
     return token
+
+
+def basic_credentials():
+    """(username, password) of an 'Authorization: Basic' header, else Unauthorized."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError
+        username, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        if not sep or not username or not password:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        raise Unauthorized("an 'Authorization: Basic' header with a labcloud username and password "
+                           "is required") from None
+    return username, password
 
 
 def _raw_body(body_type):

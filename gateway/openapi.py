@@ -92,9 +92,11 @@ def _operation(route, path_params):
     response_schema = route.response
     if route.many:
         response_schema = {"type": "array", "items": response_schema}
+    # A route may answer in several content types (rrd_updates: XML, or JSON with json=true).
+    content_types = route.content_type if isinstance(route.content_type, tuple) else (route.content_type,)
     responses = {str(route.status): {
         "description": route.summary,
-        "content": {route.content_type: {"schema": response_schema}},
+        "content": {kind: {"schema": response_schema} for kind in content_types},
     }}
     for status in _error_statuses(route, path_params):
         responses[str(status)] = _error(ERROR_DESCRIPTIONS[status])
@@ -107,7 +109,7 @@ def _operation(route, path_params):
         "parameters": path_params + [_query_parameter(q) for q in route.query],
         "responses": responses,
         # An empty list overrides the global requirement: this operation is public.
-        "security": [{"bearerAuth": []}] if route.auth else [],
+        "security": [{f"{route.auth_scheme}Auth": []}] if route.auth else [],
     }
     if route.body is not None:
         operation["requestBody"] = _request_body(route)
@@ -121,6 +123,7 @@ def build_spec(routes, title="labcloud API", version="1"):
                    info={"description": "REST API of labcloud, a private IaaS cloud."},
                    security=[{"bearerAuth": []}])
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("basicAuth", {"type": "http", "scheme": "basic"})
     spec.components.schema("Error", schema=ErrorSchema)
 
     operations = {}

@@ -44,10 +44,13 @@ class Route:
     auth: bool = True
     uses_rpc: bool = True  # False for /healthz, /metrics, openapi.json: served without a proxy
     query: tuple = ()
-    content_type: str = "application/json"
+    content_type: object = "application/json"  # or a tuple of the types it may answer in
     client: bool = False
     token: bool = False
     errors: tuple = ()  # HTTP statuses this route can answer besides the usual ones (OpenAPI)
+    # "bearer", or "basic": a labcloud username and password (gateway/basic_auth.py), for the
+    # XenServer-compatible routes whose clients know no tokens
+    auth_scheme: str = "bearer"
 
     @property
     def endpoint(self):
@@ -127,7 +130,11 @@ def _wrap(route):
     def view(**path_args):
         # werkzeug's uuid converter yields uuid.UUID; RPC carries plain JSON values.
         kwargs = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in path_args.items()}
-        token = http_input.bearer_token() if route.auth else None
+        basic = route.auth and route.auth_scheme == "basic"
+        if basic:
+            g.auth_challenge = 'Basic realm="labcloud"'
+        credentials = http_input.basic_credentials() if basic else None
+        token = http_input.bearer_token() if route.auth and not basic else None
         for param in route.query:
             kwargs[param.name] = http_input.QUERY_READERS[param.type](param)
         if route.has_body:
@@ -141,7 +148,9 @@ def _wrap(route):
             result = route.view(**kwargs)
         else:
             with current_app.extensions["rpc_pool"].checkout() as rpc:
-                if route.auth:
+                if basic:
+                    kwargs["actor"] = current_app.extensions["basic_logins"].actor(rpc, *credentials)
+                elif route.auth:
                     kwargs["actor"] = authenticate(rpc, token)
                 result = route.view(rpc, **kwargs)
         if isinstance(result, Response):

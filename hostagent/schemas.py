@@ -402,6 +402,20 @@ class HeartbeatSchema(StrictSchema):
     agent_started = fields.Integer()  # sequence.PROCESS_STARTED: changes when the agent restarts
 
 
+class DiskSampleSchema(StrictSchema):
+    device = fields.String()  # the target dev inside the guest: vda, sdb
+    read_bytes = fields.Integer(allow_none=True)
+    write_bytes = fields.Integer(allow_none=True)
+    read_reqs = fields.Integer(allow_none=True)
+    write_reqs = fields.Integer(allow_none=True)
+
+
+class NicSampleSchema(StrictSchema):
+    index = fields.Integer()  # the interface's position in the domain XML, XenServer's vif number
+    rx_bytes = fields.Integer(allow_none=True)
+    tx_bytes = fields.Integer(allow_none=True)
+
+
 class DomainSampleSchema(StrictSchema):
     """One domain in a stats sample; a counter is null when the hypervisor cannot tell."""
     instance_id = fields.String()
@@ -413,12 +427,33 @@ class DomainSampleSchema(StrictSchema):
     disk_write_bytes = fields.Integer(allow_none=True)
     net_rx_bytes = fields.Integer(allow_none=True)
     net_tx_bytes = fields.Integer(allow_none=True)
+    # Per device (XenServer's data sources: cpuN, memory_internal_free, vbd_<dev>_*, vif_<n>_*).
+    vcpu_time_ns = fields.List(fields.Integer(allow_none=True), allow_none=True)  # index = vCPU
+    memory_internal_free_kib = fields.Integer(allow_none=True)  # the guest's balloon driver says
+    disks = fields.List(fields.Nested(DiskSampleSchema))
+    nics = fields.List(fields.Nested(NicSampleSchema))
+
+
+class HostInterfaceSampleSchema(StrictSchema):
+    name = fields.String()
+    rx_bytes = fields.Integer()
+    tx_bytes = fields.Integer()
+
+
+class HostSampleSchema(StrictSchema):
+    """The host itself at the same instant as its domains (hostagent/host_stats.py)."""
+    cpu_busy_ns = fields.List(fields.Integer(allow_none=True))  # per core, user + kernel time
+    memory_total_kib = fields.Integer(allow_none=True)
+    memory_free_kib = fields.Integer(allow_none=True)
+    load_1m = fields.Float(allow_none=True)
+    interfaces = fields.List(fields.Nested(HostInterfaceSampleSchema))
 
 
 class DomainStatsSchema(StrictSchema):
     host = fields.String()
     at = UtcDateTime()
     domains = fields.List(fields.Nested(DomainSampleSchema))
+    host_sample = fields.Nested(HostSampleSchema, allow_none=True)
 
 
 # ----- security-group filters and floating-IP NAT (hostagent/netfilter.py) -----

@@ -5,6 +5,7 @@ One class per host: `make_service("h1")` serves RPC on `hostagent_h1`; every hos
 events under the one source `hostagent` (HostEventDispatcher), so listeners need no host list.
 """
 import collections
+import datetime as dt
 import logging
 import os
 
@@ -17,16 +18,19 @@ from nameko.standalone.events import get_event_exchange
 from common.clock import Clock
 from common.errors import HostOperationFailed
 from common.hostrpc import HOST_EVENT_SOURCE, host_service_name
+from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
 from eventlet import semaphore
 
-from hostagent import bandwidth, console, dhcp, domains, migration, neighbours, power, routed, shares, stats, storage_pool
+from hostagent import (bandwidth, console, dhcp, domains, host_stats, migration, neighbours, power, routed, shares,
+                       stats, storage_pool)
 from hostagent import pools, volume_devices
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
 from hostagent.lifecycle import DomainEvents, domain_lifecycle_handler
 from hostagent.metadata_server import MetadataServer
+from hostagent.metrics_http import MetricsHttp
 from hostagent.port_forward import SshForwarding
 from hostagent.schemas import (
     AttachDiskRequest, CloneVolumeRequest, DetachDiskRequest, DiskAttachmentSchema, DomainDisksRequest,
@@ -80,6 +84,7 @@ def count_domains(conn):
 class HostAgent:
     name = "hostagent"  # replaced per host by make_service
     host_name = None
+    prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
     hypervisor = Hypervisor()
     dispatch = HostEventDispatcher()
@@ -89,6 +94,7 @@ class HostAgent:
     ssh_forwarder = SshForwarding()  # None when the host has no namespace to forward into
     metadata_server = MetadataServer()  # serves inside HOST_NETNS; workers only invalidate its cache
     ssh_probes = SshReadiness()  # None without HOST_NETNS, like ssh_forwarder
+    metrics_http = MetricsHttp()  # XenServer's rrd_updates on METRICS_HTTP_PORT (off without it)
     firewall = HostFirewall()  # security-group filters and floating-IP NAT (netfilter.py)
 
     @property
@@ -573,11 +579,16 @@ class HostAgent:
             "domains": self.hypervisor.run(count_domains),
             "at": self.now(), "agent_started": sequence.PROCESS_STARTED}))
 
-    @config_timer("STATS_INTERVAL", 10)
+    @config_timer("STATS_INTERVAL", 5)
     def domain_stats(self):
         samples = self.hypervisor.run(stats.collect)
+        host_sample = self.hypervisor.run(host_stats.collect_host)
+        at = self.now()
         self.dispatch("domain_stats", dump(DomainStatsSchema, {
-            "host": self.host_name, "at": self.now(), "domains": samples}))
+            "host": self.host_name, "at": at, "domains": samples, "host_sample": host_sample}))
+        # The agent's own copy, for its HTTP port (off unless METRICS_HTTP_PORT is set).
+        self.metrics_http.record(at.replace(tzinfo=dt.timezone.utc).timestamp(), samples,
+                                 self.host_name, host_sample)
 
 
 def _read_inventory(conn, pool, network):

@@ -38,6 +38,7 @@ from labcloud import lifecycle_commands
 from labcloud.commands import audit, hosts, instances, keys, networks, projects, resources, session, users
 from labcloud.commands import floating_ips, volumes
 from labcloud.commands import notifications
+from labcloud.commands import metrics as metrics_commands
 from labcloud.commands.base import LabcloudGroup, completes
 from labcloud.image_register import register as image_register_command
 
@@ -260,7 +261,7 @@ def ssh(name, identity, user, command):
 
 
 for _module in (session, users, projects, keys, audit, hosts, networks, instances, resources, lifecycle_commands,
-                volumes, floating_ips, notifications):
+                volumes, floating_ips, notifications, metrics_commands):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -189,9 +189,13 @@ class ApiClient:
     def delete(self, path, params=None):
         return self.request("DELETE", path, params=params)
 
-    def request(self, method, path, expect=None, auth=True, params=None, **kwargs):
-        """The answer's JSON (None for an empty body). Any 2xx is a success unless `expect` names
-        the one status wanted. Raises ApiError (one line) or ClientError."""
+    def get_bytes(self, path, params=None):
+        """The answer's body as bytes (an image), errors as `request`."""
+        return self.request("GET", path, params=params, raw=True)
+
+    def request(self, method, path, expect=None, auth=True, params=None, raw=False, **kwargs):
+        """The answer's JSON (None for an empty body; its bytes with `raw`). Any 2xx is a success
+        unless `expect` names the one status wanted. Raises ApiError (one line) or ClientError."""
         headers = kwargs.pop("headers", {})
         if not auth:
             headers["Authorization"] = None  # requests drops a header set to None
@@ -204,6 +208,8 @@ class ApiClient:
             raise ClientError(f"cannot reach labcloud at {self.url}: {_reason(exc)}") from None
         if not 200 <= resp.status_code < 300 or (expect and resp.status_code != expect):
             raise self._error(resp, authenticated=auth and bool(self.token))
+        if raw:
+            return resp.content
         if not resp.content:
             return None
         try:

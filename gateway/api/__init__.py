@@ -6,5 +6,6 @@ from gateway.api import admin, instances, keys, meta, networks, projects, users 
 from gateway.api import volumes  # noqa: F401  (it registers)
 from gateway.api import floating_ips  # noqa: F401  (it registers)
 from gateway.api import notifications  # noqa: F401  (it registers)
+from gateway.api import metrics  # noqa: F401  (it registers)
 
 __all__ = ["api"]

@@ -8,6 +8,7 @@ from nameko.rpc import RpcProxy, rpc
 from common.actors import load_actor
 from common.clock import Clock
 from common.db import Database
+from common.prometheus import ProcessMetrics
 from common.schemas import ActorSchema, dump, load
 from common.timers import config_timer
 from services.accounts import (
@@ -27,6 +28,7 @@ from services.accounts.schemas import (
 
 class AccountsService:
     name = "accounts"
+    prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
     db = Database()
     clock = Clock()

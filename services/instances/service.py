@@ -16,6 +16,7 @@ from common.actors import load_actor
 from common.clock import Clock
 from common.db import Database
 from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
+from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
 from hostagent.schemas import DomainLifecycleSchema, DomainSshReadySchema, HeartbeatSchema
@@ -47,6 +48,7 @@ class ReplicaName(DependencyProvider):
 
 class InstancesService:
     name = "instances"
+    prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
     db = Database()
     clock = Clock()

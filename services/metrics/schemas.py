@@ -52,6 +52,9 @@ class DomainStatsEvent(_RequiredFields, hostagent_schemas.DomainStatsSchema):
     entry loaded with DomainSampleEvent by the service, so a bad entry costs only itself."""
     required_fields = ("host", "at")
     domains = fields.List(fields.Raw(), required=True)
+    # Raw too, loaded with HostSampleEvent: a bad host sample costs only itself. Absent from
+    # agents older than the per-device samples.
+    host_sample = fields.Raw(load_default=None, allow_none=True)
 
     class Meta:
         unknown = EXCLUDE
@@ -89,6 +92,13 @@ class DomainSampleEvent(_RequiredFields, hostagent_schemas.DomainSampleSchema):
     def _counter(self, value, **_):
         if value is not None and value < 0:
             raise ValidationError("must not be negative")
+
+
+class HostSampleEvent(hostagent_schemas.HostSampleSchema):
+    """The `host_sample` of a `domain_stats` event."""
+
+    class Meta:
+        unknown = EXCLUDE
 
 
 class InstanceDeletedEvent(_RequiredFields, instances_schemas.InstanceSchema):
@@ -159,9 +169,58 @@ class MetricsQuery(StrictSchema):
     seconds = fields.Integer(load_default=3600, validate=validate.Range(min=MIN_SECONDS, max=MAX_SECONDS))
 
 
-class RrdUpdatesQuery(StrictSchema):
+class _XenServerUpdates(StrictSchema):
+    """XenServer's /rrd_updates parameters: `start` (unix s), `interval` (seconds per row: picks
+    the archive), `cf` (one consolidation function, else all), `host` (hosts too), `json` (JSON
+    instead of XML); one VM is named by the subclass's field."""
     start = fields.Integer(required=True, validate=validate.Range(min=0))
+    interval = fields.Integer(load_default=None, allow_none=True,
+                              validate=validate.Range(min=1, max=86400))
+    cf = fields.String(load_default=None, allow_none=True,
+                       validate=validate.OneOf(("AVERAGE", "MIN", "MAX")))
+    host = fields.Boolean(load_default=False)
+    json = fields.Boolean(load_default=False)
+
+
+class RrdUpdatesQuery(_XenServerUpdates):
+    """`rrd_updates(...)` (internal, no actor): one VM is `instance_id`."""
     instance_id = InstanceId(load_default=None, allow_none=True)
+
+
+class VmRrdQuery(StrictSchema):
+    instance_id = InstanceId(required=True)
+
+
+class VmRrdRequest(StrictSchema):
+    """`get_vm_rrd(actor, request)`: XenServer's /vm_rrd query."""
+    uuid = InstanceId(required=True)
+
+
+class _GraphRequest(StrictSchema):
+    """Metric and period are checked by graphs.py (a 400 naming `metric` or `period` lists what
+    is allowed: it differs between instances and hosts)."""
+    metric = fields.String(required=True, validate=validate.Length(max=32))
+    period = fields.String(load_default="1h", validate=validate.Length(max=8))
+
+
+class InstanceGraphRequest(_GraphRequest):
+    """`get_instance_graph(actor, request)`."""
+    instance_id = InstanceId(required=True)
+
+
+class HostGraphRequest(_GraphRequest):
+    """`get_host_graph(actor, request)`."""
+    host = fields.String(required=True, validate=validate.Length(min=1, max=63))
+
+
+class GraphSchema(StrictSchema):
+    png_base64 = fields.String()
+
+
+class RrdUpdatesRequest(_XenServerUpdates):
+    """`get_rrd_updates(actor, request)`: XenServer's /rrd_updates query as the gateway gets it
+    (one VM is `vm_uuid`, XenServer's name)."""
+    vm_uuid = InstanceId(load_default=None, allow_none=True)
 
 
 def point():

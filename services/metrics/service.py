@@ -1,35 +1,34 @@
-"""Metrics service: stores the host agents' per-domain samples in rrdtool files and serves them;
-and, as the notifications service, labcloud's one sender of mail: other services' events become
-outbox rows, a sender sends them. Entry points only; samples are in rrd_store.py, mail in
-notifications.py (events to rows, preferences), outbox.py, sender.py and mailer.py."""
-import datetime as dt
+"""Metrics service: stores the host agents' per-domain and per-host samples in rrdtool files and
+serves them (reading in common/rrd/); and, as the notifications service, labcloud's one sender of
+mail, whose entry points are in mail_entrypoints.py (a mixin). Entry points only."""
 import logging
 
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.rpc import RpcProxy, rpc
 
-from common.actors import load_actor
 from common.clock import Clock
 from common.db import Database
-from common.errors import InvalidInput, NotFound
+from common.errors import InvalidInput
 from common.hostrpc import HOST_EVENT_SOURCE
-from common.policy import enforce
+from common.prometheus import ProcessMetrics
+from common.rrd.store import STORED
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.metrics import counters, notifications, outbox, sender
+from services.metrics import access, counters
 from services.metrics.dependencies import MailPolicy, RrdStore, SenderName, SmtpMailer
-from services.metrics.rrd_store import STORED
+from services.metrics import mail_entrypoints
 from services.metrics.schemas import (
-    DomainSampleEvent, DomainStatsEvent, InstanceDeletedEvent, InstanceMetricsSchema,
-    InstanceNoticeEvent, MetricsQuery, NotificationKindSchema, NotificationPreferencesRequest,
-    RrdUpdatesQuery, UserApprovedEvent, UserImportedEvent, UserLinkEvent, UserReasonEvent)
+    DomainSampleEvent, DomainStatsEvent, HostGraphRequest, HostSampleEvent, InstanceDeletedEvent,
+    InstanceGraphRequest, InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, RrdUpdatesRequest, VmRrdQuery,
+    VmRrdRequest)
 
 log = logging.getLogger(__name__)
 
 
-class MetricsService:
+class MetricsService(mail_entrypoints.MailEntrypoints):
     name = "metrics"
+    prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
     store = RrdStore()
     db = Database()
@@ -38,6 +37,7 @@ class MetricsService:
     mail_policy = MailPolicy()
     sender_name = SenderName()
     accounts = RpcProxy("accounts")  # the address of an instance's owner
+    instances = RpcProxy("instances")
     config = Config()
 
     @event_handler(HOST_EVENT_SOURCE, "domain_stats")
@@ -58,11 +58,24 @@ class MetricsService:
                             batch["host"], exc, exc.fields)
                 counters.samples_rejected.labels("invalid").inc()
                 continue
-            outcome = self.store.store(sample["instance_id"], batch["at"], sample)
-            if outcome == STORED:
-                counters.samples_stored.inc()
-            else:
-                counters.samples_rejected.labels(outcome).inc()
+            self._count(self.store.store(sample["instance_id"], batch["at"], sample))
+        if batch["host_sample"] is not None:
+            self._store_host(batch)
+
+    def _store_host(self, batch):
+        try:
+            sample = load(HostSampleEvent, batch["host_sample"])
+            self._count(self.store.store_host(batch["host"], batch["at"], sample))
+        except InvalidInput as exc:
+            log.warning("skipping the host sample of %s: %s %s", batch["host"], exc, exc.fields)
+            counters.samples_rejected.labels("invalid").inc()
+
+    @staticmethod
+    def _count(outcome):
+        if outcome == STORED:
+            counters.samples_stored.inc()
+        else:
+            counters.samples_rejected.labels(outcome).inc()
 
     @event_handler("instances", "instance_deleted")
     def handle_instance_deleted(self, payload):
@@ -72,7 +85,13 @@ class MetricsService:
             log.warning("ignoring instance_deleted event: %s %s", exc, exc.fields)
             return
         if self.store.delete(instance_id):
-            log.info("removed metrics of deleted instance %s", instance_id)
+            log.info("metrics of deleted instance %s kept for the retention time", instance_id)
+
+    @config_timer("PURGE_INTERVAL", 3600)
+    def purge_deleted(self):
+        for instance_id in self.store.purge():
+            log.info("removed metrics of instance %s, deleted over the retention time ago",
+                     instance_id)
 
     @rpc
     def get_instance_metrics(self, instance_id, seconds=3600):
@@ -80,108 +99,44 @@ class MetricsService:
         return dump(InstanceMetricsSchema, self.store.series(query["instance_id"], query["seconds"]))
 
     @rpc
-    def rrd_updates(self, start, instance_id=None):
-        query = load(RrdUpdatesQuery, {"start": start, "instance_id": instance_id})
-        return self.store.rrd_updates(query["start"], query["instance_id"])
-
-    # ----- mail: events in -------------------------------------------------------------------
-    # requeue_on_error: a handler that could not store its row (database unavailable) gets the
-    # event again instead of losing the mail. Bad payloads are logged and dropped, not requeued.
-
-    @event_handler("accounts", "user_approved", requeue_on_error=True)
-    def mail_user_approved(self, payload):
-        self._queue(UserApprovedEvent, payload, notifications.user_approved)
-
-    @event_handler("accounts", "user_rejected", requeue_on_error=True)
-    def mail_user_rejected(self, payload):
-        self._queue(UserReasonEvent, payload, notifications.user_rejected)
-
-    @event_handler("accounts", "user_created", requeue_on_error=True)
-    def mail_user_created(self, payload):
-        self._queue(UserLinkEvent, payload, lambda event: notifications.user_link("user_created", event))
-
-    @event_handler("accounts", "user_imported", requeue_on_error=True)
-    def mail_user_imported(self, payload):
-        self._queue(UserImportedEvent, payload, lambda event: notifications.user_link("user_imported", event))
-
-    @event_handler("accounts", "user_password_reset", requeue_on_error=True)
-    def mail_user_password_reset(self, payload):
-        self._queue(UserLinkEvent, payload,
-                    lambda event: notifications.user_link("user_password_reset", event))
-
-    @event_handler("instances", "instance_ready", requeue_on_error=True)
-    def mail_instance_ready(self, payload):
-        self._queue(InstanceNoticeEvent, payload,
-                    lambda event: notifications.instance_event("instance_ready", event))
-
-    @event_handler("instances", "instance_failed", requeue_on_error=True)
-    def mail_instance_failed(self, payload):
-        self._queue(InstanceNoticeEvent, payload,
-                    lambda event: notifications.instance_event("instance_failed", event))
-
-    # ----- mail: out ---------------------------------------------------------------------------
-
-    @config_timer("MAIL_SEND_INTERVAL", 5)
-    def send_due_mail(self):
-        self._send_due()
-
-    @config_timer("MAIL_PRUNE_INTERVAL", 3600)
-    def prune_sent_mail(self):
-        keep = dt.timedelta(days=float(self.config.get("MAIL_KEEP_DAYS", 30)))
-        pruned = outbox.prune(self.db, self.clock() - keep)
-        if pruned:
-            log.info("forgot %d sent or dropped mails older than %s", pruned, keep)
-
-    # ----- notification preferences --------------------------------------------------------
+    def rrd_updates(self, start, instance_id=None, interval=None, cf=None, host=False, json=False):
+        query = load(RrdUpdatesQuery, {"start": start, "instance_id": instance_id,
+                                       "interval": interval, "cf": cf, "host": host, "json": json})
+        return self.store.rrd_updates(
+            start=query["start"], vm_uuid=query["instance_id"], interval=query["interval"],
+            cf=query["cf"], host=query["host"], as_json=query["json"])
 
     @rpc
-    def get_notification_preferences(self, actor):
-        actor = load_actor(actor)
-        enforce(actor, "notification:get", {"user_id": actor["id"]})
-        return dump(NotificationKindSchema, notifications.preferences(self.db, actor["id"]), many=True)
+    def vm_rrd(self, instance_id):
+        return self.store.vm_rrd(load(VmRrdQuery, {"instance_id": instance_id})["instance_id"])
+
+    # -- user-facing (the gateway's /rrd_updates, /vm_rrd): read-only, so redelivery is harmless
 
     @rpc
-    def set_notification_preferences(self, actor, request):
-        actor = load_actor(actor)
-        request = load(NotificationPreferencesRequest, request)
-        enforce(actor, "notification:set", {"user_id": actor["id"]})
-        kinds = notifications.set_preferences(self.db, actor["id"], request, self.clock())
-        return dump(NotificationKindSchema, kinds, many=True)
+    def get_rrd_updates(self, actor, request):
+        query = load(RrdUpdatesRequest, request)
+        if query["host"]:
+            access.check_hosts(actor)
+        only = access.readable_instances(actor, self.instances, query["vm_uuid"])
+        return self.store.rrd_updates(
+            start=query["start"], vm_uuid=query["vm_uuid"], interval=query["interval"],
+            cf=query["cf"], host=query["host"], as_json=query["json"], only=only)
 
-    # ----- helpers -----------------------------------------------------------------------------
+    @rpc
+    def get_vm_rrd(self, actor, request):
+        instance_id = load(VmRrdRequest, request)["uuid"]
+        access.readable_instances(actor, self.instances, instance_id)
+        return self.store.vm_rrd(instance_id)
 
-    def _queue(self, schema, payload, to_notice):
-        try:
-            event = load(schema, payload)
-        except InvalidInput as exc:
-            log.warning("no mail for a malformed %s event: %s %s", schema.__name__, exc, exc.fields)
-            return
-        notice = to_notice(event)
-        if notice is None:
-            return
-        outcome = notifications.enqueue(self.db, notice, self.mailer.settings.domain, self.clock())
-        counters.mail_events.labels(notice.event, outcome).inc()
-        if outcome == notifications.QUEUED:
-            # Sent now rather than at the next tick; a failure here is the sender's to retry.
-            try:
-                self._send_due()
-            except Exception:
-                log.exception("sending right after queueing failed; the timer tries again")
+    @rpc
+    def get_instance_graph(self, actor, request):
+        query = load(InstanceGraphRequest, request)
+        access.readable_instances(actor, self.instances, query["instance_id"])
+        return {"png_base64": self.store.instance_graph(query["instance_id"], query["metric"],
+                                                        query["period"])}
 
-    def _send_due(self):
-        done = sender.send_due(self.db, self.mailer, self._address_of, self.mail_policy,
-                               self.sender_name, self.clock)
-        for state, number in done.items():
-            counters.mail_sends.labels(state).inc(number)
-
-    def _address_of(self, user_id):
-        """The user's address, asked of accounts as the user themself (`user:get` lets a user read
-        their own record and nothing else), so this service needs no administrator's rights."""
-        itself = {"id": user_id, "username": "notifications", "role": "user", "projects": []}
-        try:
-            user = self.accounts.get_user(itself, user_id)
-        except NotFound:
-            raise sender.NoAddress(f"user {user_id} does not exist") from None
-        if user.get("status") != "active" or not user.get("email"):
-            raise sender.NoAddress(f"user {user_id} is {user.get('status')}")
-        return user["email"]
+    @rpc
+    def get_host_graph(self, actor, request):
+        query = load(HostGraphRequest, request)
+        access.check_hosts(actor)
+        return {"png_base64": self.store.host_graph(query["host"], query["metric"], query["period"])}

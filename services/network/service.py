@@ -10,6 +10,7 @@ from common.actors import load_actor
 from common.clock import Clock
 from common.errors import NotFound
 from common.db import Database
+from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
 from common.hostrpc import HostAgentRpc
@@ -25,6 +26,7 @@ from services.network.schemas import (
 
 class NetworkService(floating_rpc.FloatingIpEntrypoints, security_group_rpc.SecurityGroupEntrypoints):
     name = "network"
+    prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
     db = Database()
     dispatch = EventDispatcher()

@@ -12,6 +12,7 @@ from common.db import Database
 from common.errors import NotFound
 from common.hostrpc import HostAgentRpc
 from common.actors import load_actor
+from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
 from services.storage import disks, images, moves, orphans, volumes
@@ -39,6 +40,7 @@ class HostFactsProvider(DependencyProvider):
 
 class StorageService:
     name = "storage"
+    prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
     db = Database()
     hosts = HostAgentRpc()

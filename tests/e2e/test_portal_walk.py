@@ -61,6 +61,7 @@ TABLE = {
     "show_instance": {"GET": (OWNERS, shared)},
     "instance_live": {"GET": (OWNERS, shared)},
     "instance_console": {"GET": (OWNERS, shared)},
+    "instance_graph": {"GET": (OWNERS, lambda w, r: {"metric": "cpu"})},
     # Starting a running instance: allowed but it is running (409); the others never learn that.
     "power_instance": {"POST": (codes(LOGIN, 404, 404, 409, 409, 409), lambda w, r: {"action": "start"})},
     # The instance's own CPU weight again: allowed changes change nothing (the owner's things stay).
@@ -184,6 +185,7 @@ TABLE = {
                          "name": unique("img"), "source_path": "/nonexistent/disk.qcow2"}))},
     "admin_hosts": {"GET": (ADMINS, shared)},
     "admin_host": {"GET": (ADMINS, lambda w, r: {"name": host_of(w)})},
+    "host_graph": {"GET": (ADMINS, lambda w, r: {"name": host_of(w), "metric": "load"})},
     # Enabling an enabled host changes nothing (the world's host keeps taking instances).
     "admin_host_state": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER),
                                   lambda w, r: {"name": host_of(w), "action": "enable"})},

@@ -7,6 +7,8 @@ no cross-tenant read or write anywhere.
 
 Calls that succeed and change something (a stop, a delete, a suspension...) get a fresh target of
 the same kind, owned the same way, so each role meets the resource in the same state."""
+import base64
+
 import pytest
 import requests
 
@@ -211,7 +213,23 @@ TABLE = {
     "get_instance_security_groups": (codes(401, 404, 404, 200, 200, 200), shared),
     "set_instance_security_groups": (codes(401, 404, 404, 200, 200, 200), body(lambda w: {
         "security_groups": ["default"]})),
+    # -- metrics in XenServer's shapes (HTTP Basic with each role's username and password) --
+    "rrd_updates": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {
+        "headers": basic_auth(w, r), "params": {"start": 0, "vm_uuid": w.instance}}),
+    "vm_rrd": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {
+        "headers": basic_auth(w, r), "params": {"uuid": w.instance}}),
+    "get_instance_graph": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {"metric": "cpu"}),
+    "get_host_graph": (codes(401, 403, 403, 403, 403, 200), lambda w, r: {"name": host_of(w), "metric": "cpu"}),
 }
+
+
+def basic_auth(world, role):
+    """The role's username and password as an HTTP Basic header (none for anon)."""
+    if role == "anon":
+        return {"Authorization": ""}
+    session = world.session(role)
+    pair = f"{session.username}:{session.password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
 
 def _reserve_in(subnet):
@@ -263,7 +281,7 @@ def walk(world):
         for role in ROLES:
             call = make_call(world, role)
             session = call.pop("session", None) or world.session(role)
-            payload = {k: call.pop(k) for k in ("json", "data", "headers") if k in call}
+            payload = {k: call.pop(k) for k in ("json", "data", "headers", "params") if k in call}
             url = world.url + path.format(**dict(default_params(world), **call))
             response = session.http.request(method, url, timeout=30, **payload)
             if response.status_code != expected[role]:

@@ -126,6 +126,9 @@ def test_events_come_from_source_hostagent(agent, agent_config, listener):
             sample = sampled.get()["domains"][0]
             assert sample["instance_id"] == instance_id and sample["state"] == "running"
             assert sample["cpu_time_ns"] > 0 and sample["disk_read_bytes"] > 0
+            assert sample["disks"][0]["device"] and len(sample["vcpu_time_ns"]) == sample["vcpus"]
+            host_sample = sampled.get()["host_sample"]
+            assert len(host_sample["cpu_busy_ns"]) == 16 and host_sample["memory_total_kib"] > 0
         finally:
             host.destroy_domain({"instance_id": instance_id})
 

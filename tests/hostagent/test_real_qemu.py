@@ -107,6 +107,24 @@ def lifecycle_of(instance_id, state):
     return lambda _ctx, result, _exc: result["instance_id"] == instance_id and result["state"] == state
 
 
+def assert_per_device_stats(qemu_host, instance_id):
+    """QEMU's bulk stats (getAllDomainStats) give the per-vCPU, per-disk and per-NIC counters the
+    metrics service stores; the guest has booted and answered SSH, so they moved."""
+    from hostagent import host_stats, stats
+    conn = qemu_host.open()
+    try:
+        sample = {s["instance_id"]: s for s in stats.collect(conn)}[instance_id]
+        host_sample = host_stats.collect_host(conn)
+    finally:
+        conn.close()
+    assert len(sample["vcpu_time_ns"]) == 1 and sample["vcpu_time_ns"][0] > 0
+    assert sample["disks"][0]["device"] == "vda" and sample["disks"][0]["read_bytes"] > 0
+    assert sample["disks"][0]["read_reqs"] > 0 and sample["disk_read_bytes"] >= sample["disks"][0]["read_bytes"]
+    assert sample["nics"][0]["index"] == 0 and sample["nics"][0]["rx_bytes"] > 0
+    assert sample["memory_kib"] == 128 * 1024
+    assert host_sample["cpu_busy_ns"] and all(v is None or v > 0 for v in host_sample["cpu_busy_ns"])
+
+
 def dhcp_macs(qemu_host):
     from hostagent import dhcp
     conn = qemu_host.open()
@@ -137,6 +155,7 @@ def test_real_guest_lifecycle(agent, image, key, tmp_path, qemu_host):
             # SSH through the endpoint with the key the metadata server handed the guest.
             assert ssh(port, key, "hostname; cat /tmp/ud").split() == ["web-1", "from-user-data"]
             assert "Linux version" in host.get_console({"instance_id": instance_id})["output"]
+            assert_per_device_stats(qemu_host, instance_id)
 
             # ACPI stop: the guest powers off by itself, well before the timeout.
             started = time.monotonic()

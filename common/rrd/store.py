@@ -1,0 +1,290 @@
+"""Round-robin databases (rrdtool) of instances and hosts: one file each, fixed size forever.
+
+Layout under the metrics directory:
+    vms/<instance_id>.rrd   samples of one instance (data sources: data_sources.py)
+    hosts/<host>.rrd        samples of one host
+    deleted/<instance_id>   tombstone: the instance is gone; its mtime is when. Its file is kept
+                            RETENTION seconds (still readable), then purge() removes it; the
+                            tombstone stays TOMBSTONE_SECONDS longer so a late sample cannot
+                            recreate the file.
+
+Archives like XenServer's, each with AVERAGE, MIN and MAX: one row per step (5 s) for 10 minutes,
+1 minute for 2 hours, 1 hour for a week, 1 day for a year.
+
+A file gains a data source when a device first shows up (`rrdtool tune DS:...`, e.g. a volume
+attached later); a device that goes away leaves its series unknown from then on.
+
+Files of the first layout (`instances/<id>.rrd`: one file per instance with summed counters, 10 s
+step, no MIN archives) are not migrated: their data sources cannot be split per device. They are
+removed when the store opens the directory, and each instance starts a new file with its next
+sample (the history before the upgrade, at most a week, is lost; logged).
+
+No nameko here: the metrics service and the host agent wrap this in a DependencyProvider that
+runs every call in a native thread (common/rrd/threaded.py: rrdtool blocks).
+"""
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+
+import rrdtool
+from eventlet.patcher import original
+
+from common.errors import InvalidInput
+from common.rrd.sources import format_value, host_values, kind_of, vm_values
+
+log = logging.getLogger(__name__)
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+WEEK, YEAR = 7 * DAY, 365 * DAY
+# (seconds per row, seconds kept); the first row size is the step itself.
+ARCHIVES = ((None, 10 * MINUTE), (MINUTE, 2 * HOUR), (HOUR, WEEK), (DAY, YEAR))
+CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX")
+# How long a tombstone outlives the file it stands for, keeping late (redelivered) samples out.
+TOMBSTONE_SECONDS = DAY
+DEFAULT_RETENTION = WEEK
+OLD_LAYOUT_DIR = "instances"
+
+# Native locks even in a monkey-patched process: the service calls in from native threads (tpool),
+# where a green lock cannot block.
+threading = original("threading")
+
+VM, HOST = "vm", "host"
+KIND_DIRS = {VM: "vms", HOST: "hosts"}
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+# What became of a sample given to MetricsStore.store.
+STORED = "stored"
+STALE = "stale"       # not newer than what the file holds: a redelivery or an old sample
+DELETED = "deleted"   # the instance was deleted; its file is not recreated
+
+
+def canonical_instance_id(instance_id):
+    """The instance id as a lowercase hyphenated UUID, safe to put in a path; else InvalidInput."""
+    try:
+        return str(uuid.UUID(str(instance_id)))
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidInput(f"instance_id {instance_id!r} is not a UUID",
+                           {"instance_id": ["not a UUID"]}) from None
+
+
+def checked_host_name(host):
+    if not isinstance(host, str) or not _HOST_NAME.match(host):
+        raise InvalidInput(f"host {host!r} is not a host name", {"host": ["not a host name"]})
+    return host
+
+
+def archive_args(step):
+    """RRA definitions scaled to `step` seconds: (steps per row, rows) per archive and CF."""
+    args = []
+    for row_seconds, kept in ARCHIVES:
+        per_row = max(1, (row_seconds or step) // step)
+        rows = max(1, kept // (per_row * step))
+        args += [f"RRA:{cf}:0.5:{per_row}:{rows}" for cf in CONSOLIDATIONS]
+    return args
+
+
+def ds_arg(name, step):
+    heartbeat = 3 * step  # two missed samples in a row are tolerated, a third makes a gap
+    minimum = "0" if kind_of(name) == "DERIVE" else "U"
+    return f"DS:{name}:{kind_of(name)}:{heartbeat}:{minimum}:U"
+
+
+def create_args(step, names):
+    return [ds_arg(name, step) for name in names] + archive_args(step)
+
+
+class MetricsStore:
+    """rrdtool files of all instances and hosts under `directory`; `step` seconds per sample."""
+
+    def __init__(self, directory, step=5, now=time.time, retention=DEFAULT_RETENTION):
+        self.directory = directory
+        self.step = int(step)
+        if self.step < 1:
+            raise ValueError("STEP must be at least 1 second")
+        self.retention = int(retention)
+        self.now = now
+        self.tombstones_dir = os.path.join(directory, "deleted")
+        for sub in (*KIND_DIRS.values(), "deleted"):
+            os.makedirs(os.path.join(directory, sub), exist_ok=True)
+        self.discarded_old_files = self._discard_old_layout()
+        # Per-file state, so a 5 s sample costs one rrdtool call: data source names and last
+        # update time.
+        self._lock = threading.Lock()
+        self._file_locks = {}
+        self._names = {}
+        self._last = {}
+
+    def _discard_old_layout(self):
+        old = os.path.join(self.directory, OLD_LAYOUT_DIR)
+        if not os.path.isdir(old):
+            return 0
+        count = sum(1 for name in os.listdir(old) if name.endswith(".rrd"))
+        shutil.rmtree(old, ignore_errors=True)
+        log.warning("removed %d metrics file(s) of the old layout under %s: their instances start "
+                    "new files with their next sample", count, old)
+        return count
+
+    def path_of(self, instance_id):
+        return self._path(VM, canonical_instance_id(instance_id))
+
+    def host_path(self, host):
+        return self._path(HOST, checked_host_name(host))
+
+    def _path(self, kind, name):
+        return os.path.join(self.directory, KIND_DIRS[kind], f"{name}.rrd")
+
+    def _tombstone_of(self, instance_id):
+        return os.path.join(self.tombstones_dir, canonical_instance_id(instance_id))
+
+    def known(self, kind):
+        names = sorted(os.listdir(os.path.join(self.directory, KIND_DIRS[kind])))
+        return [name[:-4] for name in names if name.endswith(".rrd")]
+
+    def known_instances(self):
+        return self.known(VM)
+
+    def is_deleted(self, instance_id):
+        return os.path.exists(self._tombstone_of(instance_id))
+
+    def names_of(self, path):
+        """The data source names of a file, in file order."""
+        with self._lock:
+            names = self._names.get(path)
+        if names is None:
+            info = rrdtool.info(path)
+            indexed = {key[3:-len("].index")]: value for key, value in info.items()
+                       if key.startswith("ds[") and key.endswith("].index")}
+            names = sorted(indexed, key=indexed.get)
+            with self._lock:
+                self._names[path] = names
+        return names
+
+    def _file_lock(self, path):
+        with self._lock:
+            return self._file_locks.setdefault(path, threading.Lock())
+
+    # -- writing --------------------------------------------------------------------------
+
+    def store(self, instance_id, at, sample):
+        """Add one domain sample (hostagent DomainSampleSchema) taken at unix time `at`.
+
+        Returns STORED, or why it was dropped instead of raising: STALE (not newer than what the
+        file holds; at-least-once delivery brings samples again) or DELETED.
+        """
+        instance_id = canonical_instance_id(instance_id)
+        path = self.path_of(instance_id)
+        with self._file_lock(path):
+            if self.is_deleted(instance_id):  # its file, if still kept, stays as it was
+                return DELETED
+            return self._write(path, at, vm_values(sample))
+
+    def store_host(self, host, at, sample):
+        """Add one host sample (hostagent HostSampleSchema); STORED or STALE."""
+        path = self.host_path(host)
+        with self._file_lock(path):
+            return self._write(path, at, host_values(sample))
+
+    def _write(self, path, at, values):
+        # Whole seconds: rrdtool reports a file's last update in whole seconds, so comparing
+        # against it is exact only if that is all we ever write.
+        at = int(at)
+        if not os.path.exists(path):
+            self._create(path, at - 1, list(values))
+        elif at <= self._last_update(path):
+            return STALE
+        new = [name for name in values if name not in self.names_of(path)]
+        if new:
+            rrdtool.tune(path, *(ds_arg(name, self.step) for name in new))
+            with self._lock:
+                self._names.pop(path, None)
+        names = list(values)
+        try:
+            rrdtool.update(path, "--template", ":".join(names),
+                           f"{at}:" + ":".join(format_value(n, values[n]) for n in names))
+        except rrdtool.OperationalError as exc:
+            # Another process (a second replica on the same directory) got there first.
+            if "illegal attempt to update" in str(exc):
+                with self._lock:
+                    self._last.pop(path, None)
+                return STALE
+            raise
+        with self._lock:
+            self._last[path] = at
+        return STORED
+
+    def _last_update(self, path):
+        with self._lock:
+            last = self._last.get(path)
+        return rrdtool.last(path) if last is None else last
+
+    def _create(self, path, start, names):
+        try:
+            rrdtool.create(path, "--start", str(start), "--step", str(self.step), "--no-overwrite",
+                           *create_args(self.step, names))
+        except rrdtool.OperationalError:
+            if not os.path.exists(path):  # anything but "a racing replica created it" is real
+                raise
+
+    def _forget(self, path):
+        with self._lock:
+            for cache in (self._names, self._last, self._file_locks):
+                cache.pop(path, None)
+
+    def drop(self, instance_id):
+        """Remove an instance's file without a tombstone (a host agent's copy of a VM that left
+        the host: it may come back, by migration). Safe to repeat."""
+        path = self.path_of(instance_id)
+        with self._file_lock(path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            self._forget(path)
+
+    def delete(self, instance_id):
+        """The instance is gone: its tombstone is written now (a repeat keeps the first time), its
+        file stays readable for the retention time. Returns whether there was a file."""
+        instance_id = canonical_instance_id(instance_id)
+        path = self.path_of(instance_id)
+        with self._file_lock(path):
+            tombstone = self._tombstone_of(instance_id)
+            if not os.path.exists(tombstone):
+                with open(tombstone, "w"):
+                    pass
+                os.utime(tombstone, (self.now(), self.now()))  # aged by our clock, like purge
+            existed = os.path.exists(path)
+        if self.retention <= 0:
+            self.purge()
+        return existed
+
+    def purge(self):
+        """Remove the files of instances deleted more than the retention time ago, and the
+        tombstones that have outlived their file by TOMBSTONE_SECONDS. Returns the ids whose
+        file went. Safe to repeat and to run from several replicas."""
+        now = self.now()
+        removed = []
+        for name in os.listdir(self.tombstones_dir):
+            tombstone = os.path.join(self.tombstones_dir, name)
+            try:
+                deleted_at = os.stat(tombstone).st_mtime
+            except FileNotFoundError:
+                continue
+            if deleted_at > now - self.retention:
+                continue
+            path = self._path(VM, name)
+            with self._file_lock(path):
+                try:
+                    os.unlink(path)
+                    removed.append(name)
+                except FileNotFoundError:
+                    pass
+                self._forget(path)
+            if deleted_at < now - self.retention - TOMBSTONE_SECONDS:
+                try:
+                    os.unlink(tombstone)
+                except FileNotFoundError:
+                    pass
+        return removed

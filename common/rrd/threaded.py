@@ -1,0 +1,48 @@
+"""A MetricsStore and its readers with every call in a native thread (eventlet.tpool): rrdtool
+blocks, and a graph or a year of rrd_updates takes long enough to stall every other greenthread
+of the process."""
+from eventlet import tpool
+
+from common.rrd import read as rrd_read
+
+
+class Metrics:
+    """The store and its readers, off the hub."""
+
+    def __init__(self, store):
+        self.raw = store
+
+    def store(self, instance_id, at, sample):
+        return tpool.execute(self.raw.store, instance_id, at, sample)
+
+    def store_host(self, host, at, sample):
+        return tpool.execute(self.raw.store_host, host, at, sample)
+
+    def delete(self, instance_id):
+        return tpool.execute(self.raw.delete, instance_id)
+
+    def record(self, at, samples, host=None, host_sample=None):
+        """A host agent's batch: its domains' samples (and its own); the files of VMs no longer
+        in the batch are dropped."""
+        return tpool.execute(self._record, at, samples, host, host_sample)
+
+    def _record(self, at, samples, host, host_sample):
+        present = {sample["instance_id"] for sample in samples}
+        for sample in samples:
+            self.raw.store(sample["instance_id"], at, sample)
+        if host is not None and host_sample is not None:
+            self.raw.store_host(host, at, host_sample)
+        for instance_id in set(self.raw.known_instances()) - present:
+            self.raw.drop(instance_id)
+
+    def purge(self):
+        return tpool.execute(self.raw.purge)
+
+    def series(self, instance_id, seconds):
+        return tpool.execute(rrd_read.series, self.raw, instance_id, seconds)
+
+    def rrd_updates(self, **query):
+        return tpool.execute(lambda: rrd_read.rrd_updates(self.raw, **query))
+
+    def vm_rrd(self, instance_id):
+        return tpool.execute(rrd_read.vm_rrd, self.raw, instance_id)
