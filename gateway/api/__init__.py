@@ -5,5 +5,6 @@ from gateway.api.registry import api
 from gateway.api import admin, instances, keys, meta, networks, projects, users  # noqa: F401  (they register)
 from gateway.api import volumes  # noqa: F401  (it registers)
 from gateway.api import floating_ips  # noqa: F401  (it registers)
+from gateway.api import images  # noqa: F401  (it registers)
 
 __all__ = ["api"]

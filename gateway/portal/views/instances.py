@@ -35,7 +35,7 @@ def instance_rows(rpc, actor):
 
 def _create_form(rpc, actor, errors, form):
     projects, images, flavors, keys = gather(
-        (rpc.accounts.list_projects, actor), (rpc.storage.list_images,), (rpc.instances.list_flavors,),
+        (rpc.accounts.list_projects, actor), (rpc.storage.list_images, actor), (rpc.instances.list_flavors,),
         (rpc.accounts.list_keys, actor))
     listed = {str(p["id"]) for p in projects}
     project = form.get("project") or (str(projects[0]["id"]) if projects else None)

@@ -1,0 +1,49 @@
+"""Images beyond the catalogue list (the storage service): one image, its file upload, its delete.
+
+The upload is relayed, never held: the body is read in chunks of UPLOAD_CHUNK_BYTES and each goes
+to the storage service (upload_image_chunk, base64 in JSON) before the next is read; the service
+decides everything (who may, the size limit, whether the bytes are a good image)."""
+import base64
+
+from gateway.api.registry import INSTANCES, STORAGE, route
+
+UPLOAD_CHUNK_BYTES = 1 << 20
+
+
+@route("GET", "/api/v1/images/<id:image_id>", tag="catalogue", summary="Get an image I may see",
+       response=STORAGE + "ImageSchema")
+def get_image(rpc, actor, image_id):
+    return rpc.storage.show_image(actor, image_id)
+
+
+@route("PUT", "/api/v1/images/<id:image_id>/file", tag="catalogue",
+       summary="Upload a queued image's file (its creator or an admin), streamed; checked with qemu-img "
+               "(the declared format, no backing file; else 400 and the file goes), then the image is active",
+       body="the disk image's bytes (qcow2 or raw, as declared)", body_type="binary",
+       response=STORAGE + "ImageSchema", errors=(409, 413))
+def upload_image_file(rpc, actor, image_id, body):
+    rpc.storage.start_image_upload(actor, image_id, body.length)
+    offset = 0
+    while True:
+        chunk = body.read_chunk(UPLOAD_CHUNK_BYTES)
+        if not chunk:
+            break
+        rpc.storage.upload_image_chunk(actor, image_id, offset, base64.b64encode(chunk).decode("ascii"))
+        offset += len(chunk)
+    return rpc.storage.finish_image_upload(actor, image_id, offset)
+
+
+@route("DELETE", "/api/v1/images/<id:image_id>", tag="catalogue",
+       summary="Delete an image (its owner, a manager of its course, an admin): refused while disks stand "
+               "on it; its file and every host's copy go",
+       response=STORAGE + "ImageSchema", errors=(409,))
+def delete_image(rpc, actor, image_id):
+    return rpc.storage.delete_image(actor, image_id)
+
+
+@route("POST", "/api/v1/instances/<uuid:instance_id>/save-image", tag="instances",
+       summary="Save a stopped instance's disk as a new image (its owner, its course's managers, an admin); "
+               "accepted: the image is saving, then active (or error with the reason)",
+       body=INSTANCES + "SaveImageRequest", response=STORAGE + "ImageSchema", status=202, errors=(409,))
+def save_instance_image(rpc, actor, instance_id, body):
+    return rpc.instances.save_instance_image(actor, instance_id, body)
