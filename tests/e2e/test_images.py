@@ -1,0 +1,184 @@
+"""Images through the REST API and the CLI on the whole system (libvirt's test driver; the
+real-guest test proves a saved disk's content): upload with the CLI's progress bar and versions by
+name, booting by name, each refusal (bad format, backing file, too large, visibility, flavor below
+the minimums, in use), save a stopped instance as an image and boot it, delete."""
+import http.client
+import os
+import subprocess
+import tempfile
+import urllib.parse
+import uuid
+
+import pytest
+
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.test_cli import ok, run
+from tests.e2e.test_lifecycle import create, flavor_id, wait_state
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def admin(stack):
+    return Api(stack.url).login("admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def course(stack, admin):
+    """A course with a teacher (manager) and a student (member)."""
+    project = admin.call("POST", "/projects", 201, json={"name": f"img-{uuid.uuid4().hex[:6]}"}).json()["id"]
+    teacher = approved_user(stack.url, admin, f"it{uuid.uuid4().hex[:6]}", project=project)
+    admin.call("PATCH", f"/projects/{project}/members/{teacher.user_id}", 200, json={"role": "manager"})
+    relogged = Api(stack.url).login(teacher.username, teacher.password)  # a token that knows the new role
+    relogged.username, relogged.password, relogged.user_id, relogged.key = (
+        teacher.username, teacher.password, teacher.user_id, teacher.key)
+    teacher = relogged
+    student = approved_user(stack.url, admin, f"is{uuid.uuid4().hex[:6]}", project=project)
+    outsider = approved_user(stack.url, admin, f"io{uuid.uuid4().hex[:6]}")
+    return project, teacher, student, outsider
+
+
+@pytest.fixture
+def disk(tmp_path):
+    path = str(tmp_path / "disk.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", path, "1G"], check=True)
+    with open(path, "ab") as grow:  # some bytes to stream: 3 MiB more than the header (qcow2 ignores them)
+        grow.write(os.urandom(3 << 20))
+    return path
+
+
+def upload(api, name, path, expect=200, **fields):
+    image = api.call("POST", "/images", 201, json={"name": name, **fields}).json()
+    with open(path, "rb") as body:
+        answer = api.call("PUT", f"/images/{image['id']}/file", expect, data=body,
+                          headers={"Content-Type": "application/octet-stream"})
+    return image, answer
+
+
+def cli_home(stack, api):
+    home = tempfile.mkdtemp(prefix="labcloud-cli-home-")
+    ok(run(home, "login", "--url", stack.url, "--username", api.username, "--password-stdin",
+           stdin=api.password + "\n"))
+    return home
+
+
+def test_upload_with_the_cli_versions_by_name_and_boot_the_newest(stack, course, disk):
+    _, _, student, _ = course
+    home = cli_home(stack, student)
+    first = ok(run(home, "image", "upload", "deb", disk, "--min-memory-mib", "128"))
+    assert "deb version 1" in first and "active" in first and "sha256" in first
+    second = ok(run(home, "image", "upload", "deb", disk))
+    assert "deb version 2" in second
+    listed = {(i["name"], i["version"]): i for i in student.call("GET", "/images", 200).json()}
+    assert listed[("deb", 1)]["min_memory_mib"] == 128 and listed[("deb", 2)]["state"] == "active"
+    assert listed[("deb", 1)]["file_bytes"] == os.path.getsize(disk)
+    shown = ok(run(home, "image", "list"))
+    assert "deb" in shown and "private" in shown
+
+    ok(run(home, "instance", "create", "by-name", "--flavor", "small", "--image", "deb", "--key", "k", "--wait"))
+    made = next(i for i in student.call("GET", "/instances", 200).json() if i["name"] == "by-name")
+    assert made["image"] == listed[("deb", 2)]["id"] and made["state"] == "running"
+    by_id = create(student, "by-id", image=listed[("deb", 1)]["id"])
+    assert by_id["image"] == listed[("deb", 1)]["id"] and by_id["state"] == "running"
+
+    # In use: refused naming what stands on it; once the instance is gone, the image goes.
+    refused = student.call("DELETE", f"/images/{made['image']}", 409).json()["error"]
+    assert refused["fields"] == {"image": [f"the root disk of instance {made['id']}"]}
+    student.call("DELETE", f"/instances/{made['id']}", 202)
+    student.wait_for(f"/instances/{made['id']}", lambda r: r.status_code == 404, timeout=30)
+    gone = ok(run(home, "image", "delete", str(made["image"])))
+    assert "deleted" in gone
+    student.call("GET", f"/images/{made['image']}", 404)
+    student.call("DELETE", f"/instances/{by_id['id']}", 202)
+
+
+def test_bad_files_are_refused_naming_the_file_and_leave_nothing(stack, course, tmp_path):
+    _, _, student, _ = course
+    text = tmp_path / "notes.txt"
+    text.write_text("not a disk image\n" * 1000)
+    image, answer = upload(student, "bad", str(text), 400)
+    assert answer.json()["error"]["fields"] == {"file": ["expected a qcow2 image"]}
+    base, layered = str(tmp_path / "base.qcow2"), str(tmp_path / "layered.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", base, "64M"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, layered], check=True)
+    _, answer = upload(student, "layered", layered, 400)
+    assert answer.json()["error"]["fields"] == {"file": ["has a backing file"]}
+    _, answer = upload(student, "raw-claimed", base, 400, format="raw")
+    assert answer.json()["error"]["fields"] == {"file": ["expected a raw image"]}
+    failed = student.call("GET", f"/images/{image['id']}", 200).json()
+    assert failed["state"] == "error" and failed["reason"]
+    store = os.path.join(stack.data_dir, "images", "store")
+    assert not [f for f in os.listdir(store) if f.startswith(f"{image['id']}.")]
+    student.call("POST", "/instances", 400, json={"name": "x", "flavor": 1, "image": image["id"], "key": student.key})
+
+
+def test_a_body_declared_past_the_limit_is_413_before_a_byte_is_stored(stack, course):
+    _, _, student, _ = course
+    image = student.call("POST", "/images", 201, json={"name": "huge"}).json()
+    url = urllib.parse.urlsplit(stack.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    conn.putrequest("PUT", f"/api/v1/images/{image['id']}/file")
+    conn.putheader("Authorization", f"Bearer {student.token}")
+    conn.putheader("Content-Type", "application/octet-stream")
+    conn.putheader("Content-Length", str(1 << 40))
+    conn.endheaders()
+    answer = conn.getresponse()
+    body = answer.read()
+    conn.close()
+    assert answer.status == 413, body
+    assert b'"file"' in body and b"IMAGE_MAX_BYTES" in body
+    assert student.call("GET", f"/images/{image['id']}", 200).json()["state"] == "queued"
+
+
+def test_visibility_decides_who_makes_sees_and_boots(stack, course, disk):
+    project, teacher, student, outsider = course
+    refused = student.call("POST", "/images", 403, json={"name": "pub", "visibility": "public"}).json()
+    assert "visibility" in refused["error"]["fields"]
+    refused = student.call("POST", "/images", 403, json={"name": "c", "visibility": "project",
+                                                         "project": project}).json()
+    assert "project" in refused["error"]["fields"]
+    shared, _ = upload(teacher, "lab", disk, visibility="project", project=project)
+    assert {i["id"] for i in student.call("GET", "/images", 200).json()} >= {shared["id"]}
+    assert shared["id"] not in {i["id"] for i in outsider.call("GET", "/images", 200).json()}
+    outsider.call("GET", f"/images/{shared['id']}", 404)
+    refused = outsider.call("POST", "/instances", 404, json={"name": "x", "flavor": 1, "image": "lab",
+                                                             "key": outsider.key}).json()
+    assert "image" in refused["error"]["fields"]
+    student.call("DELETE", f"/images/{shared['id']}", 403)   # a member sees it; its teacher deletes it
+    teacher.call("DELETE", f"/images/{shared['id']}", 200)
+
+
+def test_a_flavor_below_the_image_minimums_is_400_naming_flavor(course, disk):
+    _, _, student, _ = course
+    image, answer = upload(student, "needy", disk, min_memory_mib=512, min_disk_gib=2)
+    assert answer.json()["state"] == "active"
+    for flavor in ("small", "medium"):  # 128 MiB / 1 GiB, 256 MiB / 2 GiB
+        refused = student.call("POST", "/instances", 400, json={
+            "name": "too-small", "flavor": flavor_id(student, flavor), "image": image["id"], "key": student.key}).json()
+        assert list(refused["error"]["fields"]) == ["flavor"], refused
+    assert "too-small" not in {i["name"] for i in student.call("GET", "/instances", 200).json()}
+
+
+def test_save_a_stopped_instance_as_an_image_and_boot_it(stack, course):
+    project, teacher, student, _ = course
+    vm = create(student, "to-save")
+    refused = student.call("POST", f"/instances/{vm['id']}/save-image", 409, json={"name": "saved"}).json()
+    assert refused["error"]["fields"] == {"state": ["running, not stopped"]}
+    student.call("POST", f"/instances/{vm['id']}/stop", 202)
+    wait_state(student, vm["id"], ("stopped",))
+    refused = student.call("POST", f"/instances/{vm['id']}/save-image", 403, json={"name": "saved"}).json()
+    assert "project" in refused["error"]["fields"]   # a student may not share with the course
+    home = cli_home(stack, teacher)   # its teacher saves it for the course
+    said = ok(run(home, "instance", "save-image", vm["id"], "saved"))
+    assert "saved version 1" in said and "active" in said
+    saved = next(i for i in student.call("GET", "/images", 200).json() if i["name"] == "saved")
+    assert (saved["visibility"], saved["project"], saved["boot"]) == ("project", project, "kernel")
+    booted = create(student, "from-saved", image="saved")
+    assert booted["state"] == "running" and booted["image"] == saved["id"]
+    mine = student.call("POST", f"/instances/{vm['id']}/save-image", 202,
+                        json={"name": "mine", "visibility": "private"}).json()
+    assert mine["state"] == "saving"
+    assert student.wait_for(f"/images/{mine['id']}", lambda r: r.json()["state"] != "saving").json()["state"] == \
+        "active"
+    for instance in (vm, booted):
+        student.call("DELETE", f"/instances/{instance['id']}", 202)
