@@ -1,13 +1,17 @@
 """Images beyond the catalogue list (the storage service): one image, its file upload, its delete.
 
-The upload is relayed, never held: the body is read in chunks of UPLOAD_CHUNK_BYTES and each goes
-to the storage service (upload_image_chunk, base64 in JSON) before the next is read; the service
-decides everything (who may, the size limit, whether the bytes are a good image)."""
+The upload is relayed, never held: the body is read in chunks of UPLOAD_CHUNK_BYTES, each goes to
+the storage service (upload_image_chunk, base64 in JSON), at most CHUNKS_IN_FLIGHT unanswered; the
+service decides everything (who may, the size limit, whether the bytes are a good image)."""
 import base64
+import collections
 
 from gateway.api.registry import INSTANCES, STORAGE, route
 
-UPLOAD_CHUNK_BYTES = 1 << 20
+UPLOAD_CHUNK_BYTES = 4 << 20
+# Chunks sent before the oldest one's answer is awaited: the service writes one while the next is
+# read and encoded (offsets make their order irrelevant); at most this many MiB are held.
+CHUNKS_IN_FLIGHT = 2
 
 
 @route("GET", "/api/v1/images/<id:image_id>", tag="catalogue", summary="Get an image I may see",
@@ -23,14 +27,32 @@ def get_image(rpc, actor, image_id):
        response=STORAGE + "ImageSchema", errors=(409, 413))
 def upload_image_file(rpc, actor, image_id, body):
     rpc.storage.start_image_upload(actor, image_id, body.length)
-    offset = 0
-    while True:
-        chunk = body.read_chunk(UPLOAD_CHUNK_BYTES)
-        if not chunk:
-            break
-        rpc.storage.upload_image_chunk(actor, image_id, offset, base64.b64encode(chunk).decode("ascii"))
-        offset += len(chunk)
+    offset, in_flight = 0, collections.deque()
+    try:
+        while True:
+            chunk = body.read_chunk(UPLOAD_CHUNK_BYTES)
+            if not chunk:
+                break
+            in_flight.append(rpc.storage.upload_image_chunk.call_async(
+                actor, image_id, offset, base64.b64encode(chunk).decode("ascii")))
+            offset += len(chunk)
+            if len(in_flight) >= CHUNKS_IN_FLIGHT:
+                in_flight.popleft().result()  # a refusal (413) stops the relay here
+        while in_flight:
+            in_flight.popleft().result()
+    finally:
+        _drain(in_flight)
     return rpc.storage.finish_image_upload(actor, image_id, offset)
+
+
+def _drain(in_flight):
+    """After a refused chunk, the replies still due are awaited (and their errors dropped), so the
+    pooled proxy carries none of them into its next request."""
+    while in_flight:
+        try:
+            in_flight.popleft().result()
+        except Exception:  # noqa: BLE001  (the first refusal is what the client gets)
+            pass
 
 
 @route("DELETE", "/api/v1/images/<id:image_id>", tag="catalogue",

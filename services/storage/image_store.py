@@ -32,6 +32,7 @@ STORE_DIR = os.path.join("images", "store")  # relative to the data dir, like re
 DEFAULT_MAX_BYTES = 20 * GIB
 DEFAULT_UPLOAD_TIMEOUT_S = 3600
 HASH_BLOCK = 1 << 20
+TOUCH_EVERY_S = 10  # an upload in progress is seen alive at this resolution (far below the sweep's timeout)
 
 
 def store_path(image_id, fmt):
@@ -116,7 +117,9 @@ def write_chunk(session, actor, image_id, offset, data, data_dir, max_bytes):
         os.pwrite(fd, data, offset)
     finally:
         os.close(fd)
-    image.updated_at = utcnow()  # the sweep measures idleness, not age
+    now = utcnow()
+    if image.updated_at is None or (now - image.updated_at).total_seconds() >= TOUCH_EVERY_S:
+        image.updated_at = now  # the sweep measures idleness, not age (a commit per chunk would cost more)
     session.commit()
 
 
