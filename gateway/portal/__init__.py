@@ -9,6 +9,7 @@ from gateway.portal.registry import portal
 from gateway.portal.views import account, admin, courses, instances, keys  # noqa: F401  (they register)
 from gateway.portal.views import volumes  # noqa: F401  (it registers)
 from gateway.portal.views import network  # noqa: F401  (it registers)
+from gateway.portal.views import images  # noqa: F401  (it registers)
 
 # Pages only load what this site serves: no inline script, no CDN, no framing (clickjacking).
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

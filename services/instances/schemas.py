@@ -24,6 +24,11 @@ class ImageReference(fields.Field):
             return validate.Regexp(IMAGE_NAME, error="an image id or name")(value)
         raise ValidationError("an image id or name")
 
+    @staticmethod
+    def from_form(text):
+        """A form's text: digits are an id (as the CLI reads them), anything else a name."""
+        return int(text) if text.isdigit() else text
+
 
 class CreateInstanceRequest(StrictSchema):
     name = fields.String(required=True, validate=INSTANCE_NAME)

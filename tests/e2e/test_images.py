@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
 from tests.e2e.test_cli import ok, run
+from tests.e2e.portal import Portal
 from tests.e2e.test_lifecycle import create, flavor_id, wait_state
 
 pytestmark = pytest.mark.e2e
@@ -182,3 +183,40 @@ def test_save_a_stopped_instance_as_an_image_and_boot_it(stack, course):
         "active"
     for instance in (vm, booted):
         student.call("DELETE", f"/instances/{instance['id']}", 202)
+
+
+def test_the_portal_lists_images_saves_a_stopped_instance_and_deletes(stack, course, disk):
+    project, teacher, student, outsider = course
+    mine, _ = upload(student, "portal-mine", disk)
+    portal = Portal(stack.url, student.token)
+    _resp, page = portal.get("/images")
+    row = next(tr for tr in page.by_id("images").find_all("tr") if tr.get("data-image") == str(mine["id"]))
+    cells = [c.text() for c in row.children if not isinstance(c, str) and c.tag in ("th", "td")]
+    assert cells[:4] == ["portal-mine", "1", "active", "private"]
+
+    vm = create(student, "portal-save")
+    _resp, page = portal.get(f"/instances/{vm['id']}")
+    assert page.find(id="save-image-form") is None   # offered only once stopped
+    student.call("POST", f"/instances/{vm['id']}/stop", 202)
+    wait_state(student, vm["id"], ("stopped",))
+    _resp, page = portal.get(f"/instances/{vm['id']}")
+    resp, refused = portal.submit(page, f"/instances/{vm['id']}/save-image", {"name": "from-portal",
+                                                                              "visibility": "project"})
+    assert resp.status_code == 403 and "you do not manage this project" in refused.by_id("save-image").text()
+    resp, _ = portal.submit(page, f"/instances/{vm['id']}/save-image", {"name": "Bad Name", "visibility": "private"})
+    assert resp.status_code == 400
+    resp, _ = portal.submit(page, f"/instances/{vm['id']}/save-image", {"name": "from-portal",
+                                                                         "visibility": "private"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/images"
+    saved = next(i for i in student.call("GET", "/images", 200).json() if i["name"] == "from-portal")
+    student.wait_for(f"/images/{saved['id']}", lambda r: r.json()["state"] == "active")
+
+    _resp, page = portal.get("/images")
+    resp, _ = portal.post(f"/images/{mine['id']}/delete", page)
+    assert resp.status_code == 303
+    student.call("GET", f"/images/{mine['id']}", 404)
+    outsider_portal = Portal(stack.url, outsider.token)
+    _resp, page = outsider_portal.get("/images")
+    resp, refused = outsider_portal.post(f"/images/{saved['id']}/delete", page)
+    assert resp.status_code == 404   # not theirs to see
+    student.call("DELETE", f"/instances/{vm['id']}", 202)
