@@ -275,3 +275,15 @@ def test_an_image_in_use_is_not_deleted_then_its_file_and_host_copies_go(storage
     with pytest.raises(NotFound):  # nothing new stands on it
         storage.create_root_disk({"instance_id": str(uuid.uuid4()), "image_id": image["id"], "host": host,
                                   "size_gib": 1})
+
+
+def test_a_data_volume_over_an_image_follows_its_visibility_and_state(storage, tmp_path):
+    disk = qcow2(tmp_path / "d.qcow2")
+    private = upload(storage, STUDENT, storage.create_image(STUDENT, {"name": "mine"})["id"], disk)
+    queued = storage.create_image(OUTSIDER, {"name": "later"})
+    with pytest.raises(NotFound) as refused:   # someone else's private image looks missing
+        storage.create_volume(OUTSIDER, {"name": "v", "image": private["id"]})
+    assert "image" in refused.value.fields
+    with pytest.raises(InvalidInput) as refused:   # no file yet
+        storage.create_volume(OUTSIDER, {"name": "v", "image": queued["id"]})
+    assert "image" in refused.value.fields
