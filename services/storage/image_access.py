@@ -7,7 +7,6 @@ from common import policy
 from common.errors import Forbidden, InvalidInput, NotFound
 from services.storage.models import Image
 
-VISIBILITIES = ("public", "project", "private")
 # The action a visibility asks for to see (list, get, boot) and to make an image.
 SEE = {"public": "image:get_public", "project": "image:get_project", "private": "image:get_private"}
 MAKE = {"public": "image:create_public", "project": "image:create_project", "private": "image:create_private"}

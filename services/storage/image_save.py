@@ -55,6 +55,10 @@ def export(session, hosts, image_id, instance_id, data_dir, inspect, timeout, lo
         image_store.fail(session, image, str(exc))
         log.warning("image %s: saving instance %s failed: %s", image_id, instance_id, exc)
         return image
+    session.refresh(image)
+    if image.state != "saving":  # swept (or deleted) while the host copied: the copy is not wanted
+        image_store.remove_quietly(part)
+        return image
     try:
         return image_store.activate(session, image, part, data_dir, inspect, "instance")
     except InvalidInput as exc:  # the file was removed and the image is `error`

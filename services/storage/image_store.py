@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from common.clock import utcnow
 from common.errors import Conflict, InvalidInput, TooLarge
 from services.storage import image_access
-from services.storage.disks import GIB, describe_image, resolve
+from services.storage.disks import GIB, resolve
 from services.storage.models import Image, Volume
 
 STORE_DIR = os.path.join("images", "store")  # relative to the data dir, like registered images
@@ -199,9 +199,6 @@ def sweep_abandoned(session, data_dir, now, timeout_s):
         fail(session, image, f"abandoned: nothing happened for {timeout_s} s")
     return [image.id for image in stale]
 
-
-def describe(image):
-    return describe_image(image)
 
 
 def image_users(session, image_id):
