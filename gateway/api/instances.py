@@ -30,7 +30,7 @@ def register_image(rpc, actor, body):
 @route("POST", "/api/v1/instances", tag="instances",
        summary="Create an instance in a project (accepted; poll until running or error); quota-checked",
        body=INSTANCES + "CreateInstanceRequest", response=INSTANCES + "InstanceSchema", status=202,
-       errors=(409, 503))
+       errors=(404, 409, 503))  # 404: no such image (id or name), key or project
 def create_instance(rpc, actor, body):
     return rpc.instances.create_instance(actor, body)
 

@@ -34,7 +34,8 @@ class CreateInstanceRequest(StrictSchema):
     name = fields.String(required=True, validate=INSTANCE_NAME)
     flavor = Id(required=True, metadata={"description": "flavor id"})
     image = ImageReference(required=True, metadata={
-        "description": "image id, or name: its newest active version (yours, else your course's, else public)"})
+        "description": "image id, or name: its newest active version (yours, else your course's, else public)",
+        "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": IMAGE_NAME}]})
     key = Id(required=True, metadata={"description": "SSH key id"})
     user_data = fields.String(load_default=None, validate=validate.Length(max=USER_DATA_MAX_BYTES),
                               metadata={"description": "script or cloud-config, at most 16 KiB"})
