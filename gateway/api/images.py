@@ -26,7 +26,27 @@ def get_image(rpc, actor, image_id):
        body="the disk image's bytes (qcow2 or raw, as declared)", body_type="binary",
        response=STORAGE + "ImageSchema", errors=(409, 413))
 def upload_image_file(rpc, actor, image_id, body):
-    rpc.storage.start_image_upload(actor, image_id, body.length)
+    return _relay(rpc, actor, image_id, body, "file")
+
+
+@route("PUT", "/api/v1/images/<id:image_id>/kernel", tag="catalogue",
+       summary="Upload the kernel of a queued image for direct kernel boot (an ELF vmlinux or a bzImage), "
+               "before its disk; the image's cmdline is given at its creation",
+       body="the kernel's bytes", body_type="binary", response=STORAGE + "ImageSchema", errors=(409, 413))
+def upload_image_kernel(rpc, actor, image_id, body):
+    return _relay(rpc, actor, image_id, body, "kernel")
+
+
+@route("PUT", "/api/v1/images/<id:image_id>/ramdisk", tag="catalogue",
+       summary="Upload the ramdisk (initramfs: a cpio archive, compressed or not) of a queued image, with "
+               "its kernel, before its disk",
+       body="the ramdisk's bytes", body_type="binary", response=STORAGE + "ImageSchema", errors=(409, 413))
+def upload_image_ramdisk(rpc, actor, image_id, body):
+    return _relay(rpc, actor, image_id, body, "ramdisk")
+
+
+def _relay(rpc, actor, image_id, body, part):
+    rpc.storage.start_image_upload(actor, image_id, body.length, part)
     offset, in_flight = 0, collections.deque()
     try:
         while True:
@@ -34,7 +54,7 @@ def upload_image_file(rpc, actor, image_id, body):
             if not chunk:
                 break
             in_flight.append(rpc.storage.upload_image_chunk.call_async(
-                actor, image_id, offset, base64.b64encode(chunk).decode("ascii")))
+                actor, image_id, offset, base64.b64encode(chunk).decode("ascii"), part))
             offset += len(chunk)
             if len(in_flight) >= CHUNKS_IN_FLIGHT:
                 in_flight.popleft().result()  # a refusal (413) stops the relay here
@@ -42,7 +62,7 @@ def upload_image_file(rpc, actor, image_id, body):
             in_flight.popleft().result()
     finally:
         _drain(in_flight)
-    return rpc.storage.finish_image_upload(actor, image_id, offset)
+    return rpc.storage.finish_image_upload(actor, image_id, offset, part)
 
 
 def _drain(in_flight):

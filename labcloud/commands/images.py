@@ -4,6 +4,7 @@
     labcloud image upload debian debian-12.qcow2                       private, version 1 (2, 3... next)
     labcloud image upload lab1 lab1.qcow2 --visibility project --project 3   for a course (its teachers)
     labcloud image upload base base.raw --format raw --min-memory-mib 512 --visibility public  (admins)
+    labcloud image upload lab2 root.qcow2 --kernel vmlinux --ramdisk initrd.img --cmdline "console=ttyS0"
 """
 import os
 import time
@@ -35,11 +36,20 @@ def _says(image):
 @click.option("--description", default="")
 @click.option("--min-disk-gib", type=click.IntRange(1, 2048), help="smallest root disk (never below the disk's size)")
 @click.option("--min-memory-mib", type=click.IntRange(16, 1 << 20), help="smallest flavor memory")
+@click.option("--kernel", type=click.Path(exists=True, dir_okay=False, readable=True),
+              help="direct kernel boot: the kernel (an ELF vmlinux or a bzImage)")
+@click.option("--ramdisk", type=click.Path(exists=True, dir_okay=False, readable=True),
+              help="direct kernel boot: the initramfs (with --kernel)")
+@click.option("--cmdline", help="direct kernel boot: the kernel's command line (with --kernel)")
 @output.json_option
-def image_upload(name, file, disk_format, visibility, project, description, min_disk_gib, min_memory_mib, as_json):
-    """Upload a disk image (POST /images, then PUT /images/ID/file) with a progress bar.
+def image_upload(name, file, disk_format, visibility, project, description, min_disk_gib, min_memory_mib, kernel,
+                 ramdisk, cmdline, as_json):
+    """Upload a disk image (POST /images, then PUT /images/ID/file) with a progress bar; with
+    --kernel (and --ramdisk) it boots that kernel directly, its disk attached.
 
     The same NAME again becomes its next version; `--image NAME` boots the newest."""
+    if (ramdisk or cmdline) and not kernel:
+        raise ClientError("--ramdisk and --cmdline go with --kernel")
     client = connect()
     body = {"name": name, "format": disk_format, "visibility": visibility, "description": description}
     if project:
@@ -48,13 +58,13 @@ def image_upload(name, file, disk_format, visibility, project, description, min_
         body["min_disk_gib"] = min_disk_gib
     if min_memory_mib:
         body["min_memory_mib"] = min_memory_mib
+    if cmdline:
+        body["cmdline"] = cmdline
     image = client.post("/images", body)
-    size = os.path.getsize(file)
     try:
-        with open(file, "rb") as source, output.UploadProgress(
-                f"uploading {os.path.basename(file)}", size, then="sent; the server is checking the image") as progress:
-            image = client.request("PUT", f"/images/{image['id']}/file", data=progress.reader(source),
-                                   headers={"Content-Type": "application/octet-stream"})
+        for part, path in (("kernel", kernel), ("ramdisk", ramdisk), ("file", file)):
+            if path:
+                image = _send(client, image["id"], part, path)
     except ClientError:
         # The queued image would only wait for the sweep: remove it now (it has no file).
         try:
@@ -63,6 +73,16 @@ def image_upload(name, file, disk_format, visibility, project, description, min_
             pass
         raise
     output.answer(image, as_json, lambda: _says(image))
+
+
+def _send(client, image_id, part, path):
+    """PUT one file of the image with a progress bar (the disk last: its check makes it active)."""
+    size = os.path.getsize(path)
+    then = "sent; the server is checking the image" if part == "file" else f"sent; the server is checking the {part}"
+    with open(path, "rb") as source, output.UploadProgress(f"uploading {os.path.basename(path)}", size,
+                                                           then=then) as progress:
+        return client.request("PUT", f"/images/{image_id}/{part}", data=progress.reader(source),
+                              headers={"Content-Type": "application/octet-stream"})
 
 
 @click.command("show")

@@ -14,13 +14,13 @@ import os
 from common.errors import Conflict, HostOperationFailed, InvalidInput
 from common.hostrpc import call_host
 from services.storage import image_store
-from services.storage.disks import GIB, root_volume_of
+from services.storage.disks import GIB, resolve, root_volume_of
 from services.storage.models import Image
 
 DEFAULT_EXPORT_TIMEOUT_S = 3600
 
 
-def record_save(session, actor, request):
+def record_save(session, actor, request, data_dir):
     root = root_volume_of(session, request["instance_id"])
     if root is None or root.state != "available":
         raise Conflict(f"instance {request['instance_id']} has no root disk to save",
@@ -33,7 +33,22 @@ def record_save(session, actor, request):
               "initrd_path": parent.initrd_path if parent else None,
               "cmdline": parent.cmdline if parent else None}
     project_id = request["project"] if request["visibility"] == "project" else None
-    return image_store.record_image(session, actor, fields, request["visibility"], project_id, "saving")
+    image = image_store.record_image(session, actor, fields, request["visibility"], project_id, "saving")
+    _own_boot_files(session, image, data_dir)
+    return image
+
+
+def _own_boot_files(session, image, data_dir):
+    """A parent's uploaded kernel and ramdisk (files of the store) get names of the new image's own
+    (hard links: no copy), so deleting either image leaves the other's boot files in place."""
+    for part, column in image_store.BOOT_FILE_COLUMN.items():
+        inherited = getattr(image, column)
+        if inherited and inherited.startswith(image_store.STORE_DIR):
+            own = image_store.final_path(image, part, data_dir)
+            if not os.path.exists(own):
+                os.link(resolve(inherited, data_dir), own)
+            setattr(image, column, os.path.relpath(own, os.path.abspath(data_dir)))
+    session.commit()
 
 
 def export(session, hosts, image_id, instance_id, data_dir, inspect, timeout, log):

@@ -40,8 +40,25 @@ def store_path(image_id, fmt):
     return os.path.join(STORE_DIR, f"{image_id}.{fmt}")
 
 
-def part_path(image, data_dir):
-    return resolve(image.source_path, data_dir) + ".part"
+# What an upload may carry: the disk, and for direct kernel boot (Eucalyptus's eki/eri) a kernel
+# and a ramdisk, each its own file in the store next to the disk.
+PARTS = ("file", "kernel", "ramdisk")
+BOOT_FILE_SUFFIX = {"kernel": "kernel", "ramdisk": "initrd"}
+BOOT_FILE_COLUMN = {"kernel": "kernel_path", "ramdisk": "initrd_path"}
+# What a kernel for direct boot starts with (an ELF vmlinux, PVH) or holds at 0x202 (a bzImage),
+# and what a ramdisk starts with (a cpio archive, or one compressed by gzip, xz, zstd, lz4, bzip2).
+RAMDISK_MAGICS = (b"070701", b"070702", b"070707", b"\x1f\x8b", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"\x02\x21\x4c\x18",
+                  b"BZh")
+
+
+def final_path(image, part, data_dir):
+    if part == "file":
+        return resolve(image.source_path, data_dir)
+    return resolve(os.path.join(STORE_DIR, f"{image.id}.{BOOT_FILE_SUFFIX[part]}"), data_dir)
+
+
+def part_path(image, data_dir, part="file"):
+    return final_path(image, part, data_dir) + ".part"
 
 
 def _next_version(session, name, scope):
@@ -69,7 +86,7 @@ def record_image(session, actor, fields, visibility, project_id, state):
 
 
 def create_image(session, actor, request):
-    fields = {key: request[key] for key in ("name", "description", "format", "min_memory_mib")}
+    fields = {key: request[key] for key in ("name", "description", "format", "min_memory_mib", "cmdline")}
     image = record_image(session, actor, {**fields, "size_bytes": 0, "min_disk_gib": request["min_disk_gib"] or 1},
                          request["visibility"], request["project"], "queued")
     return image
@@ -89,30 +106,33 @@ def _check_size(nbytes, max_bytes):
                        {"file": [f"at most {max_bytes} bytes"]})
 
 
-def start_upload(session, actor, image_id, length, data_dir, max_bytes):
-    """The image's part file made empty and the image `uploading`. `length`: the body's declared
-    size when known (refused at once past the limit)."""
+def start_upload(session, actor, image_id, length, data_dir, max_bytes, part="file"):
+    """The part file of `part` made empty (the disk's: the image `uploading`). `length`: the body's
+    declared size when known (refused at once past the limit). Kernel and ramdisk come before the
+    disk: the disk's finish makes the image active."""
     image = _uploadable(session, actor, image_id)
     if length is not None:
         _check_size(length, max_bytes)
-    path = part_path(image, data_dir)
+    path = part_path(image, data_dir, part)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb"):
         pass
-    image.state = "uploading"
+    if part == "file":
+        image.state = "uploading"
     image.updated_at = utcnow()
     session.commit()
     return image
 
 
-def write_chunk(session, actor, image_id, offset, data, data_dir, max_bytes):
+def write_chunk(session, actor, image_id, offset, data, data_dir, max_bytes, part="file"):
     """Write `data` at `offset` of the part file. Idempotent: the same chunk again writes the same
     bytes at the same place."""
     image = _uploadable(session, actor, image_id)
-    if image.state != "uploading":
+    path = part_path(image, data_dir, part)
+    if not os.path.exists(path):
         raise Conflict(f"image {image_id}: start the upload first", {"image": ["no upload under way"]})
     _check_size(offset + len(data), max_bytes)
-    fd = os.open(part_path(image, data_dir), os.O_WRONLY)
+    fd = os.open(path, os.O_WRONLY)
     try:
         os.pwrite(fd, data, offset)
     finally:
@@ -146,18 +166,48 @@ def inspect_file(path, fmt, inspect, field="file"):
     return int(info["virtual-size"]), tpool.execute(_sha256, path), os.path.getsize(path)
 
 
-def finish_upload(session, actor, image_id, length, data_dir, inspect):
+def finish_upload(session, actor, image_id, length, data_dir, inspect, part="file"):
     """Check the uploaded file and make the image bootable; a file that is not a good image goes,
-    the image is `error` (and InvalidInput says why). A repeat on an active image returns it."""
+    the image is `error` (and InvalidInput says why). A repeat on an active image returns it.
+    A kernel or ramdisk is checked by its first bytes and kept beside the disk to come."""
     image = image_access.visible_image(session, actor, image_id, "image:upload")
-    if image.state == "active":
+    if image.state == "active" and part == "file":
         return image
     image = _uploadable(session, actor, image_id)
-    part = part_path(image, data_dir)
-    if image.state != "uploading" or not os.path.exists(part):
+    path = part_path(image, data_dir, part)
+    if not os.path.exists(path):
         raise Conflict(f"image {image_id}: no upload under way", {"image": ["no upload under way"]})
-    os.truncate(part, length)  # a retried upload may have left a longer tail
-    return activate(session, image, part, data_dir, inspect, "file")
+    os.truncate(path, length)  # a retried upload may have left a longer tail
+    if part != "file":
+        return keep_boot_file(session, image, part, path, data_dir)
+    if image.initrd_path and not image.kernel_path:
+        remove_quietly(path)
+        fail(session, image, "a ramdisk without a kernel")
+        raise InvalidInput("a ramdisk boots only with a kernel: upload the kernel first",
+                           {"kernel": ["required with a ramdisk"]})
+    return activate(session, image, path, data_dir, inspect, "file")
+
+
+def _looks_like(part, path):
+    with open(path, "rb") as source:
+        head = source.read(0x206)
+    if part == "kernel":
+        return head.startswith(b"\x7fELF") or head[0x202:0x206] == b"HdrS"
+    return head.startswith(RAMDISK_MAGICS)
+
+
+def keep_boot_file(session, image, part, path, data_dir):
+    """A kernel (an ELF vmlinux or a bzImage) or ramdisk (cpio, compressed or not) moved into place
+    and recorded; anything else removed, InvalidInput naming it (the image stays uploadable)."""
+    if not _looks_like(part, path):
+        remove_quietly(path)
+        what = "an ELF vmlinux or a bzImage" if part == "kernel" else "a cpio archive (gzip, xz, zstd, lz4, bzip2 or none)"
+        raise InvalidInput(f"{part} is not {what}", {part: [f"expected {what}"]})
+    os.replace(path, final_path(image, part, data_dir))
+    setattr(image, BOOT_FILE_COLUMN[part], os.path.join(STORE_DIR, f"{image.id}.{BOOT_FILE_SUFFIX[part]}"))
+    image.updated_at = utcnow()
+    session.commit()
+    return image
 
 
 def activate(session, image, part, data_dir, inspect, field):
@@ -195,7 +245,8 @@ def sweep_abandoned(session, data_dir, now, timeout_s):
     stale = session.scalars(select(Image).where(
         Image.state.in_(("queued", "uploading", "saving")), Image.updated_at < cutoff)).all()
     for image in stale:
-        remove_quietly(part_path(image, data_dir))
+        for part in PARTS:
+            remove_quietly(part_path(image, data_dir, part))
         fail(session, image, f"abandoned: nothing happened for {timeout_s} s")
     return [image.id for image in stale]
 
@@ -227,8 +278,9 @@ def delete_image(session, actor, image_id, data_dir):
     if image.source_path.startswith(STORE_DIR):
         # Only the store's files are ours to remove: an image registered by path names a file an
         # administrator put there (a built course image, which may be registered again).
-        remove_quietly(resolve(image.source_path, data_dir))
-        remove_quietly(part_path(image, data_dir))
+        for part in PARTS:
+            remove_quietly(final_path(image, part, data_dir))
+            remove_quietly(part_path(image, data_dir, part))
     return image
 
 

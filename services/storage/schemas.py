@@ -78,20 +78,31 @@ class NewImageRequest(CreateImageRequest):
         "description": "admins: a file on the storage service's machine, registered at once"})
     kernel_path = fields.String(load_default=None, **PATH_FIELD)
     initrd_path = fields.String(load_default=None, **PATH_FIELD)
-    cmdline = fields.String(load_default=None, validate=validate.Length(max=1024))
+    cmdline = fields.String(load_default=None, validate=validate.Length(max=1024), metadata={
+        "description": "direct kernel boot: the kernel's command line (an upload's kernel: PUT .../kernel)"})
 
     @validates_schema
     def boot_files_only_by_path(self, data, **_kwargs):
         if not data.get("source_path"):
-            given = [f for f in ("kernel_path", "initrd_path", "cmdline") if data.get(f)]
+            given = [f for f in ("kernel_path", "initrd_path") if data.get(f)]
             if given:
                 raise ValidationError("only with source_path (registering a file by path)", given[0])
 
 
+UPLOAD_PART = fields.String(load_default="file", validate=validate.OneOf(["file", "kernel", "ramdisk"]))
+
+
 class UploadChunkRequest(StrictSchema):
-    """Internal (the gateway relays a PUT body): bytes at an offset of the image's file."""
+    """Internal (the gateway relays a PUT body): bytes at an offset of the image's file (the disk,
+    or its kernel or ramdisk for direct kernel boot)."""
     offset = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     data = fields.String(required=True, metadata={"description": "base64"})
+    part = UPLOAD_PART
+
+
+class UploadPartRequest(StrictSchema):
+    """Internal: which file of the image an upload's start or finish is about."""
+    part = UPLOAD_PART
 
 
 class SaveInstanceImageRequest(StrictSchema):

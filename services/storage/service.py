@@ -26,7 +26,7 @@ from services.storage.schemas import (
     AttachedVolumeSchema, AttachVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest, DataVolumeSchema,
     ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest, SnapshotSchema, StoragePoolSchema,
     UserDeletedSchema)
-from services.storage.schemas import NewImageRequest, SaveInstanceImageRequest, UploadChunkRequest
+from services.storage.schemas import NewImageRequest, SaveInstanceImageRequest, UploadChunkRequest, UploadPartRequest
 
 log = logging.getLogger(__name__)
 
@@ -90,26 +90,28 @@ class StorageService:
         return dump(ImageSchema, disks.describe_image(image_store.create_image(self.db, load_actor(actor), request)))
 
     @rpc
-    def start_image_upload(self, actor, image_id, length=None):
+    def start_image_upload(self, actor, image_id, length=None, part="file"):
+        part = load(UploadPartRequest, {"part": part})["part"]
         image = image_store.start_upload(self.db, load_actor(actor), image_id, length, self._data_dir,
-                                         self._max_image_bytes)
+                                         self._max_image_bytes, part)
         return dump(ImageSchema, disks.describe_image(image))
 
     @rpc
-    def upload_image_chunk(self, actor, image_id, offset, data):
-        chunk = load(UploadChunkRequest, {"offset": offset, "data": data})
+    def upload_image_chunk(self, actor, image_id, offset, data, part="file"):
+        chunk = load(UploadChunkRequest, {"offset": offset, "data": data, "part": part})
         try:
             raw = base64.b64decode(chunk["data"], validate=True)
         except binascii.Error:
             raise InvalidInput("data: not base64", {"data": ["not base64"]}) from None
         image_store.write_chunk(self.db, load_actor(actor), image_id, chunk["offset"], raw, self._data_dir,
-                                self._max_image_bytes)
+                                self._max_image_bytes, chunk["part"])
         return {"written": len(raw)}
 
     @rpc
-    def finish_image_upload(self, actor, image_id, length):
+    def finish_image_upload(self, actor, image_id, length, part="file"):
+        part = load(UploadPartRequest, {"part": part})["part"]
         image = image_store.finish_upload(self.db, load_actor(actor), image_id, length, self._data_dir,
-                                          self.inspect_disk)
+                                          self.inspect_disk, part)
         return dump(ImageSchema, disks.describe_image(image))
 
     @rpc
@@ -131,7 +133,7 @@ class StorageService:
         """Internal (the instances service, once the instance is stopped and the actor may save
         it): the new image `saving`; the host's copy is made on this service's own event."""
         request = load(SaveInstanceImageRequest, request)
-        image = image_save.record_save(self.db, load_actor(actor), request)
+        image = image_save.record_save(self.db, load_actor(actor), request, self._data_dir)
         self.dispatch("image_save_requested", {"image_id": image.id, "instance_id": request["instance_id"]})
         return dump(ImageSchema, disks.describe_image(image))
 

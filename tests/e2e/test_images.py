@@ -220,3 +220,23 @@ def test_the_portal_lists_images_saves_a_stopped_instance_and_deletes(stack, cou
     resp, refused = outsider_portal.post(f"/images/{saved['id']}/delete", page)
     assert resp.status_code == 404   # not theirs to see
     student.call("DELETE", f"/instances/{vm['id']}", 202)
+
+
+def test_an_upload_with_its_own_kernel_and_ramdisk_boots_them(stack, course, disk, tmp_path):
+    _, _, student, _ = course
+    kernel, ramdisk = tmp_path / "vmlinux", tmp_path / "initrd.img"
+    kernel.write_bytes(b"\x7fELF" + os.urandom(4096))
+    ramdisk.write_bytes(b"070701" + os.urandom(2048))
+    home = cli_home(stack, student)
+    said = ok(run(home, "image", "upload", "kernelled", disk, "--kernel", str(kernel), "--ramdisk", str(ramdisk),
+                  "--cmdline", "console=ttyS0 quiet"))
+    assert "kernelled version 1" in said and "active" in said
+    image = next(i for i in student.call("GET", "/images", 200).json() if i["name"] == "kernelled")
+    assert image["boot"] == "kernel"
+    booted = create(student, "kernel-boot", image="kernelled")
+    assert booted["state"] == "running" and booted["image"] == image["id"]
+    refused = run(home, "image", "upload", "no-kernel", disk, "--ramdisk", str(ramdisk))
+    assert refused.returncode != 0 and "--kernel" in refused.stderr
+    refused = run(home, "image", "upload", "bad-kernel", disk, "--kernel", str(ramdisk))
+    assert refused.returncode != 0 and "kernel" in refused.stderr
+    student.call("DELETE", f"/instances/{booted['id']}", 202)

@@ -99,6 +99,10 @@ TABLE = {
     # Its file is uploaded already: those who may upload it are refused by its state (409).
     "upload_image_file": (codes(401, 404, 404, 409, 404, 409), lambda w, r: {
         "data": b"bytes", "headers": {"Content-Type": "application/octet-stream"}}),
+    "upload_image_kernel": (codes(401, 404, 404, 409, 404, 409), lambda w, r: {
+        "data": b"\x7fELF", "headers": {"Content-Type": "application/octet-stream"}}),
+    "upload_image_ramdisk": (codes(401, 404, 404, 409, 404, 409), lambda w, r: {
+        "data": b"070701", "headers": {"Content-Type": "application/octet-stream"}}),
     # The owner's instance runs: those who may save it are refused by its state (409).
     "save_instance_image": (codes(401, 404, 404, 409, 409, 409), body(lambda w: {"name": unique("save-")})),
     # -- instances --

@@ -208,18 +208,18 @@ class Storage:
         return {**IMAGE, "state": "deleted"}
 
     @rpc
-    def start_image_upload(self, actor, image_id, length):
-        record("storage.start_image_upload", actor, image_id, length)
+    def start_image_upload(self, actor, image_id, length, part):
+        record("storage.start_image_upload", actor, image_id, length, part)
         return {**IMAGE, "state": "uploading"}
 
     @rpc
-    def upload_image_chunk(self, actor, image_id, offset, data):
-        record("storage.upload_image_chunk", actor, image_id, offset, len(base64.b64decode(data)))
+    def upload_image_chunk(self, actor, image_id, offset, data, part):
+        record("storage.upload_image_chunk", actor, image_id, offset, len(base64.b64decode(data)), part)
         return {"written": len(base64.b64decode(data))}
 
     @rpc
-    def finish_image_upload(self, actor, image_id, length):
-        record("storage.finish_image_upload", actor, image_id, length)
+    def finish_image_upload(self, actor, image_id, length, part):
+        record("storage.finish_image_upload", actor, image_id, length, part)
         return IMAGE
 
     @rpc
@@ -396,11 +396,21 @@ def test_an_image_file_is_relayed_in_chunks_past_the_json_body_limit(client):
                           content_type="application/octet-stream")
     assert response.status_code == 200, response.get_json()
     # The chunks may be written in any order (several in flight), all before the finish.
-    assert CALLS[1] == ("storage.start_image_upload", (USER, 1, len(body)))
-    assert sorted(CALLS[2:5]) == [("storage.upload_image_chunk", (USER, 1, 0, CHUNK)),
-                                  ("storage.upload_image_chunk", (USER, 1, CHUNK, CHUNK)),
-                                  ("storage.upload_image_chunk", (USER, 1, 2 * CHUNK, len(body) - 2 * CHUNK))]
-    assert CALLS[5:] == [("storage.finish_image_upload", (USER, 1, len(body)))]
+    assert CALLS[1] == ("storage.start_image_upload", (USER, 1, len(body), "file"))
+    assert sorted(CALLS[2:5]) == [("storage.upload_image_chunk", (USER, 1, 0, CHUNK, "file")),
+                                  ("storage.upload_image_chunk", (USER, 1, CHUNK, CHUNK, "file")),
+                                  ("storage.upload_image_chunk", (USER, 1, 2 * CHUNK, len(body) - 2 * CHUNK, "file"))]
+    assert CALLS[5:] == [("storage.finish_image_upload", (USER, 1, len(body), "file"))]
+
+
+@pytest.mark.parametrize("part", ["kernel", "ramdisk"])
+def test_a_kernel_and_a_ramdisk_are_relayed_as_their_part(client, part):
+    response = client.put(f"/api/v1/images/1/{part}", headers=USER_AUTH, data=b"\x7fELF" * 10,
+                          content_type="application/octet-stream")
+    assert response.status_code == 200, response.get_json()
+    assert CALLS[1:] == [("storage.start_image_upload", (USER, 1, 40, part)),
+                         ("storage.upload_image_chunk", (USER, 1, 0, 40, part)),
+                         ("storage.finish_image_upload", (USER, 1, 40, part))]
 
 
 def test_an_image_file_must_come_as_octet_stream(client):

@@ -1,7 +1,9 @@
 """Saving a real guest as an image: a file written in a running QEMU guest (on its disk, /data),
 the guest stopped, its disk saved as an image (the host flattens the root disk's qcow2 over the
 tiny image into a standalone file in the store), and a new guest booted from that image by name
-finds the file: the disk's contents, not a record, prove the save."""
+finds the file: the disk's contents, not a record, prove the save. And an image uploaded with its
+own kernel and ramdisk (the tiny image's files, sent through the API) boots a guest."""
+import os
 import uuid
 
 import pytest
@@ -42,5 +44,28 @@ def test_a_file_written_in_a_guest_is_in_a_guest_booted_from_its_saved_image(qem
         assert booted["state"] == "running" and booted["image"] == saved["id"], booted
         with ssh(booted, key) as client:
             assert run(client, "cat /data/marker") == marker
+    finally:
+        api.call("DELETE", f"/instances/{booted['id']}")
+
+
+def test_an_uploaded_disk_kernel_and_ramdisk_boot_a_guest(qemu_stack, guest):
+    """The tiny image's three files uploaded through the API as a new image boot a guest that
+    answers over SSH: the kernel and ramdisk come from the upload, not from a registration."""
+    api, key, [source] = guest
+    built = os.path.join(qemu_stack.data_dir, "images")
+    image = api.call("POST", "/images", 201, json={"name": "tiny-upload", "cmdline": "console=ttyS0 quiet"}).json()
+    for part, path in (("kernel", "tiny/vmlinux"), ("ramdisk", "tiny/initrd.img"), ("file", "tiny.qcow2")):
+        with open(os.path.join(built, path), "rb") as body:
+            answer = api.call("PUT", f"/images/{image['id']}/{part}", 200, data=body,
+                              headers={"Content-Type": "application/octet-stream"}).json()
+    assert answer["state"] == "active" and answer["boot"] == "kernel"
+    flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    booted = api.call("POST", "/instances", 202, json={"name": "from-upload", "flavor": flavor["id"],
+                                                       "image": "tiny-upload", "key": source["key"]}).json()
+    try:
+        booted = wait_ready(api, booted["id"])
+        assert booted["state"] == "running" and booted["image"] == image["id"], booted
+        with ssh(booted, key) as client:
+            assert run(client, "cat /proc/cmdline").startswith("console=ttyS0 quiet")
     finally:
         api.call("DELETE", f"/instances/{booted['id']}")

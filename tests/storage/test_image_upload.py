@@ -287,3 +287,72 @@ def test_a_data_volume_over_an_image_follows_its_visibility_and_state(storage, t
     with pytest.raises(InvalidInput) as refused:   # no file yet
         storage.create_volume(OUTSIDER, {"name": "v", "image": queued["id"]})
     assert "image" in refused.value.fields
+
+
+def upload_part(storage, actor, image_id, part, data):
+    storage.start_image_upload(actor, image_id, len(data), part)
+    storage.upload_image_chunk(actor, image_id, 0, base64.b64encode(data).decode(), part)
+    return storage.finish_image_upload(actor, image_id, len(data), part)
+
+
+KERNEL = b"\x7fELF" + b"\0" * 1000
+RAMDISK = b"\x1f\x8b" + b"\0" * 500
+
+
+def test_an_upload_carries_a_kernel_and_a_ramdisk_for_direct_kernel_boot(storage, tmp_path):
+    disk = qcow2(tmp_path / "d.qcow2")
+    made = storage.create_image(STUDENT, {"name": "kboot", "cmdline": "console=ttyS0 quiet"})
+    upload_part(storage, STUDENT, made["id"], "kernel", KERNEL)
+    upload_part(storage, STUDENT, made["id"], "ramdisk", RAMDISK)
+    image = upload(storage, STUDENT, made["id"], disk)
+    assert image["state"] == "active" and image["boot"] == "kernel"
+    data = tmp_path / "data"
+    assert storage.get_boot_files(made["id"]) == {
+        "kernel": str(data / f"images/store/{made['id']}.kernel"),
+        "initrd": str(data / f"images/store/{made['id']}.initrd"), "cmdline": "console=ttyS0 quiet"}
+    assert (data / f"images/store/{made['id']}.kernel").read_bytes() == KERNEL
+    with pytest.raises(Conflict):  # the image is active: its files are what they are
+        storage.start_image_upload(STUDENT, made["id"], 10, "kernel")
+    storage.delete_image(STUDENT, made["id"])
+    assert store_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("part, data", [("kernel", b"MZ not a linux kernel" * 40), ("ramdisk", b"plain text" * 40)])
+def test_a_kernel_or_ramdisk_that_is_not_one_is_refused_naming_it(storage, part, data, tmp_path):
+    made = storage.create_image(STUDENT, {"name": "kbad"})
+    with pytest.raises(InvalidInput) as refused:
+        upload_part(storage, STUDENT, made["id"], part, data)
+    assert part in refused.value.fields
+    assert store_files(tmp_path) == [] and storage.show_image(STUDENT, made["id"])["state"] == "queued"
+    with pytest.raises(InvalidInput) as refused:
+        storage.start_image_upload(STUDENT, made["id"], 10, "initrd")
+    assert "part" in refused.value.fields
+
+
+def test_a_ramdisk_without_a_kernel_does_not_boot(storage, tmp_path):
+    made = storage.create_image(STUDENT, {"name": "kno"})
+    upload_part(storage, STUDENT, made["id"], "ramdisk", RAMDISK)
+    with pytest.raises(InvalidInput) as refused:
+        upload(storage, STUDENT, made["id"], qcow2(tmp_path / "d.qcow2"))
+    assert "kernel" in refused.value.fields
+    assert storage.show_image(STUDENT, made["id"])["state"] == "error"
+
+
+def test_an_image_saved_from_one_with_an_uploaded_kernel_has_boot_files_of_its_own(storage, tmp_path, host):
+    made = storage.create_image(TEACHER, {"name": "kparent", "cmdline": "console=ttyS0"})
+    upload_part(storage, TEACHER, made["id"], "kernel", KERNEL)
+    upload(storage, TEACHER, made["id"], qcow2(tmp_path / "d.qcow2"))
+    instance_id = str(uuid.uuid4())
+    storage.create_root_disk({"instance_id": instance_id, "image_id": made["id"], "host": host, "size_gib": 1})
+    saving = storage.save_instance_image(TEACHER, {"instance_id": instance_id, "name": "kchild", "project": 10})
+    assert (saving["state"], saving["visibility"], saving["project"], saving["boot"]) == ("saving", "project", 10,
+                                                                                         "kernel")
+    deadline = time.monotonic() + 30
+    while storage.show_image(STUDENT, saving["id"])["state"] == "saving" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert storage.show_image(STUDENT, saving["id"])["state"] == "active"  # the course sees it
+    storage.delete_root_disk({"instance_id": instance_id})
+    storage.delete_image(TEACHER, made["id"])
+    boot = storage.get_boot_files(saving["id"])
+    assert boot["kernel"].endswith(f"{saving['id']}.kernel") and open(boot["kernel"], "rb").read() == KERNEL
+    assert boot["cmdline"] == "console=ttyS0"
