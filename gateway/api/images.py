@@ -26,7 +26,7 @@ def get_image(rpc, actor, image_id):
        body="the disk image's bytes (qcow2 or raw, as declared)", body_type="binary",
        response=STORAGE + "ImageSchema", errors=(409, 413))
 def upload_image_file(rpc, actor, image_id, body):
-    return _relay(rpc, actor, image_id, body, "file")
+    return relay_upload(rpc, actor, image_id, body, "file")
 
 
 @route("PUT", "/api/v1/images/<id:image_id>/kernel", tag="catalogue",
@@ -34,7 +34,7 @@ def upload_image_file(rpc, actor, image_id, body):
                "before its disk; the image's cmdline is given at its creation",
        body="the kernel's bytes", body_type="binary", response=STORAGE + "ImageSchema", errors=(409, 413))
 def upload_image_kernel(rpc, actor, image_id, body):
-    return _relay(rpc, actor, image_id, body, "kernel")
+    return relay_upload(rpc, actor, image_id, body, "kernel")
 
 
 @route("PUT", "/api/v1/images/<id:image_id>/ramdisk", tag="catalogue",
@@ -42,10 +42,12 @@ def upload_image_kernel(rpc, actor, image_id, body):
                "its kernel, before its disk",
        body="the ramdisk's bytes", body_type="binary", response=STORAGE + "ImageSchema", errors=(409, 413))
 def upload_image_ramdisk(rpc, actor, image_id, body):
-    return _relay(rpc, actor, image_id, body, "ramdisk")
+    return relay_upload(rpc, actor, image_id, body, "ramdisk")
 
 
-def _relay(rpc, actor, image_id, body, part):
+def relay_upload(rpc, actor, image_id, body, part):
+    """`body` (read_chunk(size), length) to the storage service as the image's `part`: the REST
+    routes' request stream, or a portal form's file (spooled to disk by werkzeug)."""
     rpc.storage.start_image_upload(actor, image_id, body.length, part)
     offset, in_flight = 0, collections.deque()
     try:

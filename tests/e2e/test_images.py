@@ -240,3 +240,21 @@ def test_an_upload_with_its_own_kernel_and_ramdisk_boots_them(stack, course, dis
     refused = run(home, "image", "upload", "bad-kernel", disk, "--kernel", str(ramdisk))
     assert refused.returncode != 0 and "kernel" in refused.stderr
     student.call("DELETE", f"/instances/{booted['id']}", 202)
+
+
+def test_the_portal_uploads_an_image_from_a_form(stack, course, disk, tmp_path):
+    _, _, student, _ = course
+    portal = Portal(stack.url, student.token)
+    _resp, page = portal.get("/images")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a disk\n" * 100)
+    with open(text, "rb") as bad:
+        resp, refused = portal.submit(page, "/images/upload", {"name": "portal-bad", "visibility": "private"},
+                                      files={"file": ("notes.txt", bad)})
+    assert resp.status_code == 400 and "expected a qcow2 image" in refused.by_id("upload").text()
+    with open(disk, "rb") as body:  # 3 MiB: past the portal's 1 MiB limit for other forms
+        resp, _ = portal.submit(page, "/images/upload", {"name": "portal-up", "visibility": "private",
+                                                          "min_memory_mib": "64"}, files={"file": ("d.qcow2", body)})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/images"
+    made = next(i for i in student.call("GET", "/images", 200).json() if i["name"] == "portal-up")
+    assert (made["state"], made["file_bytes"], made["min_memory_mib"]) == ("active", os.path.getsize(disk), 64)

@@ -181,6 +181,8 @@ TABLE = {
                          "name": unique("img"), "source_path": "/nonexistent/disk.qcow2"}))},
     # -- images: the owner's private image (its course's manager does not see it) --
     "images": {"GET": (ANYONE, shared)},
+    # A form without its file: refused naming `file` (400) for whoever may make a private image (anyone).
+    "upload_image": {"POST": (codes(LOGIN, 400, 400, 400, 400, 400), form(lambda w: {"name": unique("up-")}))},
     "delete_image": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, 404, SEE_OTHER),
                               fresh_for(("owner", "admin"), lambda w: {"image_id": w.fresh_image()}))},
     # The owner's instance runs: those who may save it are refused by its state (409).
