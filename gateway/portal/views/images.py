@@ -35,7 +35,7 @@ def _upload(rpc, actor):
     return image
 
 
-@page("/images", title="Images", area="student", nav="Images")
+@page("/images", title="Images", area="student", nav="Image library")
 def images(rpc, actor):
     return _images_page(rpc, actor)
 
