@@ -258,3 +258,6 @@ def test_the_portal_uploads_an_image_from_a_form(stack, course, disk, tmp_path):
     assert resp.status_code == 303 and resp.headers["Location"] == "/images"
     made = next(i for i in student.call("GET", "/images", 200).json() if i["name"] == "portal-up")
     assert (made["state"], made["file_bytes"], made["min_memory_mib"]) == ("active", os.path.getsize(disk), 64)
+    _resp, form = portal.get("/instances/new")
+    offered = {o.text() for o in form.find("select", id="image").find_all("option")}
+    assert "portal-up" in offered and "portal-bad" not in offered  # only what can boot
