@@ -85,3 +85,10 @@ class HostOperationFailed(LabcloudError):
     """A hypervisor-side operation (libvirt, storage) failed on a host."""
     http_status = 502
     code = "host_operation_failed"
+
+
+@deserialize_to_instance
+class TooLarge(InvalidInput):
+    """An upload past a configured size limit (`fields` names what is too large)."""
+    http_status = 413
+    code = "too_large"

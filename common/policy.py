@@ -84,6 +84,16 @@ POLICY = {
     "storage_pool:list": (ADMIN,),             # the hosts' pools: capacity, allocation, volumes promised
     # catalogue (flavors and images are listed to any authenticated caller, without a rule)
     "image:register": (ADMIN,),
+    # images users make (storage, image_access.py): seeing and booting one follows its visibility
+    "image:get_public": (ANYONE,),
+    "image:get_project": (ADMIN, MEMBER),      # a course's image: its members and teachers
+    "image:get_private": (ADMIN, OWNER),
+    "image:create_public": (ADMIN,),
+    "image:create_project": (ADMIN, MANAGER),  # a teacher shares an image with the course
+    "image:create_private": (ANYONE,),
+    "image:upload": (ADMIN, OWNER),            # the file of an image one created
+    "image:delete": (ADMIN, OWNER, MANAGER),   # refused while disks stand on it
+    "instance:save_image": (ADMIN, OWNER, MANAGER),  # a stopped instance's disk as a new image
     # operations
     "host:list": (ADMIN,),
     "host:get": (ADMIN,),

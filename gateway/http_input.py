@@ -3,6 +3,7 @@ checked for shape only (what the OpenAPI document promises); what the values mea
 services' business."""
 import base64
 import json
+import sys
 
 from flask import request
 
@@ -21,7 +22,7 @@ class UnsupportedMediaType(LabcloudError):
     code = "unsupported_media_type"
 
 
-BODY_TYPES = {"json": "application/json", "csv": "text/csv"}
+BODY_TYPES = {"json": "application/json", "csv": "text/csv", "binary": "application/octet-stream"}
 
 
 def bearer_token():
@@ -82,6 +83,34 @@ def csv_body():
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the CSV file is not UTF-8 text", {"csv": ["not UTF-8 text"]}) from None
+
+
+class BinaryBody:
+    """A request body read as it arrives, never whole: `read_chunk()` returns up to `size` bytes
+    (b"" at the end). The app's MAX_CONTENT_LENGTH does not apply: the service the bytes go to
+    keeps its own limit."""
+
+    def __init__(self, stream, length):
+        self.stream, self.length = stream, length
+
+    def read_chunk(self, size):
+        parts, wanted = [], size
+        while wanted:
+            part = self.stream.read(wanted)
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
+
+
+def binary_body():
+    # Flask reads None as "the app's limit": lift it with a number no upload reaches.
+    request.max_content_length = sys.maxsize
+    if request.mimetype != BODY_TYPES["binary"]:
+        raise UnsupportedMediaType(f"the body must be application/octet-stream, not {request.mimetype or 'untyped'}",
+                                   {"Content-Type": ["expected application/octet-stream"]})
+    return BinaryBody(request.stream, request.content_length)
 
 
 def _invalid(name, message):

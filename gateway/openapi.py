@@ -82,6 +82,9 @@ def _request_body(route):
     if route.body_type == "csv":
         return {"required": True, "content": {"text/csv": {"schema": {
             "type": "string", "description": "a CSV file with a header line"}}}}
+    if route.body_type == "binary":
+        return {"required": True, "content": {"application/octet-stream": {"schema": {
+            "type": "string", "format": "binary", "description": route.body}}}}
     # A body whose fields are all optional may be left out (POST /users/{id}/approve).
     schema = route.body() if isinstance(route.body, type) else route.body
     required = any(field.required for field in schema.fields.values())

@@ -37,7 +37,7 @@ class Route:
     summary: str
     tag: str
     body: object = None  # schema class, or "module:Class" resolved by `resolve`
-    body_type: str = "json"  # "json", or "csv": the body goes to the view as text
+    body_type: str = "json"  # "json"; "csv": the body goes to the view as text; "binary": as a stream
     response: object = None  # schema class, "module:Class", or a plain OpenAPI schema dict
     many: bool = False  # response is a JSON array of `response`
     status: int = 200
@@ -96,6 +96,8 @@ class RouteRegistry:
 def _read_body(route):
     if route.body_type == "csv":
         return http_input.csv_body()
+    if route.body_type == "binary":
+        return http_input.binary_body()
     body = http_input.json_body()
     # Validation only: the raw body is what goes over RPC, because the service loads it again
     # with the same schema and a loaded dict (defaults, datetimes) may not re-load.

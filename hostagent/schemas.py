@@ -48,6 +48,19 @@ class EnsureImageRequest(StrictSchema):
     capacity_bytes = fields.Integer(required=True, validate=validate.Range(min=1))
 
 
+class ExportVolumeRequest(StrictSchema):
+    """Save an instance as an image: the pool volume `name` flattened into `destination`, a file
+    of the storage service's image store (an absolute path, a `.part` file it then checks)."""
+    name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
+    destination = fields.String(required=True, validate=validate.Regexp(
+        r"^/[^\0]*\.qcow2\.part$", error="an absolute path of a .qcow2.part file"))
+
+
+class ExportedVolumeSchema(StrictSchema):
+    path = fields.String()
+    bytes = fields.Integer()
+
+
 class CreateVolumeRequest(StrictSchema):
     name = fields.String(required=True, validate=validate.Regexp(VOLUME_NAME_PATTERN))
     capacity_bytes = fields.Integer(required=True, validate=validate.Range(min=1))

@@ -21,10 +21,10 @@ from common.hostrpc import HOST_EVENT_SOURCE, host_service_name
 from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
-from eventlet import semaphore
+from eventlet import semaphore, tpool
 
-from hostagent import (bandwidth, console, dhcp, domains, host_stats, migration, neighbours, power, routed, shares,
-                       stats, storage_pool)
+from hostagent import (bandwidth, console, dhcp, domains, host_stats, image_export, migration, neighbours, power,
+                       routed, shares, stats, storage_pool)
 from hostagent import pools, volume_devices
 from hostagent.domain_xml import build_domain_xml
 from hostagent.hypervisor import Hypervisor
@@ -44,7 +44,8 @@ from hostagent.schemas import (
 from hostagent import sequence
 from hostagent.netfilter import HostFirewall
 from hostagent.schemas import (
-    NetworkRulesRequest, NetworkRulesSchema, RoutedNetworkNameRequest, RoutedNetworkSchema, RoutedNetworkSpec)
+    ExportedVolumeSchema, ExportVolumeRequest, NetworkRulesRequest, NetworkRulesSchema, RoutedNetworkNameRequest,
+    RoutedNetworkSchema, RoutedNetworkSpec)
 from hostagent.ssh_readiness import SshReadiness, ssh_ready_handler
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,17 @@ class HostAgent:
         volume = self._on_pool(self.pool.ensure_image, request["image_id"], request["capacity_bytes"],
                                request["format"], request["source_path"], upload)
         return dump(VolumeInfoSchema, volume)
+
+    @rpc
+    def export_volume(self, request):
+        """A pool volume flattened into a standalone qcow2 file (save an instance as an image,
+        image_export.py); asked again, the file is written again. The pool lock is held only
+        while the volume is looked up, not during the copy."""
+        request = load(ExportVolumeRequest, request)
+        source, capacity = self._on_pool(lambda _conn, pool: image_export.volume_source(pool, request["name"]))
+        exported = tpool.execute(image_export.export, source, capacity, request["destination"],
+                                 self.hypervisor.is_test_driver)
+        return dump(ExportedVolumeSchema, exported)
 
     @rpc
     def create_volume(self, request):

@@ -39,6 +39,7 @@ from labcloud.commands import audit, hosts, instances, keys, networks, projects,
 from labcloud.commands import floating_ips, volumes
 from labcloud.commands import notifications
 from labcloud.commands import metrics as metrics_commands
+from labcloud.commands import images
 from labcloud.commands.base import LabcloudGroup, completes
 from labcloud.image_register import register as image_register_command
 
@@ -218,6 +219,9 @@ def image_build(rest):
 
 image.add_command(image_register_command)
 image.add_command(instances.image_list)
+for _image_command in (images.image_upload, images.image_show, images.image_delete):
+    image.add_command(_image_command)
+instances.instance.add_command(images.instance_save_image)
 
 
 class RemainderCommand(click.Command):

@@ -10,23 +10,27 @@ def list_flavors(rpc, actor):
     return rpc.instances.list_flavors()
 
 
-@route("GET", "/api/v1/images", tag="catalogue", summary="List bootable images",
+@route("GET", "/api/v1/images", tag="catalogue",
+       summary="List the images I may see: public ones, my courses', my own (uploads under way and "
+               "failed ones too: state)",
        response=STORAGE + "ImageSchema", many=True)
 def list_images(rpc, actor):
-    return rpc.storage.list_images()
+    return rpc.storage.list_images(actor)
 
 
 @route("POST", "/api/v1/images", tag="catalogue",
-       summary="Register an image (admin): a built course image or a qcow2 made elsewhere",
-       body=STORAGE + "RegisterImageRequest", response=STORAGE + "ImageSchema", status=201, errors=(409,))
+       summary="Create an image to upload (state queued; then PUT its file), public (admins), for a "
+               "course (its managers) or private; or register a file on the storage machine (admins, "
+               "source_path). A name uploaded again is its next version",
+       body=STORAGE + "NewImageRequest", response=STORAGE + "ImageSchema", status=201, errors=(409,))
 def register_image(rpc, actor, body):
-    return rpc.storage.register_image(actor, body)
+    return rpc.storage.create_image(actor, body)
 
 
 @route("POST", "/api/v1/instances", tag="instances",
        summary="Create an instance in a project (accepted; poll until running or error); quota-checked",
        body=INSTANCES + "CreateInstanceRequest", response=INSTANCES + "InstanceSchema", status=202,
-       errors=(409, 503))
+       errors=(404, 409, 503))  # 404: no such image (id or name), key or project
 def create_instance(rpc, actor, body):
     return rpc.instances.create_instance(actor, body)
 

@@ -14,6 +14,8 @@ from gateway.routes import resolve
 
 
 def _convert(field, value):
+    if hasattr(field, "from_form"):  # a field that says what its form text means (an id or a name)
+        return field.from_form(value)
     if isinstance(field, mm.Boolean):
         return value in ("on", "true", "1", "yes")
     if isinstance(field, mm.Integer):

@@ -10,6 +10,7 @@ page with the service's status: another user's instance is a 404 page, as in the
 The registry is also what the route-walking authorisation test walks (tests/e2e/test_route_walk.py).
 """
 import dataclasses
+import sys
 import urllib.parse
 import uuid
 
@@ -32,6 +33,7 @@ class Page:
     auth: bool = True
     fragment: bool = False  # a piece of a page that htmx fetches (live state), not a page
     nav: str = None  # its label in the menu, if it has one
+    large_body: bool = False  # a form with a file of any size (spooled to disk by werkzeug, not held)
 
     @property
     def endpoint(self):
@@ -42,14 +44,14 @@ class PageRegistry:
     def __init__(self):
         self.pages = []
 
-    def page(self, rule, *, title, area, methods=("GET",), auth=True, fragment=False, nav=None):
+    def page(self, rule, *, title, area, methods=("GET",), auth=True, fragment=False, nav=None, large_body=False):
         assert area in AREAS, area
 
         def decorator(view):
             # The endpoint is the view's name: two views of one name would silently shadow each other.
             assert all(p.endpoint != view.__name__ and p.rule != rule for p in self.pages), (view.__name__, rule)
             self.pages.append(Page(rule=rule, view=view, title=title, area=area, methods=tuple(methods),
-                                   auth=auth, fragment=fragment, nav=nav))
+                                   auth=auth, fragment=fragment, nav=nav, large_body=large_body))
             return view
         return decorator
 
@@ -96,6 +98,10 @@ def _wrap(page):
     def view(**path_args):
         kwargs = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in path_args.items()}
         try:
+            if page.large_body and session.token() is not None:
+                # Only a logged-in browser's form is read past the app's 1 MiB limit (its CSRF
+                # token is in the form, so the body is parsed before it can be checked).
+                request.max_content_length = sys.maxsize
             if request.method == "POST":
                 session.verify_csrf()
             token = session.token() if page.auth else None

@@ -59,7 +59,8 @@ def instance_create(name, flavor, image, key, project, user_data, group, anti_af
                     timeout, fmt):
     """Create an instance (POST /instances); --wait until it runs."""
     client = connect()
-    body = {"name": name, "flavor": client.find_flavor(flavor)["id"], "image": client.find_image(image)["id"],
+    # A name goes as it is: the server boots its newest active version (an id: that image).
+    body = {"name": name, "flavor": client.find_flavor(flavor)["id"], "image": int(image) if image.isdigit() else image,
             "key": client.find_key(key)["id"]}
     if project:
         body["project"] = client.project_id(project)
@@ -231,14 +232,16 @@ def flavor_list(fmt):
     output.emit_formatted(connect().get("/flavors"), fmt, columns=FLAVOR_COLUMNS)
 
 
-IMAGE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("boot", "BOOT"), ("format", "FORMAT"), ("size_bytes", "SIZE_BYTES"),
-                 ("min_disk_gib", "MIN_DISK_GIB"), ("created_at", "CREATED")]
+IMAGE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("version", "VERSION"), ("state", "STATE"),
+                 ("visibility", "VISIBILITY"), ("boot", "BOOT"), ("format", "FORMAT"), ("size_bytes", "SIZE_BYTES"),
+                 ("min_disk_gib", "MIN_DISK_GIB"), (lambda i: i.get("min_memory_mib") or "", "MIN_MEMORY_MIB"),
+                 ("created_at", "CREATED")]
 
 
 @click.command("list")
 @output.format_options
 def image_list(fmt):
-    """The bootable images."""
+    """The images I may see: public, my courses', my own."""
     output.emit_formatted(connect().get("/images"), fmt, columns=IMAGE_COLUMNS)
 
 

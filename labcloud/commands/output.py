@@ -211,8 +211,8 @@ class UploadProgress:
     """A progress bar on stderr (terminals only) for a body being sent, then a spinner while
     the server works on it. `reader(fileobj, size)` wraps the body so reads move the bar."""
 
-    def __init__(self, description, size):
-        self.size = size
+    def __init__(self, description, size, then="sent; the server is checking every row"):
+        self.size, self.then = size, then
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  DownloadColumn(), console=stderr_console(), transient=True,
                                  disable=not on_terminal(sys.stderr))
@@ -231,8 +231,7 @@ class UploadProgress:
     def _advance(self, sent):
         self.progress.update(self.task, completed=sent)
         if sent >= self.size:
-            self.progress.update(self.task, description="sent; the server is checking every row",
-                                 total=None)
+            self.progress.update(self.task, description=self.then, total=None)
 
 
 class _CountingReader:

@@ -23,6 +23,24 @@ def get_flavor(session, flavor_id):
     return flavor
 
 
+def check_flavor_fits_image(flavor, image):
+    """InvalidInput naming `flavor` when it is below the image's minimum disk or memory."""
+    if flavor.disk_gib < (image.get("min_disk_gib") or 0):
+        raise InvalidInput(f"flavor {flavor.name} has {flavor.disk_gib} GiB of disk, image {image['name']} "
+                           f"needs at least {image['min_disk_gib']}", {"flavor": ["below the image's minimum disk"]})
+    if image.get("min_memory_mib") and flavor.memory_mib < image["min_memory_mib"]:
+        raise InvalidInput(f"flavor {flavor.name} has {flavor.memory_mib} MiB of memory, image {image['name']} "
+                           f"needs at least {image['min_memory_mib']}",
+                           {"flavor": ["below the image's minimum memory"]})
+
+
+def check_stopped_for_save(instance):
+    """Only a stopped guest's disk is saved: a running one writes it while it is copied."""
+    if instance.state != "stopped":
+        raise Conflict(f"instance {instance.name} is {instance.state}: stop it before saving it as an image",
+                       {"state": [f"{instance.state}, not stopped"]})
+
+
 def _name_taken(name, holder_state=None):
     detail = f" (it is {holder_state})" if holder_state else ""
     return Conflict(f"you already have an instance named {name}{detail}", {"name": ["already in use"]})

@@ -11,10 +11,31 @@ USER_DATA_MAX_BYTES = 16 * 1024
 HOST_NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}"   # a hypervisor host's name (the gateway's URLs too)
 
 
+IMAGE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class ImageReference(fields.Field):
+    """An image id (a positive integer) or an image name (the storage service resolves it)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Id().deserialize(value)
+        if isinstance(value, str):
+            return validate.Regexp(IMAGE_NAME, error="an image id or name")(value)
+        raise ValidationError("an image id or name")
+
+    @staticmethod
+    def from_form(text):
+        """A form's text: digits are an id (as the CLI reads them), anything else a name."""
+        return int(text) if text.isdigit() else text
+
+
 class CreateInstanceRequest(StrictSchema):
     name = fields.String(required=True, validate=INSTANCE_NAME)
     flavor = Id(required=True, metadata={"description": "flavor id"})
-    image = Id(required=True, metadata={"description": "image id"})
+    image = ImageReference(required=True, metadata={
+        "description": "image id, or name: its newest active version (yours, else your course's, else public)",
+        "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": IMAGE_NAME}]})
     key = Id(required=True, metadata={"description": "SSH key id"})
     user_data = fields.String(load_default=None, validate=validate.Length(max=USER_DATA_MAX_BYTES),
                               metadata={"description": "script or cloud-config, at most 16 KiB"})
@@ -33,6 +54,17 @@ class CreateInstanceRequest(StrictSchema):
     def _group_for_anti_affinity(self, data, **_):
         if data.get("anti_affinity") and not data.get("group"):
             raise ValidationError("anti_affinity needs a group", "anti_affinity")
+
+
+class SaveImageRequest(StrictSchema):
+    """POST /instances/{id}/save-image: the stopped instance's disk as a new image."""
+    name = fields.String(required=True, validate=validate.Regexp(IMAGE_NAME, error="lower-case letters, digits "
+                                                                                   "and '-', at most 63"),
+                         metadata={"description": "an existing name of the same scope gets its next version"})
+    visibility = fields.String(load_default="project", validate=validate.OneOf(["project", "private", "public"]),
+                               metadata={"description": "project (default): the instance's course (its "
+                                                        "managers); private: yours; public: admins"})
+    description = fields.String(load_default="", validate=validate.Length(max=255))
 
 
 class SetResourcesRequest(StrictSchema):

@@ -27,7 +27,7 @@ from services.instances.models import Instance
 from services.instances.schemas import (
     CreateInstanceRequest, FlavorSchema, GuestMetadataSchema, HostDetailSchema, HostDrainSchema, HostNameSchema, HostSchema, InstanceActionSchema,
     InstanceIdSchema, InstanceSchema, ListInstancesRequest, MigrateRequest, MigrateRequestedSchema, PowerActionSchema, ProjectIdSchema,
-    ProjectUsageSchema, ReconcileReportSchema, ResizeRequest, ResizeRequestedSchema, SetResourcesRequest,
+    ProjectUsageSchema, ReconcileReportSchema, ResizeRequest, ResizeRequestedSchema, SaveImageRequest, SetResourcesRequest,
     UserDeletedSchema)
 
 # Which event announces that an instance reached a state.
@@ -71,7 +71,11 @@ class InstancesService:
         request = load(CreateInstanceRequest, request)
         project_id = access.creation_project(actor, request["project"])
         flavor = lifecycle.get_flavor(self.db, request["flavor"])
-        self.storage.get_image(request["image"])           # NotFound names the image
+        # The storage service resolves a name to its newest version the actor may see; NotFound
+        # and InvalidInput name the image; a flavor below its minimums is refused here, not later.
+        image = self.storage.find_boot_image(actor, request["image"])
+        lifecycle.check_flavor_fits_image(flavor, image)
+        request = {**request, "image": image["id"]}
         key = self.accounts.get_key(actor, request["key"])  # accounts decides whose keys the actor may use
         limits = self.accounts.get_quota_limits(project_id, actor["id"])  # NotFound: no such project
         instance_id = str(uuid.uuid4())
@@ -87,6 +91,18 @@ class InstancesService:
             raise
         self.dispatch("instance_create_requested", {"instance_id": instance.id})
         return dump(InstanceSchema, instance)
+
+    @rpc
+    def save_instance_image(self, actor, instance_id, request):
+        """A stopped instance's root disk as a new image (the storage service makes it; it answers
+        the image `saving`). Conflict naming `state` unless the instance is stopped."""
+        actor = load_actor(actor)
+        request = load(SaveImageRequest, request)
+        instance = access.visible_instance(self.db, actor, instance_id, "instance:save_image")
+        lifecycle.check_stopped_for_save(instance)
+        self.db.commit()  # nothing open while storage answers
+        return self.storage.save_instance_image(actor, {**request, "instance_id": instance.id,
+                                                        "project": instance.project_id})
 
     @rpc
     def get_instance(self, actor, instance_id):

@@ -36,8 +36,11 @@ def root_volume_name(instance_id, disk_format=DEFAULT_DISK_FORMAT):
 
 
 def describe_image(image):
-    return {"id": image.id, "name": image.name, "description": image.description, "format": image.format,
-            "size_bytes": image.size_bytes, "min_disk_gib": image.min_disk_gib,
+    return {"id": image.id, "name": image.name, "version": image.version, "description": image.description,
+            "format": image.format, "size_bytes": image.size_bytes, "file_bytes": image.file_bytes,
+            "checksum": image.checksum, "min_disk_gib": image.min_disk_gib,
+            "min_memory_mib": image.min_memory_mib, "visibility": image.visibility, "project": image.project_id,
+            "user_id": image.user_id, "state": image.state, "reason": image.reason,
             "boot": "kernel" if image.kernel_path else "disk", "created_at": image.created_at}
 
 
@@ -57,12 +60,15 @@ def describe_volume(volume):
 
 
 def list_images(session):
-    return [describe_image(i) for i in session.scalars(select(Image).order_by(Image.id))]
+    """Every bootable image (internal callers; users get image_access.visible_images)."""
+    return [describe_image(i) for i in session.scalars(select(Image).where(Image.state == "active")
+                                                       .order_by(Image.id))]
 
 
 def find_image(session, image_id):
+    """The image to make disks over: only an active one (not uploading, failed or deleted)."""
     image = session.get(Image, image_id)
-    if image is None:
+    if image is None or image.state != "active":
         raise NotFound(f"no image {image_id}", {"image_id": ["unknown image"]})
     return image
 

@@ -66,10 +66,13 @@ def register_image(session, actor, request, data_dir, inspect):
                            {"source_path": ["has a backing file"]})
     size_bytes = int(info["virtual-size"])
     min_disk_gib = max(request.get("min_disk_gib") or 1, math.ceil(size_bytes / GIB))
+    # Public, version 1: registering by path names a new image (see the module's docstring);
+    # new versions of a name come through uploads (image_store.py).
     image = Image(name=request["name"], description=request["description"], format=request["format"],
                   size_bytes=size_bytes, min_disk_gib=min_disk_gib, source_path=request["source_path"],
                   kernel_path=request.get("kernel_path"), initrd_path=request.get("initrd_path"),
-                  cmdline=request.get("cmdline"))
+                  cmdline=request.get("cmdline"), min_memory_mib=request.get("min_memory_mib"),
+                  visibility="public", scope="public", version=1, user_id=actor["id"], state="active")
     session.add(image)
     try:
         session.commit()

@@ -9,10 +9,28 @@ class Base(DeclarativeBase):
 
 
 class Image(Base):
-    """A template disk. `source_path` is relative to the data dir (LABCLOUD_DATA_DIR) or absolute."""
+    """A template disk. `source_path` is relative to the data dir (LABCLOUD_DATA_DIR) or absolute.
+
+    Versions by name (migration 0004): each upload of a name in one scope (`public`, `project:<id>`
+    or `user:<id>`) is the next version. A deleted image keeps its row (state `deleted`): its id is
+    never reused, because hosts cache image files by id (image-<id>.<format>)."""
     __tablename__ = "images"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    __table_args__ = (UniqueConstraint("name", "scope", "version", name="uq_image_name_scope_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # public (admins publish), project (a course's members see it), private (its owner only)
+    visibility: Mapped[str] = mapped_column(String(8), default="public")
+    scope: Mapped[str] = mapped_column(String(32), default="public")
+    user_id: Mapped[int | None] = mapped_column(BigInteger)  # the owner (null: registered by path)
+    project_id: Mapped[int | None] = mapped_column(BigInteger)  # visibility project: its course
+    # queued (no file yet) | uploading | saving (from an instance) | active | error | deleted
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    min_memory_mib: Mapped[int | None] = mapped_column(Integer)
+    checksum: Mapped[str | None] = mapped_column(String(64))  # sha256 of the file in the store
+    file_bytes: Mapped[int | None] = mapped_column(BigInteger)  # the file's length (size_bytes: virtual)
+    reason: Mapped[str | None] = mapped_column(String(255))  # why it is in error
+    updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     description: Mapped[str] = mapped_column(String(255), default="")
     format: Mapped[str] = mapped_column(String(16), default="qcow2")
     size_bytes: Mapped[int] = mapped_column(BigInteger)

@@ -1,6 +1,7 @@
 """A host pool's volumes against storage's records, both ways (the instances service's reconcile
 reads each host's inventory and asks here, `check_host_volumes`):
-- unowned: data volumes and snapshots without a row, cached copies of images that are gone.
+- unowned: data volumes and snapshots without a row, cached copies of images that are gone or
+  deleted (a host that was down when its image was deleted keeps its copy until then).
   Reconcile waits its grace period, then asks for the removal (`delete_unowned_volume`), which
   checks again: a record made meanwhile keeps the volume.
 - missing: a data volume recorded `available` or `in-use` whose disk the host no longer has goes
@@ -34,7 +35,8 @@ def _owned(session, host, names):
                                                                   Snapshot.pool_name.in_(names))))
     image_ids = {int(m.group(1)) for m in map(IMAGE_COPY.match, names) if m}
     if image_ids:
-        existing = set(session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
+        # A deleted image keeps its row (its id is never reused): its copies are nobody's.
+        existing = set(session.scalars(select(Image.id).where(Image.id.in_(image_ids), Image.state != "deleted")))
         owned |= {n for n in names if (m := IMAGE_COPY.match(n)) and int(m.group(1)) in existing}
     return owned
 

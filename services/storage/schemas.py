@@ -8,10 +8,20 @@ from common.schemas import Id, StrictSchema, UtcDateTime, UuidString
 class ImageSchema(StrictSchema):
     id = fields.Integer()
     name = fields.String()
+    version = fields.Integer(metadata={"description": "1, 2, ... per name in its scope (public, a course, "
+                                                      "an owner); booting by name takes the newest"})
     description = fields.String()
     format = fields.String()
-    size_bytes = fields.Integer()
+    size_bytes = fields.Integer(metadata={"description": "virtual size of the disk"})
+    file_bytes = fields.Integer(allow_none=True, metadata={"description": "the file's length in the store"})
+    checksum = fields.String(allow_none=True, metadata={"description": "sha256 of the file"})
     min_disk_gib = fields.Integer()
+    min_memory_mib = fields.Integer(allow_none=True)
+    visibility = fields.String(metadata={"description": "public, project (a course) or private (its owner)"})
+    project = fields.Integer(allow_none=True, metadata={"description": "visibility project: the course"})
+    user_id = fields.Integer(allow_none=True, metadata={"description": "who made it"})
+    state = fields.String(metadata={"description": "queued (no file yet), uploading, saving, active, error"})
+    reason = fields.String(allow_none=True, metadata={"description": "state error: why"})
     # "kernel": the labcloud image builder's direct kernel boot; "disk": its own bootloader.
     boot = fields.String()
     created_at = UtcDateTime()
@@ -29,6 +39,7 @@ class RegisterImageRequest(StrictSchema):
     source_path = fields.String(required=True, **PATH_FIELD)
     format = fields.String(load_default="qcow2", validate=validate.OneOf(["qcow2", "raw"]))
     min_disk_gib = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2048))
+    min_memory_mib = fields.Integer(load_default=None, validate=validate.Range(min=16, max=1 << 20))
     # Direct kernel boot (images from `labcloud image build`); without a kernel the disk boots.
     kernel_path = fields.String(load_default=None, **PATH_FIELD)
     initrd_path = fields.String(load_default=None, **PATH_FIELD)
@@ -40,6 +51,68 @@ class RegisterImageRequest(StrictSchema):
             given = [f for f in ("initrd_path", "cmdline") if data.get(f)]
             if given:
                 raise ValidationError("only with kernel_path (direct kernel boot)", given[0])
+
+
+class CreateImageRequest(StrictSchema):
+    """An image to upload: its metadata now (state queued), its file next (PUT .../file)."""
+    name = fields.String(required=True, validate=validate.Regexp(
+        IMAGE_NAME, error="lower-case letters, digits and '-', at most 63"),
+        metadata={"description": "a name uploaded again becomes its next version"})
+    description = fields.String(load_default="", validate=validate.Length(max=255))
+    format = fields.String(load_default="qcow2", validate=validate.OneOf(["qcow2", "raw"]),
+                           metadata={"description": "the file must be this format (qemu-img checks)"})
+    visibility = fields.String(load_default="private", validate=validate.OneOf(["public", "project", "private"]),
+                               metadata={"description": "public (admins), project (a course's managers), "
+                                                        "private (default)"})
+    project = Id(load_default=None, metadata={"description": "visibility project: the course"})
+    min_disk_gib = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1, max=2048),
+                                  metadata={"description": "never below the disk's virtual size"})
+    min_memory_mib = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=16, max=1 << 20))
+
+
+class NewImageRequest(CreateImageRequest):
+    """POST /images: an image to upload (its file next, PUT .../file), or, with `source_path`, an
+    administrator's registration of a file on the storage service's machine (RegisterImageRequest:
+    public, version 1)."""
+    source_path = fields.String(load_default=None, **PATH_FIELD, metadata={
+        "description": "admins: a file on the storage service's machine, registered at once"})
+    kernel_path = fields.String(load_default=None, **PATH_FIELD)
+    initrd_path = fields.String(load_default=None, **PATH_FIELD)
+    cmdline = fields.String(load_default=None, validate=validate.Length(max=1024), metadata={
+        "description": "direct kernel boot: the kernel's command line (an upload's kernel: PUT .../kernel)"})
+
+    @validates_schema
+    def boot_files_only_by_path(self, data, **_kwargs):
+        if not data.get("source_path"):
+            given = [f for f in ("kernel_path", "initrd_path") if data.get(f)]
+            if given:
+                raise ValidationError("only with source_path (registering a file by path)", given[0])
+
+
+UPLOAD_PART = fields.String(load_default="file", validate=validate.OneOf(["file", "kernel", "ramdisk"]))
+
+
+class UploadChunkRequest(StrictSchema):
+    """Internal (the gateway relays a PUT body): bytes at an offset of the image's file (the disk,
+    or its kernel or ramdisk for direct kernel boot)."""
+    offset = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    data = fields.String(required=True, metadata={"description": "base64"})
+    part = UPLOAD_PART
+
+
+class UploadPartRequest(StrictSchema):
+    """Internal: which file of the image an upload's start or finish is about."""
+    part = UPLOAD_PART
+
+
+class SaveInstanceImageRequest(StrictSchema):
+    """Internal (the instances service, for a stopped instance): its root disk as a new image."""
+    instance_id = UuidString(required=True)
+    name = fields.String(required=True, validate=validate.Regexp(
+        IMAGE_NAME, error="lower-case letters, digits and '-', at most 63"))
+    visibility = fields.String(load_default="project", validate=validate.OneOf(["public", "project", "private"]))
+    project = Id(required=True)
+    description = fields.String(load_default="", validate=validate.Length(max=255))
 
 
 class CreateRootDiskRequest(StrictSchema):

@@ -1,29 +1,33 @@
 """Storage service: images, root disks and data volumes. Entry points only; logic is in disks.py,
 moves.py and volumes.py."""
+import base64
+import binascii
 import logging
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.events import event_handler
+from nameko.events import EventDispatcher, event_handler
+from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy, rpc
 
 from common.clock import Clock
 from common.db import Database
-from common.errors import NotFound
+from common.errors import InvalidInput, NotFound
 from common.hostrpc import HostAgentRpc
 from common.actors import load_actor
 from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.storage import disks, images, moves, orphans, volumes
+from services.storage import disks, image_access, image_save, image_store, images, moves, orphans, volumes
 from services.storage.schemas import (
     AbortRootDiskMoveRequest, CompleteRootDiskMoveRequest, PreparedRootDiskSchema, PrepareRootDiskMoveRequest,
     CreateRootDiskRequest, DeleteOrphanVolumeRequest, DeleteRootDiskRequest, GrowRootDiskRequest, ImageSchema,
     RegisterImageRequest, RootDiskGrowthQuery, RootDiskSchema, VolumeSchema)
 from services.storage.schemas import (
     AttachedVolumeSchema, AttachVolumeRequest, CreateSnapshotRequest, CreateVolumeRequest, DataVolumeSchema,
-    CheckHostVolumesRequest, DeleteUnownedVolumeRequest, ListSnapshotsRequest, ListVolumesRequest, ReleaseInstanceVolumesRequest,
-    SnapshotSchema, StoragePoolSchema, UserDeletedSchema)
+    CheckHostVolumesRequest, DeleteUnownedVolumeRequest, ListSnapshotsRequest, ListVolumesRequest,
+    ReleaseInstanceVolumesRequest, SnapshotSchema, StoragePoolSchema, UserDeletedSchema)
+from services.storage.schemas import NewImageRequest, SaveInstanceImageRequest, UploadChunkRequest, UploadPartRequest
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,110 @@ class StorageService:
     instances = RpcProxy("instances")
     accounts = RpcProxy("accounts")
     now = Clock()
+    dispatch = EventDispatcher()
 
     @rpc
-    def list_images(self):
-        return dump(ImageSchema, disks.list_images(self.db), many=True)
+    def list_images(self, actor=None):
+        """The images the actor may see (any state but deleted); without an actor (internal
+        callers) every active image."""
+        if actor is None:
+            return dump(ImageSchema, disks.list_images(self.db), many=True)
+        shown = image_access.visible_images(self.db, load_actor(actor))
+        return dump(ImageSchema, [disks.describe_image(i) for i in shown], many=True)
+
+    @rpc
+    def show_image(self, actor, image_id):
+        return dump(ImageSchema, disks.describe_image(image_access.visible_image(self.db, load_actor(actor),
+                                                                                 image_id)))
+
+    @rpc
+    def find_boot_image(self, actor, reference):
+        """The image an instance create names: an id, or a name (its newest active version the
+        actor may see). NotFound or InvalidInput name `image`."""
+        if not isinstance(reference, (int, str)) or isinstance(reference, bool):
+            raise InvalidInput("image: an id or a name", {"image": ["an id or a name"]})
+        return dump(ImageSchema, disks.describe_image(image_access.for_boot(self.db, load_actor(actor), reference)))
+
+    # ----- uploads (image_store.py): the gateway relays the body in chunks -----
+    @rpc
+    def create_image(self, actor, request):
+        """POST /images: a queued image to upload, or (with source_path) a registration by path.
+        A repeat makes another version: the client creates once, then retries only the upload."""
+        raw = request if isinstance(request, dict) else {}
+        request = load(NewImageRequest, request)
+        if request["source_path"]:
+            if raw.get("visibility", "public") != "public" or raw.get("project") is not None:
+                raise InvalidInput("an image registered by path is public", {"visibility": ["only public"]})
+            return self.register_image(actor, {k: v for k, v in raw.items() if k not in ("visibility", "project")})
+        return dump(ImageSchema, disks.describe_image(image_store.create_image(self.db, load_actor(actor), request)))
+
+    @rpc
+    def start_image_upload(self, actor, image_id, length=None, part="file"):
+        part = load(UploadPartRequest, {"part": part})["part"]
+        image = image_store.start_upload(self.db, load_actor(actor), image_id, length, self._data_dir,
+                                         self._max_image_bytes, part)
+        return dump(ImageSchema, disks.describe_image(image))
+
+    @rpc
+    def upload_image_chunk(self, actor, image_id, offset, data, part="file"):
+        chunk = load(UploadChunkRequest, {"offset": offset, "data": data, "part": part})
+        try:
+            raw = base64.b64decode(chunk["data"], validate=True)
+        except binascii.Error:
+            raise InvalidInput("data: not base64", {"data": ["not base64"]}) from None
+        image_store.write_chunk(self.db, load_actor(actor), image_id, chunk["offset"], raw, self._data_dir,
+                                self._max_image_bytes, chunk["part"])
+        return {"written": len(raw)}
+
+    @rpc
+    def finish_image_upload(self, actor, image_id, length, part="file"):
+        part = load(UploadPartRequest, {"part": part})["part"]
+        image = image_store.finish_upload(self.db, load_actor(actor), image_id, length, self._data_dir,
+                                          self.inspect_disk, part)
+        return dump(ImageSchema, disks.describe_image(image))
+
+    @rpc
+    def delete_image(self, actor, image_id):
+        image = image_store.delete_image(self.db, load_actor(actor), image_id, self._data_dir)
+        described = disks.describe_image(image)
+        self.db.commit()  # nothing open while the hosts answer
+        try:
+            listed = self.instances.list_hosts()
+        except UnknownService:
+            log.warning("image %s deleted while the instances service is down: hosts keep their copies", image_id)
+            listed = []
+        image_store.forget_host_copies(self.hosts, listed, image, self.host_facts, log)
+        return dump(ImageSchema, described)
+
+    # ----- save an instance as an image (image_save.py) -----
+    @rpc
+    def save_instance_image(self, actor, request):
+        """Internal (the instances service, once the instance is stopped and the actor may save
+        it): the new image `saving`; the host's copy is made on this service's own event."""
+        request = load(SaveInstanceImageRequest, request)
+        image = image_save.record_save(self.db, load_actor(actor), request, self._data_dir)
+        self.dispatch("image_save_requested", {"image_id": image.id, "instance_id": request["instance_id"]})
+        return dump(ImageSchema, disks.describe_image(image))
+
+    @event_handler("storage", "image_save_requested")
+    def on_image_save_requested(self, payload):
+        timeout = float(self.config.get("IMAGE_EXPORT_TIMEOUT", image_save.DEFAULT_EXPORT_TIMEOUT_S))
+        image_save.export(self.db, self.hosts, payload["image_id"], payload["instance_id"], self._data_dir,
+                          self.inspect_disk, timeout, log)
+
+    @config_timer("IMAGE_SWEEP_INTERVAL", 300)
+    def sweep_image_uploads(self):
+        timeout = float(self.config.get("IMAGE_UPLOAD_TIMEOUT", image_store.DEFAULT_UPLOAD_TIMEOUT_S))
+        for image_id in image_store.sweep_abandoned(self.db, self._data_dir, self.now(), timeout):
+            log.info("image %s: upload abandoned, its file removed", image_id)
+
+    @property
+    def _data_dir(self):
+        return self.config.get("DATA_DIR", "var")
+
+    @property
+    def _max_image_bytes(self):
+        return int(self.config.get("IMAGE_MAX_BYTES", image_store.DEFAULT_MAX_BYTES))
 
     @rpc
     def register_image(self, actor, request):

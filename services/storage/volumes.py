@@ -38,8 +38,8 @@ from common import policy, quota
 from common.clock import utcnow
 from common.errors import Conflict, HostOperationFailed, InvalidInput, NotFound
 from common.visibility import visible_rows
-from services.storage import disks
-from services.storage.models import Image, QuotaLock, Snapshot, Volume
+from services.storage import disks, image_access
+from services.storage.models import QuotaLock, Snapshot, Volume
 
 log = logging.getLogger(__name__)
 GIB = 1 << 30
@@ -150,9 +150,8 @@ def plan_create(session, actor, request):
         if snapshot.state != "available":
             raise Conflict(f"snapshot {snapshot.id} is {snapshot.state}", {"snapshot": [f"{snapshot.state}"]})
     if request.get("image") is not None:
-        image = session.get(Image, request["image"])
-        if image is None:
-            raise NotFound(f"no image {request['image']}", {"image": ["unknown image"]})
+        # An image the actor may boot (its visibility), and only an active one (it has its file).
+        image = image_access.for_boot(session, actor, request["image"])
     smallest = snapshot.size_gib if snapshot else image.min_disk_gib if image else 1
     size_gib = request.get("size_gib") or smallest
     if size_gib < smallest:

@@ -32,9 +32,18 @@ def test_create_with_wait_follows_the_states_and_ends_with_the_final_one(api, la
     states(api, "/instances/0f0e", vm("building"), vm("running", ssh={"host": "127.0.0.1", "port": 2201}))
     made = labcloud("instance", "create", "vm1", "--flavor", "small", "--image", "tiny", "--key", "laptop", "--wait")
     assert made.exit_code == 0, made.output
-    assert api.body("POST", "/instances") == {"name": "vm1", "flavor": 1, "image": 3, "key": 9}
+    # A name goes as it is: the server boots its newest version the user may see.
+    assert api.body("POST", "/instances") == {"name": "vm1", "flavor": 1, "image": "tiny", "key": 9}
     assert made.stdout.strip() == "vm1: running, ssh port 2201"
     assert "vm1: building" in made.stderr and "vm1: running" in made.stderr  # piped: one line per state
+
+
+def test_an_image_id_goes_as_a_number(api, labcloud):
+    catalogue(api)
+    api.reply("POST", "/instances", vm("pending"), status=202)
+    made = labcloud("instance", "create", "vm1", "--flavor", "small", "--image", "3", "--key", "laptop")
+    assert made.exit_code == 0, made.output
+    assert api.body("POST", "/instances") == {"name": "vm1", "flavor": 1, "image": 3, "key": 9}
 
 
 def test_a_wait_that_ends_in_error_exits_1_with_the_reason(api, labcloud):
@@ -125,7 +134,7 @@ def test_create_in_a_placement_group_with_anti_affinity(api, labcloud):
     made = labcloud("instance", "create", "vm1", "--flavor", "small", "--image", "tiny", "--key", "laptop",
                     "--group", "web", "--anti-affinity")
     assert made.exit_code == 0, made.output
-    assert api.body("POST", "/instances") == {"name": "vm1", "flavor": 1, "image": 3, "key": 9, "group": "web",
+    assert api.body("POST", "/instances") == {"name": "vm1", "flavor": 1, "image": "tiny", "key": 9, "group": "web",
                                               "anti_affinity": True}
 
 

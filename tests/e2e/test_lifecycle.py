@@ -115,16 +115,19 @@ def test_delete_from_every_state_leaves_nothing(user, rpc):
 
 
 def test_delete_of_an_instance_in_error_leaves_nothing(user, admin, rpc, tmp_path):
-    # An image whose minimum disk does not fit in the host's pool: the create fails on the host.
-    disk = tmp_path / "huge.qcow2"
-    os.system(f"qemu-img create -q -f qcow2 {disk} 64M")
-    image = admin.call("POST", "/images", 201, json={
-        "name": f"huge-{uuid.uuid4().hex[:6]}", "source_path": str(disk), "min_disk_gib": 2048}).json()
-    inst = create(user, "d-error", image=image["id"])
-    assert inst["state"] == "error" and inst["reason"], inst
-    user.call("DELETE", f"/instances/{inst['id']}", 202)
-    wait_deleted(user, inst["id"])
-    assert left_on_host(rpc, [inst["id"]]) == []
+    # The host's pool filled by a data volume: the instance's root disk does not fit, the create
+    # fails on the host. (A flavor below its image's minimum disk is refused at create, 400.)
+    [pool] = [p for p in admin.call("GET", "/storage-pools", 200).json() if p["host"] == "host1"]
+    filler = user.call("POST", "/volumes", 201, json={
+        "name": f"filler-{uuid.uuid4().hex[:6]}", "size_gib": pool["available_bytes"] >> 30}).json()
+    try:
+        inst = create(user, "d-error")
+        assert inst["state"] == "error" and inst["reason"], inst
+        user.call("DELETE", f"/instances/{inst['id']}", 202)
+        wait_deleted(user, inst["id"])
+        assert left_on_host(rpc, [inst["id"]]) == []
+    finally:
+        user.call("DELETE", f"/volumes/{filler['id']}", 200)
 
 
 def test_names_and_host_capacity_count_stopped_instances(user, admin, rpc):

@@ -183,6 +183,15 @@ TABLE = {
     "admin_images": {"GET": (ADMINS, shared),
                      "POST": (codes(LOGIN, 403, 403, 403, 403, 400), form(lambda w: {
                          "name": unique("img"), "source_path": "/nonexistent/disk.qcow2"}))},
+    # -- images: the owner's private image (its course's manager does not see it) --
+    "images": {"GET": (ANYONE, shared)},
+    # A form without its file: refused naming `file` (400) for whoever may make a private image (anyone).
+    "upload_image": {"POST": (codes(LOGIN, 400, 400, 400, 400, 400), form(lambda w: {"name": unique("up-")}))},
+    "delete_image": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, 404, SEE_OTHER),
+                              fresh_for(("owner", "admin"), lambda w: {"image_id": w.fresh_image()}))},
+    # The owner's instance runs: those who may save it are refused by its state (409).
+    "save_instance_image": {"POST": (codes(LOGIN, 404, 404, 409, 409, 409),
+                                     form(lambda w: {"name": unique("save-"), "visibility": "private"}))},
     "admin_hosts": {"GET": (ADMINS, shared)},
     "admin_host": {"GET": (ADMINS, lambda w, r: {"name": host_of(w)})},
     "host_graph": {"GET": (ADMINS, lambda w, r: {"name": host_of(w), "metric": "load"})},
@@ -223,7 +232,7 @@ def default_params(world):
             "key_id": world.key, "action": "start", "subnet_id": world.subnet["id"], "ip": world.reserved_ip,
             "block_id": world.block["id"], "volume_id": world.volume, "group_id": world.security_group["id"],
             "rule_id": world.security_group["rules"][0]["id"], "floating_ip_id": world.floating_ip["id"],
-            "pool_id": world.floating_pool["id"]}
+            "pool_id": world.floating_pool["id"], "image_id": world.image}
 
 
 def url_of(rule, params):

@@ -97,6 +97,19 @@ TABLE = {
     "list_images": (codes(401, 200, 200, 200, 200, 200), shared),
     "register_image": (codes(401, 403, 403, 403, 403, 400), body(lambda w: {
         "name": unique("img"), "source_path": "/nonexistent/disk.qcow2"})),
+    # The owner's private image: only they and admins see it (its course's manager does not).
+    "get_image": (codes(401, 404, 404, 200, 404, 200), shared),
+    "delete_image": (codes(401, 404, 404, 200, 404, 200),
+                     fresh_for(("owner", "admin"), lambda w: {"image_id": w.fresh_image()})),
+    # Its file is uploaded already: those who may upload it are refused by its state (409).
+    "upload_image_file": (codes(401, 404, 404, 409, 404, 409), lambda w, r: {
+        "data": b"bytes", "headers": {"Content-Type": "application/octet-stream"}}),
+    "upload_image_kernel": (codes(401, 404, 404, 409, 404, 409), lambda w, r: {
+        "data": b"\x7fELF", "headers": {"Content-Type": "application/octet-stream"}}),
+    "upload_image_ramdisk": (codes(401, 404, 404, 409, 404, 409), lambda w, r: {
+        "data": b"070701", "headers": {"Content-Type": "application/octet-stream"}}),
+    # The owner's instance runs: those who may save it are refused by its state (409).
+    "save_instance_image": (codes(401, 404, 404, 409, 409, 409), body(lambda w: {"name": unique("save-")})),
     # -- instances --
     "create_instance": (codes(401, 403, 202, 202, 202, 202), lambda w, r: {"json": dict(
         w.create_body, name=unique("c-"), key=own_key(w, r))}),
@@ -265,7 +278,7 @@ def default_params(world):
             "ip": world.reserved_ip, "block_id": world.block["id"], "volume_id": world.volume,
             "snapshot_id": world.snapshot["id"], "pool_id": world.floating_pool["id"],
             "floating_ip_id": world.floating_ip["id"], "group_id": world.security_group["id"],
-            "rule_id": world.security_group["rules"][0]["id"]}
+            "rule_id": world.security_group["rules"][0]["id"], "image_id": world.image}
 
 
 def walk(world):
@@ -335,6 +348,7 @@ def test_the_owners_things_are_untouched_after_the_walk(world, walked):
     subnet = world.admin.call("GET", f"/subnets/{world.subnet['id']}", 200).json()
     assert (subnet["name"], subnet["cidr"], subnet["reserved"]) == (
         world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])
+    assert owner.call("GET", f"/images/{world.image}", 200).json()["state"] == "active"
     volume = owner.call("GET", f"/volumes/{world.volume}", 200).json()
     assert (volume["state"], volume["instance"]) == ("available", None)
     assert owner.call("GET", f"/snapshots/{world.snapshot['id']}", 200).json()["state"] == "available"

@@ -2,7 +2,10 @@
 subnet (admins') with a reserved address, a subnet block of project A, on a stack of its own
 (tokens never cached, rate limits out of the way). Shared by the REST walk (test_route_walk.py)
 and the portal walk (test_portal_walk.py): one stack for both."""
+import os
 import random
+import subprocess
+import tempfile
 import uuid
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
@@ -11,6 +14,15 @@ from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
 ROLES = ("anon", "outsider", "peer", "owner", "manager", "admin")
 ENV = {"HEARTBEAT_INTERVAL": "1", "STATS_INTERVAL": "1", "METRICS_STEP": "1", "TOKEN_CACHE_SECONDS": "0",
        "RATE_LIMIT_PER_USERNAME": "100000", "RATE_LIMIT_PER_ADDRESS": "100000"}
+
+
+def small_qcow2():
+    """The bytes of an empty 16 MiB qcow2 (what an image upload in the walks sends)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "disk.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", path, "16M"], check=True)
+        with open(path, "rb") as disk:
+            return disk.read()
 
 
 def codes(*statuses):
@@ -63,6 +75,7 @@ class World:
         self.floating_pool = self.fresh_floating_pool()
         self.floating_ip = self.fresh_floating_ip()
         self.security_group = self.fresh_security_group()
+        self.image = self.fresh_image()
 
     def session(self, role):
         if role == "anon":
@@ -112,6 +125,13 @@ class World:
             "project": self.project_a["id"], "name": unique("sg-")}).json()
         return self.manager.call("POST", f"/security-groups/{made['id']}/rules", 201, json={
             "protocol": "tcp", "port_min": 80, "cidr": "0.0.0.0/0"}).json()
+
+    def fresh_image(self):
+        """A private image of the owner's, uploaded (active)."""
+        made = self.owner.call("POST", "/images", 201, json={"name": unique("img-")}).json()
+        self.owner.call("PUT", f"/images/{made['id']}/file", 200, data=small_qcow2(),
+                        headers={"Content-Type": "application/octet-stream"})
+        return made["id"]
 
     def fresh_user(self, status="active"):
         name = unique("u")

@@ -1,6 +1,7 @@
 """The gateway app (Flask test client) against small nameko services on the real test broker,
 reached through the real RpcPool. The services follow docs/architecture.md's method names and
 return fixed data; every call is recorded so tests can see what went over RPC."""
+import base64
 import re
 
 import eventlet
@@ -184,14 +185,42 @@ class Instances:
         return instance(instance_id, state="deleting")
 
 
+IMAGE = {"id": 1, "name": "debian-12", "description": "Debian 12", "format": "qcow2",
+         "size_bytes": 1 << 30, "min_disk_gib": 2, "created_at": "2024-01-01T00:00:00+00:00"}
+
+
 class Storage:
     name = "storage"
 
     @rpc
-    def list_images(self):
-        record("storage.list_images")
-        return [{"id": 1, "name": "debian-12", "description": "Debian 12", "format": "qcow2",
-                 "size_bytes": 1 << 30, "min_disk_gib": 2, "created_at": "2024-01-01T00:00:00+00:00"}]
+    def list_images(self, actor):
+        record("storage.list_images", actor)
+        return [IMAGE]
+
+    @rpc
+    def show_image(self, actor, image_id):
+        record("storage.show_image", actor, image_id)
+        return IMAGE
+
+    @rpc
+    def delete_image(self, actor, image_id):
+        record("storage.delete_image", actor, image_id)
+        return {**IMAGE, "state": "deleted"}
+
+    @rpc
+    def start_image_upload(self, actor, image_id, length, part):
+        record("storage.start_image_upload", actor, image_id, length, part)
+        return {**IMAGE, "state": "uploading"}
+
+    @rpc
+    def upload_image_chunk(self, actor, image_id, offset, data, part):
+        record("storage.upload_image_chunk", actor, image_id, offset, len(base64.b64decode(data)), part)
+        return {"written": len(base64.b64decode(data))}
+
+    @rpc
+    def finish_image_upload(self, actor, image_id, length, part):
+        record("storage.finish_image_upload", actor, image_id, length, part)
+        return IMAGE
 
     @rpc
     def list_instance_volumes(self, instance_id):
@@ -366,6 +395,36 @@ def test_valid_bodies_go_over_rpc_unchanged(client):
     assert ("instances.create_instance", (USER, body)) in CALLS
 
 
+def test_an_image_file_is_relayed_in_chunks_past_the_json_body_limit(client):
+    from gateway.api.images import UPLOAD_CHUNK_BYTES as CHUNK
+    body = bytes(range(256)) * (CHUNK * 5 // 2 // 256 + 3)  # 2.5 chunks: over the 1 MiB JSON limit
+    response = client.put("/api/v1/images/1/file", headers=USER_AUTH, data=body,
+                          content_type="application/octet-stream")
+    assert response.status_code == 200, response.get_json()
+    # The chunks may be written in any order (several in flight), all before the finish.
+    assert CALLS[1] == ("storage.start_image_upload", (USER, 1, len(body), "file"))
+    assert sorted(CALLS[2:5]) == [("storage.upload_image_chunk", (USER, 1, 0, CHUNK, "file")),
+                                  ("storage.upload_image_chunk", (USER, 1, CHUNK, CHUNK, "file")),
+                                  ("storage.upload_image_chunk", (USER, 1, 2 * CHUNK, len(body) - 2 * CHUNK, "file"))]
+    assert CALLS[5:] == [("storage.finish_image_upload", (USER, 1, len(body), "file"))]
+
+
+@pytest.mark.parametrize("part", ["kernel", "ramdisk"])
+def test_a_kernel_and_a_ramdisk_are_relayed_as_their_part(client, part):
+    response = client.put(f"/api/v1/images/1/{part}", headers=USER_AUTH, data=b"\x7fELF" * 10,
+                          content_type="application/octet-stream")
+    assert response.status_code == 200, response.get_json()
+    assert CALLS[1:] == [("storage.start_image_upload", (USER, 1, 40, part)),
+                         ("storage.upload_image_chunk", (USER, 1, 0, 40, part)),
+                         ("storage.finish_image_upload", (USER, 1, 40, part))]
+
+
+def test_an_image_file_must_come_as_octet_stream(client):
+    response = client.put("/api/v1/images/1/file", headers=USER_AUTH, data=b"x", content_type="text/plain")
+    assert_error(response, 415, "unsupported_media_type")
+    assert CALLS == []
+
+
 # -- routing -------------------------------------------------------------------------------------
 
 def test_unknown_route_is_404_json(client):
@@ -398,7 +457,9 @@ def test_every_contract_route_reaches_its_method(client):
         ("GET", "/api/v1/keys", 200, ("accounts.list_keys", (ADMIN,))),
         ("DELETE", "/api/v1/keys/3", 200, ("accounts.delete_key", (ADMIN, 3))),
         ("GET", "/api/v1/flavors", 200, ("instances.list_flavors", ())),
-        ("GET", "/api/v1/images", 200, ("storage.list_images", ())),
+        ("GET", "/api/v1/images", 200, ("storage.list_images", (ADMIN,))),
+        ("GET", "/api/v1/images/5", 200, ("storage.show_image", (ADMIN, 5))),
+        ("DELETE", "/api/v1/images/5", 200, ("storage.delete_image", (ADMIN, 5))),
         ("GET", "/api/v1/instances", 200, ("instances.list_instances", (ADMIN, False, None))),
         ("GET", "/api/v1/instances?include_deleted=true&project=4", 200,
          ("instances.list_instances", (ADMIN, True, 4))),
@@ -578,7 +639,7 @@ def test_openapi_document_covers_every_route(client, app):
     schemas = doc["components"]["schemas"]
     for name in ("User", "Token", "Key", "Flavor", "Image", "Instance", "InstanceMetrics",
                  "Error", "SignupRequest", "TokenRequest", "AddKeyRequest",
-                 "CreateInstanceRequest", "RegisterImageRequest", "InstanceAction", "ReconcileReport"):
+                 "CreateInstanceRequest", "NewImageRequest", "SaveImageRequest", "InstanceAction", "ReconcileReport"):
         assert name in schemas, name
     for ref in _refs(doc):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas

@@ -103,6 +103,7 @@ def test_the_menu_shows_each_role_its_areas_and_nothing_for_pages_without_a_labe
     admin = {"id": 1, "username": "admin", "role": "admin", "projects": []}
     assert labels(None) == ["Log in", "Sign up"]
     assert "Instances" in labels(student) and "Courses" not in labels(student) and "Audit" not in labels(student)
+    assert "Image library" in labels(student)  # the images one may see and upload (/images)
     assert "Courses" in labels(teacher) and "Audit" not in labels(teacher)
     assert {"Courses", "Audit", "Sign-ups", "Hosts"} <= set(labels(admin))
     assert labels(admin)[-1] == "Account" and labels(admin)[0] == "Instances"

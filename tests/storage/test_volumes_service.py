@@ -17,7 +17,7 @@ from common.clock import utcnow
 from common.db import make_engine, session_scope
 from common.errors import Conflict, Forbidden, HostOperationFailed, InvalidInput, NotFound, QuotaExceeded
 from hostagent.service import make_service
-from services.storage.models import Volume
+from services.storage.models import Image, Volume
 from services.storage.service import StorageService
 
 GIB = 1 << 30
@@ -365,15 +365,19 @@ def pool_names(config, host):
 
 def test_unowned_volumes_are_named_and_deleted_only_while_unowned(cloud, host):
     stray_data, stray_snap = f"data-{uuid.uuid4()}.qcow2", f"snap-{uuid.uuid4()}.qcow2"
+    with session_scope(make_engine(cloud["DATABASE_URL"])) as session:  # deleted while this host was away
+        session.add(Image(id=998, name="gone", format="qcow2", size_bytes=1 << 20, source_path="images/gone.qcow2",
+                          state="deleted"))
     with ServiceRpcProxy(f"hostagent_{host}", cloud) as agent:
-        for name in (stray_data, stray_snap, "image-999.qcow2", "someone-elses.img"):
+        for name in (stray_data, stray_snap, "image-998.qcow2", "image-999.qcow2", "someone-elses.img"):
             agent.create_volume({"name": name, "capacity_bytes": 1 << 20, "format": "qcow2"})
     with ServiceRpcProxy("storage", cloud) as storage:
         volume = storage.create_volume(STUDENT, {"name": "data", "size_gib": 1})
         owned = _volume_row(cloud, volume["id"]).name
         names = sorted(pool_names(cloud, host))
         checked = storage.check_host_volumes({"host": host, "names": names, "listed_at": utcnow().isoformat()})
-        assert checked == {"unowned": sorted([stray_data, stray_snap, "image-999.qcow2"]), "missing_volumes": []}
+        assert checked == {"unowned": sorted([stray_data, stray_snap, "image-998.qcow2", "image-999.qcow2"]),
+                           "missing_volumes": []}
 
         assert storage.delete_unowned_volume({"host": host, "name": stray_data}) == {"deleted": True, "owned": False}
         assert storage.delete_unowned_volume({"host": host, "name": owned}) == {"deleted": False, "owned": True}

@@ -178,7 +178,7 @@ def admin_set_quota(rpc, actor, project_id):
 def _images_page(rpc, actor, errors=None, form=None):
     # The registrations (who, when, how it ended) come from the audit log, which only admins read.
     audited, images = gather((rpc.accounts.list_audit, actor, {"limit": REGISTRATIONS_LOOKED_AT}),
-                             (rpc.storage.list_images,))
+                             (rpc.storage.list_images, actor))
     return form_page("admin/images.html", errors, title="Images", images=images,
                      registrations=[r for r in audited if r["method"] == "POST" and r["path"] in REGISTRATION_PATHS],
                      looked_at=REGISTRATIONS_LOOKED_AT, form=form or {})

@@ -62,7 +62,7 @@ def _course_page(rpc, actor, project_id, errors=None, failed=None, form=None, re
         (rpc.accounts.list_members, actor, project_id),  # 403: a member, not a manager
         (rpc.accounts.get_usage, actor, project_id),
         (rpc.instances.list_flavors,),
-        (rpc.storage.list_images,),
+        (rpc.storage.list_images, actor),
         (rpc.network.list_subnet_blocks, actor, project_id),
         *network.course_calls(rpc, actor, project_id))  # the Security groups and Floating IPs panels
     target = {"project_id": project_id}

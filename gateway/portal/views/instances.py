@@ -35,7 +35,7 @@ def instance_rows(rpc, actor):
 
 def _create_form(rpc, actor, errors, form):
     projects, images, flavors, keys = gather(
-        (rpc.accounts.list_projects, actor), (rpc.storage.list_images,), (rpc.instances.list_flavors,),
+        (rpc.accounts.list_projects, actor), (rpc.storage.list_images, actor), (rpc.instances.list_flavors,),
         (rpc.accounts.list_keys, actor))
     listed = {str(p["id"]) for p in projects}
     project = form.get("project") or (str(projects[0]["id"]) if projects else None)
@@ -44,7 +44,9 @@ def _create_form(rpc, actor, errors, form):
     return form_page(
         "instances/new.html", errors, title="New instance", form=form, usage=usage, has_keys=bool(keys),
         projects=[(p["id"], p["name"]) for p in projects],
-        images=[(i["id"], i["name"]) for i in images],
+        # Only what can boot (not an upload under way or a failed one); later versions by their number.
+        images=[(i["id"], i["name"] if i["version"] == 1 else f"{i['name']} (version {i['version']})")
+                for i in images if i["state"] == "active"],
         flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB, {f['disk_gib']} GiB")
                  for f in flavors],
         keys=[(k["id"], k["name"]) for k in keys])
