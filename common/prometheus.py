@@ -7,15 +7,13 @@ Each container has its own registry, so several services in one process (tests) 
 Another dependency of the same service may add to what is served by having a
 `prometheus_collector()` method (the metrics service: its VMs' and hosts' samples).
 """
-import logging
 import time
 
-import eventlet
-import eventlet.wsgi
 from nameko.extensions import DependencyProvider
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
-log = logging.getLogger(__name__)
+from common.wsgi_listener import WsgiListener
+
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
@@ -48,8 +46,7 @@ class ProcessMetrics(DependencyProvider):
                                  registry=self.registry)
         self.max_workers.labels(self.container.service_name).set(self.container.max_workers)
         self._started = {}
-        self.sock = None
-        self._gt = None
+        self.listener = WsgiListener()
 
     def start(self):
         for dependency in self.container.dependencies:
@@ -57,22 +54,11 @@ class ProcessMetrics(DependencyProvider):
             if make is not None:
                 self.registry.register(make())
         if self.port:
-            self.sock = eventlet.listen((self.address, self.port))
-            log.info("prometheus metrics of %s on %s:%s", self.container.service_name, self.address,
-                     self.sock.getsockname()[1])
-            self._gt = self.container.spawn_managed_thread(self._serve, "prometheus")
-
-    def _serve(self):
-        eventlet.wsgi.server(self.sock, make_wsgi_app(self.registry), log=log, log_output=False,
-                             socket_timeout=30)
+            self.listener.serve(self.container, self.address, self.port, make_wsgi_app(self.registry),
+                                "prometheus metrics")
 
     def stop(self):
-        if self._gt is not None:
-            self._gt.kill()
-            self._gt = None
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        self.listener.stop()
 
     kill = stop
 

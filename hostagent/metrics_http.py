@@ -13,11 +13,8 @@ import base64
 import binascii
 import hmac
 import json
-import logging
 import os
 
-import eventlet
-import eventlet.wsgi
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Request, Response
 
@@ -25,9 +22,9 @@ from common.errors import InvalidInput, NotFound
 from common.rrd.store import MetricsStore
 from common.rrd.threaded import Metrics
 from common.schemas import load
+from common.wsgi_listener import WsgiListener
 from services.metrics.schemas import RrdUpdatesRequest, VmRrdRequest
 
-log = logging.getLogger(__name__)
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
@@ -102,8 +99,7 @@ class MetricsHttp(DependencyProvider):
         config = self.container.config
         self.port = int(config.get("METRICS_HTTP_PORT") or 0)
         self.metrics = None
-        self.sock = None
-        self._gt = None
+        self.listener = WsgiListener()
         if not self.port:
             return
         user, password = config.get("METRICS_HTTP_USER"), config.get("METRICS_HTTP_PASSWORD")
@@ -118,20 +114,10 @@ class MetricsHttp(DependencyProvider):
 
     def start(self):
         if self.metrics is not None:
-            self.sock = eventlet.listen((self.address, self.port))
-            log.info("metrics HTTP on %s:%s", self.address, self.sock.getsockname()[1])
-            self._gt = self.container.spawn_managed_thread(self._serve, "metrics-http")
-
-    def _serve(self):
-        eventlet.wsgi.server(self.sock, self.app, log=log, log_output=False, socket_timeout=30)
+            self.listener.serve(self.container, self.address, self.port, self.app, "metrics HTTP")
 
     def stop(self):
-        if self._gt is not None:
-            self._gt.kill()
-            self._gt = None
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        self.listener.stop()
 
     kill = stop
 

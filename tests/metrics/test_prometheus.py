@@ -91,4 +91,4 @@ def test_off_unless_a_port_is_set(container_factory, service_config, migrated_da
     container = container_factory(MetricsService, config)
     container.start()
     [provider] = [d for d in container.dependencies if d.attr_name == "prometheus"]
-    assert provider.sock is None
+    assert provider.listener.port is None
