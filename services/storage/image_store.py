@@ -284,6 +284,12 @@ def delete_image(session, actor, image_id, data_dir):
     return image
 
 
+def deleted_image(session, image_id):
+    """The image row if it is `deleted` (the image_deleted event's handler), else None."""
+    image = session.get(Image, int(image_id))
+    return image if image is not None and image.state == "deleted" else None
+
+
 def host_copy_name(image):
     """The name of a host's cached copy (hostagent/storage_pool.py image_volume_name)."""
     return f"image-{image.id}.{image.format}"
@@ -291,15 +297,15 @@ def host_copy_name(image):
 
 def forget_host_copies(hosts, listed_hosts, image, facts, log):
     """Ask every host that is up to delete its copy of the image (a host without one answers
-    deleted=False). A host that is down keeps its copy: nothing will use it (the id is never
-    reused) and it is logged to be removed by hand. Returns the hosts that deleted one."""
+    deleted=False; asked again, the same: idempotent). A host that is down keeps its copy until
+    reconcile finds it (a deleted image's copy is an orphan). Returns the hosts that deleted one."""
     deleted = []
     for host in listed_hosts:
         name = host["name"]
         facts.forget_image(name, image.id)
         if not host.get("up"):
-            log.warning("image %s deleted while host %s is down: its copy %s stays there", image.id, name,
-                        host_copy_name(image))
+            log.warning("image %s deleted while host %s is down: reconcile removes its copy %s later", image.id,
+                        name, host_copy_name(image))
             continue
         try:
             if hosts(name).delete_volume({"name": host_copy_name(image)})["deleted"]:

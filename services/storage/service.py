@@ -120,14 +120,26 @@ class StorageService:
     def delete_image(self, actor, image_id):
         image = image_store.delete_image(self.db, load_actor(actor), image_id, self._data_dir)
         described = disks.describe_image(image)
+        self.db.commit()
+        # The hosts' copies go in the background: a host that does not answer must not hold up the
+        # caller (the gateway's RPC would time out first). A copy a host keeps anyway is an orphan
+        # for reconcile (check_host_volumes: a deleted image's copies are nobody's).
+        self.dispatch("image_deleted", {"image_id": image.id})
+        return dump(ImageSchema, described)
+
+    @event_handler("storage", "image_deleted")
+    def on_image_deleted(self, payload):
+        image = image_store.deleted_image(self.db, payload["image_id"])
+        if image is None:
+            return  # not (or no longer) deleted: nothing to forget
         self.db.commit()  # nothing open while the hosts answer
         try:
             listed = self.instances.list_hosts()
         except UnknownService:
-            log.warning("image %s deleted while the instances service is down: hosts keep their copies", image_id)
+            log.warning("image %s deleted while the instances service is down: reconcile removes the hosts' "
+                        "copies", image.id)
             listed = []
         image_store.forget_host_copies(self.hosts, listed, image, self.host_facts, log)
-        return dump(ImageSchema, described)
 
     # ----- save an instance as an image (image_save.py) -----
     @rpc

@@ -5,7 +5,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
-from tests.e2e.api import ADMIN_PASSWORD, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, approved_user, tiny_image
 from tests.e2e.extra_host import added_host
 
 PASSWORD = "maple-lantern-77"
@@ -65,7 +65,7 @@ def test_an_admin_migrates_an_instance_from_its_page_and_drains_the_host_it_went
     holds the instances of the module's other tests.)"""
     owner = approved_user(stack.url, admin_api, "milo", PASSWORD)
     flavor = min(owner.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = owner.call("GET", "/images", 200).json()[0]
+    image = tiny_image(owner)
     made = owner.call("POST", "/instances", 202, json={"name": "wanderer", "flavor": flavor["id"],
                                                       "image": image["id"], "key": owner.key}).json()
     vm = owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] == "running", timeout=60).json()

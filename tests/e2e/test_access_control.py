@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.conftest import stack_on
 
 # The gateway's bound (TOKEN_CACHE_SECONDS, default 5 s) set lower here to keep the suite short: the
@@ -44,7 +44,7 @@ def error_of(response, status):
 
 def create_body(api, **extra):
     flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = api.call("GET", "/images", 200).json()[0]
+    image = tiny_image(api)
     return dict({"name": unique("vm-"), "flavor": flavor["id"], "image": image["id"], "key": api.key}, **extra)
 
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.test_cli import ok, run
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,7 @@ def test_a_disabled_host_takes_nothing_new_and_says_why(stack):
     admin = Api(stack.url).login("admin", ADMIN_PASSWORD)
     user = approved_user(stack.url, admin, f"hd{uuid.uuid4().hex[:6]}")
     flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = user.call("GET", "/images", 200).json()[0]
+    image = tiny_image(user)
     body = {"flavor": flavor["id"], "image": image["id"], "key": user.key}
     try:
         for name in stack.hosts:

@@ -3,7 +3,7 @@ heartbeat and takes instances, without a restart of anything else (a new `hostag
 new machine, or `LABCLOUD_HOSTS=2` after a restart, come up the same way)."""
 import uuid
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.extra_host import added_host
 
 
@@ -12,7 +12,7 @@ def test_a_new_host_agent_is_used_without_touching_the_others(stack):
     name = f"added-{uuid.uuid4().hex[:6]}"
     user = approved_user(stack.url, admin, f"ha{uuid.uuid4().hex[:6]}")
     flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = user.call("GET", "/images", 200).json()[0]
+    image = tiny_image(user)
     with added_host(stack, admin, name):
         added = admin.call("GET", "/hosts", 200).json()
         assert next(h for h in added if h["name"] == name)["status"] == "enabled"

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.test_cli import ok, run
 
 
@@ -25,7 +25,7 @@ def travel(stack):
     admin = Api(stack.url).login("admin", ADMIN_PASSWORD)
     user = approved_user(stack.url, admin, f"mig{uuid.uuid4().hex[:6]}")
     flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = user.call("GET", "/images", 200).json()[0]
+    image = tiny_image(user)
     made = user.call("POST", "/instances", 202, json={"name": "traveller", "flavor": flavor["id"],
                                                      "image": image["id"], "key": user.key}).json()
     running = user.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] in ("running", "error"),
@@ -109,7 +109,7 @@ def test_drain_moves_the_running_guests_away_then_disables_the_host(stack, trave
     assert (moved["state"], moved["host"]) == ("running", back), moved
     # A stopped instance of the user on the same host: it moves too, stopped.
     flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = user.call("GET", "/images", 200).json()[0]
+    image = tiny_image(user)
     others = [h for h in hosts if h != back]
     for host in others:
         admin.call("POST", f"/hosts/{host}/disable", 200)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.portal import Portal, unique
 
 pytestmark = pytest.mark.e2e
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 ADMIN_PAGES = {"/admin/signups", "/admin/users", "/admin/courses", "/admin/images", "/admin/hosts",
                "/admin/hosts/<host_name:name>", "/admin/subnets", "/admin/subnets/<id:subnet_id>",
                "/admin/subnets/<id:subnet_id>/macs", "/admin/audit", "/admin/instances", "/admin/fragments/instances",
-               "/admin/floating-pools"}
+               "/admin/floating-pools", "/admin/hosts/<host_name:name>/graphs/<metric>.png"}
 TOKEN_CACHE_BOUND = 10  # seconds: a revoked token stops working on every gateway within it (docs)
 
 
@@ -281,7 +281,7 @@ def test_images_hosts_and_every_instance(stack, admin, admin_portal, student):
     assert row is not None and re.search(r"\d+ / \d+", row.text())
 
     flavor = min(admin.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = admin.call("GET", "/images", 200).json()[0]
+    image = tiny_image(admin)
     vm = student.call("POST", "/instances", 202, json={"name": unique("vm-"), "flavor": flavor["id"],
                                                        "image": image["id"], "project": student.project,
                                                        "key": student.key}).json()
@@ -336,7 +336,8 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
     _resp, home = theirs.get("/")
     assert not [a for a in home.find_all("a") if a.get("href", "").startswith("/admin")]  # no admin menu
     for rule in sorted(ADMIN_PAGES):
-        path = rule.replace("<host_name:name>", stack.hosts[0]).replace("<id:subnet_id>", str(subnet["id"]))
+        path = (rule.replace("<host_name:name>", stack.hosts[0]).replace("<id:subnet_id>", str(subnet["id"]))
+                .replace("<metric>", "cpu"))
         resp, _doc = theirs.get(path, expect=None)
         assert resp.status_code in (403, 404), f"GET {path} as a student: {resp.status_code}"
 

@@ -4,7 +4,7 @@ with the CSRF token of the page it is on, read the HTML. The services decide who
 tests check that the pages show what they answer and refuse."""
 import pytest
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.portal import Portal, unique
 
 pytestmark = pytest.mark.e2e
@@ -209,7 +209,7 @@ def test_an_invalid_default_is_shown_at_its_field_and_a_valid_one_is_saved(cours
 def test_the_course_instances_page_lists_the_students_instances_live(course):
     student = course.student
     flavor = min(student.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = student.call("GET", "/images", 200).json()[0]
+    image = tiny_image(student)
     name = unique("vm-")
     made = student.call("POST", "/instances", 202, json={
         "name": name, "flavor": flavor["id"], "image": image["id"], "key": student.key,

@@ -6,7 +6,7 @@ drain's answer. On the stack of two hosts the migration tests share (tests/e2e/c
 browser test of the same path: tests/browser/test_teacher_and_admin.py."""
 import pytest
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.portal import Portal, unique
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +23,7 @@ def trip(stack):
     admin = Api(stack.url).login("admin", ADMIN_PASSWORD)
     owner = approved_user(stack.url, admin, unique("pmig"))
     flavor = min(owner.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = owner.call("GET", "/images", 200).json()[0]
+    image = tiny_image(owner)
     made = owner.call("POST", "/instances", 202, json={"name": unique("trip-"), "flavor": flavor["id"],
                                                       "image": image["id"], "key": owner.key}).json()
     running = owner.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] in ("running", "error"),

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.conftest import FAST_TIMERS, stack_on
 
 
@@ -33,7 +33,7 @@ def test_concurrent_creates_never_exceed_the_quota(replicated_stack):
         "instances": 10, "vcpus": None, "memory_mib": None}}).json()
     user = approved_user(replicated_stack.url, admin, "racer", project=project["id"])
     flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    body = {"flavor": flavor["id"], "image": user.call("GET", "/images", 200).json()[0]["id"],
+    body = {"flavor": flavor["id"], "image": tiny_image(user)["id"],
             "key": user.key, "project": project["id"]}
 
     answers = create_many(user, body, [f"r{i}-{uuid.uuid4().hex[:4]}" for i in range(40)])

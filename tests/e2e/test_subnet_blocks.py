@@ -5,14 +5,14 @@ import ipaddress
 import json
 import tempfile
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 from tests.e2e.portal import unique
 from tests.e2e.test_cli import ok, run
 
 
 def running(api, name):
     flavor = min(api.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = api.call("GET", "/images", 200).json()[0]
+    image = tiny_image(api)
     made = api.call("POST", "/instances", 202, json={"name": name, "flavor": flavor["id"], "image": image["id"],
                                                     "key": api.key}).json()
     return api.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] in ("running", "error"),

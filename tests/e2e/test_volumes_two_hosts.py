@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ def pair(stack):
     admin = Api(stack.url).login("admin", ADMIN_PASSWORD)
     user = approved_user(stack.url, admin, f"v2h{uuid.uuid4().hex[:6]}")
     flavor = min(user.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-    image = user.call("GET", "/images", 200).json()[0]
+    image = tiny_image(user)
     made = []
     for name in ("here", "there"):
         iid = user.call("POST", "/instances", 202, json={"name": name, "flavor": flavor["id"], "image": image["id"],

@@ -9,7 +9,7 @@ import tempfile
 import uuid
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, tiny_image
 
 ROLES = ("anon", "outsider", "peer", "owner", "manager", "admin")
 ENV = {"HEARTBEAT_INTERVAL": "1", "STATS_INTERVAL": "1", "METRICS_STEP": "1", "TOKEN_CACHE_SECONDS": "0",
@@ -55,7 +55,7 @@ class World:
         self.admin.call("POST", f"/projects/{a}/members", 201, json={"user": self.manager.user_id, "role": "manager"})
         self.outsider = approved_user(url, self.admin, unique("out"), project=self.project_b["id"])
         flavor = min(self.admin.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
-        image = self.admin.call("GET", "/images", 200).json()[0]
+        image = tiny_image(self.admin)
         self.create_body = {"flavor": flavor["id"], "image": image["id"], "project": a}
         self.instance = self.fresh_instance()
         self.key = self.owner.key

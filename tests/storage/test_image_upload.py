@@ -15,6 +15,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from hostagent.service import make_service
 from services.storage.service import StorageService
+from tests.instances.services import wait
 
 ADMIN = {"id": 1, "username": "admin", "role": "admin", "projects": []}
 TEACHER = {"id": 2, "username": "teach", "role": "user", "projects": [{"id": 10, "role": "manager"}]}
@@ -270,8 +271,10 @@ def test_an_image_in_use_is_not_deleted_then_its_file_and_host_copies_go(storage
     assert storage.show_image(STUDENT, image["id"])["state"] == "active"  # still there, still bootable
     storage.delete_root_disk({"instance_id": instance_id})
     assert storage.delete_image(STUDENT, image["id"])["state"] == "deleted"
-    assert f"image-{image['id']}.qcow2" not in pool_volumes()
     assert store_files(tmp_path) == []
+    # The hosts' copies go in the background (image_deleted), so that a host that does not
+    # answer cannot hold up the delete.
+    wait(lambda: f"image-{image['id']}.qcow2" not in pool_volumes(), what="the host's copy deleted")
     with pytest.raises(NotFound):  # nothing new stands on it
         storage.create_root_disk({"instance_id": str(uuid.uuid4()), "image_id": image["id"], "host": host,
                                   "size_gib": 1})
@@ -356,3 +359,25 @@ def test_an_image_saved_from_one_with_an_uploaded_kernel_has_boot_files_of_its_o
     boot = storage.get_boot_files(saving["id"])
     assert boot["kernel"].endswith(f"{saving['id']}.kernel") and open(boot["kernel"], "rb").read() == KERNEL
     assert boot["cmdline"] == "console=ttyS0"
+
+
+def test_a_host_that_does_not_answer_does_not_hold_up_a_delete(storage, tmp_path, host, container_factory,
+                                                                 service_config):
+    """A host listed up whose agent has stopped (its queue is there, nobody answers: every call
+    waits HOST_RPC_TIMEOUT, 5 s here): the delete answers at once; the answering host's copy goes."""
+    mute, pool = f"m-{uuid.uuid4().hex[:8]}", f"mp-{uuid.uuid4().hex[:8]}"
+    agent = container_factory(make_service(mute), service_config(
+        LIBVIRT_URI="test:///default", POOL_NAME=pool, POOL_PATH=f"/labcloud-test/{pool}",
+        HEARTBEAT_INTERVAL=60, STATS_INTERVAL=60))
+    agent.start()
+    agent.stop()
+    HostList.hosts = [{"name": mute, "up": True}] + HostList.hosts
+    image = upload(storage, STUDENT, storage.create_image(STUDENT, {"name": "quick"})["id"],
+                   qcow2(tmp_path / "d.qcow2"))
+    instance_id = str(uuid.uuid4())
+    storage.create_root_disk({"instance_id": instance_id, "image_id": image["id"], "host": host, "size_gib": 1})
+    storage.delete_root_disk({"instance_id": instance_id})
+    started = time.monotonic()
+    assert storage.delete_image(STUDENT, image["id"])["state"] == "deleted"
+    assert time.monotonic() - started < 2.5
+    wait(lambda: f"image-{image['id']}.qcow2" not in pool_volumes(), timeout=20, what="the answering host's copy")
