@@ -3,7 +3,7 @@ blocks, and a graph or a year of rrd_updates takes long enough to stall every ot
 of the process."""
 from eventlet import tpool
 
-from common.rrd import read as rrd_read
+from common.rrd import alarm_data, read as rrd_read
 
 
 class Metrics:
@@ -46,3 +46,9 @@ class Metrics:
 
     def vm_rrd(self, instance_id):
         return tpool.execute(rrd_read.vm_rrd, self.raw, instance_id)
+
+    def alarm_samples(self, instance_id, host, metric, seconds):
+        """An alarm's samples (alarm_data.py): of `instance_id`, or of `host` when it is None."""
+        if instance_id is not None:
+            return tpool.execute(alarm_data.instance_samples, self.raw, instance_id, metric, seconds)
+        return tpool.execute(alarm_data.host_samples, self.raw, host, metric, seconds)

@@ -1,6 +1,7 @@
 """Metrics service: stores the host agents' per-domain and per-host samples in rrdtool files and
-serves them (reading in common/rrd/); and, as the notifications service, labcloud's one sender of
-mail, whose entry points are in mail_entrypoints.py (a mixin). Entry points only."""
+serves them (reading in common/rrd/); judges alarms on them (entry points in alarm_entrypoints.py,
+a mixin); and, as the notifications service, labcloud's one sender of mail, whose entry points are
+in mail_entrypoints.py (a mixin). Entry points only."""
 import logging
 
 from nameko.dependency_providers import Config
@@ -17,7 +18,7 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from services.metrics import access, counters
 from services.metrics.dependencies import MailPolicy, RrdStore, SenderName, SmtpMailer
-from services.metrics import mail_entrypoints
+from services.metrics import alarm_entrypoints, mail_entrypoints
 from services.metrics.schemas import (
     DomainSampleEvent, DomainStatsEvent, HostGraphRequest, HostSampleEvent, InstanceDeletedEvent,
     InstanceGraphRequest, InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, RrdUpdatesRequest, VmRrdQuery,
@@ -26,7 +27,7 @@ from services.metrics.schemas import (
 log = logging.getLogger(__name__)
 
 
-class MetricsService(mail_entrypoints.MailEntrypoints):
+class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEntrypoints):
     name = "metrics"
     prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
@@ -50,6 +51,7 @@ class MetricsService(mail_entrypoints.MailEntrypoints):
             log.warning("dropping domain_stats event: %s %s", exc, exc.fields)
             counters.samples_rejected.labels("invalid").inc()
             return
+        stored = []
         for entry in batch["domains"]:
             try:
                 sample = load(DomainSampleEvent, entry)
@@ -59,8 +61,10 @@ class MetricsService(mail_entrypoints.MailEntrypoints):
                 counters.samples_rejected.labels("invalid").inc()
                 continue
             self._count(self.store.store(sample["instance_id"], batch["at"], sample))
+            stored.append(sample["instance_id"])
         if batch["host_sample"] is not None:
             self._store_host(batch)
+        self._evaluate_batch(batch["at"], stored, batch["host"])  # alarm_entrypoints.py
 
     def _store_host(self, batch):
         try:
