@@ -47,8 +47,8 @@ class Metrics:
     def vm_rrd(self, instance_id):
         return tpool.execute(rrd_read.vm_rrd, self.raw, instance_id)
 
-    def alarm_samples(self, instance_id, host, metric, seconds):
+    def alarm_samples(self, instance_id, host, metric, start, end):
         """An alarm's samples (alarm_data.py): of `instance_id`, or of `host` when it is None."""
         if instance_id is not None:
-            return tpool.execute(alarm_data.instance_samples, self.raw, instance_id, metric, seconds)
-        return tpool.execute(alarm_data.host_samples, self.raw, host, metric, seconds)
+            return tpool.execute(alarm_data.instance_samples, self.raw, instance_id, metric, start, end)
+        return tpool.execute(alarm_data.host_samples, self.raw, host, metric, start, end)

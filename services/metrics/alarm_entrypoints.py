@@ -77,9 +77,10 @@ class AlarmEntrypoints:
             if not alarms.claim(self.db, alarm, ref):
                 return  # another evaluator judged this period
             rule = alarms.rule_of(alarm)
-            span = rule.period * (rule.evaluation_periods + 1)
-            samples = self.store.alarm_samples(alarm.instance_id, alarm.host, alarm.metric, span)
-            points = alarm_rules.datapoints(samples, rule, alarms.unix(ref))
+            end = alarms.unix(ref)
+            start = end - rule.period * (rule.evaluation_periods + 1)
+            samples = self.store.alarm_samples(alarm.instance_id, alarm.host, alarm.metric, start, end)
+            points = alarm_rules.datapoints(samples, rule, end)
             verdict = alarm_rules.evaluate(points, rule, alarm.state)
             change = alarms.record(self.db, alarm, verdict, ref)
         except Exception:
