@@ -46,9 +46,7 @@ class AlarmEntrypoints:
 
     @rpc
     def delete_alarm(self, actor, alarm_id):
-        alarm_id = _alarm_id(alarm_id)
-        alarms.delete(self.db, load_actor(actor), alarm_id)
-        return {"id": alarm_id, "deleted": True}
+        return {"deleted": alarms.delete(self.db, load_actor(actor), _alarm_id(alarm_id))}
 
     @rpc
     def get_alarm_history(self, actor, alarm_id):

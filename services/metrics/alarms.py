@@ -102,11 +102,15 @@ def listing(session, actor, instance_id=None):
 
 
 def delete(session, actor, alarm_id):
-    """Deleting an alarm that is gone already is a NotFound: the caller's retry sees it gone."""
+    """False when the alarm is gone already (a redelivered delete); True when this deleted it."""
+    if session.get(Alarm, alarm_id, populate_existing=True) is None:
+        session.commit()
+        return False
     alarm = _visible(session, actor, alarm_id, "alarm:delete")
     session.delete(alarm)
     session.execute(AlarmHistory.__table__.delete().where(AlarmHistory.alarm_id == alarm_id))
     session.commit()
+    return True
 
 
 def history(session, actor, alarm_id):

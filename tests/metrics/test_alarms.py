@@ -4,7 +4,6 @@ real broker, SQLite databases and labcloud's aiosmtpd sink as the SMTP server. S
 host agent publishes them (`domain_stats`, its schema), timed a few minutes back so that the
 test drives the periods (the real agent's first own sample comes STATS_INTERVAL = 60 s after it
 starts, later than any of this)."""
-import datetime as dt
 import time
 
 import pytest
@@ -185,7 +184,10 @@ def test_rights_and_bad_input(cloud):
                                                               "comparison": "GreaterThanThreshold",
                                                               "threshold": 4})
     assert host_alarm["host"] == cloud.host and host_alarm["instance"] is None
-    cloud.rpc.metrics.delete_alarm(cloud.actor, alarm["id"])
+    with pytest.raises(NotFound):
+        cloud.rpc.metrics.delete_alarm(other, alarm["id"])
+    assert cloud.rpc.metrics.delete_alarm(cloud.actor, alarm["id"]) == {"deleted": True}
+    assert cloud.rpc.metrics.delete_alarm(cloud.actor, alarm["id"]) == {"deleted": False}
     with pytest.raises(NotFound):
         cloud.rpc.metrics.get_alarm(cloud.actor, alarm["id"])
 
