@@ -36,9 +36,9 @@ class AlarmEntrypoints:
         return dump(AlarmSchema, alarms.create(self.db, actor, request, instance, self.clock()))
 
     @rpc
-    def list_alarms(self, actor, instance_id=None):
-        instance_id = load(AlarmListQuery, {"instance_id": instance_id})["instance_id"]
-        return dump(AlarmSchema, alarms.listing(self.db, load_actor(actor), instance_id), many=True)
+    def list_alarms(self, actor, instance_id=None, host=None):
+        query = load(AlarmListQuery, {"instance_id": instance_id, "host": host})
+        return dump(AlarmSchema, alarms.listing(self.db, load_actor(actor), **query), many=True)
 
     @rpc
     def get_alarm(self, actor, alarm_id):

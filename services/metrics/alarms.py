@@ -87,10 +87,14 @@ def get(session, actor, alarm_id):
     return alarm
 
 
-def listing(session, actor, instance_id=None):
-    """The actor's alarms, those on its managed courses' instances; an admin's: all."""
+def listing(session, actor, instance_id=None, host=None):
+    """The actor's alarms, those on its managed courses' instances; an admin's: all. `host`: only
+    that host's (admins: `alarm:create_host`, else Forbidden)."""
     policy.enforce(actor, "alarm:list")
     query = select(Alarm).order_by(Alarm.id)
+    if host is not None:
+        policy.enforce(actor, "alarm:create_host", what="see hosts' alarms")
+        query = query.where(Alarm.host == host)
     if not policy.is_admin(actor):
         query = query.where(or_(Alarm.user_id == actor["id"],
                                 Alarm.project_id.in_(policy.managed_project_ids(actor) or [-1])))

@@ -43,8 +43,8 @@ TEMPLATES = {
         "Your instance '$instance' ($instance_id) is in error.\nReason: $reason\n"),
     "alarm_state": (
         "labcloud alarm $alarm: $new_state",
-        "The alarm '$alarm' (#$alarm_id) on $target went from $old_state to $new_state.\n\n"
-        "Metric: $metric ($statistic)\nThreshold: $comparison $threshold\nValue: $value\n"
+        "Your alarm '$alarm' (#$alarm_id) went from $old_state to $new_state.\n\n"
+        "On: $target\nMetric: $metric ($statistic)\nThreshold: $comparison $threshold\nValue: $value\n"
         "Reason: $reason\n\nIts history: `labcloud alarm history $alarm_id`.\n"),
 }
 

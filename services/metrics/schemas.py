@@ -373,3 +373,4 @@ class AlarmQuery(StrictSchema):
 
 class AlarmListQuery(StrictSchema):
     instance_id = InstanceId(load_default=None, allow_none=True)
+    host = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=63))

@@ -105,7 +105,7 @@ def test_a_busy_instance_alarms_mails_its_owner_and_returns_to_ok(cloud, sink):
     alarmed = [m for m in mails if m["Subject"] == f"labcloud alarm {alarm['name']}: ALARM"]
     assert sorted(m["To"] for m in alarmed) == ["ada@lab.example", "ops@lab.example"]
     body = text(alarmed[0])
-    assert f"instance {instance_id}" in body and "Metric: cpu_percent (average)" in body
+    assert f"On: instance {instance_id}" in body and "Metric: cpu_percent (average)" in body
     assert "Threshold: GreaterThanThreshold 50" in body and "Value: 90" in body
     assert len({m["Message-ID"] for m in alarmed}) == 2
 
