@@ -67,7 +67,12 @@ class AlarmEntrypoints:
         """After a sample batch is stored: its instances' (and host's) alarms whose period ended
         by the batch's time, so a breach is seen one sample after it happened."""
         ref = alarms.from_unix(at)
-        for alarm in alarms.due(self.db, ref, instance_ids=instance_ids, host=host):
+        try:
+            due = alarms.due(self.db, ref, instance_ids=instance_ids, host=host)
+        except Exception:  # the samples are stored; the timer judges these alarms later
+            log.exception("looking up the alarms of a sample batch failed")
+            return
+        for alarm in due:
             self._evaluate(alarm, ref)
 
     def _evaluate(self, alarm, ref):
