@@ -127,6 +127,13 @@ POLICY = {
     # notification preferences (metrics): each user their own, nobody else's
     "notification:get": (OWNER,),
     "notification:set": (OWNER,),
+    # alarms (metrics): on an instance its owner and its course's managers (target: the instance,
+    # then the alarm with the instance's user_id and project_id); on a host admins only
+    "alarm:create": (ADMIN, OWNER, MANAGER),
+    "alarm:create_host": (ADMIN,),
+    "alarm:list": (ANYONE,),                  # filtered: own, the courses I manage; admins all
+    "alarm:get": (ADMIN, OWNER, MANAGER),
+    "alarm:delete": (ADMIN, OWNER, MANAGER),
 }
 
 

@@ -67,13 +67,14 @@ def _rows(result):
             for i, values in enumerate(result["data"])]
 
 
-def series(store, instance_id, seconds):
-    """The last `seconds` of an instance as {series name: [[unix_ts, value or None]]}."""
+def series(store, instance_id, seconds, end=None):
+    """The `seconds` before `end` (default: now) of an instance as {series name: [[unix_ts,
+    value or None]]}."""
     instance_id = canonical_instance_id(instance_id)
     path = store.path_of(instance_id)
     if not os.path.exists(path):
         raise NotFound(f"no metrics for instance {instance_id}")
-    end = int(store.now())
+    end = int(store.now() if end is None else end)
     args = ["--start", str(end - int(seconds)), "--end", str(end), "--maxrows", str(MAX_POINTS)]
     names = store.names_of(path)
     args += [f"DEF:d_{n}={rrd_path_arg(path)}:{n}:AVERAGE" for n in names]

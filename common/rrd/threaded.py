@@ -3,7 +3,7 @@ blocks, and a graph or a year of rrd_updates takes long enough to stall every ot
 of the process."""
 from eventlet import tpool
 
-from common.rrd import read as rrd_read
+from common.rrd import alarm_data, read as rrd_read
 
 
 class Metrics:
@@ -14,6 +14,11 @@ class Metrics:
 
     def store(self, instance_id, at, sample):
         return tpool.execute(self.raw.store, instance_id, at, sample)
+
+    def store_batch(self, at, samples):
+        """A host agent's domains, in one native-thread call (a tpool round trip per sample cost
+        more than its rrdtool update); the outcome of each, in order."""
+        return tpool.execute(lambda: [self.raw.store(sample["instance_id"], at, sample) for sample in samples])
 
     def store_host(self, host, at, sample):
         return tpool.execute(self.raw.store_host, host, at, sample)
@@ -46,3 +51,9 @@ class Metrics:
 
     def vm_rrd(self, instance_id):
         return tpool.execute(rrd_read.vm_rrd, self.raw, instance_id)
+
+    def alarm_samples(self, instance_id, host, metric, start, end):
+        """An alarm's samples (alarm_data.py): of `instance_id`, or of `host` when it is None."""
+        if instance_id is not None:
+            return tpool.execute(alarm_data.instance_samples, self.raw, instance_id, metric, start, end)
+        return tpool.execute(alarm_data.host_samples, self.raw, host, metric, start, end)

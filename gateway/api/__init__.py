@@ -8,5 +8,6 @@ from gateway.api import floating_ips  # noqa: F401  (it registers)
 from gateway.api import notifications  # noqa: F401  (it registers)
 from gateway.api import metrics  # noqa: F401  (it registers)
 from gateway.api import images  # noqa: F401  (it registers)
+from gateway.api import alarms  # noqa: F401  (it registers)
 
 __all__ = ["api"]

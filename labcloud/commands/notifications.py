@@ -4,7 +4,7 @@ import click
 from labcloud.commands import output
 from labcloud.commands.base import connect, group
 
-KINDS = ("account", "security", "instance")
+KINDS = ("account", "security", "instance", "alarm")
 COLUMNS = [("kind", "KIND"), (lambda k: "on" if k["enabled"] else "off", "MAIL"),
            (lambda k: "yes" if k["can_disable"] else "no (always on)", "CAN TURN OFF"),
            ("description", "ABOUT")]

@@ -11,3 +11,5 @@ mail_events = Counter(
     "labcloud_mail_events_total", "Events that ask for a mail", ["event", "outcome"])  # queued | duplicate | disabled
 mail_sends = Counter(
     "labcloud_mail_sends_total", "Outbox rows handled by the sender", ["outcome"])  # sent | retry | failed | dropped
+alarm_changes = Counter(
+    "labcloud_alarm_state_changes_total", "Alarm state changes recorded", ["state"])  # OK | ALARM | INSUFFICIENT_DATA

@@ -41,6 +41,11 @@ TEMPLATES = {
     "instance_failed": (
         "Your instance $instance failed",
         "Your instance '$instance' ($instance_id) is in error.\nReason: $reason\n"),
+    "alarm_state": (
+        "labcloud alarm $alarm: $new_state",
+        "Your alarm '$alarm' (#$alarm_id) went from $old_state to $new_state.\n\n"
+        "On: $target\nMetric: $metric ($statistic)\nThreshold: $comparison $threshold\nValue: $value\n"
+        "Reason: $reason\n\nIts history: `labcloud alarm history $alarm_id`.\n"),
 }
 
 

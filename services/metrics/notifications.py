@@ -28,6 +28,7 @@ KINDS = {kind.name: kind for kind in (
     Kind("account", "your sign-up approved or rejected", True),
     Kind("security", "one-time links to set your password (new account, reset); cannot be turned off", False),
     Kind("instance", "your instance is ready (SSH answers) or went into error", True),
+    Kind("alarm", "one of your alarms changed state (OK, ALARM, INSUFFICIENT_DATA)", True),
 )}
 
 EVENT_KINDS = {
@@ -38,6 +39,7 @@ EVENT_KINDS = {
     "user_password_reset": "security",
     "instance_ready": "instance",
     "instance_failed": "instance",
+    "alarm_state": "alarm",
 }
 
 # What enqueue() did with a notice.
@@ -108,6 +110,24 @@ def instance_event(event_name, instance):
                   instance["user_id"], None,
                   {"instance": instance.get("name"), "instance_id": instance["id"],
                    "reason": instance.get("reason")})
+
+
+def alarm_state(alarm, change):
+    """One notice per recipient of an alarm's state change (`alarm`: alarms.as_dict, `change`:
+    its AlarmHistory row): the owner (address looked up when sent) and each listed address. The
+    change's id keys the event, so an evaluation that records it queues its mail once."""
+    values = {"alarm": alarm["name"], "alarm_id": alarm["id"],
+              "target": (f"instance {alarm['instance_id']}" if alarm["instance_id"]
+                         else f"host {alarm['host']}"),
+              "metric": alarm["metric"], "statistic": alarm["statistic"],
+              "comparison": alarm["comparison"], "threshold": f"{alarm['threshold']:g}",
+              "value": "missing" if change.value is None else f"{change.value:g}",
+              "old_state": change.old_state, "new_state": change.new_state, "reason": change.reason}
+    key = f"{alarm['id']}.{change.id}"
+    notices = [Notice("alarm_state", key, alarm["user_id"], None, values)]
+    notices += [Notice("alarm_state", f"{key}.{digest(address.lower())}", alarm["user_id"], address, values)
+                for address in alarm["emails"]]
+    return notices
 
 
 # ----- the outbox ----------------------------------------------------------------------------

@@ -4,9 +4,9 @@ read here with their senders' schemas too."""
 import datetime as dt
 import uuid
 
-from marshmallow import EXCLUDE, ValidationError, fields, post_load, validate, validates
+from marshmallow import EXCLUDE, ValidationError, fields, post_load, validate, validates, validates_schema
 
-from common.schemas import StrictSchema
+from common.schemas import StrictSchema, UtcDateTime
 from hostagent import schemas as hostagent_schemas
 from services.accounts import schemas as accounts_schemas
 from services.instances import schemas as instances_schemas
@@ -252,6 +252,7 @@ class NotificationPreferencesRequest(StrictSchema):
     account = fields.Boolean(metadata={"description": "your sign-up approved or rejected"})
     security = fields.Boolean(metadata={"description": "one-time password links; always on"})
     instance = fields.Boolean(metadata={"description": "your instance is ready or in error"})
+    alarm = fields.Boolean(metadata={"description": "one of your alarms changed state"})
 
 
 class NotificationKindSchema(StrictSchema):
@@ -259,3 +260,117 @@ class NotificationKindSchema(StrictSchema):
     enabled = fields.Boolean()
     can_disable = fields.Boolean(metadata={"description": "false for security notifications"})
     description = fields.String()
+
+
+# -- alarms (RPC; alarm_rules.py, alarms.py) --------------------------------------------------
+
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+ALARM_STATISTICS = ("average", "min", "max")
+ALARM_COMPARISONS = ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "LessThanThreshold",
+                     "LessThanOrEqualToThreshold")
+ALARM_MISSING_DATA = ("missing", "ignore", "breaching", "notBreaching")
+ALARM_INSTANCE_METRICS = ("cpu_percent", "memory_mib", "disk_read_bps", "disk_write_bps", "net_rx_bps",
+                          "net_tx_bps")
+ALARM_HOST_METRICS = ("loadavg", "memory_free_kib", "memory_total_kib")
+ALARM_MAX_SPAN = 86400  # period x evaluation_periods: the rrd files keep 5 s rows for 10 min only
+
+
+class AlarmActionSchema(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(("resize", "stop")),
+                         metadata={"description": "resize (to `flavor`) or stop the alarm's instance"})
+    flavor = fields.Integer(strict=True, validate=validate.Range(min=1), load_default=None, allow_none=True,
+                            metadata={"description": "resize: the new flavor's id"})
+    confirm_restart = fields.Boolean(load_default=False, metadata={
+        "description": "resize: a running instance may be restarted for it (instances' resize)"})
+    on = fields.String(load_default="ALARM", validate=validate.OneOf(ALARM_STATES),
+                       metadata={"description": "the state entered that runs the action (ALARM)"})
+
+    @validates_schema
+    def _flavor(self, data, **_):
+        if data["type"] == "resize" and data.get("flavor") is None:
+            raise ValidationError("a resize needs a flavor", "flavor")
+
+
+class AlarmCreateRequest(StrictSchema):
+    """Exactly one of `instance` (owner, course managers, admins) and `host` (admins)."""
+    name = fields.String(load_default="", validate=validate.Length(max=64))
+    instance = InstanceId(load_default=None, allow_none=True)
+    host = fields.String(load_default=None, allow_none=True,
+                         validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"))
+    metric = fields.String(required=True, metadata={
+        "description": "instance: " + ", ".join(ALARM_INSTANCE_METRICS) + "; host: " + ", ".join(ALARM_HOST_METRICS)})
+    statistic = fields.String(load_default="average", validate=validate.OneOf(ALARM_STATISTICS))
+    comparison = fields.String(required=True, validate=validate.OneOf(ALARM_COMPARISONS))
+    threshold = fields.Float(required=True, allow_nan=False)
+    period = fields.Integer(strict=True, load_default=60, validate=validate.Range(min=5, max=ALARM_MAX_SPAN),
+                            metadata={"description": "seconds, a multiple of 5 (the samples' step)"})
+    evaluation_periods = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=100))
+    datapoints_to_alarm = fields.Integer(strict=True, load_default=None, allow_none=True,
+                                         validate=validate.Range(min=1, max=100),
+                                         metadata={"description": "at most evaluation_periods (its default)"})
+    missing_data = fields.String(load_default="missing", validate=validate.OneOf(ALARM_MISSING_DATA))
+    emails = fields.List(fields.Email(validate=validate.Length(max=254)), load_default=list,
+                         validate=validate.Length(max=10),
+                         metadata={"description": "addresses mailed besides the owner"})
+    actions = fields.List(fields.Nested(AlarmActionSchema), load_default=list, validate=validate.Length(max=5))
+
+    @validates_schema
+    def _consistent(self, data, **_):
+        if (data.get("instance") is None) == (data.get("host") is None):
+            raise ValidationError("give exactly one of instance and host", "instance")
+        metrics = ALARM_INSTANCE_METRICS if data.get("instance") else ALARM_HOST_METRICS
+        if data.get("metric") not in metrics:
+            raise ValidationError(f"one of {', '.join(metrics)}", "metric")
+        if data["period"] % 5:
+            raise ValidationError("a multiple of 5 seconds", "period")
+        if data["period"] * data["evaluation_periods"] > ALARM_MAX_SPAN:
+            raise ValidationError(f"period x evaluation_periods is at most {ALARM_MAX_SPAN} s",
+                                  "evaluation_periods")
+        if (data.get("datapoints_to_alarm") or 0) > data["evaluation_periods"]:
+            raise ValidationError("at most evaluation_periods", "datapoints_to_alarm")
+        if data.get("host") and data.get("actions"):
+            raise ValidationError("instance actions need an instance alarm", "actions")
+
+
+class AlarmSchema(StrictSchema):
+    id = fields.Integer()
+    user_id = fields.Integer()
+    name = fields.String()
+    instance = fields.String(attribute="instance_id", allow_none=True)
+    host = fields.String(allow_none=True)
+    metric = fields.String()
+    statistic = fields.String()
+    comparison = fields.String()
+    threshold = fields.Float()
+    period = fields.Integer()
+    evaluation_periods = fields.Integer()
+    datapoints_to_alarm = fields.Integer()
+    missing_data = fields.String()
+    emails = fields.List(fields.String())
+    actions = fields.List(fields.Dict())
+    state = fields.String(metadata={"description": "OK, ALARM or INSUFFICIENT_DATA"})
+    state_reason = fields.String()
+    state_value = fields.Float(allow_none=True)
+    state_changed_at = UtcDateTime()
+    evaluated_at = UtcDateTime(allow_none=True)
+    created_at = UtcDateTime()
+
+
+class AlarmHistorySchema(StrictSchema):
+    id = fields.Integer()
+    alarm_id = fields.Integer()
+    old_state = fields.String()
+    new_state = fields.String()
+    reason = fields.String()
+    value = fields.Float(allow_none=True)
+    changed_at = UtcDateTime()
+    actions_result = fields.String()
+
+
+class AlarmQuery(StrictSchema):
+    alarm_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=2 ** 31 - 1))
+
+
+class AlarmListQuery(StrictSchema):
+    instance_id = InstanceId(load_default=None, allow_none=True)
+    host = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=63))

@@ -1,6 +1,7 @@
 """Metrics service: stores the host agents' per-domain and per-host samples in rrdtool files and
-serves them (reading in common/rrd/); and, as the notifications service, labcloud's one sender of
-mail, whose entry points are in mail_entrypoints.py (a mixin). Entry points only."""
+serves them (reading in common/rrd/); judges alarms on them (entry points in alarm_entrypoints.py,
+a mixin); and, as the notifications service, labcloud's one sender of mail, whose entry points are
+in mail_entrypoints.py (a mixin). Entry points only."""
 import logging
 
 from nameko.dependency_providers import Config
@@ -17,16 +18,19 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from services.metrics import access, counters
 from services.metrics.dependencies import MailPolicy, RrdStore, SenderName, SmtpMailer
-from services.metrics import mail_entrypoints
+from services.metrics import alarm_entrypoints, mail_entrypoints
 from services.metrics.schemas import (
     DomainSampleEvent, DomainStatsEvent, HostGraphRequest, HostSampleEvent, InstanceDeletedEvent,
     InstanceGraphRequest, InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, RrdUpdatesRequest, VmRrdQuery,
     VmRrdRequest)
 
 log = logging.getLogger(__name__)
+# One schema instance for every domain of every batch: making one per sample cost 5 times the
+# load itself (marshmallow builds its fields per instance); loading keeps no state in it.
+DOMAIN_SAMPLE = DomainSampleEvent()
 
 
-class MetricsService(mail_entrypoints.MailEntrypoints):
+class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEntrypoints):
     name = "metrics"
     prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 
@@ -50,17 +54,20 @@ class MetricsService(mail_entrypoints.MailEntrypoints):
             log.warning("dropping domain_stats event: %s %s", exc, exc.fields)
             counters.samples_rejected.labels("invalid").inc()
             return
+        samples = []
         for entry in batch["domains"]:
             try:
-                sample = load(DomainSampleEvent, entry)
+                samples.append(load(DOMAIN_SAMPLE, entry))
             except InvalidInput as exc:
                 log.warning("skipping a domain in domain_stats from %s: %s %s",
                             batch["host"], exc, exc.fields)
                 counters.samples_rejected.labels("invalid").inc()
-                continue
-            self._count(self.store.store(sample["instance_id"], batch["at"], sample))
+        for outcome in self.store.store_batch(batch["at"], samples):
+            self._count(outcome)
         if batch["host_sample"] is not None:
             self._store_host(batch)
+        # alarm_entrypoints.py
+        self._evaluate_batch(batch["at"], [sample["instance_id"] for sample in samples], batch["host"])
 
     def _store_host(self, batch):
         try:

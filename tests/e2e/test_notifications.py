@@ -47,7 +47,7 @@ def test_preferences_through_the_api_the_cli_and_the_portal(stack, tmp_path):
     user = approved_user(stack.url, admin, f"pref{uuid.uuid4().hex[:6]}")
     kinds = user.call("GET", "/users/me/notifications", 200).json()
     assert {k["kind"]: (k["enabled"], k["can_disable"]) for k in kinds} == {
-        "account": (True, True), "security": (True, False), "instance": (True, True)}
+        "account": (True, True), "security": (True, False), "instance": (True, True), "alarm": (True, True)}
     refused = user.call("PUT", "/users/me/notifications", 400, json={"security": False}).json()
     assert list(refused["error"]["fields"]) == ["security"]
 
@@ -56,7 +56,8 @@ def test_preferences_through_the_api_the_cli_and_the_portal(stack, tmp_path):
            stdin=user.password + "\n"))
     assert "instance mail is off" in ok(run(home, "notifications", "disable", "instance"))
     listed = json.loads(ok(run(home, "notifications", "list", "--json")))
-    assert {k["kind"]: k["enabled"] for k in listed} == {"account": True, "security": True, "instance": False}
+    assert {k["kind"]: k["enabled"] for k in listed} == {"account": True, "security": True, "instance": False,
+                                                         "alarm": True}
     cannot = run(home, "notifications", "disable", "security")
     assert cannot.returncode == 1 and "security" in cannot.stderr and "cannot be turned off" in cannot.stderr
     table = ok(run(home, "notifications", "list"))

@@ -12,7 +12,7 @@ from gateway.portal.registry import portal
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.portal import Portal
 from tests.e2e.walk_world import (AUTHORISED, ROLES, codes, csv_rows, current_cpu_weight, current_flavor,
-                                   fresh_for, host_of, own_key, shared, unique)
+                                   fresh_alarm, fresh_for, host_of, owners_alarm, own_key, shared, unique)
 
 LOGIN, SEE_OTHER = 302, 303
 # The usual answers: a page anyone logged in sees; one about the owner's instance; a course page
@@ -217,6 +217,15 @@ TABLE = {
     "admin_audit": {"GET": (ADMINS, shared)},
     "admin_instances": {"GET": (ADMINS, shared)},
     "admin_instance_rows": {"GET": (ADMINS, shared)},
+    # Alarms: the instance page's panel (owner, managers, admins) and the host page's (admins).
+    "instance_alarms": {"GET": (OWNERS, shared)},
+    "create_instance_alarm": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), form(lambda w: {
+        "metric": "cpu_percent", "comparison": "GreaterThanThreshold", "threshold": "99"}))},
+    "host_alarms": {"GET": (ADMINS, lambda w, r: {"name": host_of(w)})},
+    "create_host_alarm": {"POST": (codes(LOGIN, 403, 403, 403, 403, SEE_OTHER), lambda w, r: {
+        "name": host_of(w), "data": {"metric": "loadavg", "comparison": "GreaterThanThreshold", "threshold": "50"}})},
+    "delete_alarm_page": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), lambda w, r: {
+        "alarm_id": fresh_alarm(w) if r in AUTHORISED else owners_alarm(w)})},
 }
 
 

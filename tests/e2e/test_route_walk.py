@@ -14,8 +14,9 @@ import requests
 
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.api import Api, approved_user
-from tests.e2e.walk_world import (AUTHORISED, ROLES, codes, csv_rows, current_cpu_weight, current_flavor,
-                                   fresh_for, host_of, own_key, shared, unique)
+from tests.e2e.walk_world import (AUTHORISED, ROLES, alarm_body, codes, csv_rows, current_cpu_weight,
+                                   current_flavor, fresh_alarm, fresh_for, host_of, owners_alarm, own_key, shared,
+                                   unique)
 
 # Each row: operationId -> (statuses for anon, outsider, peer, owner, manager, admin; how to call).
 # `call(world, role)` returns a dict: path params, and optionally json/data/headers/query/session.
@@ -233,7 +234,15 @@ TABLE = {
         "headers": basic_auth(w, r), "params": {"uuid": w.instance}}),
     "get_instance_graph": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {"metric": "cpu"}),
     "get_host_graph": (codes(401, 403, 403, 403, 403, 200), lambda w, r: {"name": host_of(w), "metric": "cpu"}),
+    # -- alarms (metrics): on the owner's instance, its owner, course managers and admins --
+    "create_alarm": (codes(401, 404, 404, 201, 201, 201), body(lambda w: alarm_body(w))),
+    "list_alarms": (codes(401, 200, 200, 200, 200, 200), shared),
+    "get_alarm": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {"alarm_id": owners_alarm(w)}),
+    "get_alarm_history": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {"alarm_id": owners_alarm(w)}),
+    "delete_alarm": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {
+        "alarm_id": fresh_alarm(w) if r in AUTHORISED else owners_alarm(w)}),
 }
+
 
 
 def basic_auth(world, role):
@@ -349,6 +358,7 @@ def test_the_owners_things_are_untouched_after_the_walk(world, walked):
     assert (subnet["name"], subnet["cidr"], subnet["reserved"]) == (
         world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])
     assert owner.call("GET", f"/images/{world.image}", 200).json()["state"] == "active"
+    assert owner.call("GET", f"/alarms/{owners_alarm(world)}", 200).json()["instance"] == world.instance
     volume = owner.call("GET", f"/volumes/{world.volume}", 200).json()
     assert (volume["state"], volume["instance"]) == ("available", None)
     assert owner.call("GET", f"/snapshots/{world.snapshot['id']}", 200).json()["state"] == "available"

@@ -209,6 +209,22 @@ def current_flavor(world):
     return _instance_now(world)["flavor"]
 
 
+def alarm_body(world):
+    return {"instance": world.instance, "metric": "cpu_percent", "comparison": "GreaterThanThreshold",
+            "threshold": 99, "period": 60}
+
+
+def fresh_alarm(world):
+    return world.owner.call("POST", "/alarms", 201, json=alarm_body(world)).json()["id"]
+
+
+def owners_alarm(world):
+    """One alarm of the owner's for both walks (it must still be there at the end)."""
+    if not hasattr(world, "alarm"):
+        world.alarm = fresh_alarm(world)
+    return world.alarm
+
+
 def host_of(world):
     return _instance_now(world)["host"]
 

@@ -180,13 +180,14 @@ def test_instance_mail_follows_the_owners_choice_and_security_cannot_be_turned_o
     actor = {"id": user["id"], "username": "erin", "role": "user", "projects": []}
     with ServiceRpcProxy("metrics", mail_config) as rpc:
         assert {k["kind"]: k["enabled"] for k in rpc.get_notification_preferences(actor)} == {
-            "account": True, "security": True, "instance": True}
+            "account": True, "security": True, "instance": True, "alarm": True}
         with pytest.raises(InvalidInput) as refused:
             rpc.set_notification_preferences(actor, {"security": False, "instance": False})
         assert refused.value.fields == {"security": ["security notifications cannot be turned off"]}
         kinds = rpc.set_notification_preferences(actor, {"instance": False})
         assert {k["kind"]: (k["enabled"], k["can_disable"]) for k in kinds} == {
-            "account": (True, True), "security": (True, False), "instance": (False, True)}
+            "account": (True, True), "security": (True, False), "instance": (False, True),
+            "alarm": (True, True)}
         with pytest.raises(InvalidInput) as unknown:
             rpc.set_notification_preferences(actor, {"billing": False})
         assert "billing" in unknown.value.fields

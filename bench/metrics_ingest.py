@@ -1,0 +1,248 @@
+"""The metrics service's ingest and its alarms, measured on one service container (one process,
+`--max-workers` concurrent handlers, nameko's default 10) over a private RabbitMQ node:
+
+1. raw: `rrdtool update` calls per second on the same files (same layout, one call per VM sample,
+   strings formatted beforehand), in this process, in the same run: the machine's ceiling;
+2. ingest: host agents' `domain_stats` events (`--vms-per-host` VMs each, the agent's schema) for
+   `--vms` VMs, one sample per VM per round, queued in RabbitMQ while the service is stopped; the
+   rate is samples handled (the service's counters) over the time from starting the container to
+   the last one; `--alarms` instance alarms sit on the VMs, so every batch looks its alarms up and
+   judges them when their period (60 s of sample time) ends;
+3. alarm latency: a host alarm (loadavg > 5, period = one step, 1 of 1) mailing an address through
+   labcloud's aiosmtpd sink; the host sends a sample every step in real time, at unaligned times
+   as an agent does; a breaching one, then normal ones; the time from sending the breaching sample
+   to the mail's file appearing in the sink's Maildir (accepted), `--breaches` times.
+
+    .venv/bin/python bench/metrics_ingest.py [--vms 200] [--rounds 30] [--breaches 3]
+"""
+import eventlet
+
+eventlet.monkey_patch()  # nameko's containers and standalone dispatchers are green
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import rrdtool  # noqa: E402
+from eventlet import tpool  # noqa: E402
+from nameko.containers import ServiceContainer  # noqa: E402
+from nameko.standalone.events import event_dispatcher  # noqa: E402
+
+from common.db import make_engine, session_scope  # noqa: E402
+from common.migrate import upgrade  # noqa: E402
+from common.rrd.sources import format_value, vm_values  # noqa: E402
+from common.rrd.store import MetricsStore  # noqa: E402
+from labcloud.rabbit import RabbitNode  # noqa: E402
+from services.metrics import alarms, counters  # noqa: E402
+from services.metrics.schemas import AlarmCreateRequest  # noqa: E402
+from services.metrics.service import MetricsService  # noqa: E402
+from common.schemas import load  # noqa: E402
+from tests.mail_sink import MailSink  # noqa: E402
+
+STEP = 5
+T0 = 1_700_000_000
+ADMIN = {"id": 1, "username": "admin", "role": "admin", "projects": []}
+
+
+def sample(instance_id, i):
+    return {"instance_id": instance_id, "state": "running", "vcpus": 2,
+            "cpu_time_ns": i * 15 * 10**8, "vcpu_time_ns": [i * 10**9, i * 5 * 10**8],
+            "memory_kib": 1 << 20, "memory_internal_free_kib": 1 << 18,
+            "disk_read_bytes": i * 4096, "disk_write_bytes": i * 8192,
+            "disks": [{"device": "vda", "read_bytes": i * 4096, "write_bytes": i * 8192,
+                       "read_reqs": i, "write_reqs": 2 * i}],
+            "net_rx_bytes": i * 1000, "net_tx_bytes": i * 500,
+            "nics": [{"index": 0, "rx_bytes": i * 1000, "tx_bytes": i * 500}]}
+
+
+def iso(ts):
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+
+
+def host_sample(load_1m):
+    return {"cpu_busy_ns": [0], "memory_total_kib": 4096, "memory_free_kib": 1024, "load_1m": load_1m,
+            "interfaces": []}
+
+
+def raw_rate(directory, vms, rounds):
+    """rrdtool update calls per second on `vms` files of the service's layout."""
+    store = MetricsStore(directory, STEP)
+    ids = [str(uuid.uuid4()) for _ in range(vms)]
+    for instance_id in ids:
+        store.store(instance_id, T0, sample(instance_id, 0))  # creates the file
+    names = {i: store.names_of(store.path_of(i)) for i in ids}
+    work = []
+    for r in range(1, rounds + 1):
+        for instance_id in ids:
+            values = vm_values(sample(instance_id, r))
+            template = ":".join(names[instance_id])
+            work.append((store.path_of(instance_id), template,
+                         f"{T0 + r * STEP}:" + ":".join(format_value(n, values.get(n)) for n in names[instance_id])))
+    start = time.perf_counter()
+    for path, template, update in work:
+        rrdtool.update(path, "--template", template, update)
+    return len(work) / (time.perf_counter() - start)
+
+
+def stored():
+    return counters.samples_stored._value.get()
+
+
+def stale():
+    return counters.samples_rejected.labels("stale")._value.get()
+
+
+def handled():
+    """Samples the service is done with: stored, or dropped as older than the file's last one (the
+    bench's batches of one host may be handled out of order by concurrent workers; an agent's,
+    5 s apart, are not)."""
+    return stored() + stale()
+
+
+def ingest_rate(config, vms, per_host, rounds, first_round=0, hosts=None):
+    """The events of `rounds` rounds are queued while no service consumes them, then a container
+    starts and the time to handle them all is measured (publishing in this process would compete
+    with the service for it). Returns the figures and the container, running."""
+    dispatch = event_dispatcher(config)
+    hosts = hosts or [[str(uuid.uuid4()) for _ in range(per_host)] for _ in range(max(1, vms // per_host))]
+    before, stale_before = handled(), stale()
+    total = sum(len(h) for h in hosts) * rounds
+    publish_start = time.perf_counter()
+    for r in range(first_round, first_round + rounds):
+        for n, ids in enumerate(hosts):
+            dispatch("hostagent", "domain_stats", {"host": f"ingest{n}", "at": iso(T0 + r * STEP),
+                                                   "domains": [sample(i, r) for i in ids]})
+    published = time.perf_counter() - publish_start
+    container = ServiceContainer(MetricsService, config)
+    start = time.perf_counter()
+    container.start()
+    deadline = time.monotonic() + 300
+    while handled() - before < total and time.monotonic() < deadline:
+        eventlet.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    return {"samples_per_s": (handled() - before) / elapsed, "samples": total, "handled": handled() - before,
+            "stale": stale() - stale_before, "publish_s": published, "elapsed_s": elapsed,
+            "hosts": hosts}, container
+
+
+def add_alarms(config, instance_ids, count):
+    engine = make_engine(config["DATABASE_URL"])
+    with session_scope(engine) as session:
+        for instance_id in instance_ids[:count]:
+            request = load(AlarmCreateRequest, {"instance": instance_id, "metric": "cpu_percent",
+                                                "comparison": "GreaterThanThreshold", "threshold": 99})
+            alarms.create(session, ADMIN, request, {"user_id": 1, "project": None}, dt.datetime.utcnow())
+    engine.dispose()
+
+
+def mails_for(sink, address):
+    return [m for m in sink.messages() if m["To"] == address]
+
+
+def alarm_latency(config, sink, breaches):
+    """Seconds from sending a breaching host sample to its ALARM mail accepted by the sink."""
+    engine = make_engine(config["DATABASE_URL"])
+    with session_scope(engine) as session:
+        request = load(AlarmCreateRequest, {"host": "bench-host", "metric": "loadavg",
+                                            "comparison": "GreaterThanThreshold", "threshold": 5,
+                                            "period": STEP, "evaluation_periods": 1,
+                                            "emails": ["ops@bench.example"]})
+        alarms.create(session, ADMIN, request, None, dt.datetime.utcnow())
+    engine.dispose()
+    dispatch = event_dispatcher(config)
+
+    def send(load_1m):
+        dispatch("hostagent", "domain_stats", {"host": "bench-host", "at": iso(time.time()), "domains": [],
+                                               "host_sample": host_sample(load_1m)})
+
+    latencies = []
+    for _ in range(breaches):
+        for _normal in range(3):  # back to OK
+            send(0.1)
+            eventlet.sleep(STEP)
+        eventlet.sleep(STEP / 2)  # unaligned to the step, as an agent's clock is
+        seen = {m["Message-ID"] for m in mails_for(sink, "ops@bench.example")}
+        sent_at = time.time()
+        send(9.0)
+        next_sample = sent_at + STEP
+        while True:
+            new = [m for m in mails_for(sink, "ops@bench.example")
+                   if m["Message-ID"] not in seen and m["Subject"].endswith(": ALARM")]
+            if new:
+                latencies.append(time.time() - sent_at)
+                break
+            if time.time() >= next_sample:  # the agent goes on sampling
+                send(0.1)
+                next_sample += STEP
+            if time.time() - sent_at > 10 * STEP:
+                latencies.append(None)
+                break
+            eventlet.sleep(0.02)
+    return latencies
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vms", type=int, default=200)
+    parser.add_argument("--vms-per-host", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--alarms", type=int, default=50)
+    parser.add_argument("--breaches", type=int, default=3)
+    parser.add_argument("--max-workers", type=int, default=10)
+    args = parser.parse_args()
+    # The bench runs no accounts service: the alarm owner's own copy of each mail is retried and
+    # given up (the listed address's copy is the one timed); its warnings are not the bench's.
+    logging.getLogger("services.metrics.sender").setLevel(logging.CRITICAL)
+    base = tempfile.mkdtemp(prefix="labcloud-bench-ingest-")
+    rabbit = RabbitNode(os.path.join(base, "rabbit")).start()
+    sink = MailSink(os.path.join(base, "sink")).start()
+    try:
+        print(f"load average {os.getloadavg()[0]:.2f}; files in {base}")
+        raw = tpool.execute(raw_rate, os.path.join(base, "raw"), args.vms, args.rounds)
+        database = f"sqlite:///{os.path.join(base, 'metrics.sqlite')}"
+        upgrade("services.metrics", database)
+        config = {"AMQP_URI": rabbit.amqp_uri_for("/"), "DATABASE_URL": database,
+                  "METRICS_DIR": os.path.join(base, "metrics"), "STEP": STEP, "SMTP_HOST": "127.0.0.1",
+                  "SMTP_PORT": sink.port, "MAIL_FROM": "labcloud <cloud@bench.example>",
+                  "MAIL_SEND_INTERVAL": 1, "MAIL_MAX_ATTEMPTS": 2, "ALARM_EVALUATE_INTERVAL": 5,
+                  "ALARM_GRACE_SECONDS": 2 * STEP, "max_workers": args.max_workers}
+        # Warm-up: the service's queue declared (it outlives the container) and the files made;
+        # the same VMs are then measured on existing files.
+        container = ServiceContainer(MetricsService, config)
+        container.start()
+        container.stop()
+        warm, container = ingest_rate(config, args.vms, args.vms_per_host, 1)
+        container.stop()
+        add_alarms(config, [i for h in warm["hosts"] for i in h], args.alarms)
+        ingest, container = ingest_rate(config, args.vms, args.vms_per_host, args.rounds, 1, warm["hosts"])
+        try:
+            latencies = alarm_latency(config, sink, args.breaches)
+        finally:
+            container.stop()
+        rate = ingest["samples_per_s"]
+        result = {"raw_rrdtool_updates_per_s": round(raw), "service_samples_per_s": round(rate),
+                  "ratio": round(rate / raw, 3), "samples": ingest["samples"], "handled": ingest["handled"],
+                  "stale_out_of_order": ingest["stale"], "publish_s": round(ingest["publish_s"], 2),
+                  "elapsed_s": round(ingest["elapsed_s"], 2), "max_workers": args.max_workers, "alarms": args.alarms,
+                  "step_s": STEP, "alarm_mail_latency_s": [None if x is None else round(x, 2) for x in latencies],
+                  "alarm_mail_latency_steps": [None if x is None else round(x / STEP, 2) for x in latencies],
+                  "load_average_after": round(os.getloadavg()[0], 2)}
+        print(json.dumps(result, indent=2))
+    finally:
+        sink.stop()
+        rabbit.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

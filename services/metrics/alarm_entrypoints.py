@@ -1,0 +1,108 @@
+"""The metrics service's alarm entry points (a mixin of MetricsService, like mail_entrypoints.py):
+CRUD and history RPCs, the evaluation timer, and the evaluation of a sample batch's alarms (called
+by the domain_stats handler). Logic: alarms.py (database), alarm_rules.py (judging),
+notifications.alarm_state (mail), alarm_actions.py (resize, stop). Uses the service's db, clock,
+config, store, mailer and instances dependencies."""
+import datetime as dt
+import logging
+
+from nameko.rpc import rpc
+
+from common.actors import load_actor
+from common.schemas import dump, load
+from common.timers import config_timer
+from services.metrics import alarm_actions, alarm_rules, alarms, counters, notifications
+from services.metrics.schemas import (
+    AlarmCreateRequest, AlarmHistorySchema, AlarmListQuery, AlarmQuery, AlarmSchema)
+
+log = logging.getLogger(__name__)
+
+
+def _alarm_id(alarm_id):
+    return load(AlarmQuery, {"alarm_id": alarm_id})["alarm_id"]
+
+
+class AlarmEntrypoints:
+
+    @rpc
+    def create_alarm(self, actor, request):
+        """Not idempotent by key: a retried create makes a second alarm (the CLI and gateway do
+        not retry creates); everything else here is."""
+        actor = load_actor(actor)
+        request = load(AlarmCreateRequest, request)
+        # As the actor: NotFound unless they may see the instance (owner, manager, admin).
+        instance = (self.instances.get_instance(actor, request["instance"])
+                    if request["instance"] else None)
+        return dump(AlarmSchema, alarms.create(self.db, actor, request, instance, self.clock()))
+
+    @rpc
+    def list_alarms(self, actor, instance_id=None, host=None):
+        query = load(AlarmListQuery, {"instance_id": instance_id, "host": host})
+        return dump(AlarmSchema, alarms.listing(self.db, load_actor(actor), **query), many=True)
+
+    @rpc
+    def get_alarm(self, actor, alarm_id):
+        return dump(AlarmSchema, alarms.get(self.db, load_actor(actor), _alarm_id(alarm_id)))
+
+    @rpc
+    def delete_alarm(self, actor, alarm_id):
+        return {"deleted": alarms.delete(self.db, load_actor(actor), _alarm_id(alarm_id))}
+
+    @rpc
+    def get_alarm_history(self, actor, alarm_id):
+        return dump(AlarmHistorySchema, alarms.history(self.db, load_actor(actor), _alarm_id(alarm_id)), many=True)
+
+    # ----- evaluation ------------------------------------------------------------------------
+
+    @config_timer("ALARM_EVALUATE_INTERVAL", 5)
+    def evaluate_alarms(self):
+        """Every alarm whose period ended, judged on what arrived up to ALARM_GRACE_SECONDS ago
+        (samples reach the files a little after their time)."""
+        grace = dt.timedelta(seconds=float(self.config.get("ALARM_GRACE_SECONDS", 10)))
+        ref = self.clock() - grace
+        for alarm in alarms.due(self.db, ref):
+            self._evaluate(alarm, ref)
+
+    def _evaluate_batch(self, at, instance_ids, host):
+        """After a sample batch is stored: its instances' (and host's) alarms whose period ended
+        by the batch's time, so a breach is seen one sample after it happened."""
+        ref = alarms.from_unix(at)
+        try:
+            due = alarms.due(self.db, ref, instance_ids=instance_ids, host=host)
+        except Exception:  # the samples are stored; the timer judges these alarms later
+            log.exception("looking up the alarms of a sample batch failed")
+            return
+        for alarm in due:
+            self._evaluate(alarm, ref)
+
+    def _evaluate(self, alarm, ref):
+        try:
+            if not alarms.claim(self.db, alarm, ref):
+                return  # another evaluator judged this period
+            rule = alarms.rule_of(alarm)
+            end = alarms.unix(ref)
+            start = end - rule.period * (rule.evaluation_periods + 1)
+            samples = self.store.alarm_samples(alarm.instance_id, alarm.host, alarm.metric, start, end)
+            points = alarm_rules.datapoints(samples, rule, end)
+            verdict = alarm_rules.evaluate(points, rule, alarm.state)
+            change = alarms.record(self.db, alarm, verdict, ref)
+        except Exception:
+            log.exception("evaluating alarm %s failed; the next period tries again", alarm.id)
+            return
+        if change is not None:
+            counters.alarm_changes.labels(change.new_state).inc()
+            self._act(alarm, change)
+
+    def _act(self, alarm, change):
+        described = alarms.as_dict(alarm)
+        for notice in notifications.alarm_state(described, change):
+            outcome = notifications.enqueue(self.db, notice, self.mailer.settings.domain, self.clock())
+            counters.mail_events.labels(notice.event, outcome).inc()
+        results = alarm_actions.run(self.instances, alarms.owner_actor(alarm), alarm.instance_id,
+                                    described["actions"], change.new_state)
+        if results:
+            alarms.set_actions_result(self.db, change.id, "; ".join(results))
+        try:
+            self._send_due()
+        except Exception:
+            log.exception("sending right after an alarm changed failed; the timer tries again")
