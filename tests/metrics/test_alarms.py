@@ -101,7 +101,7 @@ def test_a_busy_instance_alarms_mails_its_owner_and_returns_to_ok(cloud, sink):
     feed(cloud, instance_id, t0, range(0, 5), busy=lambda i: True)        # busy up to t0 + 20
     got = cloud.rpc.metrics.get_alarm(cloud.actor, alarm["id"])
     assert got["state"] == "ALARM" and got["state_value"] == pytest.approx(90, abs=1), got
-    mails = sink.wait_for(3)  # INSUFFICIENT_DATA -> OK (one busy period of two), OK -> ALARM: owner and ops
+    mails = sink.wait_for(4)  # INSUFFICIENT_DATA -> OK (one busy period of two), OK -> ALARM: each to owner and ops
     alarmed = [m for m in mails if m["Subject"] == f"labcloud alarm {alarm['name']}: ALARM"]
     assert sorted(m["To"] for m in alarmed) == ["ada@lab.example", "ops@lab.example"]
     body = text(alarmed[0])
