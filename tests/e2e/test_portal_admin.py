@@ -16,7 +16,8 @@ pytestmark = pytest.mark.e2e
 ADMIN_PAGES = {"/admin/signups", "/admin/users", "/admin/courses", "/admin/images", "/admin/hosts",
                "/admin/hosts/<host_name:name>", "/admin/subnets", "/admin/subnets/<id:subnet_id>",
                "/admin/subnets/<id:subnet_id>/macs", "/admin/audit", "/admin/instances", "/admin/fragments/instances",
-               "/admin/floating-pools", "/admin/hosts/<host_name:name>/graphs/<metric>.png"}
+               "/admin/floating-pools", "/admin/hosts/<host_name:name>/graphs/<metric>.png",
+               "/admin/hosts/<host_name:name>/alarms"}
 TOKEN_CACHE_BOUND = 10  # seconds: a revoked token stops working on every gateway within it (docs)
 
 
