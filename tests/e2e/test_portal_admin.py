@@ -358,6 +358,7 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
         "/admin/images": {"name": unique("no-"), "source_path": "/nonexistent/disk.qcow2"},
         f"/admin/hosts/{stack.hosts[0]}/disable": {},
         f"/admin/hosts/{stack.hosts[0]}/drain": {},
+        f"/admin/hosts/{stack.hosts[0]}/alarms/new": {"name": unique("no-"), "metric": "cpu", "threshold": "90"},
         "/admin/subnets": {"name": unique("no-"), "cidr": spare},
         f"/admin/subnets/{subnet['id']}/reserve": {"ip": cidr.replace(".0/24", ".11")},
         f"/admin/subnets/{subnet['id']}/reserved/{reserved}/release": {},
@@ -367,7 +368,8 @@ def test_a_non_admin_is_refused_on_every_admin_page(stack, admin, student):
     }
     assert {re.sub(r"/\d+/", "/<id>/", p.replace(f"/{reserved}/", "/<ipv4:ip>/"))
             .replace(f"/{stack.hosts[0]}/disable", "/<host>/<action>")
-            .replace(f"/{stack.hosts[0]}/drain", "/<host_name:name>/drain") for p in posts} == {
+            .replace(f"/{stack.hosts[0]}/drain", "/<host_name:name>/drain")
+            .replace(f"/{stack.hosts[0]}/alarms/new", "/<host_name:name>/alarms/new") for p in posts} == {
         re.sub(r"<id:\w+>", "<id>", p.rule).replace("/<host_name:name>/<any(disable,enable):action>", "/<host>/<action>")
         for p in pages if "POST" in p.methods}
     for action, data in posts.items():
