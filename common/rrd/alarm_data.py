@@ -5,7 +5,7 @@ finest resolution rrdtool keeps for that time. Blocking (rrdtool); the service c
 native thread."""
 import os
 
-import rrdtool
+from common.rrd import lib as rrdtool
 
 from common.rrd.read import SERIES, rrd_path_arg, series
 from common.rrd.store import canonical_instance_id, checked_host_name

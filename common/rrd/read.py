@@ -8,7 +8,7 @@ import re
 import tempfile
 import xml.etree.ElementTree as ET
 
-import rrdtool
+from common.rrd import lib as rrdtool
 
 from common.errors import InvalidInput, NotFound
 from common.rrd.sources import NS_PER_S, public_name, scale_of

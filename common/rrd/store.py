@@ -29,7 +29,7 @@ import shutil
 import time
 import uuid
 
-import rrdtool
+from common.rrd import lib as rrdtool
 from eventlet.patcher import original
 
 from common.errors import InvalidInput

@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 
-import rrdtool
+from common.rrd import lib as rrdtool
 
 from common.errors import InvalidInput, NotFound
 from common.rrd.read import rrd_path_arg
