@@ -210,4 +210,4 @@ def test_a_student_turns_instance_mail_off_on_the_account_page(stack, admin_api,
     expect(box("Account")).to_be_checked()
     screenshots(page, "account-notifications")
     kinds = {k["kind"]: k["enabled"] for k in api.call("GET", "/users/me/notifications", 200).json()}
-    assert kinds == {"account": True, "security": True, "instance": False}
+    assert kinds == {"account": True, "security": True, "instance": False, "alarm": True}
