@@ -19,13 +19,16 @@ class MailSink:
         self.port = 0  # taken at the first start, kept by restarts
         self.process = None
 
-    def start(self, timeout=15):
+    def start(self, timeout=15, defer=False):
+        """defer: the server answers every message 451 (a temporary refusal) and keeps none."""
         port_file = os.path.join(self.directory, "smtp-port")
         if os.path.exists(port_file):
             os.unlink(port_file)
         argv = [sys.executable, "-m", "labcloud.mail_sink", "--maildir", self.maildir,
                 "--port", str(self.port), "--port-file", port_file]
         env = dict(os.environ)
+        if defer:
+            argv.append("--defer")
         if self.tls:
             argv += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         if self.login:

@@ -151,6 +151,64 @@ def test_smtp_down_then_back_the_mail_arrives_once(notifications, mail_config, s
     assert link not in row.body  # the delivered one-time link is not kept
 
 
+def test_smtp_down_then_refusing_for_a_minute_every_mail_arrives_once(
+        container_factory, service_config, migrated_database, tmp_path, sink):
+    """The issue's outage: the SMTP server is gone for half a minute (connection refused), then
+    answers every message 451 for another half (a temporary refusal), then takes mail. Backoff as
+    configured in production, scaled down: 1 s doubling to 8 s. Five mails of three kinds, each
+    event delivered twice, wait it out; each arrives exactly once."""
+    config = service_config(
+        DATABASE_URL=migrated_database("services.metrics"), METRICS_DIR=str(tmp_path / "metrics"),
+        SMTP_HOST="127.0.0.1", SMTP_PORT=sink.port, MAIL_FROM="labcloud <cloud@lab.example>",
+        MAIL_SEND_INTERVAL=0.5, MAIL_RETRY_BASE_SECONDS=1, MAIL_RETRY_MAX_SECONDS=8)
+    service = container_factory(MetricsService, config)
+    service.start()
+    sink.stop()
+    links = {}
+    events = []
+    for number, name in enumerate(["erin", "frank"], start=50):
+        links[name] = f"http://127.0.0.1:8080/set-password?token={name:x<43}"
+        events.append(("user_password_reset", {"user": user_event(number, name), "password_link": links[name]},
+                       "mail_user_password_reset"))
+    for number, name in enumerate(["gina", "hugo"], start=60):
+        links[name] = f"http://127.0.0.1:8080/set-password?token={name:y<43}"
+        events.append(("user_imported", {"user": user_event(number, name), "project_id": 1,
+                                         "password_link": links[name]}, "mail_user_imported"))
+    events.append(("user_rejected", {"user": user_event(70, "ivan", status="rejected", approved_at=None),
+                                     "reason": "not enrolled"}, "mail_user_rejected"))
+    for _ in range(2):
+        for event, payload, handler in events:
+            publish(service, config, "accounts", event, payload, handler)
+    assert len(outbox_rows(config)) == 5  # the redelivered events queued nothing more
+
+    time.sleep(30)
+    rows = outbox_rows(config)
+    assert {row.state for row in rows} == {"pending"}
+    assert all("ConnectionRefusedError" in row.last_error and row.attempts >= 3 for row in rows), \
+        [(row.attempts, row.last_error) for row in rows]
+    refused_attempts = {row.id: row.attempts for row in rows}
+
+    sink.start(defer=True)
+    time.sleep(30)
+    rows = outbox_rows(config)
+    assert {row.state for row in rows} == {"pending"}
+    assert all("451" in row.last_error and row.attempts > refused_attempts[row.id] for row in rows), \
+        [(row.attempts, row.last_error) for row in rows]
+    assert sink.messages() == []
+    sink.stop()
+
+    sink.start()
+    mails = sink.wait_for(5, timeout=30)
+    time.sleep(9)  # past the longest backoff: no row is tried again
+    mails = sink.messages()
+    assert sorted(mail["To"] for mail in mails) == sorted(
+        f"{name}@students.example" for name in ["erin", "frank", "gina", "hugo", "ivan"])
+    assert len({mail["Message-ID"] for mail in mails}) == 5
+    bodies = " ".join(text(mail) for mail in mails)
+    assert all(link in bodies for link in links.values())
+    assert {row.state for row in outbox_rows(config)} == {"sent"}
+
+
 def test_a_restart_mid_retry_loses_nothing_and_sends_once(container_factory, mail_config, sink):
     sink.stop()
     first = container_factory(MetricsService, mail_config)
