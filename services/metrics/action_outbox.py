@@ -11,7 +11,7 @@ row's outcome."""
 import datetime as dt
 import json
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 
 from services.metrics.models import AlarmHistory, PendingAction, ScheduleRun
 
@@ -87,7 +87,11 @@ def retry_later(session, row, performer, now, error, delay_seconds):
     session.commit()
 
 
-def pending_count(session):
-    number = len(session.scalars(select(PendingAction.id).where(PendingAction.state == "pending")).all())
+def prune(session, before):
+    """Forget finished actions done before `before` (their outcome stays in their origin's
+    history); pending ones stay however old."""
+    result = session.execute(delete(PendingAction).where(PendingAction.state.in_(("ok", "error")),
+                                                         PendingAction.done_at < before))
     session.commit()
-    return number
+    return result.rowcount
+

@@ -3,6 +3,7 @@ alarm_entrypoints.py): CRUD and history RPCs, the timer that runs due schedules,
 the action outbox (alarms' and schedules' instance actions) and the clean-up of a deleted
 instance's schedules. Logic: schedules.py, cron.py, action_outbox.py, action_runner.py. Uses the
 service's db, clock, config, sender_name and instances dependencies."""
+import datetime as dt
 import logging
 
 from nameko.events import event_handler
@@ -12,7 +13,7 @@ from common.actors import load_actor
 from common.errors import InvalidInput
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.metrics import action_runner, schedules
+from services.metrics import action_outbox, action_runner, schedules
 from services.metrics.schemas import (
     InstanceDeletedEvent, ScheduleCreateRequest, ScheduleListQuery, ScheduleQuery, ScheduleRunSchema,
     ScheduleSchema)
@@ -78,6 +79,13 @@ class ScheduleEntrypoints:
             except Exception:
                 log.exception("claiming the run of schedule %s failed; the next tick tries again", schedule_id)
         self._perform_due_actions()
+
+    @config_timer("ACTION_PRUNE_INTERVAL", 3600)
+    def prune_done_actions(self):
+        keep = dt.timedelta(days=float(self.config.get("ACTION_KEEP_DAYS", 30)))
+        pruned = action_outbox.prune(self.db, self.clock() - keep)
+        if pruned:
+            log.info("forgot %d finished instance actions older than %s", pruned, keep)
 
     def _perform_due_actions(self):
         policy = action_runner.ActionPolicy.from_config(self.config)

@@ -50,6 +50,8 @@ def test_a_change_and_its_actions_commit_together(session):
     assert action_outbox.finish(session, held, "performer", T0, True, "stop: stopping")
     assert session.get(AlarmHistory, change.id, populate_existing=True).actions_result == "stop: stopping"
     assert action_outbox.due(session, T0 + dt.timedelta(days=1), 10) == []
+    assert action_outbox.prune(session, T0) == 0 and action_outbox.prune(session, T0 + dt.timedelta(days=1)) == 1
+    assert session.get(AlarmHistory, change.id, populate_existing=True).actions_result == "stop: stopping"
 
 
 def test_a_failure_while_staging_keeps_neither_the_change_nor_its_actions(session):
