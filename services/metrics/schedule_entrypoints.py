@@ -34,6 +34,8 @@ class ScheduleEntrypoints:
         request = load(ScheduleCreateRequest, request)
         # As the actor: NotFound unless they may see the instance (owner, manager, admin).
         instance = self.instances.get_instance(actor, request["instance"])
+        if request["flavor"] is not None and request["flavor"] not in {f["id"] for f in self.instances.list_flavors()}:
+            raise InvalidInput("no such flavor", {"flavor": [f"no flavor {request['flavor']}"]})
         return dump(ScheduleSchema, schedules.create(self.db, actor, request, instance, self.clock()))
 
     @rpc

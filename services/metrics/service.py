@@ -1,7 +1,8 @@
 """Metrics service: stores the host agents' per-domain and per-host samples in rrdtool files and
 serves them (reading in common/rrd/); judges alarms on them (entry points in alarm_entrypoints.py,
-a mixin); runs scheduled instance actions (schedule_entrypoints.py, a mixin); and, as the notifications service, labcloud's one sender of mail, whose entry points are
-in mail_entrypoints.py (a mixin). Entry points only."""
+a mixin); runs scheduled instance actions (schedule_entrypoints.py, a mixin); and, as the
+notifications service, labcloud's one sender of mail, whose entry points are in
+mail_entrypoints.py (a mixin). Entry points only."""
 import logging
 
 from nameko.dependency_providers import Config

@@ -52,10 +52,12 @@ def soon(seconds=1.5):
     return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).isoformat()
 
 
-def finished_runs(cloud, schedule_id, count):
-    return wait(lambda: len(runs := [r for r in cloud.rpc.metrics.get_schedule_history(cloud.actor, schedule_id)
-                                     if r["outcome"] != "pending"]) >= count and runs,
-                timeout=30, what=f"{count} finished runs")
+def finished_runs(cloud, schedule_id, count, actor=None):
+    def finished():
+        runs = cloud.rpc.metrics.get_schedule_history(actor or cloud.actor, schedule_id)
+        done = [run for run in runs if run["outcome"] != "pending"]
+        return len(done) >= count and done
+    return wait(finished, timeout=30, what=f"{count} finished runs")
 
 
 def test_a_one_time_stop_runs_once_on_two_replicas_as_its_creator(cloud):
@@ -100,11 +102,14 @@ def test_a_cron_schedule_resizes_once_after_missed_days_and_another_starts(cloud
 
 def test_a_refused_action_is_recorded_as_an_error(cloud):
     instance_id = running_instance(cloud)
-    made = cloud.rpc.metrics.create_schedule(cloud.actor, {"instance": instance_id, "action": "resize",
-                                                           "flavor": 999, "at": soon()})
-    [run] = finished_runs(cloud, made["id"], 1)
-    assert run["outcome"] == "error" and "flavor" in run["result"], run
-    assert state_of(cloud, instance_id) == "running"
+    # A manager of ada's course may schedule on her instance, but a resize is the owner's
+    # (instance:resize): the instances service refuses the run, made as the manager.
+    teacher = cloud.new_user("tina", role="manager")
+    made = cloud.rpc.metrics.create_schedule(teacher, {"instance": instance_id, "action": "resize", "flavor": 2,
+                                                   "confirm_restart": True, "at": soon()})
+    [run] = finished_runs(cloud, made["id"], 1, teacher)
+    assert run["outcome"] == "error" and "Forbidden" in run["result"], run
+    assert cloud.rpc.instances.get_instance(cloud.actor, instance_id)["flavor"] == 1
 
 
 def test_rights_bad_input_tokens_and_deleted_instances(cloud):
@@ -118,7 +123,8 @@ def test_rights_bad_input_tokens_and_deleted_instances(cloud):
     for field, bad in (("at", {"at": past}), ("at", {"at": "2030-01-01T08:00"}),
                        ("at", {"cron": "0 8 * * *"}), ("cron", {"at": None, "cron": "0 8 * *"}),
                        ("timezone", {"at": None, "cron": "0 8 * * *", "timezone": "Mars/Olympus"}),
-                       ("flavor", {"action": "resize"}), ("action", {"action": "reboot"})):
+                       ("flavor", {"action": "resize"}), ("flavor", {"action": "resize", "flavor": 999}),
+                       ("action", {"action": "reboot"})):
         with pytest.raises(InvalidInput) as err:
             cloud.rpc.metrics.create_schedule(cloud.actor, dict(request, **bad))
         assert field in err.value.fields, (field, err.value.fields)
