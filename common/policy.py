@@ -134,6 +134,11 @@ POLICY = {
     "alarm:list": (ANYONE,),                  # filtered: own, the courses I manage; admins all
     "alarm:get": (ADMIN, OWNER, MANAGER),
     "alarm:delete": (ADMIN, OWNER, MANAGER),
+    # scheduled instance actions (metrics): the alarms' rules (services/metrics/ownership.py)
+    "schedule:create": (ADMIN, OWNER, MANAGER),
+    "schedule:list": (ANYONE,),               # filtered: own, the courses I manage; admins all
+    "schedule:get": (ADMIN, OWNER, MANAGER),
+    "schedule:delete": (ADMIN, OWNER, MANAGER),
 }
 
 

@@ -16,6 +16,8 @@
   labcloud notifications list | enable KIND | disable KIND   which mail you get
   labcloud alarm create --instance NAME --metric cpu_percent --comparison '>' --threshold 80
                                    an alarm (list, show ID, history ID, delete ID)
+  labcloud schedule create NAME --action stop --cron "0 20 * * 1-5" --timezone Europe/Paris
+                                   a scheduled resize/stop/start (list, show, history, delete)
 
 Every command but run, serve and image build talks to the gateway's REST API only. `labcloud
 login` keeps a token in ${XDG_CONFIG_HOME:-~/.config}/labcloud/config.json (mode 600);
@@ -41,6 +43,7 @@ from labcloud.commands import audit, hosts, instances, keys, networks, projects,
 from labcloud.commands import floating_ips, volumes
 from labcloud.commands import notifications
 from labcloud.commands import alarms as alarm_commands
+from labcloud.commands import schedules as schedule_commands
 from labcloud.commands import metrics as metrics_commands
 from labcloud.commands import images
 from labcloud.commands.base import LabcloudGroup, completes
@@ -268,7 +271,7 @@ def ssh(name, identity, user, command):
 
 
 for _module in (session, users, projects, keys, audit, hosts, networks, instances, resources, lifecycle_commands,
-                volumes, floating_ips, notifications, metrics_commands, alarm_commands):
+                volumes, floating_ips, notifications, metrics_commands, alarm_commands, schedule_commands):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

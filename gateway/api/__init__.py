@@ -9,5 +9,6 @@ from gateway.api import notifications  # noqa: F401  (it registers)
 from gateway.api import metrics  # noqa: F401  (it registers)
 from gateway.api import images  # noqa: F401  (it registers)
 from gateway.api import alarms  # noqa: F401  (it registers)
+from gateway.api import schedules  # noqa: F401  (it registers)
 
 __all__ = ["api"]

@@ -12,6 +12,7 @@ from gateway.portal.views import network  # noqa: F401  (it registers)
 from gateway.portal.views import graphs  # noqa: F401  (it registers)
 from gateway.portal.views import images  # noqa: F401  (it registers)
 from gateway.portal.views import alarms  # noqa: F401  (it registers)
+from gateway.portal.views import schedules  # noqa: F401  (it registers)
 
 # Pages only load what this site serves: no inline script, no CDN, no framing (clickjacking).
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

@@ -38,6 +38,7 @@ def alarm():
 @click.option("--confirm-restart", is_flag=True, help="the resize may restart a running instance")
 @click.option("--stop", "stop_it", is_flag=True, help="on ALARM, stop the instance")
 @click.option("--name", default="", help="a name for the alarm")
+@click.option("--client-token", help="your key for this create: run again with it, it returns the first alarm")
 @output.json_option
 def alarm_create(instance_name, host, comparison, emails, resize_to, confirm_restart, stop_it, as_json, **fields):
     """Create an alarm (POST /alarms)."""

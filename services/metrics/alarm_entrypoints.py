@@ -1,8 +1,9 @@
 """The metrics service's alarm entry points (a mixin of MetricsService, like mail_entrypoints.py):
 CRUD and history RPCs, the evaluation timer, and the evaluation of a sample batch's alarms (called
 by the domain_stats handler). Logic: alarms.py (database), alarm_rules.py (judging),
-notifications.alarm_state (mail), alarm_actions.py (resize, stop). Uses the service's db, clock,
-config, store, mailer and instances dependencies."""
+notifications.alarm_state (mail), action_outbox.py and action_runner.py (resize, stop). Uses the
+service's db, clock, config, store, mailer and instances dependencies, and the action runner of
+schedule_entrypoints.py."""
 import datetime as dt
 import logging
 
@@ -11,7 +12,7 @@ from nameko.rpc import rpc
 from common.actors import load_actor
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.metrics import alarm_actions, alarm_rules, alarms, counters, notifications
+from services.metrics import alarm_rules, alarms, counters, notifications
 from services.metrics.schemas import (
     AlarmCreateRequest, AlarmHistorySchema, AlarmListQuery, AlarmQuery, AlarmSchema)
 
@@ -26,8 +27,8 @@ class AlarmEntrypoints:
 
     @rpc
     def create_alarm(self, actor, request):
-        """Not idempotent by key: a retried create makes a second alarm (the CLI and gateway do
-        not retry creates); everything else here is."""
+        """Idempotent with a `client_token`: a create repeated with the creator's token returns
+        the alarm the first one made. Without one a retried create makes a second alarm."""
         actor = load_actor(actor)
         request = load(AlarmCreateRequest, request)
         # As the actor: NotFound unless they may see the instance (owner, manager, admin).
@@ -85,24 +86,31 @@ class AlarmEntrypoints:
             samples = self.store.alarm_samples(alarm.instance_id, alarm.host, alarm.metric, start, end)
             points = alarm_rules.datapoints(samples, rule, end)
             verdict = alarm_rules.evaluate(points, rule, alarm.state)
-            change = alarms.record(self.db, alarm, verdict, ref)
+            staged = []
+            change = alarms.record(self.db, alarm, verdict, ref,
+                                   lambda row: staged.extend(self._stage_effects(alarm, row, self.clock())))
         except Exception:
             log.exception("evaluating alarm %s failed; the next period tries again", alarm.id)
             return
         if change is not None:
             counters.alarm_changes.labels(change.new_state).inc()
-            self._act(alarm, change)
+            for event, outcome in staged:
+                counters.mail_events.labels(event, outcome).inc()
+            self._act_now()
 
-    def _act(self, alarm, change):
-        described = alarms.as_dict(alarm)
-        for notice in notifications.alarm_state(described, change):
-            outcome = notifications.enqueue(self.db, notice, self.mailer.settings.domain, self.clock())
-            counters.mail_events.labels(notice.event, outcome).inc()
-        results = alarm_actions.run(self.instances, alarms.owner_actor(alarm), alarm.instance_id,
-                                    described["actions"], change.new_state)
-        if results:
-            alarms.set_actions_result(self.db, change.id, "; ".join(results))
-        try:
-            self._send_due()
-        except Exception:
-            log.exception("sending right after an alarm changed failed; the timer tries again")
+    def _stage_effects(self, alarm, change, now):
+        """The mail and the instance actions of a state change, added to its transaction
+        (alarms.record commits them with the change); returns the mail's (event, outcome)s."""
+        outcomes = []
+        for notice in notifications.alarm_state(alarms.as_dict(alarm), change):
+            outcomes.append((notice.event, notifications.stage(self.db, notice, self.mailer.settings.domain, now)))
+        alarms.stage_actions(self.db, alarm, change, now)
+        return outcomes
+
+    def _act_now(self):
+        """What a change staged, sent and performed now rather than at the timers' next ticks."""
+        for send in (self._send_due, self._perform_due_actions):
+            try:
+                send()
+            except Exception:
+                log.exception("acting right after a change failed; the timer tries again")

@@ -15,9 +15,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from common import policy
-from common.errors import NotFound
-from services.metrics import alarm_rules
+from services.metrics import action_outbox, alarm_rules, ownership
 from services.metrics.models import Alarm, AlarmHistory
+
+KIND = "alarm"  # the policy's prefix (ownership.py)
 
 
 def unix(value):
@@ -48,16 +49,15 @@ def owner_actor(alarm):
 
 def create(session, actor, request, instance, now):
     """`instance`: the instances service's record when the alarm is on one (the caller fetched it
-    as the actor: NotFound already raised if the actor cannot see it), else None (a host)."""
+    as the actor: NotFound already raised if the actor cannot see it), else None (a host).
+    Idempotent by `client_token` (ownership.add_once)."""
     if instance is None:
         policy.enforce(actor, "alarm:create_host", what="put alarms on hosts")
-        user_id, project_id = actor["id"], None
+        project_id = None
     else:
-        target = {"user_id": instance["user_id"], "project_id": instance.get("project")}
-        policy.enforce(actor, "alarm:create", target)
-        user_id, project_id = actor["id"], instance.get("project")
+        project_id = ownership.creation_project(actor, KIND, instance)
     alarm = Alarm(
-        user_id=user_id, owner_actor=json.dumps(actor), project_id=project_id,
+        user_id=actor["id"], owner_actor=json.dumps(actor), project_id=project_id,
         name=request["name"] or f"{request['metric']} {request['comparison']} {request['threshold']:g}",
         instance_id=request["instance"], host=request["host"], metric=request["metric"],
         statistic=request["statistic"], comparison=request["comparison"], threshold=request["threshold"],
@@ -65,24 +65,13 @@ def create(session, actor, request, instance, now):
         datapoints_to_alarm=request["datapoints_to_alarm"] or request["evaluation_periods"],
         missing_data=request["missing_data"], emails=json.dumps(request["emails"]),
         actions=json.dumps(request["actions"]), state=alarm_rules.INSUFFICIENT_DATA,
-        state_reason="not evaluated yet", state_changed_at=now, evaluated_at=None, created_at=now)
-    session.add(alarm)
-    session.commit()
-    return as_dict(alarm)
-
-
-def _visible(session, actor, alarm_id, action):
-    alarm = session.get(Alarm, alarm_id, populate_existing=True)
-    if alarm is None:
-        session.commit()
-        raise NotFound(f"no alarm {alarm_id}")
-    policy.enforce(actor, action, {"user_id": alarm.user_id, "project_id": alarm.project_id},
-                   hidden=f"no alarm {alarm_id}")
-    return alarm
+        state_reason="not evaluated yet", state_changed_at=now, evaluated_at=None, created_at=now,
+        client_token=request["client_token"])
+    return as_dict(ownership.add_once(session, alarm))
 
 
 def get(session, actor, alarm_id):
-    alarm = as_dict(_visible(session, actor, alarm_id, "alarm:get"))
+    alarm = as_dict(ownership.visible(session, Alarm, alarm_id, actor, KIND))
     session.commit()
     return alarm
 
@@ -90,14 +79,10 @@ def get(session, actor, alarm_id):
 def listing(session, actor, instance_id=None, host=None):
     """The actor's alarms, those on its managed courses' instances; an admin's: all. `host`: only
     that host's (admins: `alarm:create_host`, else Forbidden)."""
-    policy.enforce(actor, "alarm:list")
-    query = select(Alarm).order_by(Alarm.id)
+    query = ownership.visible_rows(select(Alarm).order_by(Alarm.id), Alarm, actor, KIND)
     if host is not None:
         policy.enforce(actor, "alarm:create_host", what="see hosts' alarms")
         query = query.where(Alarm.host == host)
-    if not policy.is_admin(actor):
-        query = query.where(or_(Alarm.user_id == actor["id"],
-                                Alarm.project_id.in_(policy.managed_project_ids(actor) or [-1])))
     if instance_id is not None:
         query = query.where(Alarm.instance_id == instance_id)
     alarms = [as_dict(alarm) for alarm in session.scalars(query)]
@@ -110,7 +95,7 @@ def delete(session, actor, alarm_id):
     if session.get(Alarm, alarm_id, populate_existing=True) is None:
         session.commit()
         return False
-    alarm = _visible(session, actor, alarm_id, "alarm:delete")
+    alarm = ownership.visible(session, Alarm, alarm_id, actor, KIND, "delete")
     session.delete(alarm)
     session.execute(AlarmHistory.__table__.delete().where(AlarmHistory.alarm_id == alarm_id))
     session.commit()
@@ -118,7 +103,7 @@ def delete(session, actor, alarm_id):
 
 
 def history(session, actor, alarm_id):
-    _visible(session, actor, alarm_id, "alarm:get")
+    ownership.visible(session, Alarm, alarm_id, actor, KIND)
     rows = list(session.scalars(select(AlarmHistory).where(AlarmHistory.alarm_id == alarm_id)
                                 .order_by(AlarmHistory.changed_at.desc(), AlarmHistory.id.desc())))
     session.commit()
@@ -162,10 +147,12 @@ def claim(session, alarm, ref):
     return result.rowcount == 1
 
 
-def record(session, alarm, verdict, ref):
-    """Stores the verdict of the evaluation claimed at `ref`. Returns the history row of a state
-    change, or None (no change, or another evaluator got there: the compare-and-set on state and
-    evaluated_at failed)."""
+def record(session, alarm, verdict, ref, effects):
+    """Stores the verdict of the evaluation claimed at `ref`. On a state change, its history row
+    and what `effects(row)` adds to the session (the mail and instance actions it asks for, into
+    their outboxes) are one transaction: none is lost to a crash, none stored twice. Returns the
+    history row of a state change, or None (no change, or another evaluator got there: the
+    compare-and-set on state and evaluated_at failed)."""
     changed = verdict.state != alarm.state
     values = {"state_reason": verdict.reason[:1000], "state_value": verdict.value}
     if changed:
@@ -179,13 +166,26 @@ def record(session, alarm, verdict, ref):
                        reason=verdict.reason[:1000], value=verdict.value, changed_at=ref, actions_result="")
     session.add(row)
     try:
+        session.flush()  # the row's id keys its mail and actions
+        effects(row)
         session.commit()
     except IntegrityError:  # this change is recorded already
         session.rollback()
         return None
+    except BaseException:
+        session.rollback()
+        raise
     return row
 
 
-def set_actions_result(session, history_id, text):
-    session.execute(update(AlarmHistory).where(AlarmHistory.id == history_id).values(actions_result=text[:4000]))
-    session.commit()
+def stage_actions(session, alarm, change, now):
+    """Adds the instance actions of `change` (those whose `on` is its new state) to the action
+    outbox, keyed by the change and the action's place in the alarm's list."""
+    if alarm.instance_id is None:
+        return
+    for index, action in enumerate(json.loads(alarm.actions)):
+        if action.get("on", alarm_rules.ALARM) != change.new_state:
+            continue
+        action_outbox.stage(session, f"alarm.{change.id}.{index}", action_outbox.ALARM, change.id,
+                            alarm.instance_id, owner_actor(alarm),
+                            {key: action.get(key) for key in ("type", "flavor", "confirm_restart")}, now)

@@ -1,5 +1,6 @@
-"""The notifications' tables (the metrics service is also labcloud's one sender of mail): the
-outbox of messages to send and each user's choice of which kinds of mail they get. The rrd
+"""The metrics service's tables: the notifications' (the service is also labcloud's one sender of
+mail: the outbox of messages to send and each user's choice of which kinds of mail they get), the
+alarms', the scheduled actions' and the outbox of instance actions both of those ask for. The rrd
 samples are files, not tables (rrd_store.py)."""
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -58,6 +59,7 @@ class Alarm(Base):
     with it, so an alarm can do to an instance only what its creator could. `evaluated_at` is the
     end of the last evaluation; a replica evaluates only after winning a compare-and-set on it."""
     __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_client_token", "user_id", "client_token", unique=True),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger)
     owner_actor: Mapped[str] = mapped_column(Text)          # JSON
@@ -82,6 +84,8 @@ class Alarm(Base):
     state_changed_at = mapped_column(DateTime, default=utcnow)
     evaluated_at = mapped_column(DateTime, nullable=True)
     created_at = mapped_column(DateTime, default=utcnow)
+    # The creator's idempotency key (EC2's ClientToken): a create repeated with it returns this alarm.
+    client_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AlarmHistory(Base):
@@ -97,3 +101,69 @@ class AlarmHistory(Base):
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     changed_at = mapped_column(DateTime)
     actions_result: Mapped[str] = mapped_column(Text, default="")
+
+
+class Schedule(Base):
+    """An instance action (resize, stop, start) at one time (`at`) or on a cron schedule (`cron`,
+    read in `timezone`), run as its creator (`owner_actor`, as alarms). `next_run_at` (naive UTC)
+    is the due time of the next run, None once a one-time schedule has run; a runner claims a run
+    by moving it from the due time it read to the next one (schedules.py), so one replica wins."""
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("user_id", "client_token"),
+                      Index("ix_schedules_due", "next_run_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    owner_actor: Mapped[str] = mapped_column(Text)          # JSON
+    project_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(8))            # resize | stop | start
+    flavor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    confirm_restart: Mapped[bool] = mapped_column(Boolean, default=False)
+    at = mapped_column(DateTime, nullable=True)                # naive UTC
+    cron: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    next_run_at = mapped_column(DateTime, nullable=True)
+    last_run_at = mapped_column(DateTime, nullable=True)
+    created_at = mapped_column(DateTime, default=utcnow)
+    client_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ScheduleRun(Base):
+    """One run of a schedule: (schedule_id, due_at) is unique, so a due time runs once. `outcome`
+    is pending until the action outbox has performed it, then ok or error (with `error`)."""
+    __tablename__ = "schedule_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "due_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(Integer, index=True)
+    due_at = mapped_column(DateTime)
+    action: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(8), default="pending")  # pending | ok | error
+    result: Mapped[str] = mapped_column(String(1000), default="")
+    started_at = mapped_column(DateTime)
+    finished_at = mapped_column(DateTime, nullable=True)
+
+
+class PendingAction(Base):
+    """An instance action an alarm's state change or a schedule's run asks for, stored in the same
+    transaction as that change or run (action_outbox.py), then performed and marked done: a crash
+    in between leaves it pending and a timer performs it. `key` (unique) names what asked for it,
+    so asking twice stores it once. `origin` alarm | schedule with `origin_id` the alarm_history or
+    schedule_runs row its outcome is written to. A performer holds it by a lease (claimed_until)."""
+    __tablename__ = "action_outbox"
+    __table_args__ = (Index("ix_action_outbox_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    origin: Mapped[str] = mapped_column(String(8))
+    origin_id: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    actor: Mapped[str] = mapped_column(Text)                  # JSON: whose rights it runs with
+    action: Mapped[str] = mapped_column(Text)                 # JSON: {type, flavor?, confirm_restart?}
+    state: Mapped[str] = mapped_column(String(8), default="pending")  # pending | ok | error
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at = mapped_column(DateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_until = mapped_column(DateTime, nullable=True)
+    result: Mapped[str] = mapped_column(String(1000), default="")
+    created_at = mapped_column(DateTime, default=utcnow)
+    done_at = mapped_column(DateTime, nullable=True)

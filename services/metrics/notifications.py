@@ -132,9 +132,9 @@ def alarm_state(alarm, change):
 
 # ----- the outbox ----------------------------------------------------------------------------
 
-def enqueue(session, notice, domain, now):
-    """Stores the mail of `notice` unless its user turned its kind off. QUEUED, DUPLICATE (this
-    event's mail is stored already: a redelivery) or DISABLED. Commits."""
+def stage(session, notice, domain, now):
+    """Adds the mail of `notice` to the session's transaction unless its user turned its kind off
+    (QUEUED or DISABLED); the caller commits it with the change the mail is about."""
     kind = KINDS[notice.kind]
     if kind.can_disable and not is_enabled(session, notice.user_id, kind.name):
         return DISABLED
@@ -143,6 +143,15 @@ def enqueue(session, notice, domain, now):
         message_id=message_id(notice, domain), kind=kind.name, event=notice.event,
         user_id=notice.user_id, recipient=notice.recipient, subject=subject, body=body,
         state="pending", attempts=0, next_attempt_at=now, created_at=now))
+    return QUEUED
+
+
+def enqueue(session, notice, domain, now):
+    """Stores the mail of `notice` unless its user turned its kind off. QUEUED, DUPLICATE (this
+    event's mail is stored already: a redelivery) or DISABLED. Commits."""
+    if stage(session, notice, domain, now) == DISABLED:
+        session.commit()
+        return DISABLED
     try:
         session.commit()
     except IntegrityError:  # the unique message_id: this event was handled before

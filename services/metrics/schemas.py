@@ -7,6 +7,7 @@ import uuid
 from marshmallow import EXCLUDE, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from common.schemas import StrictSchema, UtcDateTime
+from services.metrics import cron
 from hostagent import schemas as hostagent_schemas
 from services.accounts import schemas as accounts_schemas
 from services.instances import schemas as instances_schemas
@@ -291,9 +292,17 @@ class AlarmActionSchema(StrictSchema):
             raise ValidationError("a resize needs a flavor", "flavor")
 
 
+def client_token():
+    return fields.String(load_default=None, allow_none=True,
+                         validate=validate.Regexp(r"^[\x21-\x7e]{1,64}$", error="1 to 64 printable ASCII characters"),
+                         metadata={"description": "your idempotency key (EC2's ClientToken): a create "
+                                                  "repeated with it returns what the first one made"})
+
+
 class AlarmCreateRequest(StrictSchema):
     """Exactly one of `instance` (owner, course managers, admins) and `host` (admins)."""
     name = fields.String(load_default="", validate=validate.Length(max=64))
+    client_token = client_token()
     instance = InstanceId(load_default=None, allow_none=True)
     host = fields.String(load_default=None, allow_none=True,
                          validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"))
@@ -374,3 +383,82 @@ class AlarmQuery(StrictSchema):
 class AlarmListQuery(StrictSchema):
     instance_id = InstanceId(load_default=None, allow_none=True)
     host = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=63))
+
+
+# -- scheduled actions (RPC; schedules.py, cron.py) --------------------------------------------
+
+SCHEDULE_ACTIONS = ("resize", "stop", "start")
+
+
+class ScheduleCreateRequest(StrictSchema):
+    """An action on `instance` once `at` a time (with its zone, in the future) or on a `cron`
+    schedule read in `timezone`: exactly one of `at` and `cron`."""
+    instance = InstanceId(required=True)
+    name = fields.String(load_default="", validate=validate.Length(max=64))
+    action = fields.String(required=True, validate=validate.OneOf(SCHEDULE_ACTIONS))
+    flavor = fields.Integer(strict=True, validate=validate.Range(min=1, max=2 ** 31 - 1), load_default=None,
+                            allow_none=True, metadata={"description": "resize: the new flavor's id"})
+    confirm_restart = fields.Boolean(load_default=False, metadata={
+        "description": "resize: a running instance may be restarted for it (instances' resize)"})
+    at = fields.AwareDateTime(load_default=None, allow_none=True, metadata={
+        "description": "once, at this time (ISO 8601 with its zone offset, in the future)"})
+    cron = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=120),
+                         metadata={"description": "five cron fields: minute hour day month weekday"})
+    timezone = fields.String(load_default="UTC", validate=validate.Length(min=1, max=64),
+                             metadata={"description": "the zone `cron` is read in (IANA name)"})
+    client_token = client_token()
+
+    @post_load
+    def _utc(self, data, **_):
+        if data.get("at") is not None:  # the service keeps naive UTC
+            data["at"] = data["at"].astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return data
+
+    @validates_schema
+    def _consistent(self, data, **_):
+        if (data.get("at") is None) == (data.get("cron") is None):
+            raise ValidationError("give exactly one of at and cron", "at")
+        if data.get("cron") is not None and not cron.valid_expression(data["cron"]):
+            raise ValidationError("five cron fields (minute hour day month weekday), e.g. 0 8 * * 1-5", "cron")
+        if not cron.valid_zone(data.get("timezone", "UTC")):
+            raise ValidationError("an IANA time zone, e.g. Europe/Paris", "timezone")
+        if data["action"] == "resize" and data.get("flavor") is None:
+            raise ValidationError("a resize needs a flavor", "flavor")
+        if data["action"] != "resize" and data.get("flavor") is not None:
+            raise ValidationError("only a resize takes a flavor", "flavor")
+
+
+class ScheduleSchema(StrictSchema):
+    id = fields.Integer()
+    user_id = fields.Integer()
+    name = fields.String()
+    instance = fields.String(attribute="instance_id")
+    action = fields.String(metadata={"description": "resize, stop or start"})
+    flavor = fields.Integer(allow_none=True)
+    confirm_restart = fields.Boolean()
+    at = UtcDateTime(allow_none=True)
+    cron = fields.String(allow_none=True)
+    timezone = fields.String()
+    state = fields.String(metadata={"description": "active, or done once a one-time schedule ran"})
+    next_run_at = UtcDateTime(allow_none=True)
+    last_run_at = UtcDateTime(allow_none=True)
+    created_at = UtcDateTime()
+
+
+class ScheduleRunSchema(StrictSchema):
+    id = fields.Integer()
+    schedule_id = fields.Integer()
+    due_at = UtcDateTime()
+    action = fields.String()
+    outcome = fields.String(metadata={"description": "pending, ok or error"})
+    result = fields.String(metadata={"description": "what the instances service answered, or the error"})
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
+
+
+class ScheduleQuery(StrictSchema):
+    schedule_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=2 ** 31 - 1))
+
+
+class ScheduleListQuery(StrictSchema):
+    instance_id = InstanceId(load_default=None, allow_none=True)

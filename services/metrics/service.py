@@ -1,7 +1,8 @@
 """Metrics service: stores the host agents' per-domain and per-host samples in rrdtool files and
 serves them (reading in common/rrd/); judges alarms on them (entry points in alarm_entrypoints.py,
-a mixin); and, as the notifications service, labcloud's one sender of mail, whose entry points are
-in mail_entrypoints.py (a mixin). Entry points only."""
+a mixin); runs scheduled instance actions (schedule_entrypoints.py, a mixin); and, as the
+notifications service, labcloud's one sender of mail, whose entry points are in
+mail_entrypoints.py (a mixin). Entry points only."""
 import logging
 
 from nameko.dependency_providers import Config
@@ -18,7 +19,7 @@ from common.schemas import dump, load
 from common.timers import config_timer
 from services.metrics import access, counters
 from services.metrics.dependencies import MailPolicy, RrdStore, SenderName, SmtpMailer
-from services.metrics import alarm_entrypoints, mail_entrypoints
+from services.metrics import alarm_entrypoints, mail_entrypoints, schedule_entrypoints
 from services.metrics.schemas import (
     DomainSampleEvent, DomainStatsEvent, HostGraphRequest, HostSampleEvent, InstanceDeletedEvent,
     InstanceGraphRequest, InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, RrdUpdatesRequest, VmRrdQuery,
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 DOMAIN_SAMPLE = DomainSampleEvent()
 
 
-class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEntrypoints):
+class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEntrypoints,
+                     schedule_entrypoints.ScheduleEntrypoints):
     name = "metrics"
     prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
 

@@ -7,7 +7,7 @@ from labcloud.stack import Stack
 from tests.conftest import stop_later
 from tests.e2e.api import ADMIN_PASSWORD
 
-FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "METRICS_STEP": "1"}
+FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "METRICS_STEP": "1", "SCHEDULE_INTERVAL": "1"}
 
 
 class BackgroundStoppedStack(Stack):

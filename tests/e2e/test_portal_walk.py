@@ -12,7 +12,8 @@ from gateway.portal.registry import portal
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.portal import Portal
 from tests.e2e.walk_world import (AUTHORISED, ROLES, codes, csv_rows, current_cpu_weight, current_flavor,
-                                   fresh_alarm, fresh_for, host_of, owners_alarm, own_key, shared, unique)
+                                   fresh_alarm, fresh_for, fresh_schedule, host_of, owners_alarm, owners_schedule,
+                                   own_key, shared, unique)
 
 LOGIN, SEE_OTHER = 302, 303
 # The usual answers: a page anyone logged in sees; one about the owner's instance; a course page
@@ -226,6 +227,12 @@ TABLE = {
         "name": host_of(w), "data": {"metric": "loadavg", "comparison": "GreaterThanThreshold", "threshold": "50"}})},
     "delete_alarm_page": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), lambda w, r: {
         "alarm_id": fresh_alarm(w) if r in AUTHORISED else owners_alarm(w)})},
+    # Scheduled actions: the instance page's panel (owner, managers, admins).
+    "instance_schedules": {"GET": (OWNERS, shared)},
+    "create_instance_schedule": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), form(lambda w: {
+        "action": "stop", "at": "2099-01-01T08:00:00+01:00"}))},
+    "delete_schedule_page": {"POST": (codes(LOGIN, 404, 404, SEE_OTHER, SEE_OTHER, SEE_OTHER), lambda w, r: {
+        "schedule_id": fresh_schedule(w) if r in AUTHORISED else owners_schedule(w)})},
 }
 
 

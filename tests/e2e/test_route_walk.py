@@ -15,8 +15,8 @@ import requests
 from imagebuilder.bareboot import generate_ed25519_key, public_key_line
 from tests.e2e.api import Api, approved_user
 from tests.e2e.walk_world import (AUTHORISED, ROLES, alarm_body, codes, csv_rows, current_cpu_weight,
-                                   current_flavor, fresh_alarm, fresh_for, host_of, owners_alarm, own_key, shared,
-                                   unique)
+                                   current_flavor, fresh_alarm, fresh_for, fresh_schedule, host_of, owners_alarm,
+                                   owners_schedule, own_key, schedule_body, shared, unique)
 
 # Each row: operationId -> (statuses for anon, outsider, peer, owner, manager, admin; how to call).
 # `call(world, role)` returns a dict: path params, and optionally json/data/headers/query/session.
@@ -241,6 +241,13 @@ TABLE = {
     "get_alarm_history": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {"alarm_id": owners_alarm(w)}),
     "delete_alarm": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {
         "alarm_id": fresh_alarm(w) if r in AUTHORISED else owners_alarm(w)}),
+    # -- scheduled actions (metrics): the alarms' rules --
+    "create_schedule": (codes(401, 404, 404, 201, 201, 201), body(lambda w: schedule_body(w))),
+    "list_schedules": (codes(401, 200, 200, 200, 200, 200), shared),
+    "get_schedule": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {"schedule_id": owners_schedule(w)}),
+    "get_schedule_history": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {"schedule_id": owners_schedule(w)}),
+    "delete_schedule": (codes(401, 404, 404, 200, 200, 200), lambda w, r: {
+        "schedule_id": fresh_schedule(w) if r in AUTHORISED else owners_schedule(w)}),
 }
 
 
@@ -359,6 +366,7 @@ def test_the_owners_things_are_untouched_after_the_walk(world, walked):
         world.subnet["name"], world.subnet["cidr"], [world.reserved_ip])
     assert owner.call("GET", f"/images/{world.image}", 200).json()["state"] == "active"
     assert owner.call("GET", f"/alarms/{owners_alarm(world)}", 200).json()["instance"] == world.instance
+    assert owner.call("GET", f"/schedules/{owners_schedule(world)}", 200).json()["state"] == "active"
     volume = owner.call("GET", f"/volumes/{world.volume}", 200).json()
     assert (volume["state"], volume["instance"]) == ("available", None)
     assert owner.call("GET", f"/snapshots/{world.snapshot['id']}", 200).json()["state"] == "available"

@@ -225,6 +225,22 @@ def owners_alarm(world):
     return world.alarm
 
 
+def schedule_body(world):
+    """A stop far in the future: the walks must not stop the world's instance."""
+    return {"instance": world.instance, "action": "stop", "at": "2099-01-01T08:00:00+01:00"}
+
+
+def fresh_schedule(world):
+    return world.owner.call("POST", "/schedules", 201, json=schedule_body(world)).json()["id"]
+
+
+def owners_schedule(world):
+    """One schedule of the owner's for both walks (it must still be there at the end)."""
+    if not hasattr(world, "schedule"):
+        world.schedule = fresh_schedule(world)
+    return world.schedule
+
+
 def host_of(world):
     return _instance_now(world)["host"]
 
