@@ -53,11 +53,12 @@ def create(session, actor, request, instance, now):
     Idempotent by `client_token` (ownership.add_once)."""
     if instance is None:
         policy.enforce(actor, "alarm:create_host", what="put alarms on hosts")
-        project_id = None
+        owners = {"project_id": None, "instance_owner_id": None}
     else:
-        project_id = ownership.creation_project(actor, KIND, instance)
+        owners = ownership.creation_fields(actor, KIND, instance,
+                                           sorted({action["type"] for action in request["actions"]}))
     alarm = Alarm(
-        user_id=actor["id"], owner_actor=json.dumps(actor), project_id=project_id,
+        user_id=actor["id"], owner_actor=json.dumps(actor), **owners,
         name=request["name"] or f"{request['metric']} {request['comparison']} {request['threshold']:g}",
         instance_id=request["instance"], host=request["host"], metric=request["metric"],
         statistic=request["statistic"], comparison=request["comparison"], threshold=request["threshold"],
@@ -100,6 +101,17 @@ def delete(session, actor, alarm_id):
     session.execute(AlarmHistory.__table__.delete().where(AlarmHistory.alarm_id == alarm_id))
     session.commit()
     return True
+
+
+def delete_of_instance(session, instance_id):
+    """The alarms of a deleted instance go with their history (a redelivered event finds none):
+    their number."""
+    ids = list(session.scalars(select(Alarm.id).where(Alarm.instance_id == instance_id)))
+    if ids:
+        session.execute(AlarmHistory.__table__.delete().where(AlarmHistory.alarm_id.in_(ids)))
+        session.execute(Alarm.__table__.delete().where(Alarm.id.in_(ids)))
+    session.commit()
+    return len(ids)
 
 
 def history(session, actor, alarm_id):

@@ -67,6 +67,8 @@ class Alarm(Base):
     # The instance's course at creation: its managers may read and delete the alarm.
     project_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # The instance's owner at creation: may read (not delete) what a teacher put on their instance.
+    instance_owner_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     host: Mapped[str | None] = mapped_column(String(63), nullable=True)
     metric: Mapped[str] = mapped_column(String(32))
     statistic: Mapped[str] = mapped_column(String(8))         # average | min | max
@@ -116,6 +118,7 @@ class Schedule(Base):
     owner_actor: Mapped[str] = mapped_column(Text)          # JSON
     project_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    instance_owner_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # as Alarm's
     name: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(8))            # resize | stop | start
     flavor: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,9 +1,12 @@
 """Who may see and change the metrics service's rows that belong to a creator and, through an
 instance, to a course: alarms and schedules follow the same rules, kept here once. `kind` is the
 policy's prefix (`alarm`, `schedule`): `<kind>:create` on the instance (its owner, its course's
-managers, admins), `<kind>:get` and `<kind>:delete` on the row (its creator, the course's
-managers, admins), `<kind>:list` filtered to those. A row needs `user_id`, `project_id` and
-`client_token` columns.
+managers, admins), and the creator must be allowed each instance action the row will perform
+(`instance:resize` is the owner's and admins': a teacher cannot schedule a student's resize);
+`<kind>:get` and `<kind>:delete` on the row (its creator, the course's managers, admins), and
+the instance's owner may read it too (a schedule that stops their instance is not a secret to
+them); `<kind>:list` filtered to those. A row needs `user_id`, `project_id`,
+`instance_owner_id` and `client_token` columns.
 
 Creating is idempotent by the creator's client token (EC2's ClientToken): a second create with the
 same token returns the row the first made, even when both race (the unique (user_id, client_token)
@@ -15,32 +18,39 @@ from common import policy
 from common.errors import NotFound
 
 
-def creation_project(actor, kind, instance):
-    """The project a new row on `instance` (the instances service's record, fetched as the actor:
-    NotFound already raised if the actor cannot see it) belongs to, once `<kind>:create` allows it."""
+def creation_fields(actor, kind, instance, action_types=()):
+    """`project_id` and `instance_owner_id` of a new row on `instance` (the instances service's
+    record, fetched as the actor: NotFound already raised if the actor cannot see it), once
+    `<kind>:create` and `instance:<type>` for each of the row's actions allow it (403 otherwise)."""
     target = {"user_id": instance["user_id"], "project_id": instance.get("project")}
     policy.enforce(actor, f"{kind}:create", target)
-    return instance.get("project")
+    for action_type in action_types:
+        policy.enforce(actor, f"instance:{action_type}", target, what=f"{action_type} this instance")
+    return {"project_id": instance.get("project"), "instance_owner_id": instance["user_id"]}
 
 
 def visible(session, model, row_id, actor, kind, verb="get"):
-    """The row, if `<kind>:<verb>` lets the actor at it; else NotFound (nothing tells it exists)."""
+    """The row, if `<kind>:<verb>` lets the actor at it (or it is a `get` by the instance's
+    owner); else NotFound (nothing tells it exists)."""
     row = session.get(model, row_id, populate_existing=True)
     hidden = f"no {kind} {row_id}"
     if row is None:
         session.commit()
         raise NotFound(hidden)
+    if verb == "get" and row.instance_owner_id is not None and row.instance_owner_id == actor["id"]:
+        return row
     policy.enforce(actor, f"{kind}:{verb}", {"user_id": row.user_id, "project_id": row.project_id},
                    hidden=hidden)
     return row
 
 
 def visible_rows(query, model, actor, kind):
-    """`query` limited to the rows the actor may list: their own and their managed courses'."""
+    """`query` limited to the rows the actor may list: their own, those on their instances and
+    their managed courses'."""
     policy.enforce(actor, f"{kind}:list")
     if policy.is_admin(actor):
         return query
-    return query.where(or_(model.user_id == actor["id"],
+    return query.where(or_(model.user_id == actor["id"], model.instance_owner_id == actor["id"],
                            model.project_id.in_(policy.managed_project_ids(actor) or [-1])))
 
 

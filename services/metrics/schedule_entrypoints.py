@@ -13,7 +13,7 @@ from common.actors import load_actor
 from common.errors import InvalidInput
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.metrics import action_outbox, action_runner, schedules
+from services.metrics import action_outbox, action_runner, alarms, schedules
 from services.metrics.schemas import (
     InstanceDeletedEvent, ScheduleCreateRequest, ScheduleListQuery, ScheduleQuery, ScheduleRunSchema,
     ScheduleSchema)
@@ -57,7 +57,7 @@ class ScheduleEntrypoints:
         return dump(ScheduleRunSchema, rows, many=True)
 
     @event_handler("instances", "instance_deleted", requeue_on_error=True)
-    def delete_schedules_of_deleted_instance(self, payload):
+    def delete_schedules_and_alarms_of_deleted_instance(self, payload):
         try:
             instance_id = load(InstanceDeletedEvent, payload)["id"]
         except InvalidInput as exc:
@@ -65,6 +65,8 @@ class ScheduleEntrypoints:
             return
         if schedules.delete_of_instance(self.db, instance_id):
             log.info("deleted the schedules of deleted instance %s", instance_id)
+        if alarms.delete_of_instance(self.db, instance_id):
+            log.info("deleted the alarms of deleted instance %s", instance_id)
 
     # ----- running -------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ def create(session, actor, request, instance, now):
     """`instance`: the instances service's record, fetched as the actor (NotFound already raised
     if the actor cannot see it). `at` must be in the future (400 naming `at`). Idempotent by
     `client_token`."""
-    project_id = ownership.creation_project(actor, KIND, instance)
+    owners = ownership.creation_fields(actor, KIND, instance, [request["action"]])
     if request["at"] is not None:
         if request["at"] <= now:
             raise InvalidInput("the time is past", {"at": ["must be in the future"]})
@@ -47,8 +47,7 @@ def create(session, actor, request, instance, now):
         first = cron.next_time(request["cron"], request["timezone"], now)
     default_name = request["action"] + (f" to flavor {request['flavor']}" if request["action"] == "resize" else "")
     schedule = Schedule(
-        user_id=actor["id"], owner_actor=json.dumps(actor), project_id=project_id,
-        instance_id=request["instance"], name=request["name"] or default_name, action=request["action"],
+        user_id=actor["id"], owner_actor=json.dumps(actor), **owners, instance_id=request["instance"], name=request["name"] or default_name, action=request["action"],
         flavor=request["flavor"], confirm_restart=request["confirm_restart"], at=request["at"],
         cron=request["cron"], timezone=request["timezone"], next_run_at=first, last_run_at=None,
         created_at=now, client_token=request["client_token"])

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from common.clock import Clock, utcnow
-from common.errors import InvalidInput, NotFound
+from common.errors import Forbidden, InvalidInput, NotFound
 from services.metrics.service import MetricsService
 from tests.instances.services import running_cloud, wait
 from tests.metrics.test_alarms import running_instance
@@ -102,14 +102,32 @@ def test_a_cron_schedule_resizes_once_after_missed_days_and_another_starts(cloud
 
 def test_a_refused_action_is_recorded_as_an_error(cloud):
     instance_id = running_instance(cloud)
-    # A manager of ada's course may schedule on her instance, but a resize is the owner's
-    # (instance:resize): the instances service refuses the run, made as the manager.
-    teacher = cloud.new_user("tina", role="manager")
-    made = cloud.rpc.metrics.create_schedule(teacher, {"instance": instance_id, "action": "resize", "flavor": 2,
-                                                   "confirm_restart": True, "at": soon()})
-    [run] = finished_runs(cloud, made["id"], 1, teacher)
-    assert run["outcome"] == "error" and "Forbidden" in run["result"], run
+    # A resize of a running guest that needs a restart nobody confirmed: the instances service
+    # refuses the run, and the history says why.
+    made = cloud.rpc.metrics.create_schedule(cloud.actor, {"instance": instance_id, "action": "resize", "flavor": 2,
+                                                           "at": soon()})
+    [run] = finished_runs(cloud, made["id"], 1)
+    assert run["outcome"] == "error" and "confirm_restart" in run["result"], run
     assert cloud.rpc.instances.get_instance(cloud.actor, instance_id)["flavor"] == 1
+
+
+def test_a_teachers_schedule_is_limited_to_what_the_teacher_may_do_and_shown_to_the_student(cloud):
+    instance_id = running_instance(cloud)
+    teacher = cloud.new_user("tina", role="manager")
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)).isoformat()
+    # A resize is the owner's (the owner's quota pays) and admins': refused when made, not when run.
+    with pytest.raises(Forbidden) as refused:
+        cloud.rpc.metrics.create_schedule(teacher, {"instance": instance_id, "action": "resize", "flavor": 2,
+                                                    "confirm_restart": True, "at": later})
+    assert "resize this instance" in str(refused.value)
+    # A stop at night is the teacher's to make: the student sees it but cannot delete it.
+    night = cloud.rpc.metrics.create_schedule(teacher, {"instance": instance_id, "action": "stop",
+                                                        "cron": "0 22 * * *"})
+    assert [s["id"] for s in cloud.rpc.metrics.list_schedules(cloud.actor, instance_id)] == [night["id"]]
+    assert cloud.rpc.metrics.get_schedule(cloud.actor, night["id"])["user_id"] == teacher["id"]
+    with pytest.raises(NotFound):
+        cloud.rpc.metrics.delete_schedule(cloud.actor, night["id"])
+    assert cloud.rpc.metrics.delete_schedule(teacher, night["id"]) == {"deleted": True}
 
 
 def test_rights_bad_input_tokens_and_deleted_instances(cloud):
