@@ -147,9 +147,8 @@ def _metrics_lines(stack):
         lines += [f"    {host}: {agent.url}/rrd_updates?start=...  and /vm_rrd?uuid=..."
                   for host, agent in stack.agent_metrics.items()]
     if stack.prometheus_ports:
-        lines.append("Prometheus metrics (LABCLOUD_PROMETHEUS=off: none): gateway "
-                     f"{stack.url}/metrics, " + ", ".join(
-                         f"{name} http://127.0.0.1:{port}/metrics" for name, port in stack.prometheus_ports.items()))
+        lines.append(f"Prometheus metrics (LABCLOUD_PROMETHEUS=off: none but the gateway's): gateway {stack.url}/metrics")
+        lines += [f"    {name}: http://127.0.0.1:{port}/metrics" for name, port in stack.prometheus_ports.items()]
     return lines
 
 

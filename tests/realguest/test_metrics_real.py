@@ -2,7 +2,7 @@
 loop, and a few MiB each way over SSH), then
 - its host agent's own port (the one `labcloud run` opens, credentials from the data dir) answers
   /rrd_updates with HTTP Basic only, and the reply, read as XenServer's Java clients read it, holds
-  the guest's cpu0 well above idle and non-zero vif rx and tx;
+  the guest's cpu0 at BUSY_CPU or more and its vif rx and tx at BUSY_NET or more;
 - once the guest is stopped, the gateway answers the same for its owner (a labcloud username and
   password), from the metrics service's history, and /vm_rrd is its whole database.
 The guest is deleted at the end."""
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.realguest
 
 BUSY_S = 8
 TRAFFIC_BYTES = 4 * 1024 * 1024  # each way, over the SSH session (encrypted by the guest's CPU too)
-# A TCG guest spinning gets most of a host CPU even on a loaded machine; idle it is near 0.01.
-BUSY_CPU = 0.25
+# The spinning TCG guest reached 0.46 of its vCPU (6 s rows) with this machine at load 7.
+BUSY_CPU = 0.2
 # Bytes/s a few MiB in some seconds must show as, far above what an idle guest's network carries.
 BUSY_NET = 20_000
 
