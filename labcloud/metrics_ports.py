@@ -1,11 +1,13 @@
 """The HTTP ports a local stack opens for metrics: each host agent's XenServer `rrd_updates` port
 (hostagent/metrics_http.py, HTTP Basic) and each service process's and agent's Prometheus port
-(common/prometheus.py). Ports are free ones on 127.0.0.1, picked at every start; the agents'
-credentials are generated once per data directory and kept there, so a script polling an agent
+(common/prometheus.py). Ports are free ones on 127.0.0.1 below the kernel's ephemeral range,
+picked at every start; the agents' credentials are generated once per data directory and kept there, so a script polling an agent
 keeps working across restarts of `labcloud run`."""
 import json
 import os
+import random
 import secrets
+import socket
 import tempfile
 from dataclasses import dataclass
 
@@ -15,6 +17,8 @@ CREDENTIALS_FILE = "agent-metrics-credentials.json"  # under the data dir, mode 
 AGENT_METRICS_DIR = "agent-metrics"  # each agent's own rrd files: <data dir>/agent-metrics/<host>
 AGENT_METRICS_USER = "metrics"
 ADDRESS = "127.0.0.1"
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+LOWEST_PORT = 20000
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,42 @@ def agent_credentials(data_dir):
     return kept["user"], kept["password"]
 
 
+def _ephemeral_start():
+    try:
+        with open(EPHEMERAL_RANGE) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _candidate():
+    """A port from LOWEST_PORT up to the kernel's ephemeral range: the kernel never hands those out
+    itself (an outgoing connection's port, a bind to port 0), so none of the connections the other
+    processes of this machine open can take it between this pick and the child's bind. (A port
+    from free_port(), in that range, could be, and the child would fail to start.) Where that range
+    leaves too little below it, a free port of the kernel's."""
+    first = _ephemeral_start()
+    if first - LOWEST_PORT < 1000:
+        return free_port()
+    return random.randrange(LOWEST_PORT, first)
+
+
+def _bindable(port):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listeners bind
+        try:
+            sock.bind((ADDRESS, port))
+        except OSError:
+            return False
+    return True
+
+
 def new_port(taken):
-    """A free port of 127.0.0.1 not in `taken` (ports this start handed out already: the kernel may
-    offer a port again once the probing socket is closed), added to it."""
+    """A free port of 127.0.0.1 not in `taken` (the ports this start handed out already), added to
+    it."""
     while True:
-        port = free_port()
-        if port not in taken:
+        port = _candidate()
+        if port not in taken and _bindable(port):
             taken.add(port)
             return port
 
