@@ -218,3 +218,23 @@ def test_the_portal_says_no_data_yet_before_the_first_sample(stack, world):
     _response, running = portal.get(f"/instances/{world['instance']}")
     assert len(running.by_id("graphs").find_all("img")) == 4 and "No data yet" not in running.by_id("graphs").text()
     alice.call("DELETE", f"/instances/{made['id']}")
+
+
+def test_graph_availability_over_rpc_reads_as_the_graphs_do(stack, world):
+    """metrics.get_graph_availability (the portal's): the graphs' readers only."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+    from common.errors import Forbidden, InvalidInput, NotFound
+    with ClusterRpcProxy({"AMQP_URI": stack.amqp_uri}, timeout=30) as rpc:
+        alice, bob, admin = (rpc.accounts.authenticate(world[f"{who}_api"].token) for who in ("alice", "bob", "admin"))
+        ask = rpc.metrics.get_graph_availability
+        assert ask(alice, {"instance_id": world["instance"]}) == {"available": True}
+        with pytest.raises(NotFound):
+            ask(bob, {"instance_id": world["instance"]})
+        with pytest.raises(Forbidden) as refused:
+            ask(alice, {"host": "host1"})
+        assert set(refused.value.fields) == {"host"}
+        assert ask(admin, {"host": "host1"}) == {"available": True}
+        assert ask(admin, {"host": "nohost"}) == {"available": False}
+        with pytest.raises(InvalidInput) as bad:
+            ask(admin, {"instance_id": world["instance"], "host": "host1"})
+        assert set(bad.value.fields) == {"instance_id"}
