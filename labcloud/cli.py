@@ -48,6 +48,7 @@ from labcloud.commands import metrics as metrics_commands
 from labcloud.commands import images
 from labcloud.commands.base import LabcloudGroup, completes
 from labcloud.image_register import register as image_register_command
+from labcloud.metrics_ports import CREDENTIALS_FILE
 
 
 # A terminal's Ctrl-C (INT), a plain `kill` (TERM) and a closed terminal (HUP) all stop the stack.
@@ -62,7 +63,9 @@ def cmd_run(args):
                   hosts=int(os.environ.get("LABCLOUD_HOSTS", "1")),
                   hypervisor=os.environ.get("LABCLOUD_HYPERVISOR", "qemu"),
                   admin_password=os.environ.get("LABCLOUD_ADMIN_PASSWORD"),
-                  image_cache_dir=os.environ.get("LABCLOUD_IMAGE_CACHE"))
+                  image_cache_dir=os.environ.get("LABCLOUD_IMAGE_CACHE"),
+                  metrics_http=_switched_on("LABCLOUD_METRICS_HTTP"),
+                  prometheus=_switched_on("LABCLOUD_PROMETHEUS"))
     state = {"started": False, "stop": False}
 
     def on_signal(signum, _frame):
@@ -98,6 +101,11 @@ def cmd_run(args):
     return 0
 
 
+def _switched_on(variable):
+    """Optional parts of `labcloud run` are on unless the variable says off (off, 0, false, no)."""
+    return os.environ.get(variable, "on").strip().lower() not in ("off", "0", "false", "no")
+
+
 def _ignore_stop_signals():
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
@@ -128,8 +136,23 @@ def _running_banner(stack):
     if stack.smtp_port:
         lines.append(f"mail labcloud sends: the Maildir {stack.data_dir}/mail (local SMTP sink on "
                      f"127.0.0.1:{stack.smtp_port}; set SMTP_HOST for a real relay)")
+    lines += _metrics_lines(stack)
     lines.append("Ctrl-C stops everything (guests are powered off, their disks stay).")
     return "\n".join(lines)
+
+
+def _metrics_lines(stack):
+    lines = []
+    if stack.agent_metrics:
+        some = next(iter(stack.agent_metrics.values()))
+        lines.append(f"hosts' XenServer rrd_updates (HTTP Basic, user '{some.user}', password in "
+                     f"{os.path.join(stack.data_dir, CREDENTIALS_FILE)}; LABCLOUD_METRICS_HTTP=off: none):")
+        lines += [f"    {host}: {agent.url}/rrd_updates?start=...  and /vm_rrd?uuid=..."
+                  for host, agent in stack.agent_metrics.items()]
+    if stack.prometheus_ports:
+        lines.append(f"Prometheus metrics (LABCLOUD_PROMETHEUS=off: none but the gateway's): gateway {stack.url}/metrics")
+        lines += [f"    {name}: http://127.0.0.1:{port}/metrics" for name, port in stack.prometheus_ports.items()]
+    return lines
 
 
 def cmd_serve(args):

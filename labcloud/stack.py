@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.request
 
-from labcloud import processes
+from labcloud import metrics_ports, processes
 from labcloud.rabbit import RabbitNode, die_with_parent, new_node_name
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,9 +37,12 @@ def database_url(data_dir, service):
 class Stack:
     def __init__(self, data_dir, port=8080, amqp_uri=None, hosts=1, hypervisor="test",
                  admin_password=None, extra_env=None, quiet=False, image_cache_dir=None,
-                 replicas=None):
+                 replicas=None, metrics_http=True, prometheus=True):
         """hypervisor: "test" (libvirt's in-process test:///default driver in each host agent) or
-        "qemu" (one private libvirtd per host in a network namespace, real guests)."""
+        "qemu" (one private libvirtd per host in a network namespace, real guests).
+        metrics_http: each host agent serves XenServer's /rrd_updates on a port of its own;
+        prometheus: each service process and host agent serves its Prometheus metrics (both on
+        free ports of 127.0.0.1, labcloud/metrics_ports.py)."""
         self.data_dir = os.path.abspath(data_dir)
         self.port = port
         self.amqp_uri = amqp_uri
@@ -62,6 +65,11 @@ class Stack:
         self.stop_seconds = None
         self.stop_timings = {}  # seconds from the start of stop() until each part was down
         self.smtp_port = None  # the local mail sink's, when no relay is configured
+        self.metrics_http = metrics_http
+        self.prometheus = prometheus
+        self.agent_metrics = {}  # host: metrics_ports.AgentMetricsHttp, when metrics_http
+        self.prometheus_ports = {}  # process name: port, when prometheus
+        self._ports_taken = {port}  # the ports above are all distinct, and not the gateway's
 
     @property
     def url(self):
@@ -94,14 +102,19 @@ class Stack:
         self.start_mail_sink()
         if self.hypervisor == "qemu":
             self.start_qemu_hosts()
+        if self.metrics_http:
+            self.agent_metrics = metrics_ports.agent_endpoints(self.data_dir, self.hosts, self._ports_taken)
         for service in SERVICES:
             for replica in range(max(1, int(self.replicas.get(service, 1)))):
-                self._spawn(service if replica == 0 else f"{service}-{replica + 1}",
-                            [sys.executable, "-m", "nameko", "run", "--config",
-                             os.path.join(REPO_ROOT, "services", service, "config.yaml"),
-                             f"services.{service}.service"], self._service_env(service))
+                name = service if replica == 0 else f"{service}-{replica + 1}"
+                self._spawn(name, [sys.executable, "-m", "nameko", "run", "--config",
+                                   os.path.join(REPO_ROOT, "services", service, "config.yaml"),
+                                   f"services.{service}.service"],
+                            self._with_prometheus(name, self._service_env(service)))
         for host in self.hosts:
-            self._spawn(f"hostagent-{host}", [sys.executable, "-m", "hostagent"], self._host_env(host))
+            name = f"hostagent-{host}"
+            self._spawn(name, [sys.executable, "-m", "hostagent"],
+                        self._with_prometheus(name, self._host_env(host)))
         self._spawn("gateway", [sys.executable, "-m", "gateway"], self._gateway_env())
         self.wait_ready(timeout)
         return self
@@ -221,6 +234,8 @@ class Stack:
         env = self._base_env()
         env.update(HOST_NAME=host, POOL_PATH=os.path.join(self.data_dir, "pools", host),
                    CONSOLE_DIR=os.path.join(self.data_dir, "consoles", host))
+        if host in self.agent_metrics:
+            env.update(self.agent_metrics[host].env(self.data_dir))
         qemu_host = self.qemu_hosts.get(host)
         if qemu_host is None:
             env.update(LIBVIRT_URI="test:///default")
@@ -231,6 +246,12 @@ class Stack:
                        # address on the link's migration network), and the URI another agent on
                        # this machine opens to reach this host's daemon.
                        MIGRATION_ADDRESS=qemu_host.migration_address, MIGRATION_URI=qemu_host.uri)
+        return env
+
+    def _with_prometheus(self, name, env):
+        if self.prometheus:
+            self.prometheus_ports[name] = metrics_ports.new_port(self._ports_taken)
+            env.update(metrics_ports.prometheus_env(self.prometheus_ports[name]))
         return env
 
     def _gateway_env(self):

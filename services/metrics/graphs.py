@@ -115,6 +115,13 @@ class Graphs:
         host = checked_host_name(host)
         return self._graph("host", host, self.store.host_path(host), metric, period)
 
+    def instance_has_samples(self, instance_id):
+        """Whether there is anything to draw (the file appears with the first sample)."""
+        return os.path.exists(self.store.path_of(canonical_instance_id(instance_id)))
+
+    def host_has_samples(self, host):
+        return os.path.exists(self.store.host_path(checked_host_name(host)))
+
     def _graph(self, kind, ident, path, metric, period):
         checked(kind, metric, period)
         if not os.path.exists(path):

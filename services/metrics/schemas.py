@@ -218,6 +218,23 @@ class GraphSchema(StrictSchema):
     png_base64 = fields.String()
 
 
+class GraphAvailabilityRequest(StrictSchema):
+    """`get_graph_availability(actor, request)`: one instance or one host."""
+    instance_id = InstanceId(load_default=None, allow_none=True)
+    host = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=63))
+
+    @validates_schema
+    def one_of_them(self, data, **kwargs):
+        if (data.get("instance_id") is None) == (data.get("host") is None):
+            raise ValidationError("give either instance_id or host", "instance_id")
+
+
+class GraphAvailabilitySchema(StrictSchema):
+    """Whether the instance's or host's graphs have samples to draw (the portal shows "no data
+    yet" instead of images without them)."""
+    available = fields.Boolean()
+
+
 class RrdUpdatesRequest(_XenServerUpdates):
     """`get_rrd_updates(actor, request)`: XenServer's /rrd_updates query as the gateway gets it
     (one VM is `vm_uuid`, XenServer's name)."""

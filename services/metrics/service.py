@@ -21,7 +21,7 @@ from services.metrics import access, counters
 from services.metrics.dependencies import MailPolicy, RrdStore, SenderName, SmtpMailer
 from services.metrics import alarm_entrypoints, mail_entrypoints, schedule_entrypoints
 from services.metrics.schemas import (
-    DomainSampleEvent, DomainStatsEvent, HostGraphRequest, HostSampleEvent, InstanceDeletedEvent,
+    DomainSampleEvent, DomainStatsEvent, GraphAvailabilityRequest, HostGraphRequest, HostSampleEvent, InstanceDeletedEvent,
     InstanceGraphRequest, InstanceMetricsSchema, MetricsQuery, RrdUpdatesQuery, RrdUpdatesRequest, VmRrdQuery,
     VmRrdRequest)
 
@@ -149,3 +149,12 @@ class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEn
         query = load(HostGraphRequest, request)
         access.check_hosts(actor)
         return {"png_base64": self.store.host_graph(query["host"], query["metric"], query["period"])}
+
+    @rpc
+    def get_graph_availability(self, actor, request):
+        query = load(GraphAvailabilityRequest, request)
+        if query["host"] is not None:
+            access.check_hosts(actor)
+            return {"available": self.store.graphs.host_has_samples(query["host"])}
+        access.readable_instances(actor, self.instances, query["instance_id"])
+        return {"available": self.store.graphs.instance_has_samples(query["instance_id"])}

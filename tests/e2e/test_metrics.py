@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import requests
 
-from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, running_instances
+from tests.e2e.api import ADMIN_PASSWORD, Api, approved_user, running_instances, tiny_image
 from tests.e2e.portal import Portal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -165,3 +165,76 @@ def test_cli_metrics_table_and_graph(world, tmp_path):
     assert refused.returncode == 1 and "administrator" in refused.stderr
     bad = run("metrics", "graphs-0", "--since", "soon")
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_the_stack_opens_each_agents_rrd_updates_and_every_prometheus_port(stack, world):
+    """What `labcloud run` opens (labcloud/metrics_ports.py): the host agent's XenServer port with the
+    credentials kept in the data dir, and a Prometheus port per service process and agent; its
+    banner lists them."""
+    import os
+    import stat
+    from labcloud.cli import _running_banner
+    from labcloud.metrics_ports import CREDENTIALS_FILE, agent_credentials
+    agent = stack.agent_metrics["host1"]
+    kept = os.path.join(stack.data_dir, CREDENTIALS_FILE)
+    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600 and agent_credentials(stack.data_dir) == agent.auth
+    start = int(time.time()) - 60
+    assert requests.get(f"{agent.url}/rrd_updates", params={"start": start}, timeout=30).status_code == 401
+    answer = requests.get(f"{agent.url}/rrd_updates", params={"start": start, "vm_uuid": world["instance"]},
+                          auth=agent.auth, timeout=30)
+    assert answer.status_code == 200, answer.text
+    _root, legend, rows = parse(answer.text)
+    assert f"AVERAGE:vm:{world['instance']}:cpu0" in legend and rows
+    assert set(stack.prometheus_ports) == {"accounts", "network", "storage", "instances", "metrics", "hostagent-host1"}
+    for name, port in stack.prometheus_ports.items():
+        scraped = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+        assert scraped.status_code == 200 and "labcloud_service_calls" in scraped.text, name
+    banner = _running_banner(stack)
+    assert f"host1: {agent.url}/rrd_updates" in banner and kept in banner and agent.password not in banner
+    assert all(f"http://127.0.0.1:{port}/metrics" in banner for port in stack.prometheus_ports.values())
+
+
+def test_the_portal_says_no_data_yet_before_the_first_sample(stack, world):
+    """An instance that never ran (every host disabled: it ends in error) has no samples: its page
+    says so instead of showing images that cannot load; the REST graph is still a 404."""
+    admin, alice = world["admin_api"], world["alice_api"]
+    flavor = min(alice.call("GET", "/flavors", 200).json(), key=lambda f: f["memory_mib"])
+    image = tiny_image(alice)
+    try:
+        for name in stack.hosts:
+            admin.call("POST", f"/hosts/{name}/disable", 200)
+        made = alice.call("POST", "/instances", 202, json={"name": "never-ran", "flavor": flavor["id"],
+                                                            "image": image["id"], "key": alice.key}).json()
+        alice.wait_for(f"/instances/{made['id']}", lambda r: r.json()["state"] == "error")
+    finally:
+        for name in stack.hosts:
+            admin.call("POST", f"/hosts/{name}/enable", 200)
+    portal = Portal(world["url"], alice.token)
+    _response, page = portal.get(f"/instances/{made['id']}")
+    graphs = page.by_id("graphs")
+    assert graphs.find_all("img") == [] and "No data yet" in page.by_id("graphs-no-data").text()
+    assert bearer(world, "alice", f"/api/v1/instances/{made['id']}/graphs/cpu.png").status_code == 404
+    # The running instance's page has its images (test_graphs_on_the_portal), and no such text.
+    _response, running = portal.get(f"/instances/{world['instance']}")
+    assert len(running.by_id("graphs").find_all("img")) == 4 and "No data yet" not in running.by_id("graphs").text()
+    alice.call("DELETE", f"/instances/{made['id']}")
+
+
+def test_graph_availability_over_rpc_reads_as_the_graphs_do(stack, world):
+    """metrics.get_graph_availability (the portal's): the graphs' readers only."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+    from common.errors import Forbidden, InvalidInput, NotFound
+    with ClusterRpcProxy({"AMQP_URI": stack.amqp_uri}, timeout=30) as rpc:
+        alice, bob, admin = (rpc.accounts.authenticate(world[f"{who}_api"].token) for who in ("alice", "bob", "admin"))
+        ask = rpc.metrics.get_graph_availability
+        assert ask(alice, {"instance_id": world["instance"]}) == {"available": True}
+        with pytest.raises(NotFound):
+            ask(bob, {"instance_id": world["instance"]})
+        with pytest.raises(Forbidden) as refused:
+            ask(alice, {"host": "host1"})
+        assert set(refused.value.fields) == {"host"}
+        assert ask(admin, {"host": "host1"}) == {"available": True}
+        assert ask(admin, {"host": "nohost"}) == {"available": False}
+        with pytest.raises(InvalidInput) as bad:
+            ask(admin, {"instance_id": world["instance"], "host": "host1"})
+        assert set(bad.value.fields) == {"instance_id"}

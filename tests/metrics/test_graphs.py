@@ -92,3 +92,27 @@ def test_bad_metric_or_period_names_the_field_and_unknown_is_not_found(graphs):
     with pytest.raises(InvalidInput) as err:
         graphs.host_graph("../etc", "cpu", "1h")
     assert set(err.value.fields) == {"host"}
+
+
+def test_has_samples_from_the_first_sample_on(graphs):
+    vm = str(uuid.uuid4())
+    assert not graphs.instance_has_samples(vm) and not graphs.host_has_samples("node-2")
+    feed(graphs.store, vm, 5)
+    assert graphs.instance_has_samples(vm)
+    graphs.store.store_host("node-2", NOW, {"cpu_busy_ns": [0], "memory_total_kib": 1, "memory_free_kib": 1,
+                                            "load_1m": 0.0, "interfaces": []})
+    assert graphs.host_has_samples("node-2")
+    with pytest.raises(InvalidInput) as err:
+        graphs.host_has_samples("../etc")
+    assert set(err.value.fields) == {"host"}
+
+
+@pytest.mark.parametrize("request_", [{}, {"instance_id": str(uuid.uuid4()), "host": "node-1"},
+                                      {"instance_id": "not-a-uuid"}])
+def test_graph_availability_takes_one_instance_or_one_host(request_):
+    from common.schemas import load
+    from services.metrics.schemas import GraphAvailabilityRequest
+    with pytest.raises(InvalidInput) as err:
+        load(GraphAvailabilityRequest, request_)
+    assert set(err.value.fields) == {"instance_id"}
+    assert load(GraphAvailabilityRequest, {"host": "node-1"}) == {"host": "node-1", "instance_id": None}

@@ -214,13 +214,16 @@ def admin_hosts(rpc, actor):
 def _host_page(rpc, actor, name, errors=None, drained=None):
     """One host and what runs there; `drained` as on the list (the instances it names may have moved
     off this host already: their names come from every instance)."""
-    calls = [(rpc.instances.get_host, actor, name), (rpc.storage.list_pools, actor, name)]
+    calls = [(rpc.instances.get_host, actor, name), (rpc.storage.list_pools, actor, name),
+             (rpc.metrics.get_graph_availability, actor, {"host": name})]
     if drained is None:
-        host, pools = gather(*calls)
-        return form_page("admin/host.html", errors, title=f"Host {name}", host=host, pool=(pools or [None])[0])
-    host, pools, instances = gather(*calls, (rpc.instances.list_instances, actor, False, None))
+        host, pools, graphs = gather(*calls)
+        return form_page("admin/host.html", errors, title=f"Host {name}", host=host, pool=(pools or [None])[0],
+                         graphs_available=graphs["available"])
+    host, pools, graphs, instances = gather(*calls, (rpc.instances.list_instances, actor, False, None))
     return form_page("admin/host.html", errors, title=f"Host {name}", host=host, drained=drained,
-                     pool=(pools or [None])[0], names={i["id"]: i["name"] for i in instances})
+                     pool=(pools or [None])[0], names={i["id"]: i["name"] for i in instances},
+                     graphs_available=graphs["available"])
 
 
 @page("/admin/hosts/<host_name:name>", title="Host", area="admin")

@@ -85,11 +85,12 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None)
     may_list_hosts = policy.allowed(actor, "host:list")  # admins: the migrate form's destinations
     calls = [(rpc.instances.get_instance, actor, instance_id), (rpc.instances.list_flavors,),
              (rpc.instances.list_instance_actions, actor, instance_id), (rpc.accounts.list_projects, actor),
-             (rpc.storage.list_instance_volumes, instance_id), (rpc.storage.list_data_volumes, actor, {})]
+             (rpc.storage.list_instance_volumes, instance_id), (rpc.storage.list_data_volumes, actor, {}),
+             (rpc.metrics.get_graph_availability, actor, {"instance_id": instance_id})]
     calls += network.instance_calls(rpc, actor, instance_id)
     if may_list_hosts:
         calls.append((rpc.instances.list_hosts, actor))
-    instance, flavors, actions, projects, attached, volumes, *network_data = gather(*calls)
+    instance, flavors, actions, projects, attached, volumes, graphs, *network_data = gather(*calls)
     network_data, hosts = network_data[:2], network_data[2:]
     return form_page("instances/show.html", errors, title=f"Instance {instance['name']}", instance=instance,
                      flavor=_by_id(flavors).get(instance["flavor"]), actions=actions,
@@ -97,7 +98,7 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None)
                      flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB (up to "
                                         f"{f['max_memory_mib']}), {f['disk_gib']} GiB") for f in flavors],
                      destinations=_destinations(actor, instance, hosts[0]) if hosts else None,
-                     attached=attached, **_volume_choices(instance, volumes),
+                     attached=attached, **_volume_choices(instance, volumes), graphs_available=graphs["available"],
                      **network.instance_panels(rpc, actor, instance, *network_data))
 
 
