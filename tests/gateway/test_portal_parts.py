@@ -3,11 +3,12 @@ the login page's `next`, the menu per role, gathering several RPC replies (fakes
 objects: the real proxies are exercised by tests/e2e and tests/browser)."""
 import pytest
 from flask import Flask
+from nameko.exceptions import UnknownService
 from werkzeug.datastructures import MultiDict
 
 from common.errors import Forbidden, InvalidInput, NotFound
 from gateway.portal import forms, session
-from gateway.portal.gather import gather
+from gateway.portal.gather import gather, optional
 from gateway.portal.registry import portal
 from gateway.portal.views.account import _safe_next
 
@@ -136,6 +137,15 @@ def test_gather_sends_every_call_first_and_collects_every_reply_before_raising_t
                (FakeMethod(Forbidden("not its manager"), sent, waited),), (FakeMethod("late", sent, waited),))
     assert sent == [("actor", 3), ("a",), (), ()] and len(waited) == 4
     assert gather((FakeMethod("x", [], []),), (FakeMethod({"y": 1}, [], []), 2)) == ["x", {"y": 1}]
+
+
+def test_an_optional_call_whose_service_is_missing_gives_none_and_the_others_their_replies():
+    missing = UnknownService("metrics")
+    assert gather((FakeMethod("instance", [], []),), optional(FakeMethod(missing, [], []), "actor")) == ["instance", None]
+    with pytest.raises(UnknownService):  # a call the page cannot do without still fails it
+        gather((FakeMethod("instance", [], []),), (FakeMethod(missing, [], []), "actor"))
+    with pytest.raises(Forbidden):  # and an optional call's refusal is still a refusal
+        gather(optional(FakeMethod(Forbidden("no"), [], []), "actor"))
 
 
 @pytest.mark.parametrize("base_url, forced, secure", [("http://127.0.0.1", False, False),

@@ -12,7 +12,7 @@ from flask import redirect, render_template, request
 
 from common.errors import InvalidInput
 from gateway.portal.forms import FormErrors, attempt, body_from_form, form_page
-from gateway.portal.gather import gather
+from gateway.portal.gather import gather, optional
 from gateway.portal.registry import page
 from gateway.routes import resolve
 
@@ -215,15 +215,15 @@ def _host_page(rpc, actor, name, errors=None, drained=None):
     """One host and what runs there; `drained` as on the list (the instances it names may have moved
     off this host already: their names come from every instance)."""
     calls = [(rpc.instances.get_host, actor, name), (rpc.storage.list_pools, actor, name),
-             (rpc.metrics.get_graph_availability, actor, {"host": name})]
+             optional(rpc.metrics.get_graph_availability, actor, {"host": name})]
     if drained is None:
         host, pools, graphs = gather(*calls)
         return form_page("admin/host.html", errors, title=f"Host {name}", host=host, pool=(pools or [None])[0],
-                         graphs_available=graphs["available"])
+                         graphs_available=graphs and graphs["available"])
     host, pools, graphs, instances = gather(*calls, (rpc.instances.list_instances, actor, False, None))
     return form_page("admin/host.html", errors, title=f"Host {name}", host=host, drained=drained,
                      pool=(pools or [None])[0], names={i["id"]: i["name"] for i in instances},
-                     graphs_available=graphs["available"])
+                     graphs_available=graphs and graphs["available"])
 
 
 @page("/admin/hosts/<host_name:name>", title="Host", area="admin")

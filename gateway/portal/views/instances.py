@@ -5,7 +5,7 @@ from flask import redirect, render_template, request
 from common import policy
 from common.errors import CapacityExhausted
 from gateway.portal.forms import attempt, body_from_form, form_page
-from gateway.portal.gather import gather
+from gateway.portal.gather import gather, optional
 from gateway.portal.registry import page
 from gateway.portal.views import network
 
@@ -86,7 +86,7 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None)
     calls = [(rpc.instances.get_instance, actor, instance_id), (rpc.instances.list_flavors,),
              (rpc.instances.list_instance_actions, actor, instance_id), (rpc.accounts.list_projects, actor),
              (rpc.storage.list_instance_volumes, instance_id), (rpc.storage.list_data_volumes, actor, {}),
-             (rpc.metrics.get_graph_availability, actor, {"instance_id": instance_id})]
+             optional(rpc.metrics.get_graph_availability, actor, {"instance_id": instance_id})]
     calls += network.instance_calls(rpc, actor, instance_id)
     if may_list_hosts:
         calls.append((rpc.instances.list_hosts, actor))
@@ -98,7 +98,7 @@ def _instance_page(rpc, actor, instance_id, errors=None, form=None, failed=None)
                      flavors=[(f["id"], f"{f['name']}: {f['vcpus']} vCPU, {f['memory_mib']} MiB (up to "
                                         f"{f['max_memory_mib']}), {f['disk_gib']} GiB") for f in flavors],
                      destinations=_destinations(actor, instance, hosts[0]) if hosts else None,
-                     attached=attached, **_volume_choices(instance, volumes), graphs_available=graphs["available"],
+                     attached=attached, **_volume_choices(instance, volumes), graphs_available=graphs and graphs["available"],
                      **network.instance_panels(rpc, actor, instance, *network_data))
 
 
