@@ -142,10 +142,11 @@ def _try_connect(host, ip):
 
 
 def test_bandwidth_limits_show_in_transfers_measured_from_the_host(guests, host, conn):
-    """Limits well below what a TCG guest moves unlimited on a loaded 2-core machine (~0.8-3 MiB/s),
-    so the limit, not the guest's CPU, is what is measured."""
+    """Limits well below what a TCG guest moves unlimited on a loaded 2-core machine (~0.5-3 MiB/s:
+    0.5 seen with four engineers' tests beside it), so the limit, not the guest's CPU, is what is
+    measured."""
     api, key, [a, _b] = guests
-    limit_in, limit_out = 256, 384
+    limit_in, limit_out = 128, 192
     patch(api, a, bandwidth_in_kib=limit_in, bandwidth_out_kib=limit_out)
     tap = shares.tap_device(conn.lookupByUUIDString(a["id"]))
     assert bandwidth.read(host.netns, tap, a["id"]) == (limit_in, limit_out)
