@@ -14,7 +14,7 @@ def create_alarm(rpc, actor, body):
 
 
 @route("GET", "/api/v1/alarms", tag="alarms",
-       summary="My alarms and those on my courses' instances (admins: all)",
+       summary="My alarms, those others put on my instances, and those on my courses' instances (admins: all)",
        response=METRICS + "AlarmSchema", many=True,
        query=(QueryParam("instance", "string", None, "only this instance's", max_length=64),))
 def list_alarms(rpc, actor, instance):

@@ -14,7 +14,7 @@ def create_schedule(rpc, actor, body):
 
 
 @route("GET", "/api/v1/schedules", tag="schedules",
-       summary="My schedules and those on my courses' instances (admins: all)",
+       summary="My schedules, those others put on my instances, and those on my courses' instances (admins: all)",
        response=METRICS + "ScheduleSchema", many=True,
        query=(QueryParam("instance", "string", None, "only this instance's", max_length=64),))
 def list_schedules(rpc, actor, instance):

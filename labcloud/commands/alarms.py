@@ -4,6 +4,7 @@ import click
 
 from labcloud.commands import output
 from labcloud.commands.base import completes, connect
+from labcloud.commands.instance_rules import add_read_and_delete_commands
 
 COLUMNS = [("id", "ID"), ("name", "NAME"), (lambda a: a["instance"] or f"host {a['host']}", "ON"),
            ("state", "STATE"), (lambda a: f"{a['statistic']} {a['metric']}", "METRIC"),
@@ -57,40 +58,9 @@ def alarm_create(instance_name, host, comparison, emails, resize_to, confirm_res
     output.answer(created, as_json, lambda: f"alarm {created['id']} created ({created['state']})")
 
 
-@alarm.command("list")
-@click.option("--instance", "instance_name", help="only this instance's alarms")
-@output.json_option
-def alarm_list(instance_name, as_json):
-    """Your alarms and your courses' (GET /alarms)."""
-    client = connect()
-    params = {"instance": client.find_instance(instance_name)["id"]} if instance_name else None
-    output.emit(client.get("/alarms", params=params), as_json, columns=COLUMNS)
-
-
-@alarm.command("show")
-@click.argument("alarm_id", type=int)
-@output.json_option
-def alarm_show(alarm_id, as_json):
-    """An alarm with its state and why (GET /alarms/ID)."""
-    output.emit(connect().get(f"/alarms/{alarm_id}"), as_json)
-
-
-@alarm.command("history")
-@click.argument("alarm_id", type=int)
-@output.json_option
-def alarm_history(alarm_id, as_json):
-    """An alarm's state changes, newest first (GET /alarms/ID/history)."""
-    output.emit(connect().get(f"/alarms/{alarm_id}/history"), as_json, columns=HISTORY_COLUMNS)
-
-
-@alarm.command("delete")
-@click.argument("alarm_id", type=int)
-@output.json_option
-def alarm_delete(alarm_id, as_json):
-    """Delete an alarm and its history (DELETE /alarms/ID)."""
-    answer = connect().delete(f"/alarms/{alarm_id}")
-    output.answer(answer, as_json, lambda: f"alarm {alarm_id} deleted" if answer["deleted"]
-                  else f"alarm {alarm_id} was already gone")
-
+add_read_and_delete_commands(alarm, "alarm", COLUMNS, HISTORY_COLUMNS, {
+    "list": "Your alarms, those on your instances and your courses'",
+    "show": "An alarm with its state and why",
+    "history": "An alarm's state changes, newest first"})
 
 COMMANDS = [alarm]

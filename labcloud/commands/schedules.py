@@ -4,6 +4,7 @@ import click
 
 from labcloud.commands import output
 from labcloud.commands.base import completes, connect
+from labcloud.commands.instance_rules import add_read_and_delete_commands
 
 COLUMNS = [("id", "ID"), ("name", "NAME"), ("instance", "INSTANCE"),
            (lambda s: s["action"] + (f" {s['flavor']}" if s["flavor"] else ""), "ACTION"),
@@ -49,40 +50,9 @@ def schedule_create(instance_name, action, flavor, confirm_restart, at, cron, ti
     output.answer(made, as_json, lambda: f"schedule {made['id']} created, next run {made['next_run_at']}")
 
 
-@schedule.command("list")
-@click.option("--instance", "instance_name", help="only this instance's schedules")
-@output.json_option
-def schedule_list(instance_name, as_json):
-    """Your schedules and your courses' (GET /schedules)."""
-    client = connect()
-    params = {"instance": client.find_instance(instance_name)["id"]} if instance_name else None
-    output.emit(client.get("/schedules", params=params), as_json, columns=COLUMNS)
-
-
-@schedule.command("show")
-@click.argument("schedule_id", type=int)
-@output.json_option
-def schedule_show(schedule_id, as_json):
-    """A schedule and its next run (GET /schedules/ID)."""
-    output.emit(connect().get(f"/schedules/{schedule_id}"), as_json)
-
-
-@schedule.command("history")
-@click.argument("schedule_id", type=int)
-@output.json_option
-def schedule_history(schedule_id, as_json):
-    """A schedule's runs, newest first, ok or error (GET /schedules/ID/history)."""
-    output.emit(connect().get(f"/schedules/{schedule_id}/history"), as_json, columns=HISTORY_COLUMNS)
-
-
-@schedule.command("delete")
-@click.argument("schedule_id", type=int)
-@output.json_option
-def schedule_delete(schedule_id, as_json):
-    """Delete a schedule and its history (DELETE /schedules/ID)."""
-    answer = connect().delete(f"/schedules/{schedule_id}")
-    output.answer(answer, as_json, lambda: f"schedule {schedule_id} deleted" if answer["deleted"]
-                  else f"schedule {schedule_id} was already gone")
-
+add_read_and_delete_commands(schedule, "schedule", COLUMNS, HISTORY_COLUMNS, {
+    "list": "Your schedules, those on your instances and your courses'",
+    "show": "A schedule and its next run",
+    "history": "A schedule's runs, newest first, ok or error"})
 
 COMMANDS = [schedule]
