@@ -18,7 +18,7 @@ class Metrics:
     def store_batch(self, at, samples):
         """A host agent's domains, in one native-thread call (a tpool round trip per sample cost
         more than its rrdtool update); the outcome of each, in order."""
-        return tpool.execute(lambda: [self.raw.store(sample["instance_id"], at, sample) for sample in samples])
+        return tpool.execute(self.raw.store_batch, at, samples)
 
     def store_host(self, host, at, sample):
         return tpool.execute(self.raw.store_host, host, at, sample)
