@@ -201,9 +201,12 @@ class MetricsStore:
         """The domain samples of one host agent's batch, all taken at `at`: the outcome of
         store() for each, in order. The tombstones are listed once for the batch instead of
         looked up per sample (a stat each, and the native thread gives up the GIL for each);
-        deletions made by this process meanwhile are seen too (delete() notes them)."""
-        tombstones = frozenset(os.listdir(self.tombstones_dir))
-        return [self._store_vm(sample["instance_id"], at, sample, tombstones) for sample in samples]
+        deletions made by this process meanwhile are seen too (delete() notes them). librrd's lock
+        is taken once for the batch: batches of several hosts wait for each other whole instead
+        of taking turns at each update."""
+        with rrdtool.held():
+            tombstones = frozenset(os.listdir(self.tombstones_dir))
+            return [self._store_vm(sample["instance_id"], at, sample, tombstones) for sample in samples]
 
     def _store_vm(self, instance_id, at, sample, tombstones):
         """`tombstones`: the names in deleted/ listed just before, or None to look."""

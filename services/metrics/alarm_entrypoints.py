@@ -80,14 +80,18 @@ class AlarmEntrypoints:
         except Exception:  # the samples are stored; the timer judges these alarms later
             log.exception("looking up the alarms of a sample batch failed")
             return
+        # Those the database says were judged this period already are, for the index too.
+        self.alarm_index.judged_except(instance_ids, host, ref, {alarm.id for alarm in due})
         for alarm in due:
-            self._evaluate(alarm, ref)
-        self.alarm_index.judged(instance_ids, host, ref)
+            if self._evaluate(alarm, ref):
+                self.alarm_index.judged(alarm.id, ref)
 
     def _evaluate(self, alarm, ref):
+        """False when another evaluator had claimed the alarm first (the batch path's index then
+        asks the database again at the next batch); True when this one judged it or failed to."""
         try:
             if not alarms.claim(self.db, alarm, ref):
-                return  # another evaluator judged this period
+                return False  # another evaluator judged this period
             rule = alarms.rule_of(alarm)
             end = alarms.unix(ref)
             start = end - rule.period * (rule.evaluation_periods + 1)
@@ -97,10 +101,11 @@ class AlarmEntrypoints:
             change = alarms.record(self.db, alarm, verdict, ref)
         except Exception:
             log.exception("evaluating alarm %s failed; the next period tries again", alarm.id)
-            return
+            return True
         if change is not None:
             counters.alarm_changes.labels(change.new_state).inc()
             self._act(alarm, change)
+        return True
 
     def _act(self, alarm, change):
         described = alarms.as_dict(alarm)

@@ -9,10 +9,12 @@ rule).
 
 Kept true enough by: reloading when older than `max_age` seconds (an alarm made or deleted by
 another replica, or judged by the timer), reloading after this container creates or deletes one
-(invalidate), and marking a batch's candidates judged at its reference time afterwards. An index
-that thinks an alarm due when it is not costs one query; one that misses a due alarm (only in a
-race with another evaluator, or a new alarm on another replica before the next reload) leaves it
-to the evaluation timer, which judges every due alarm from the database.
+(invalidate), and marking an alarm judged when the database says so: this evaluator claimed its
+period (judged), or it was not due there (judged_except). An alarm whose claim another evaluator
+won stays a candidate, so the next batch asks again (that evaluator may have judged an earlier
+period only). An index that thinks an alarm due when it is not costs one query; one that misses
+a due alarm (a new alarm on another replica before the next reload) leaves it to the evaluation
+timer, which judges every due alarm from the database.
 
 Green, no locks: used from the service's workers, which yield only in the database query, and the
 index is swapped whole after it."""
@@ -37,6 +39,7 @@ class AlarmIndex:
         self.max_age = max_age
         self.clock = clock
         self._loaded_at = None
+        self._by_id = {}
         self._by_instance = {}
         self._by_host = {}
 
@@ -53,29 +56,36 @@ class AlarmIndex:
         due_host = host if host in by_host and _any_due(by_host[host], ref) else None
         return due_ids, due_host
 
-    def judged(self, instance_ids, host, ref):
-        """The alarms of these instances and host were judged (or found not due) at `ref`."""
+    def judged(self, alarm_id, ref):
+        """This evaluator claimed the alarm's period at `ref`."""
+        entry = self._by_id.get(alarm_id)
+        if entry is not None and alarms.is_due(entry, ref):
+            entry.evaluated_at = ref
+
+    def judged_except(self, instance_ids, host, ref, pending_ids):
+        """The database found the alarms of these candidates judged at `ref`'s period already,
+        but those of `pending_ids` (still due: the caller claims them, judged() then)."""
         entries = [entry for instance_id in instance_ids for entry in self._by_instance.get(instance_id, ())]
         entries += self._by_host.get(host, ()) if host is not None else ()
         for entry in entries:
-            if alarms.is_due(entry, ref):
-                entry.evaluated_at = ref
+            if entry.id not in pending_ids:
+                self.judged(entry.id, ref)
 
     def _refresh(self, session):
         now = self.clock()
         if self._loaded_at is not None and now - self._loaded_at < self.max_age:
             return
-        by_instance, by_host = {}, {}
+        by_id, by_instance, by_host = {}, {}, {}
         rows = session.execute(select(Alarm.id, Alarm.instance_id, Alarm.host, Alarm.period,
                                       Alarm.evaluated_at)).all()
         session.commit()
         for alarm_id, instance_id, host, period, evaluated_at in rows:
-            entry = _Entry(alarm_id, period, evaluated_at)
+            entry = by_id[alarm_id] = _Entry(alarm_id, period, evaluated_at)
             if instance_id is not None:
                 by_instance.setdefault(instance_id, []).append(entry)
             if host is not None:
                 by_host.setdefault(host, []).append(entry)
-        self._by_instance, self._by_host, self._loaded_at = by_instance, by_host, now
+        self._by_id, self._by_instance, self._by_host, self._loaded_at = by_id, by_instance, by_host, now
 
 
 def _any_due(entries, ref):

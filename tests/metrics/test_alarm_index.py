@@ -63,10 +63,12 @@ def judge(session, index, ref, instance_ids, host):
     candidates, due_host = index.candidates(session, ref, instance_ids, host)
     judged = []
     if candidates or due_host is not None:
-        for alarm in alarms.due(session, ref, instance_ids=candidates, host=due_host):
-            assert alarms.claim(session, alarm, ref)
-            judged.append(alarm.id)
-        index.judged(candidates, due_host, ref)
+        due = alarms.due(session, ref, instance_ids=candidates, host=due_host)
+        index.judged_except(candidates, due_host, ref, {alarm.id for alarm in due})
+        for alarm in due:
+            if alarms.claim(session, alarm, ref):
+                index.judged(alarm.id, ref)
+                judged.append(alarm.id)
     return candidates, due_host, judged
 
 
@@ -116,7 +118,7 @@ def test_judged_elsewhere_is_a_false_candidate_once(session, index, clock):
     database says not; after that batch it is not asked again this period."""
     vm = str(uuid.uuid4())
     made = make_alarm(session, instance_id=vm)
-    index.candidates(session, at(5), [vm], None)  # loaded while never judged
+    assert index.candidates(session, at(5), [], None) == ([], None)  # loaded while never judged
     session.execute(update(Alarm).where(Alarm.id == made["id"]).values(evaluated_at=at(5)))
     session.commit()
     assert judge(session, index, at(10), [vm], None) == ([vm], None, [])
@@ -127,6 +129,21 @@ def test_an_older_batch_does_not_move_the_index_back(session, index):
     vm = str(uuid.uuid4())
     make_alarm(session, instance_id=vm)
     judge(session, index, at(65), [vm], None)
-    index.judged([vm], None, at(5))  # a late batch of the previous period
+    assert judge(session, index, at(5), [vm], None) == ([], None, [])  # a late batch
     assert index.candidates(session, at(70), [vm], None) == ([], None)
     assert index.candidates(session, at(120), [vm], None) == ([vm], None)
+
+
+def test_a_claim_lost_to_an_earlier_period_is_asked_again(session, index):
+    """A backlog: the batch of the next period read the alarm due, then the batch of the
+    previous period (slower) claimed it first; the next batch of the period judges it."""
+    vm = str(uuid.uuid4())
+    made = make_alarm(session, instance_id=vm)
+    late = alarms.due(session, at(5), instance_ids=[vm])[0]
+    candidates, _ = index.candidates(session, at(60), [vm], None)
+    due = alarms.due(session, at(60), instance_ids=candidates)
+    index.judged_except(candidates, None, at(60), {alarm.id for alarm in due})
+    assert alarms.claim(session, late, at(5))  # the previous period's batch wins
+    assert not alarms.claim(session, due[0], at(60))
+    assert judge(session, index, at(65), [vm], None) == ([vm], None, [made["id"]])
+    assert index.candidates(session, at(70), [vm], None) == ([], None)
