@@ -83,8 +83,10 @@ class AlarmEntrypoints:
         # Those the database says were judged this period already are, for the index too.
         self.alarm_index.judged_except(instance_ids, host, ref, {alarm.id for alarm in due})
         for alarm in due:
-            if self._evaluate(alarm, ref):
-                self.alarm_index.judged(alarm.id, ref)
+            # None: another worker's batch of this period (a backlog) took it since the query.
+            taken = self.alarm_index.take(alarm.id, ref)
+            if taken is not None and not self._evaluate(alarm, ref):
+                taken.give_back()
 
     def _evaluate(self, alarm, ref):
         """False when another evaluator had claimed the alarm first (the batch path's index then

@@ -9,10 +9,9 @@ rule).
 
 Kept true enough by: reloading when older than `max_age` seconds (an alarm made or deleted by
 another replica, or judged by the timer), reloading after this container creates or deletes one
-(invalidate), and marking an alarm judged when the database says so: this evaluator claimed its
-period (judged), or it was not due there (judged_except). An alarm whose claim another evaluator
-won stays a candidate, so the next batch asks again (that evaluator may have judged an earlier
-period only). An index that thinks an alarm due when it is not costs one query; one that misses
+(invalidate), and marking an alarm judged when it is handed to an evaluator (take) or the
+database says it was not due (judged_except). An alarm whose claim another evaluator won is given
+back, so the next batch asks again (that evaluator may have judged an earlier period only). An index that thinks an alarm due when it is not costs one query; one that misses
 a due alarm (a new alarm on another replica before the next reload) leaves it to the evaluation
 timer, which judges every due alarm from the database.
 
@@ -32,6 +31,21 @@ class _Entry:
 
     def __init__(self, alarm_id, period, evaluated_at):
         self.id, self.period, self.evaluated_at = alarm_id, period, evaluated_at
+
+
+class Taken:
+    """An alarm handed to one evaluator for a period (AlarmIndex.take)."""
+    __slots__ = ("entry", "previous", "ref")
+
+    def __init__(self, entry, ref):
+        self.entry, self.ref = entry, ref
+        self.previous = None if entry is None else entry.evaluated_at
+
+    def give_back(self):
+        """Its claim in the database was lost (another evaluator judged an earlier period, or
+        this one): the next batch asks the database again."""
+        if self.entry is not None and self.entry.evaluated_at == self.ref:
+            self.entry.evaluated_at = self.previous
 
 
 class AlarmIndex:
@@ -56,11 +70,17 @@ class AlarmIndex:
         due_host = host if host in by_host and _any_due(by_host[host], ref) else None
         return due_ids, due_host
 
-    def judged(self, alarm_id, ref):
-        """This evaluator claimed the alarm's period at `ref`."""
+    def take(self, alarm_id, ref):
+        """None when this container judges or judged the alarm at `ref`'s period already (its
+        claim in the database would only fail); else a Taken, the alarm counting as judged at
+        `ref` from now on, so the other workers' batches of the period leave it."""
         entry = self._by_id.get(alarm_id)
-        if entry is not None and alarms.is_due(entry, ref):
+        if entry is not None and not alarms.is_due(entry, ref):
+            return None
+        taken = Taken(entry, ref)
+        if entry is not None:
             entry.evaluated_at = ref
+        return taken
 
     def judged_except(self, instance_ids, host, ref, pending_ids):
         """The database found the alarms of these candidates judged at `ref`'s period already,
@@ -68,8 +88,8 @@ class AlarmIndex:
         entries = [entry for instance_id in instance_ids for entry in self._by_instance.get(instance_id, ())]
         entries += self._by_host.get(host, ()) if host is not None else ()
         for entry in entries:
-            if entry.id not in pending_ids:
-                self.judged(entry.id, ref)
+            if entry.id not in pending_ids and alarms.is_due(entry, ref):
+                entry.evaluated_at = ref
 
     def _refresh(self, session):
         now = self.clock()

@@ -66,9 +66,13 @@ def judge(session, index, ref, instance_ids, host):
         due = alarms.due(session, ref, instance_ids=candidates, host=due_host)
         index.judged_except(candidates, due_host, ref, {alarm.id for alarm in due})
         for alarm in due:
+            taken = index.take(alarm.id, ref)
+            if taken is None:
+                continue
             if alarms.claim(session, alarm, ref):
-                index.judged(alarm.id, ref)
                 judged.append(alarm.id)
+            else:
+                taken.give_back()
     return candidates, due_host, judged
 
 
@@ -143,7 +147,23 @@ def test_a_claim_lost_to_an_earlier_period_is_asked_again(session, index):
     candidates, _ = index.candidates(session, at(60), [vm], None)
     due = alarms.due(session, at(60), instance_ids=candidates)
     index.judged_except(candidates, None, at(60), {alarm.id for alarm in due})
+    taken = index.take(due[0].id, at(60))
     assert alarms.claim(session, late, at(5))  # the previous period's batch wins
     assert not alarms.claim(session, due[0], at(60))
+    taken.give_back()
     assert judge(session, index, at(65), [vm], None) == ([vm], None, [made["id"]])
     assert index.candidates(session, at(70), [vm], None) == ([], None)
+
+
+def test_an_alarm_taken_by_another_worker_meanwhile_is_not_claimed_again(session, index):
+    """Two batches of one period read the alarm due; the first takes it before judging (which
+    takes a while); the second leaves it instead of losing a claim in the database."""
+    vm = str(uuid.uuid4())
+    make_alarm(session, instance_id=vm)
+    first, _ = index.candidates(session, at(60), [vm], None)
+    second, _ = index.candidates(session, at(65), [vm], None)
+    assert first == second == [vm]
+    alarm_id = alarms.due(session, at(60), instance_ids=first)[0].id
+    assert index.take(alarm_id, at(60)) is not None
+    assert index.take(alarm_id, at(65)) is None
+    assert index.take(alarm_id, at(120)) is not None
