@@ -62,7 +62,7 @@ class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEn
                 log.warning("skipping a domain in domain_stats from %s: %s %s",
                             batch["host"], exc, exc.fields)
                 counters.samples_rejected.labels("invalid").inc()
-        self._count_all(self.store.store_batch(batch["at"], samples))
+        self._count_all(self.store.store_batch(batch["at"], samples, batch["host"]))
         if batch["host_sample"] is not None:
             self._store_host(batch)
         # alarm_entrypoints.py

@@ -1,13 +1,15 @@
 """MetricsStore.store_batch, a host agent's batch in one go (the metrics service's ingest), against
 real rrd files: the same files and outcomes as store() sample by sample, and tombstones honoured
 though they are listed once per batch and files are known from a cache, with a second store on
-the same directory standing for another replica."""
+the same directory standing for another replica; and a host's batches kept in order."""
 import uuid
 
+import eventlet
 import pytest
 
 from common.rrd import read as rrd_read
 from common.rrd.store import DELETED, STALE, STORED, MetricsStore
+from common.rrd.threaded import Metrics
 from tests.metrics.test_rrd_store import FakeClock, T0, sample
 
 
@@ -97,3 +99,13 @@ def test_a_file_removed_without_a_tombstone_starts_again(tmp_path, clock):
     clock.now = T0 + 2
     series = rrd_read.series(store, vm, 60)["series"]
     assert dict(series["net_rx_bps"])[T0 + 2] == pytest.approx(1000)
+
+
+def test_batches_of_one_host_are_stored_in_the_order_handed_in(tmp_path, clock):
+    """A backlog: twenty steps of one host handed to the native threads at once, as concurrent
+    workers do; none is stored after a newer one (which would drop it as stale)."""
+    metrics = Metrics(make_store(tmp_path, clock))
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    pool = eventlet.GreenPool()
+    results = [pool.spawn(metrics.store_batch, T0 + i, batch(ids, i), "h1") for i in range(20)]
+    assert [result.wait() for result in results] == [[STORED] * 5] * 20
