@@ -5,15 +5,20 @@
    strings formatted beforehand), in this process, in the same run: the machine's ceiling;
 2. ingest: host agents' `domain_stats` events (`--vms-per-host` VMs each, the agent's schema) for
    `--vms` VMs, one sample per VM per round, queued in RabbitMQ while the service is stopped; the
-   rate is samples handled (the service's counters) over the time from starting the container to
-   the last one; `--alarms` instance alarms sit on the VMs, so every batch looks its alarms up and
-   judges them when their period (60 s of sample time) ends;
+   sustained rate is samples handled (the service's counters) from the first batch done to the
+   last (the container's start is reported apart, and the rate with it); `--alarms` instance
+   alarms sit on the VMs, so every batch looks its alarms up and judges them when their period
+   (60 s of sample time) ends. Before the measured rounds, SETTLE_ROUNDS take the new alarms
+   through their first judgement (a state change and its mail, once per alarm); sample times run
+   from the clock's next minute on, ahead of the service's evaluation timer as an agent's are, so
+   the batches judge. CPU time per sample (this process, all threads) is reported with the
+   rates: on a shared machine it moves less than they do;
 3. alarm latency: a host alarm (loadavg > 5, period = one step, 1 of 1) mailing an address through
    labcloud's aiosmtpd sink; the host sends a sample every step in real time, at unaligned times
    as an agent does; a breaching one, then normal ones; the time from sending the breaching sample
    to the mail's file appearing in the sink's Maildir (accepted), `--breaches` times.
 
-    .venv/bin/python bench/metrics_ingest.py [--vms 200] [--rounds 30] [--breaches 3]
+    .venv/bin/python bench/metrics_ingest.py [--vms 200] [--rounds 30] [--alarms 50] [--breaches 3]
 """
 import eventlet
 
