@@ -5,15 +5,20 @@
    strings formatted beforehand), in this process, in the same run: the machine's ceiling;
 2. ingest: host agents' `domain_stats` events (`--vms-per-host` VMs each, the agent's schema) for
    `--vms` VMs, one sample per VM per round, queued in RabbitMQ while the service is stopped; the
-   rate is samples handled (the service's counters) over the time from starting the container to
-   the last one; `--alarms` instance alarms sit on the VMs, so every batch looks its alarms up and
-   judges them when their period (60 s of sample time) ends;
+   sustained rate is samples handled (the service's counters) from the first batch done to the
+   last (the container's start is reported apart, and the rate with it); `--alarms` instance
+   alarms sit on the VMs, so every batch looks its alarms up and judges them when their period
+   (60 s of sample time) ends. Before the measured rounds, SETTLE_ROUNDS take the new alarms
+   through their first judgement (a state change and its mail, once per alarm); sample times run
+   from the clock's next minute on, ahead of the service's evaluation timer as an agent's are, so
+   the batches judge. CPU time per sample (this process, all threads) is reported with the
+   rates: on a shared machine it moves less than they do;
 3. alarm latency: a host alarm (loadavg > 5, period = one step, 1 of 1) mailing an address through
    labcloud's aiosmtpd sink; the host sends a sample every step in real time, at unaligned times
    as an agent does; a breaching one, then normal ones; the time from sending the breaching sample
    to the mail's file appearing in the sink's Maildir (accepted), `--breaches` times.
 
-    .venv/bin/python bench/metrics_ingest.py [--vms 200] [--rounds 30] [--breaches 3]
+    .venv/bin/python bench/metrics_ingest.py [--vms 200] [--rounds 30] [--alarms 50] [--breaches 3]
 """
 import eventlet
 
@@ -24,6 +29,7 @@ import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -40,17 +46,49 @@ from nameko.standalone.events import event_dispatcher  # noqa: E402
 
 from common.db import make_engine, session_scope  # noqa: E402
 from common.migrate import upgrade  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from common.rrd.sources import format_value, vm_values  # noqa: E402
 from common.rrd.store import MetricsStore  # noqa: E402
 from labcloud.rabbit import RabbitNode  # noqa: E402
 from services.metrics import alarms, counters  # noqa: E402
+from services.metrics.models import Alarm, OutboxMessage  # noqa: E402
 from services.metrics.schemas import AlarmCreateRequest  # noqa: E402
 from services.metrics.service import MetricsService  # noqa: E402
 from common.schemas import load  # noqa: E402
 from tests.mail_sink import MailSink  # noqa: E402
 
 STEP = 5
-T0 = 1_700_000_000
+ALARM_PERIOD = 60  # the instance alarms' (AlarmCreateRequest's default)
+# The first judgement of a new alarm and the state change it brings (INSUFFICIENT_DATA to OK,
+# a mail) happen once per alarm, not per sample: these rounds, after the alarms are made, take
+# them past their first whole period with samples before the measured rounds begin.
+SETTLE_ROUNDS = ALARM_PERIOD // STEP + 1
+T0 = None  # the first sample's time, set by main()
+
+
+def first_sample_time():
+    """The next period boundary of the clock. The rounds replay minutes of agent time in seconds,
+    so their times run ahead of the clock, as an agent's samples are ahead of the service's
+    evaluation timer in service (it judges up to now - ALARM_GRACE_SECONDS): the sample batches
+    judge the alarms, not the timer. Samples of long ago would leave every alarm to the timer."""
+    return -(-int(time.time()) // ALARM_PERIOD) * ALARM_PERIOD
+
+
+def wait_for_outbox(config, timeout=60):
+    """Until no mail is pending (the settling rounds' state changes mailed, or given up: the bench
+    runs no accounts service to give the owners' addresses), so its retries are not measured."""
+    engine = make_engine(config["DATABASE_URL"])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with session_scope(engine) as session:
+                if not session.scalar(select(func.count()).select_from(OutboxMessage)
+                                      .where(OutboxMessage.state == "pending")):
+                    return
+            eventlet.sleep(0.2)
+    finally:
+        engine.dispose()
+POLL_S = 0.005
 ADMIN = {"id": 1, "username": "admin", "role": "admin", "projects": []}
 
 
@@ -88,10 +126,18 @@ def raw_rate(directory, vms, rounds):
             template = ":".join(names[instance_id])
             work.append((store.path_of(instance_id), template,
                          f"{T0 + r * STEP}:" + ":".join(format_value(n, values.get(n)) for n in names[instance_id])))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     for path, template, update in work:
         rrdtool.update(path, "--template", template, update)
-    return len(work) / (time.perf_counter() - start)
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+    return len(work) / elapsed, cpu / len(work)
+
+
+def cpu_seconds():
+    """CPU time of this process, every thread: on a machine others load too, CPU per sample is
+    what the wall-clock rates cannot show."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def stored():
@@ -127,12 +173,19 @@ def ingest_rate(config, vms, per_host, rounds, first_round=0, hosts=None):
     start = time.perf_counter()
     container.start()
     deadline = time.monotonic() + 300
+    while handled() == before and time.monotonic() < deadline:
+        eventlet.sleep(POLL_S)
+    # Sustained: from the first batch seen done, counting what was handled after it; the
+    # container's start and its first batch (connections made, queries compiled) are left out.
+    first, handled_first, cpu_first = time.perf_counter(), handled(), cpu_seconds()
     while handled() - before < total and time.monotonic() < deadline:
-        eventlet.sleep(0.02)
-    elapsed = time.perf_counter() - start
-    return {"samples_per_s": (handled() - before) / elapsed, "samples": total, "handled": handled() - before,
-            "stale": stale() - stale_before, "publish_s": published, "elapsed_s": elapsed,
-            "hosts": hosts}, container
+        eventlet.sleep(POLL_S)
+    end = time.perf_counter()
+    return {"samples_per_s": (handled() - handled_first) / (end - first), "samples": total,
+            "cpu_s_per_sample": (cpu_seconds() - cpu_first) / max(1, handled() - handled_first),
+            "handled": handled() - before, "stale": stale() - stale_before, "publish_s": published,
+            "startup_s": first - start, "elapsed_s": end - start,
+            "samples_per_s_with_startup": (handled() - before) / (end - start), "hosts": hosts}, container
 
 
 def add_alarms(config, instance_ids, count):
@@ -143,6 +196,24 @@ def add_alarms(config, instance_ids, count):
                                                 "comparison": "GreaterThanThreshold", "threshold": 99})
             alarms.create(session, ADMIN, request, {"user_id": 1, "project": None}, dt.datetime.utcnow())
     engine.dispose()
+
+
+def judged_since(config, when):
+    """How many alarms were last judged with a reference from `when` (unix s) on: by a sample
+    batch, as only they are of such times."""
+    engine = make_engine(config["DATABASE_URL"])
+    with session_scope(engine) as session:
+        count = session.scalar(select(func.count()).select_from(Alarm)
+                               .where(Alarm.evaluated_at >= alarms.from_unix(when)))
+    engine.dispose()
+    return count
+
+
+def last_boundary(first_round, rounds):
+    """(the time of the last alarm period boundary among these rounds' samples, how many)."""
+    times = [T0 + r * STEP for r in range(first_round, first_round + rounds)]
+    boundaries = [t for t in times if t % ALARM_PERIOD == 0]
+    return (boundaries[-1] if boundaries else None), len(boundaries)
 
 
 def mails_for(sink, address):
@@ -207,14 +278,16 @@ def main():
     rabbit = RabbitNode(os.path.join(base, "rabbit")).start()
     sink = MailSink(os.path.join(base, "sink")).start()
     try:
-        print(f"load average {os.getloadavg()[0]:.2f}; files in {base}")
-        raw = tpool.execute(raw_rate, os.path.join(base, "raw"), args.vms, args.rounds)
+        global T0
+        T0 = first_sample_time()
+        print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs; files in {base}")
+        raw, raw_cpu = tpool.execute(raw_rate, os.path.join(base, "raw"), args.vms, args.rounds)
         database = f"sqlite:///{os.path.join(base, 'metrics.sqlite')}"
         upgrade("services.metrics", database)
         config = {"AMQP_URI": rabbit.amqp_uri_for("/"), "DATABASE_URL": database,
                   "METRICS_DIR": os.path.join(base, "metrics"), "STEP": STEP, "SMTP_HOST": "127.0.0.1",
                   "SMTP_PORT": sink.port, "MAIL_FROM": "labcloud <cloud@bench.example>",
-                  "MAIL_SEND_INTERVAL": 1, "MAIL_MAX_ATTEMPTS": 2, "ALARM_EVALUATE_INTERVAL": 5,
+                  "MAIL_SEND_INTERVAL": 1, "MAIL_MAX_ATTEMPTS": 2, "MAIL_RETRY_BASE_SECONDS": 0.5, "ALARM_EVALUATE_INTERVAL": 5,
                   "ALARM_GRACE_SECONDS": 2 * STEP, "max_workers": args.max_workers}
         # Warm-up: the service's queue declared (it outlives the container) and the files made;
         # the same VMs are then measured on existing files.
@@ -224,17 +297,30 @@ def main():
         warm, container = ingest_rate(config, args.vms, args.vms_per_host, 1)
         container.stop()
         add_alarms(config, [i for h in warm["hosts"] for i in h], args.alarms)
-        ingest, container = ingest_rate(config, args.vms, args.vms_per_host, args.rounds, 1, warm["hosts"])
+        settle, container = ingest_rate(config, args.vms, args.vms_per_host, SETTLE_ROUNDS, 1, warm["hosts"])
+        wait_for_outbox(config)
+        container.stop()
+        ingest, container = ingest_rate(config, args.vms, args.vms_per_host, args.rounds, 1 + SETTLE_ROUNDS,
+                                        warm["hosts"])
         try:
             latencies = alarm_latency(config, sink, args.breaches)
         finally:
             container.stop()
+        boundary, boundaries = last_boundary(1 + SETTLE_ROUNDS, args.rounds)
+        judged = judged_since(config, boundary) if boundary is not None else 0
         rate = ingest["samples_per_s"]
         result = {"raw_rrdtool_updates_per_s": round(raw), "service_samples_per_s": round(rate),
-                  "ratio": round(rate / raw, 3), "samples": ingest["samples"], "handled": ingest["handled"],
+                  "ratio": round(rate / raw, 3),
+                  "raw_cpu_us_per_update": round(raw_cpu * 1e6, 1),
+                  "service_cpu_us_per_sample": round(ingest["cpu_s_per_sample"] * 1e6, 1),
+                  "samples": ingest["samples"], "handled": ingest["handled"],
                   "stale_out_of_order": ingest["stale"], "publish_s": round(ingest["publish_s"], 2),
-                  "elapsed_s": round(ingest["elapsed_s"], 2), "max_workers": args.max_workers, "alarms": args.alarms,
-                  "step_s": STEP, "alarm_mail_latency_s": [None if x is None else round(x, 2) for x in latencies],
+                  "elapsed_s": round(ingest["elapsed_s"], 2), "startup_s": round(ingest["startup_s"], 2),
+                  "service_samples_per_s_with_startup": round(ingest["samples_per_s_with_startup"]),
+                  "max_workers": args.max_workers, "alarms": args.alarms,
+                  "alarm_period_ends_in_measured_rounds": boundaries,
+                  "alarms_judged_by_a_batch_since_the_last": judged, "step_s": STEP,
+                  "settle_samples_per_s_with_first_judgements": round(settle["samples_per_s_with_startup"]), "alarm_mail_latency_s": [None if x is None else round(x, 2) for x in latencies],
                   "alarm_mail_latency_steps": [None if x is None else round(x / STEP, 2) for x in latencies],
                   "load_average_after": round(os.getloadavg()[0], 2)}
         print(json.dumps(result, indent=2))

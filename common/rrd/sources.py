@@ -12,6 +12,7 @@ sample costs one step of data instead of a wrong spike, and a counter that goes 
 domain restarted) becomes "unknown". `cpu<N>` is stored as nanoseconds of CPU (rrdtool's rate:
 ns per second) and read as XenServer's 0..1 through SCALE.
 """
+import functools
 import re
 import zlib
 
@@ -42,6 +43,7 @@ def scale_of(name):
     return 1 / NS_PER_S if _CPU.match(name) else 1
 
 
+@functools.lru_cache(maxsize=4096)  # every sample names its devices again: made once
 def device_name(prefix, device, suffix):
     """`<prefix>_<device>_<suffix>` with the device made safe for rrdtool and at most 19
     characters in all; a device name too long for that becomes a checksum (stable across runs)."""
@@ -88,8 +90,23 @@ def host_values(sample):
 
 
 def format_value(name, value):
+    return _format(value, kind_of(name) == "DERIVE")
+
+
+def values_formatter(names):
+    """A function of a {data source: value} dict giving the values of `names`, in that order,
+    as `rrdtool update` takes them ("1:2:U"); the kinds looked up once, not per sample."""
+    derives = tuple((name, kind_of(name) == "DERIVE") for name in names)
+
+    def format_values(values):
+        get = values.get
+        return ":".join([_format(get(name), derive) for name, derive in derives])
+    return format_values
+
+
+def _format(value, derive):
     if value is None:
         return "U"
-    if kind_of(name) == "DERIVE":
+    if derive:
         return str(int(value))  # rrdtool parses counters as digits: integers written out in full
     return repr(float(value))

@@ -33,7 +33,7 @@ from common.rrd import lib as rrdtool
 from eventlet.patcher import original
 
 from common.errors import InvalidInput
-from common.rrd.sources import format_value, host_values, kind_of, vm_values
+from common.rrd.sources import host_values, kind_of, values_formatter, vm_values
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX")
 # How long a tombstone outlives the file it stands for, keeping late (redelivered) samples out.
 TOMBSTONE_SECONDS = DAY
 DEFAULT_RETENTION = WEEK
+MAX_KNOWN_IDS = 100_000
 OLD_LAYOUT_DIR = "instances"
 
 # Native locks even in a monkey-patched process: the service calls in from native threads (tpool),
@@ -110,12 +111,20 @@ class MetricsStore:
         for sub in (*KIND_DIRS.values(), "deleted"):
             os.makedirs(os.path.join(directory, sub), exist_ok=True)
         self.discarded_old_files = self._discard_old_layout()
-        # Per-file state, so a 5 s sample costs one rrdtool call: data source names and last
-        # update time.
+        # Per-file state, so a 5 s sample costs one rrdtool call: data source names (and the
+        # update template made of them) and last update time. A file in `_last` is known to exist:
+        # its sample needs no stat; drop() and purge() forget it, and a file removed behind our
+        # back (another replica's purge) is noticed by rrdtool and looked at again (_write).
         self._lock = threading.Lock()
         self._file_locks = {}
         self._names = {}
+        self._layouts = {}
         self._last = {}
+        # The paths of the instance ids seen, as sent: a UUID parsed once, not per sample.
+        self._vm_paths = {}
+        # Instances this process deleted (canonical ids): a batch's listing of the tombstones may
+        # predate one.
+        self._deleted_here = set()
 
     def _discard_old_layout(self):
         old = os.path.join(self.directory, OLD_LAYOUT_DIR)
@@ -129,6 +138,18 @@ class MetricsStore:
 
     def path_of(self, instance_id):
         return self._path(VM, canonical_instance_id(instance_id))
+
+    def _vm_files(self, instance_id):
+        """(canonical id, file path, tombstone path) of an instance id as given; InvalidInput."""
+        files = self._vm_paths.get(instance_id)
+        if files is None:
+            canonical = canonical_instance_id(instance_id)
+            files = (canonical, self._path(VM, canonical), os.path.join(self.tombstones_dir, canonical))
+            with self._lock:
+                if len(self._vm_paths) >= MAX_KNOWN_IDS:  # bounded: instances come and go for years
+                    self._vm_paths.clear()
+                self._vm_paths[instance_id] = files
+        return files
 
     def host_path(self, host):
         return self._path(HOST, checked_host_name(host))
@@ -174,12 +195,31 @@ class MetricsStore:
         Returns STORED, or why it was dropped instead of raising: STALE (not newer than what the
         file holds; at-least-once delivery brings samples again) or DELETED.
         """
-        instance_id = canonical_instance_id(instance_id)
-        path = self.path_of(instance_id)
+        return self._store_vm(instance_id, at, sample, None)
+
+    def store_batch(self, at, samples):
+        """The domain samples of one host agent's batch, all taken at `at`: the outcome of
+        store() for each, in order. The tombstones are listed once for the batch instead of
+        looked up per sample (a stat each, and the native thread gives up the GIL for each);
+        deletions made by this process meanwhile are seen too (delete() notes them). librrd's lock
+        is taken once for the batch: batches of several hosts wait for each other whole instead
+        of taking turns at each update."""
+        with rrdtool.held():
+            tombstones = frozenset(os.listdir(self.tombstones_dir))
+            return [self._store_vm(sample["instance_id"], at, sample, tombstones) for sample in samples]
+
+    def _store_vm(self, instance_id, at, sample, tombstones):
+        """`tombstones`: the names in deleted/ listed just before, or None to look."""
+        canonical, path, tombstone = self._vm_files(instance_id)
         with self._file_lock(path):
-            if self.is_deleted(instance_id):  # its file, if still kept, stays as it was
+            # Never cached across batches: another replica may have deleted the instance.
+            if tombstones is None:
+                deleted = os.path.exists(tombstone)
+            else:
+                deleted = canonical in tombstones or canonical in self._deleted_here
+            if deleted:  # its file, if still kept, stays as it was
                 return DELETED
-            return self._write(path, at, vm_values(sample))
+            return self._write(path, at, vm_values(sample), tombstone)
 
     def store_host(self, host, at, sample):
         """Add one host sample (hostagent HostSampleSchema); STORED or STALE."""
@@ -187,33 +227,61 @@ class MetricsStore:
         with self._file_lock(path):
             return self._write(path, at, host_values(sample))
 
-    def _write(self, path, at, values):
+    def _write(self, path, at, values, tombstone=None):
         # Whole seconds: rrdtool reports a file's last update in whole seconds, so comparing
         # against it is exact only if that is all we ever write.
         at = int(at)
-        if not os.path.exists(path):
-            self._create(path, at - 1, list(values))
-        elif at <= self._last_update(path):
+        with self._lock:
+            last = self._last.get(path)
+        if last is None:  # not known yet: a new file, or one to read
+            if not os.path.exists(path):
+                self._create(path, at - 1, list(values))
+            elif at <= self._last_update(path):
+                return STALE
+        elif at <= last:
             return STALE
-        new = [name for name in values if name not in self.names_of(path)]
+        known, template, format_values = self._layout(path)
+        new = [name for name in values if name not in known]
         if new:
             rrdtool.tune(path, *(ds_arg(name, self.step) for name in new))
             with self._lock:
                 self._names.pop(path, None)
-        names = list(values)
+                self._layouts.pop(path, None)
+            known, template, format_values = self._layout(path)
+        # Every data source of the file in its order: one the sample lacks (a detached disk) is
+        # "U", as leaving it out of the template would make it.
+        update = f"{at}:{format_values(values)}"
         try:
-            rrdtool.update(path, "--template", ":".join(names),
-                           f"{at}:" + ":".join(format_value(n, values[n]) for n in names))
+            rrdtool.update(path, "--template", template, update)
         except rrdtool.OperationalError as exc:
             # Another process (a second replica on the same directory) got there first.
             if "illegal attempt to update" in str(exc):
                 with self._lock:
                     self._last.pop(path, None)
                 return STALE
+            if last is not None and not os.path.exists(path):
+                # Removed since we last wrote it (another replica's purge): start over, as for a
+                # file never seen, unless that was the instance's deletion.
+                self._forget_layout(path)
+                if tombstone is not None and os.path.exists(tombstone):
+                    return DELETED
+                return self._write(path, at, values, tombstone)
             raise
         with self._lock:
             self._last[path] = at
         return STORED
+
+    def _layout(self, path):
+        """(its data source names as a set, the update template, the function formatting a
+        sample's values in that order) of a file, cached."""
+        with self._lock:
+            layout = self._layouts.get(path)
+        if layout is None:
+            names = self.names_of(path)
+            layout = (frozenset(names), ":".join(names), values_formatter(names))
+            with self._lock:
+                self._layouts[path] = layout
+        return layout
 
     def _last_update(self, path):
         with self._lock:
@@ -229,8 +297,13 @@ class MetricsStore:
                 raise
 
     def _forget(self, path):
+        self._forget_layout(path)
         with self._lock:
-            for cache in (self._names, self._last, self._file_locks):
+            self._file_locks.pop(path, None)
+
+    def _forget_layout(self, path):
+        with self._lock:
+            for cache in (self._names, self._layouts, self._last):
                 cache.pop(path, None)
 
     def drop(self, instance_id):
@@ -255,6 +328,8 @@ class MetricsStore:
                 with open(tombstone, "w"):
                     pass
                 os.utime(tombstone, (self.now(), self.now()))  # aged by our clock, like purge
+            with self._lock:
+                self._deleted_here.add(instance_id)
             existed = os.path.exists(path)
         if self.retention <= 0:
             self.purge()
@@ -283,6 +358,8 @@ class MetricsStore:
                     pass
                 self._forget(path)
             if deleted_at < now - self.retention - TOMBSTONE_SECONDS:
+                with self._lock:
+                    self._deleted_here.discard(name)
                 try:
                     os.unlink(tombstone)
                 except FileNotFoundError:

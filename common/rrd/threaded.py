@@ -1,7 +1,9 @@
 """A MetricsStore and its readers with every call in a native thread (eventlet.tpool): rrdtool
 blocks, and a graph or a year of rrd_updates takes long enough to stall every other greenthread
 of the process."""
-from eventlet import tpool
+import collections
+
+from eventlet import semaphore, tpool
 
 from common.rrd import alarm_data, read as rrd_read
 
@@ -11,14 +13,21 @@ class Metrics:
 
     def __init__(self, store):
         self.raw = store
+        self._host_turns = collections.defaultdict(semaphore.Semaphore)
 
     def store(self, instance_id, at, sample):
         return tpool.execute(self.raw.store, instance_id, at, sample)
 
-    def store_batch(self, at, samples):
+    def store_batch(self, at, samples, host=None):
         """A host agent's domains, in one native-thread call (a tpool round trip per sample cost
-        more than its rrdtool update); the outcome of each, in order."""
-        return tpool.execute(lambda: [self.raw.store(sample["instance_id"], at, sample) for sample in samples])
+        more than its rrdtool update); the outcome of each, in order. The batches of one `host`
+        are stored in the order they were handed in (a green semaphore's waiters are first come,
+        first served; librrd's native lock is not): a backlog handled by several workers at once
+        would otherwise store a newer batch first and drop the older one as stale."""
+        if host is None:
+            return tpool.execute(self.raw.store_batch, at, samples)
+        with self._host_turns[host]:
+            return tpool.execute(self.raw.store_batch, at, samples)
 
     def store_host(self, host, at, sample):
         return tpool.execute(self.raw.store_host, host, at, sample)

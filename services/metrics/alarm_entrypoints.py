@@ -2,8 +2,8 @@
 CRUD and history RPCs, the evaluation timer, and the evaluation of a sample batch's alarms (called
 by the domain_stats handler). Logic: alarms.py (database), alarm_rules.py (judging),
 notifications.alarm_state (mail), action_outbox.py and action_runner.py (resize, stop). Uses the
-service's db, clock, config, store, mailer and instances dependencies, and the action runner of
-schedule_entrypoints.py."""
+service's db, clock, config, store, mailer, instances and alarm_index dependencies, and the action
+runner of schedule_entrypoints.py."""
 import datetime as dt
 import logging
 
@@ -34,7 +34,9 @@ class AlarmEntrypoints:
         # As the actor: NotFound unless they may see the instance (owner, manager, admin).
         instance = (self.instances.get_instance(actor, request["instance"])
                     if request["instance"] else None)
-        return dump(AlarmSchema, alarms.create(self.db, actor, request, instance, self.clock()))
+        created = alarms.create(self.db, actor, request, instance, self.clock())
+        self.alarm_index.invalidate()
+        return dump(AlarmSchema, created)
 
     @rpc
     def list_alarms(self, actor, instance_id=None, host=None):
@@ -47,7 +49,9 @@ class AlarmEntrypoints:
 
     @rpc
     def delete_alarm(self, actor, alarm_id):
-        return {"deleted": alarms.delete(self.db, load_actor(actor), _alarm_id(alarm_id))}
+        deleted = alarms.delete(self.db, load_actor(actor), _alarm_id(alarm_id))
+        self.alarm_index.invalidate()
+        return {"deleted": deleted}
 
     @rpc
     def get_alarm_history(self, actor, alarm_id):
@@ -66,20 +70,31 @@ class AlarmEntrypoints:
 
     def _evaluate_batch(self, at, instance_ids, host):
         """After a sample batch is stored: its instances' (and host's) alarms whose period ended
-        by the batch's time, so a breach is seen one sample after it happened."""
+        by the batch's time, so a breach is seen one sample after it happened. The database is
+        asked only about those the index (alarm_index.py) thinks due: most batches, none."""
         ref = alarms.from_unix(at)
         try:
+            instance_ids, host = self.alarm_index.candidates(self.db, ref, instance_ids, host)
+            if not instance_ids and host is None:
+                return
             due = alarms.due(self.db, ref, instance_ids=instance_ids, host=host)
         except Exception:  # the samples are stored; the timer judges these alarms later
             log.exception("looking up the alarms of a sample batch failed")
             return
+        # Those the database says were judged this period already are, for the index too.
+        self.alarm_index.judged_except(instance_ids, host, ref, {alarm.id for alarm in due})
         for alarm in due:
-            self._evaluate(alarm, ref)
+            # None: another worker's batch of this period (a backlog) took it since the query.
+            taken = self.alarm_index.take(alarm.id, ref)
+            if taken is not None and not self._evaluate(alarm, ref):
+                taken.give_back()
 
     def _evaluate(self, alarm, ref):
+        """False when another evaluator had claimed the alarm first (the batch path's index then
+        asks the database again at the next batch); True when this one judged it or failed to."""
         try:
             if not alarms.claim(self.db, alarm, ref):
-                return  # another evaluator judged this period
+                return False  # another evaluator judged this period
             rule = alarms.rule_of(alarm)
             end = alarms.unix(ref)
             start = end - rule.period * (rule.evaluation_periods + 1)
@@ -91,12 +106,13 @@ class AlarmEntrypoints:
                                    lambda row: staged.extend(self._stage_effects(alarm, row, self.clock())))
         except Exception:
             log.exception("evaluating alarm %s failed; the next period tries again", alarm.id)
-            return
+            return True
         if change is not None:
             counters.alarm_changes.labels(change.new_state).inc()
             for event, outcome in staged:
                 counters.mail_events.labels(event, outcome).inc()
             self._act_now()
+        return True
 
     def _stage_effects(self, alarm, change, now):
         """The mail and the instance actions of a state change, added to its transaction

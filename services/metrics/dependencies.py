@@ -1,7 +1,7 @@
 """The metrics service's side effects as nameko dependencies: the rrdtool files (METRICS_DIR, STEP,
 METRICS_RETENTION, GRAPH_CACHE_DIR, GRAPH_CACHE_SECONDS; every call in a native thread,
 common/rrd/threaded.py), the SMTP server (SMTP_*, MAIL_FROM), the sender's retry policy (MAIL_*)
-and this container's name as an outbox claim holder. Tests point them anywhere through config alone."""
+this container's name as an outbox claim holder, and the index of alarms a sample batch looks up. Tests point them anywhere through config alone."""
 import base64
 import os
 import socket
@@ -12,6 +12,7 @@ from nameko.extensions import DependencyProvider
 
 from common.rrd.store import DEFAULT_RETENTION, MetricsStore
 from common.rrd.threaded import Metrics
+from services.metrics.alarm_index import AlarmIndex
 from services.metrics.exposition import RrdCollector
 from services.metrics.graphs import DEFAULT_CACHE_SECONDS, Graphs
 from services.metrics.mailer import Mailer, SmtpSettings
@@ -56,6 +57,18 @@ class RrdStore(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.metrics
+
+
+class SampleAlarmIndex(DependencyProvider):
+    """Injects the container's one AlarmIndex (alarm_index.py), shared by its workers; reloaded at
+    most every ALARM_EVALUATE_INTERVAL seconds, the bound the evaluation timer already sets on how
+    late an alarm is judged."""
+
+    def setup(self):
+        self.index = AlarmIndex(float(self.container.config.get("ALARM_EVALUATE_INTERVAL", 5)))
+
+    def get_dependency(self, worker_ctx):
+        return self.index
 
 
 class SmtpMailer(DependencyProvider):

@@ -66,6 +66,7 @@ class ScheduleEntrypoints:
         if schedules.delete_of_instance(self.db, instance_id):
             log.info("deleted the schedules of deleted instance %s", instance_id)
         if alarms.delete_of_instance(self.db, instance_id):
+            self.alarm_index.invalidate()
             log.info("deleted the alarms of deleted instance %s", instance_id)
 
     # ----- running -------------------------------------------------------------------------
