@@ -10,6 +10,15 @@ from tests.e2e.api import ADMIN_PASSWORD
 FAST_TIMERS = {"STATS_INTERVAL": "1", "HEARTBEAT_INTERVAL": "1", "METRICS_STEP": "1", "SCHEDULE_INTERVAL": "1"}
 
 
+# Real argon2id at the fast tier's cost (tests/instances/services.py CHEAP_HASH) in the stacks of
+# the e2e and browser tiers: at its default cost (64 MiB, 3 passes, 4 lanes) each signup and login
+# took both cores for a fraction of a second, and the walks and fuzzers make hundreds (the accounts
+# service was the busiest process of a route walk). Hashing, verifying and rehashing are the same
+# code; the real-guest stacks and `make run` keep the default cost.
+CHEAP_PASSWORD_HASH = {"PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_COST_KIB": "8",
+                       "PASSWORD_HASH_PARALLELISM": "1"}
+
+
 class BackgroundStoppedStack(Stack):
     """A Stack whose context exit stops it while the next tests run (tests/conftest.py stop_later:
     its services take seconds to end; the session waits for every stop, and raises its error,
@@ -24,7 +33,8 @@ def stack_on(rabbit_node, vhosts, extra_env=FAST_TIMERS, hosts=1):
     own vhost): a context manager."""
     return BackgroundStoppedStack(tempfile.mkdtemp(prefix="labcloud-e2e-"), port=free_port(),
                                   amqp_uri=rabbit_node.amqp_uri_for(vhosts.take()),
-                                  admin_password=ADMIN_PASSWORD, extra_env=extra_env, hosts=hosts, quiet=True)
+                                  admin_password=ADMIN_PASSWORD, extra_env=dict(CHEAP_PASSWORD_HASH, **extra_env),
+                                  hosts=hosts, quiet=True)
 
 
 # The modules that need no special timers share one stack (each start costs seconds of the suite's
