@@ -1,22 +1,20 @@
 """The metrics service's scheduled-action entry points (a mixin of MetricsService, like
 alarm_entrypoints.py): CRUD and history RPCs, the timer that runs due schedules, the performer of
-the action outbox (alarms' and schedules' instance actions) and the clean-up of a deleted
-instance's schedules. Logic: schedules.py, cron.py, action_outbox.py, action_runner.py. Uses the
-service's db, clock, config, sender_name and instances dependencies."""
+the action outbox (alarms' and schedules' instance actions); a deleted instance's schedules go in
+service.py's instance_deleted handler. Logic: schedules.py, cron.py, action_outbox.py,
+action_runner.py. Uses the service's db, clock, config, sender_name and instances dependencies."""
 import datetime as dt
 import logging
 
-from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from common.actors import load_actor
 from common.errors import InvalidInput
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.metrics import action_outbox, action_runner, alarms, schedules
+from services.metrics import action_outbox, action_runner, schedules
 from services.metrics.schemas import (
-    InstanceDeletedEvent, ScheduleCreateRequest, ScheduleListQuery, ScheduleQuery, ScheduleRunSchema,
-    ScheduleSchema)
+    ScheduleCreateRequest, ScheduleListQuery, ScheduleQuery, ScheduleRunSchema, ScheduleSchema)
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +53,6 @@ class ScheduleEntrypoints:
     def get_schedule_history(self, actor, schedule_id):
         rows = schedules.history(self.db, load_actor(actor), _schedule_id(schedule_id))
         return dump(ScheduleRunSchema, rows, many=True)
-
-    @event_handler("instances", "instance_deleted", requeue_on_error=True)
-    def delete_schedules_and_alarms_of_deleted_instance(self, payload):
-        try:
-            instance_id = load(InstanceDeletedEvent, payload)["id"]
-        except InvalidInput as exc:
-            log.warning("ignoring instance_deleted event: %s %s", exc, exc.fields)
-            return
-        if schedules.delete_of_instance(self.db, instance_id):
-            log.info("deleted the schedules of deleted instance %s", instance_id)
-        if alarms.delete_of_instance(self.db, instance_id):
-            self.alarm_index.invalidate()
-            log.info("deleted the alarms of deleted instance %s", instance_id)
 
     # ----- running -------------------------------------------------------------------------
 

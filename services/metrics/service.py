@@ -18,7 +18,7 @@ from common.prometheus import ProcessMetrics
 from common.rrd.store import STORED
 from common.schemas import dump, load
 from common.timers import config_timer
-from services.metrics import access, counters
+from services.metrics import access, alarms, counters, schedules
 from services.metrics.domain_sample import load_domain_sample
 from services.metrics.dependencies import MailPolicy, RrdStore, SampleAlarmIndex, SenderName, SmtpMailer
 from services.metrics import alarm_entrypoints, mail_entrypoints, schedule_entrypoints
@@ -94,8 +94,10 @@ class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEn
             else:
                 counters.samples_rejected.labels(outcome).inc(number)
 
-    @event_handler("instances", "instance_deleted")
+    @event_handler("instances", "instance_deleted", requeue_on_error=True)
     def handle_instance_deleted(self, payload):
+        """Its metrics kept for the retention time, its schedules and alarms deleted; each step
+        finds nothing to do on a redelivery, and a failure (the database) requeues the event."""
         try:
             instance_id = load(InstanceDeletedEvent, payload)["id"]
         except InvalidInput as exc:
@@ -103,6 +105,11 @@ class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEn
             return
         if self.store.delete(instance_id):
             log.info("metrics of deleted instance %s kept for the retention time", instance_id)
+        if schedules.delete_of_instance(self.db, instance_id):
+            log.info("deleted the schedules of deleted instance %s", instance_id)
+        if alarms.delete_of_instance(self.db, instance_id):
+            self.alarm_index.invalidate()
+            log.info("deleted the alarms of deleted instance %s", instance_id)
 
     @config_timer("PURGE_INTERVAL", 3600)
     def purge_deleted(self):

@@ -161,5 +161,11 @@ def test_rights_bad_input_tokens_and_deleted_instances(cloud):
     second = cloud.rpc.metrics.create_schedule(cloud.actor, request)
     assert cloud.rpc.metrics.delete_schedule(cloud.actor, second["id"]) == {"deleted": True}
     assert cloud.rpc.metrics.delete_schedule(cloud.actor, second["id"]) == {"deleted": False}
+    alarm = cloud.rpc.metrics.create_alarm(cloud.actor, {"instance": instance_id, "metric": "cpu_percent",
+                                                         "comparison": "GreaterThanThreshold", "threshold": 90})
     cloud.rpc.instances.delete_instance(cloud.actor, instance_id)
     wait(lambda: cloud.rpc.metrics.list_schedules(cloud.actor) == [], timeout=30, what="schedules gone")
+    # Its alarms go with it (one instance_deleted handler: metrics, schedules, alarms).
+    wait(lambda: cloud.rpc.metrics.list_alarms(cloud.admin) == [], timeout=30, what="alarms gone")
+    with pytest.raises(NotFound):
+        cloud.rpc.metrics.get_alarm(cloud.admin, alarm["id"])
