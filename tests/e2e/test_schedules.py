@@ -75,3 +75,17 @@ def test_schedules_through_the_api_the_cli_and_the_portal(stack, tmp_path):
     portal.submit(panel, f"/schedules/{evening['id']}/delete", expect=303)
     user.call("GET", f"/schedules/{evening['id']}", 404)
     Portal(stack.url).login(other.username, other.password).get(f"/instances/{iid}/schedules", expect=404)
+
+    # An admin's schedule on the user's instance: the user sees it (API and panel) without Delete,
+    # and cannot delete it; the admin's panel has the button.
+    imposed = admin.call("POST", "/schedules", 201, json={"instance": iid, "action": "stop",
+                                                           "cron": "0 22 * * *", "name": "lights-out"}).json()
+    assert [s["id"] for s in user.call("GET", f"/schedules?instance={iid}", 200).json()] == [
+        made["id"], started["id"], imposed["id"]]
+    _resp, panel = portal.get(f"/instances/{iid}/schedules")
+    row = panel.find("tr", **{"data-schedule": str(imposed["id"])})
+    assert "set by someone else" in row.text() and row.find("form") is None
+    assert panel.find("tr", **{"data-schedule": str(made["id"])}).find("form") is not None
+    user.call("DELETE", f"/schedules/{imposed['id']}", 404)
+    _resp, admin_panel = Portal(stack.url).login("admin", ADMIN_PASSWORD).get(f"/instances/{iid}/schedules")
+    assert admin_panel.find("tr", **{"data-schedule": str(imposed["id"])}).find("form") is not None

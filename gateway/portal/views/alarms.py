@@ -3,6 +3,7 @@ the admin host page, loaded by htmx, listing the alarms with their state and las
 form to add one and a button to delete one. The metrics service decides who may."""
 from flask import redirect, render_template, request
 
+from common import policy
 from gateway.portal.forms import attempt, form_page
 from gateway.portal.gather import gather
 from gateway.portal.registry import page
@@ -33,28 +34,32 @@ def _body(target):
     return body
 
 
-def _panel(rpc, actor, base, alarms_of, metrics, errors=None, form=None, standalone=False):
+def _panel(rpc, actor, base, alarms_of, metrics, errors=None, form=None, standalone=False, project=None):
+    """`project`: the instance's course (None for a host): with each alarm's creator, whether the
+    actor may delete it (an instance's owner sees the alarms others put on it, without Delete)."""
     alarms = alarms_of()
     histories = gather(*[(rpc.metrics.get_alarm_history, actor, a["id"]) for a in alarms]) if alarms else []
     context = {"alarms": list(zip(alarms, [h[0] if h else None for h in histories])), "base": base,
-               "metrics": metrics, "form": form or {}}
+               "metrics": metrics, "form": form or {},
+               "deletable": {a["id"] for a in alarms
+                             if policy.allowed(actor, "alarm:delete", {"user_id": a["user_id"], "project_id": project})}}
     if standalone:  # a refused form: the panel on a page of its own, with the service's status
         return form_page("alarms/page.html", errors, title="Alarms", **context)
     return render_template("alarms/panel.html", errors=errors, **context)
 
 
-def _create(rpc, actor, base, target, alarms_of, metrics):
+def _create(rpc, actor, base, target, alarms_of, metrics, project=None):
     _made, errors = attempt(lambda: rpc.metrics.create_alarm(actor, _body(target)))
     if errors:
-        return _panel(rpc, actor, base, alarms_of, metrics, errors, request.form, standalone=True)
+        return _panel(rpc, actor, base, alarms_of, metrics, errors, request.form, standalone=True, project=project)
     return redirect(f"{base}#alarms", code=303)
 
 
 @page("/instances/<uuid:instance_id>/alarms", title="Instance alarms", area="student", fragment=True)
 def instance_alarms(rpc, actor, instance_id):
-    rpc.instances.get_instance(actor, instance_id)  # NotFound unless the actor may see it
+    instance = rpc.instances.get_instance(actor, instance_id)  # NotFound unless the actor may see it
     return _panel(rpc, actor, f"/instances/{instance_id}",
-                  lambda: rpc.metrics.list_alarms(actor, instance_id), INSTANCE_METRICS)
+                  lambda: rpc.metrics.list_alarms(actor, instance_id), INSTANCE_METRICS, project=instance["project"])
 
 
 @page("/instances/<uuid:instance_id>/alarms/new", title="New alarm", area="student", methods=("POST",))
