@@ -9,7 +9,7 @@ disk the host made is always findable by delete_root_disk; no write transaction 
 import os
 
 from nameko.exceptions import UnknownService
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, HostOperationFailed, NotFound
@@ -262,7 +262,9 @@ def delete_root_disk(session, hosts, instance_id):
         hosts(volume.host).delete_volume({"name": volume.name})
     except UnknownService:
         pass  # no agent has ever served this host: nothing to delete there
-    session.delete(volume)
+    # A plain DELETE: two replicas deleting one disk at once (a redelivered delete) both get here,
+    # and the second's finds the row gone, which is the outcome it wanted.
+    session.execute(delete(Volume).where(Volume.id == volume.id))
     session.commit()
     return True
 
