@@ -4,7 +4,6 @@ with a form to add one and a button to delete one. The metrics service decides w
 from flask import redirect, render_template, request
 
 from common import policy
-
 from gateway.api.registry import METRICS
 from gateway.portal.forms import attempt, body_from_form, form_page
 from gateway.portal.gather import gather
