@@ -24,7 +24,9 @@ def test_authenticate_answers_while_passwords_hash(start_accounts, off_hub):
     with ServiceRpcProxy("accounts", config) as rpc:
         admin = login(rpc, "admin", ADMIN_PASSWORD)
         rpc.create_user(admin, {"username": "ada", "email": "ada@example.org", "password": PASSWORD})
+        start = time.monotonic()
         token = rpc.issue_token({"username": "ada", "password": PASSWORD})["token"]
+        one_login = time.monotonic() - start  # one hash and its RPC, nothing else running
 
         start = time.monotonic()
         logins = [rpc.issue_token.call_async({"username": "ada", "password": PASSWORD}) for _ in range(4)]
@@ -33,12 +35,15 @@ def test_authenticate_answers_while_passwords_hash(start_accounts, off_hub):
         for reply in logins:
             reply.result()
         all_done = time.monotonic() - start
-    # Off the hub authenticate waits for no hash: it answers long before the logins are done.
-    # On the hub (the control, showing this test can fail) it waits for their hashes.
+    # Off the hub authenticate waits for no hash: it answers sooner than one login alone takes,
+    # although the four hashes keep both cores (and the broker's share of them) busy. On the hub
+    # (the control, showing this test can fail) it waits for the four hashes, one after another.
+    # (Measured against all_done / 3 before, it failed once in CI at 0.36 of all_done: on 2 cores
+    # four hashes make all_done short while the broker is starved; one login is the steadier scale.)
     if off_hub:
-        assert waited < all_done / 3, (waited, all_done)
+        assert waited < one_login, (waited, one_login, all_done)
     else:
-        assert waited > all_done / 2, (waited, all_done)
+        assert waited > 2 * one_login, (waited, one_login, all_done)
 
 
 class CountingHasher(OffHubHasher):
