@@ -11,8 +11,9 @@ row's outcome."""
 import datetime as dt
 import json
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import case, delete, update
 
+from services.metrics import leases
 from services.metrics.models import AlarmHistory, PendingAction, ScheduleRun
 
 RESULT_MAX = 1000
@@ -27,39 +28,18 @@ def stage(session, key, origin, origin_id, instance_id, actor, action, now):
                               attempts=0, next_attempt_at=now, result="", created_at=now))
 
 
-def _claimable(now):
-    return (PendingAction.state == "pending", PendingAction.next_attempt_at <= now,
-            or_(PendingAction.claimed_until.is_(None), PendingAction.claimed_until < now))
-
-
 def due(session, now, limit):
     """Ids of pending actions whose time has come and that no live claim holds, oldest first."""
-    ids = list(session.scalars(select(PendingAction.id).where(*_claimable(now))
-                               .order_by(PendingAction.next_attempt_at, PendingAction.id).limit(limit)))
-    session.commit()
-    return ids
+    return leases.due(session, PendingAction, now, limit)
 
 
 def claim(session, row_id, performer, now, lease_seconds):
     """The row for `performer` until now + lease, if still due and unclaimed; else None."""
-    result = session.execute(
-        update(PendingAction).where(PendingAction.id == row_id, *_claimable(now))
-        .values(claimed_by=performer, claimed_until=now + dt.timedelta(seconds=lease_seconds)))
-    session.commit()
-    if result.rowcount != 1:
-        return None
-    row = session.get(PendingAction, row_id, populate_existing=True)
-    session.commit()
-    return row
+    return leases.claim(session, PendingAction, row_id, performer, now, lease_seconds)
 
 
 def _release(session, row, performer, **values):
-    """The compare-and-set on this performer's claim; False when it was lost (expired and taken)."""
-    result = session.execute(
-        update(PendingAction).where(PendingAction.id == row.id, PendingAction.claimed_by == performer,
-                                    PendingAction.state == "pending")
-        .values(claimed_by=None, claimed_until=None, **values))
-    return result.rowcount == 1
+    return leases.release(session, PendingAction, row.id, performer, **values)
 
 
 def finish(session, row, performer, now, ok, text):

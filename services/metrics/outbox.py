@@ -7,8 +7,9 @@ mark_sent committed leaves the row pending; once its claim ends the mail is sent
 same Message-ID, so a receiver can drop the duplicate. That window is the only one."""
 import datetime as dt
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 
+from services.metrics import leases
 from services.metrics.models import OutboxMessage
 
 ERROR_MAX = 1000
@@ -21,43 +22,21 @@ def backoff_seconds(attempts, base, cap):
 
 def due(session, now, limit):
     """Ids of pending rows whose time has come and that no live claim holds, oldest first."""
-    ids = list(session.scalars(
-        select(OutboxMessage.id)
-        .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_at <= now,
-               or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)))
-    session.commit()
-    return ids
+    return leases.due(session, OutboxMessage, now, limit)
 
 
 def claim(session, row_id, sender, now, lease_seconds):
     """The row for `sender` until now + lease, if it is still due and unclaimed; else None (another
     sender or replica took it first)."""
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == row_id, OutboxMessage.state == "pending",
-               OutboxMessage.next_attempt_at <= now,
-               or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
-        .values(claimed_by=sender, claimed_until=now + dt.timedelta(seconds=lease_seconds)))
-    session.commit()
-    if result.rowcount != 1:
-        return None
-    # populate_existing: the worker's session may hold this row from before the UPDATE.
-    row = session.get(OutboxMessage, row_id, populate_existing=True)
-    session.commit()
-    return row
+    return leases.claim(session, OutboxMessage, row_id, sender, now, lease_seconds)
 
 
 def _release(session, row_id, sender, **values):
     """Changes a row this sender holds and lets it go. False when the claim was lost (it expired
     and another sender took the row): then that sender decides."""
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == row_id, OutboxMessage.claimed_by == sender,
-               OutboxMessage.state == "pending")
-        .values(claimed_by=None, claimed_until=None, **values))
+    released = leases.release(session, OutboxMessage, row_id, sender, **values)
     session.commit()
-    return result.rowcount == 1
+    return released
 
 
 def set_recipient(session, row_id, sender, address):
