@@ -7,7 +7,7 @@ from nameko.rpc import RpcProxy, rpc
 
 from common.actors import load_actor
 from common.clock import Clock
-from common.db import Database
+from common.db import Database, retry_transient_workers
 from common.prometheus import ProcessMetrics
 from common.schemas import ActorSchema, dump, load
 from common.timers import config_timer
@@ -26,6 +26,7 @@ from services.accounts.schemas import (
     UserLinkEventSchema, UserReasonEventSchema, UserSchema)
 
 
+@retry_transient_workers
 class AccountsService:
     name = "accounts"
     prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from common import policy
 from common.actors import load_actor
 from common.clock import Clock
-from common.db import Database
+from common.db import Database, retry_transient_workers
 from common.hostrpc import HOST_EVENT_SOURCE, HostAgentRpc
 from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
@@ -46,6 +46,7 @@ class ReplicaName(DependencyProvider):
         return self.name
 
 
+@retry_transient_workers
 class InstancesService:
     name = "instances"
     prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)

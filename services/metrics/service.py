@@ -11,7 +11,7 @@ from nameko.events import event_handler
 from nameko.rpc import RpcProxy, rpc
 
 from common.clock import Clock
-from common.db import Database
+from common.db import Database, retry_transient_workers
 from common.errors import InvalidInput
 from common.hostrpc import HOST_EVENT_SOURCE
 from common.prometheus import ProcessMetrics
@@ -30,6 +30,7 @@ from services.metrics.schemas import (
 log = logging.getLogger(__name__)
 
 
+@retry_transient_workers
 class MetricsService(mail_entrypoints.MailEntrypoints, alarm_entrypoints.AlarmEntrypoints,
                      schedule_entrypoints.ScheduleEntrypoints):
     name = "metrics"

@@ -9,7 +9,7 @@ from common import policy
 from common.actors import load_actor
 from common.clock import Clock
 from common.errors import NotFound
-from common.db import Database
+from common.db import Database, retry_transient_workers
 from common.prometheus import ProcessMetrics
 from common.schemas import dump, load
 from common.timers import config_timer
@@ -24,6 +24,7 @@ from services.network.schemas import (
     ReserveBlockRequest, SubnetBlockSchema, SubnetIdSchema, SubnetSchema)
 
 
+@retry_transient_workers
 class NetworkService(floating_rpc.FloatingIpEntrypoints, security_group_rpc.SecurityGroupEntrypoints):
     name = "network"
     prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)

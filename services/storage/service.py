@@ -11,7 +11,7 @@ from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy, rpc
 
 from common.clock import Clock
-from common.db import Database
+from common.db import Database, retry_transient_workers
 from common.errors import InvalidInput, NotFound
 from common.hostrpc import HostAgentRpc
 from common.actors import load_actor
@@ -42,6 +42,7 @@ class HostFactsProvider(DependencyProvider):
         return self.facts
 
 
+@retry_transient_workers
 class StorageService:
     name = "storage"
     prometheus = ProcessMetrics()  # served on PROMETHEUS_PORT (common/prometheus.py)
