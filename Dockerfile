@@ -2,7 +2,7 @@
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3 python3-venv python3-dev gcc pkg-config libvirt-dev rrdtool librrd-dev qemu-utils \
+      python3 python3-venv python3-dev gcc pkg-config libvirt-dev rrdtool rrdcached librrd-dev qemu-utils \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/labcloud
 COPY pyproject.toml ./

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 APT_PACKAGES := python3-venv python3-dev gcc pkg-config libvirt-dev libvirt0 rabbitmq-server \
-	qemu-utils rrdtool librrd-dev docker-compose sqlite3 iproute2 postgresql \
+	qemu-utils rrdtool rrdcached librrd-dev docker-compose sqlite3 iproute2 postgresql \
 	libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 dnsmasq-base e2fsprogs openssh-client cpio \
 	syslinux syslinux-common mtools dosfstools fdisk nftables iptables
 # Only for `make test`: the system python3 libraries Debian's cloud-init needs, so a test can run

@@ -3,6 +3,10 @@
 
 1. raw: `rrdtool update` calls per second on the same files (same layout, one call per VM sample,
    strings formatted beforehand), in this process, in the same run: the machine's ceiling;
+   the service writes through a private rrdcached as `labcloud run` does (`--store direct`: each
+   sample an `rrdtool update` by the service itself). With rrdcached the files are written by the
+   daemon later: after the measured rounds it is told to write everything (FLUSHALL), and the
+   rate counting that time too, and the daemon's CPU time per sample, are reported with it;
 2. ingest: host agents' `domain_stats` events (`--vms-per-host` VMs each, the agent's schema) for
    `--vms` VMs, one sample per VM per round, queued in RabbitMQ while the service is stopped; the
    sustained rate is samples handled (the service's counters) from the first batch done to the
@@ -48,8 +52,10 @@ from common.db import make_engine, session_scope  # noqa: E402
 from common.migrate import upgrade  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from common.rrd.sources import format_value, vm_values  # noqa: E402
+from common.rrd.cached import RrdCached  # noqa: E402
 from common.rrd.store import MetricsStore  # noqa: E402
 from labcloud.rabbit import RabbitNode  # noqa: E402
+from labcloud.rrdcached import RrdCachedDaemon  # noqa: E402
 from services.metrics import alarms, counters  # noqa: E402
 from services.metrics.models import Alarm, OutboxMessage  # noqa: E402
 from services.metrics.schemas import AlarmCreateRequest  # noqa: E402
@@ -131,6 +137,20 @@ def raw_rate(directory, vms, rounds):
         rrdtool.update(path, "--template", template, update)
     elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     return len(work) / elapsed, cpu / len(work)
+
+
+def flush_daemon(address, timeout=120):
+    """Seconds until rrdcached has written every file it held values for."""
+    client = RrdCached(address)
+    start = time.perf_counter()
+    try:
+        client.flush_all()
+        deadline = time.monotonic() + timeout
+        while int(client.stats()["QueueLength"]) > 0 and time.monotonic() < deadline:
+            eventlet.sleep(POLL_S)
+    finally:
+        client.close()
+    return time.perf_counter() - start
 
 
 def cpu_seconds():
@@ -270,6 +290,7 @@ def main():
     parser.add_argument("--alarms", type=int, default=50)
     parser.add_argument("--breaches", type=int, default=3)
     parser.add_argument("--max-workers", type=int, default=10)
+    parser.add_argument("--store", choices=("rrdcached", "direct"), default="rrdcached")
     args = parser.parse_args()
     # The bench runs no accounts service: the alarm owner's own copy of each mail is retried and
     # given up (the listed address's copy is the one timed); its warnings are not the bench's.
@@ -277,6 +298,8 @@ def main():
     base = tempfile.mkdtemp(prefix="labcloud-bench-ingest-")
     rabbit = RabbitNode(os.path.join(base, "rabbit")).start()
     sink = MailSink(os.path.join(base, "sink")).start()
+    daemon = (RrdCachedDaemon(os.path.join(base, "rrdcached"), os.path.join(base, "metrics")).start()
+              if args.store == "rrdcached" else None)
     try:
         global T0
         T0 = first_sample_time()
@@ -288,7 +311,8 @@ def main():
                   "METRICS_DIR": os.path.join(base, "metrics"), "STEP": STEP, "SMTP_HOST": "127.0.0.1",
                   "SMTP_PORT": sink.port, "MAIL_FROM": "labcloud <cloud@bench.example>",
                   "MAIL_SEND_INTERVAL": 1, "MAIL_MAX_ATTEMPTS": 2, "MAIL_RETRY_BASE_SECONDS": 0.5, "ALARM_EVALUATE_INTERVAL": 5,
-                  "ALARM_GRACE_SECONDS": 2 * STEP, "max_workers": args.max_workers}
+                  "ALARM_GRACE_SECONDS": 2 * STEP, "max_workers": args.max_workers,
+                  "RRDCACHED_ADDRESS": daemon.address if daemon else None}
         # Warm-up: the service's queue declared (it outlives the container) and the files made;
         # the same VMs are then measured on existing files.
         container = ServiceContainer(MetricsService, config)
@@ -300,8 +324,19 @@ def main():
         settle, container = ingest_rate(config, args.vms, args.vms_per_host, SETTLE_ROUNDS, 1, warm["hosts"])
         wait_for_outbox(config)
         container.stop()
+        if daemon:
+            flush_daemon(daemon.address)  # the measured rounds start with nothing held
+            daemon_cpu = daemon.cpu_seconds()
         ingest, container = ingest_rate(config, args.vms, args.vms_per_host, args.rounds, 1 + SETTLE_ROUNDS,
                                         warm["hosts"])
+        written = {}
+        if daemon:
+            flush_s = flush_daemon(daemon.address)
+            daemon_cpu = daemon.cpu_seconds() - daemon_cpu
+            window = ingest["samples"] / ingest["samples_per_s"] + flush_s
+            written = {"daemon_flush_s": round(flush_s, 2),
+                       "service_samples_per_s_including_the_daemons_writes": round(ingest["samples"] / window),
+                       "daemon_cpu_us_per_sample": round(daemon_cpu / ingest["samples"] * 1e6, 1)}
         try:
             latencies = alarm_latency(config, sink, args.breaches)
         finally:
@@ -309,8 +344,8 @@ def main():
         boundary, boundaries = last_boundary(1 + SETTLE_ROUNDS, args.rounds)
         judged = judged_since(config, boundary) if boundary is not None else 0
         rate = ingest["samples_per_s"]
-        result = {"raw_rrdtool_updates_per_s": round(raw), "service_samples_per_s": round(rate),
-                  "ratio": round(rate / raw, 3),
+        result = {"store": args.store, "raw_rrdtool_updates_per_s": round(raw), "service_samples_per_s": round(rate),
+                  "ratio": round(rate / raw, 3), **written,
                   "raw_cpu_us_per_update": round(raw_cpu * 1e6, 1),
                   "service_cpu_us_per_sample": round(ingest["cpu_s_per_sample"] * 1e6, 1),
                   "samples": ingest["samples"], "handled": ingest["handled"],
@@ -326,6 +361,8 @@ def main():
         print(json.dumps(result, indent=2))
     finally:
         sink.stop()
+        if daemon:
+            daemon.stop()
         rabbit.stop()
         shutil.rmtree(base, ignore_errors=True)
 

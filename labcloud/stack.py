@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.request
 
-from labcloud import metrics_ports, processes
+from labcloud import metrics_ports, processes, rrdcached
 from labcloud.rabbit import RabbitNode, die_with_parent, new_node_name
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,6 +65,7 @@ class Stack:
         self.stop_seconds = None
         self.stop_timings = {}  # seconds from the start of stop() until each part was down
         self.smtp_port = None  # the local mail sink's, when no relay is configured
+        self.rrdcached_address = None  # the local rrdcached's, unless off or one is configured
         self.metrics_http = metrics_http
         self.prometheus = prometheus
         self.agent_metrics = {}  # host: metrics_ports.AgentMetricsHttp, when metrics_http
@@ -100,6 +101,7 @@ class Stack:
         self.migrate()
         self.bootstrap_admin()
         self.start_mail_sink()
+        self.start_rrdcached()
         if self.hypervisor == "qemu":
             self.start_qemu_hosts()
         if self.metrics_http:
@@ -189,6 +191,21 @@ class Stack:
         with open(port_file) as f:
             self.smtp_port = int(f.read())
 
+    def start_rrdcached(self):
+        """The metrics service writes its samples through a local rrdcached (labcloud/rrdcached.py)
+        unless RRDCACHED_ADDRESS names another one, or LABCLOUD_RRDCACHED=off (each sample then
+        an `rrdtool update` of its file)."""
+        configured = {**os.environ, **self.extra_env}
+        if configured.get("RRDCACHED_ADDRESS") or configured.get("LABCLOUD_RRDCACHED", "on") == "off":
+            return
+        run_dir = os.path.join(self.data_dir, "rrdcached")
+        os.makedirs(run_dir, exist_ok=True)
+        rrdcached.remove_stale_socket(run_dir)  # a killed launcher's daemon was ended above
+        self._spawn("rrdcached", rrdcached.command(run_dir, os.path.join(self.data_dir, "metrics")),
+                    self._base_env())
+        rrdcached.wait_for_socket(run_dir, self.processes["rrdcached"])
+        self.rrdcached_address = rrdcached.address_of(run_dir)
+
     def _relay_configured(self):
         return bool(self.extra_env.get("SMTP_HOST") or os.environ.get("SMTP_HOST"))
 
@@ -223,6 +240,8 @@ class Stack:
         if service in DATABASE_SERVICES:
             env["DATABASE_URL"] = database_url(self.data_dir, service)
         env["METRICS_DIR"] = os.path.join(self.data_dir, "metrics")
+        if service == "metrics" and self.rrdcached_address:
+            env["RRDCACHED_ADDRESS"] = self.rrdcached_address
         if service == "metrics" and self.smtp_port:
             env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(self.smtp_port), SMTP_STARTTLS="false")
             env.pop("SMTP_USER", None)

@@ -38,6 +38,15 @@ def test_mail_goes_to_the_catcher_unless_a_relay_is_set(compose):
     assert (env["SMTP_HOST"], str(env["SMTP_PORT"])) == ("mailcatcher", "1025")
 
 
+def test_metrics_replicas_share_one_rrdcached_on_the_same_files(compose):
+    metrics, daemon = compose["services"]["metrics"], compose["services"]["rrdcached"]
+    host, port = metrics["environment"]["RRDCACHED_ADDRESS"].split(":")
+    assert host == "rrdcached" and f"-l 0.0.0.0:{port}" in daemon["command"][-1]
+    assert metrics["volumes"] == daemon["volumes"]  # the paths the service sends are the daemon's
+    assert f"-b {metrics['environment']['METRICS_DIR']}" in daemon["command"][-1]
+    assert "rrdcached" in metrics["depends_on"] and "container_name" not in daemon
+
+
 def test_each_database_service_has_its_own_postgres_database(compose):
     urls = [compose["services"][n]["environment"]["DATABASE_URL"] for n in SCALABLE]
     assert all(u.startswith("postgresql+psycopg2://") for u in urls)

@@ -27,7 +27,7 @@ def host_samples(store, host, metric, start, end):
     path = store.host_path(checked_host_name(host))
     if not os.path.exists(path) or metric not in store.names_of(path):
         return []
-    result = rrdtool.xport("--start", str(int(start)), "--end", str(int(end)),
+    result = rrdtool.xport(*store.daemon_args, "--start", str(int(start)), "--end", str(int(end)),
                            f"DEF:v={rrd_path_arg(path)}:{metric}:AVERAGE", "XPORT:v")
     meta = result["meta"]
     return [(meta["start"] + (i + 1) * meta["step"], row[0]) for i, row in enumerate(result["data"])]

@@ -80,7 +80,7 @@ def series(store, instance_id, seconds, end=None):
     args += [f"DEF:d_{n}={rrd_path_arg(path)}:{n}:AVERAGE" for n in names]
     for name, rpn in summary_series(names, "d_").items():
         args += [f"CDEF:s_{name}={rpn}", f"XPORT:s_{name}"]
-    result = rrdtool.xport(*args)
+    result = rrdtool.xport(*store.daemon_args, *args)
     rows = _rows(result)
     out = {name: [] for name in SERIES}
     for ts, values in rows:
@@ -138,7 +138,7 @@ def rrd_updates(store, start, interval=None, cf=None, host=False, vm_uuid=None, 
                 legend.append(f"{c}:{kind}:{ident}:{public_name(ds)}")
     if not legend:
         return render({"start": start, "end": end, "step": step}, [], [], as_json)
-    result = rrdtool.xport(*args)
+    result = rrdtool.xport(*store.daemon_args, *args)
     rows = list(reversed(_rows(result)))  # XenServer: newest first
     return render(result["meta"], legend, rows, as_json)
 
@@ -175,6 +175,6 @@ def vm_rrd(store, instance_id):
         raise NotFound(f"no metrics for instance {canonical_instance_id(instance_id)}")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "dump.xml")
-        rrdtool.dump(path, out)
+        rrdtool.dump(*store.daemon_args, path, out)
         with open(out) as f:
             return f.read()

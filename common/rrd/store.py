@@ -33,6 +33,7 @@ from common.rrd import lib as rrdtool
 from eventlet.patcher import original
 
 from common.errors import InvalidInput
+from common.rrd.cached import RrdCached
 from common.rrd.sources import host_values, kind_of, values_formatter, vm_values
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 STORED = "stored"
 STALE = "stale"       # not newer than what the file holds: a redelivery or an old sample
 DELETED = "deleted"   # the instance was deleted; its file is not recreated
+FAILED = "failed"     # rrdtool (or rrdcached) refused it for another reason: logged
 
 
 def canonical_instance_id(instance_id):
@@ -98,10 +100,18 @@ def create_args(step, names):
 
 
 class MetricsStore:
-    """rrdtool files of all instances and hosts under `directory`; `step` seconds per sample."""
+    """rrdtool files of all instances and hosts under `directory`; `step` seconds per sample.
 
-    def __init__(self, directory, step=5, now=time.time, retention=DEFAULT_RETENTION):
+    With `daemon` (rrdcached's address, e.g. unix:/run/rrdcached.sock) samples go to rrdcached,
+    a host's batch in one request, and it writes each file now and then with everything it
+    gathered; every read and change of a file is made with `--daemon`, so librrd flushes the
+    file's cached values first. Without, each sample is an `rrdtool update` of its file."""
+
+    def __init__(self, directory, step=5, now=time.time, retention=DEFAULT_RETENTION, daemon=None):
         self.directory = directory
+        self.cache = RrdCached(daemon) if daemon else None
+        # For librrd's calls that read or change a file: flush its cached values first.
+        self.daemon_args = ("--daemon", daemon) if daemon else ()
         self.step = int(step)
         if self.step < 1:
             raise ValueError("STEP must be at least 1 second")
@@ -203,34 +213,63 @@ class MetricsStore:
         looked up per sample (a stat each, and the native thread gives up the GIL for each);
         deletions made by this process meanwhile are seen too (delete() notes them). librrd's lock
         is taken once for the batch: batches of several hosts wait for each other whole instead
-        of taking turns at each update."""
+        of taking turns at each update. With rrdcached, the batch is one request."""
         with rrdtool.held():
             tombstones = frozenset(os.listdir(self.tombstones_dir))
-            return [self._store_vm(sample["instance_id"], at, sample, tombstones) for sample in samples]
+            return self._write_all(at, [self._vm_item(sample["instance_id"], sample, tombstones)
+                                        for sample in samples])
 
     def _store_vm(self, instance_id, at, sample, tombstones):
         """`tombstones`: the names in deleted/ listed just before, or None to look."""
+        return self._write_all(at, [self._vm_item(instance_id, sample, tombstones)])[0]
+
+    def _vm_item(self, instance_id, sample, tombstones):
+        """What _write_all takes for a domain sample: (path, values, tombstone), or DELETED."""
         canonical, path, tombstone = self._vm_files(instance_id)
-        with self._file_lock(path):
-            # Never cached across batches: another replica may have deleted the instance.
-            if tombstones is None:
-                deleted = os.path.exists(tombstone)
-            else:
-                deleted = canonical in tombstones or canonical in self._deleted_here
-            if deleted:  # its file, if still kept, stays as it was
-                return DELETED
-            return self._write(path, at, vm_values(sample), tombstone)
+        # Never cached across batches: another replica may have deleted the instance.
+        if tombstones is None:
+            deleted = os.path.exists(tombstone)
+        else:
+            deleted = canonical in tombstones or canonical in self._deleted_here
+        return DELETED if deleted else (path, vm_values(sample), tombstone)  # a deleted file stays as it was
 
     def store_host(self, host, at, sample):
         """Add one host sample (hostagent HostSampleSchema); STORED or STALE."""
-        path = self.host_path(host)
-        with self._file_lock(path):
-            return self._write(path, at, host_values(sample))
+        return self._write_all(at, [(self.host_path(host), host_values(sample), None)])[0]
 
-    def _write(self, path, at, values, tombstone=None):
+    def _write_all(self, at, items, again=False):
+        """Store samples taken at `at`, each (path, values, tombstone or None) or DELETED: the
+        outcome of each. Files are made or given new data sources first, one at a time under
+        their lock; the updates then go in one run (one request to rrdcached). Two writers of one
+        file, in this process or another replica, are ordered by rrdtool itself: the later of two
+        updates at one time is refused as not newer, STALE."""
         # Whole seconds: rrdtool reports a file's last update in whole seconds, so comparing
         # against it is exact only if that is all we ever write.
         at = int(at)
+        outcomes, pending = [DELETED] * len(items), []
+        for index, item in enumerate(items):
+            if item == DELETED:
+                continue
+            path, values, tombstone = item
+            with self._file_lock(path):
+                prepared = self._prepare(path, at, values)
+            if prepared == STALE:
+                outcomes[index] = STALE
+            else:
+                pending.append((index, item, prepared))
+        errors = self._apply([(item[0], *prepared) for _index, item, prepared in pending])
+        for number, (index, (path, values, tombstone), _prepared) in enumerate(pending):
+            error = errors.get(number)
+            if error is None:
+                with self._lock:
+                    self._last[path] = max(at, self._last.get(path, at))
+                outcomes[index] = STORED
+            else:
+                outcomes[index] = self._refused(path, at, values, tombstone, error, again)
+        return outcomes
+
+    def _prepare(self, path, at, values):
+        """(template, update) of a sample for its file, made or tuned if need be; or STALE."""
         with self._lock:
             last = self._last.get(path)
         if last is None:  # not known yet: a new file, or one to read
@@ -243,33 +282,44 @@ class MetricsStore:
         known, template, format_values = self._layout(path)
         new = [name for name in values if name not in known]
         if new:
-            rrdtool.tune(path, *(ds_arg(name, self.step) for name in new))
+            # With the daemon's address librrd flushes the file's cached updates first.
+            rrdtool.tune(path, *self.daemon_args, *(ds_arg(name, self.step) for name in new))
             with self._lock:
                 self._names.pop(path, None)
                 self._layouts.pop(path, None)
             known, template, format_values = self._layout(path)
         # Every data source of the file in its order: one the sample lacks (a detached disk) is
-        # "U", as leaving it out of the template would make it.
-        update = f"{at}:{format_values(values)}"
-        try:
-            rrdtool.update(path, "--template", template, update)
-        except rrdtool.OperationalError as exc:
+        # "U", as leaving it out of the template would make it (rrdcached takes no template).
+        return template, f"{at}:{format_values(values)}"
+
+    def _apply(self, updates):
+        """[(path, template, update)] written: {index: error} of those refused."""
+        if self.cache is not None:
+            return self.cache.update_batch([(path, update) for path, _template, update in updates])
+        errors = {}
+        for index, (path, template, update) in enumerate(updates):
+            try:
+                rrdtool.update(path, "--template", template, update)
+            except rrdtool.OperationalError as exc:
+                errors[index] = str(exc)
+        return errors
+
+    def _refused(self, path, at, values, tombstone, error, again):
+        """The outcome of an update rrdtool (or rrdcached) refused with `error`."""
+        if "illegal attempt to update" in error:
             # Another process (a second replica on the same directory) got there first.
-            if "illegal attempt to update" in str(exc):
-                with self._lock:
-                    self._last.pop(path, None)
-                return STALE
-            if last is not None and not os.path.exists(path):
-                # Removed since we last wrote it (another replica's purge): start over, as for a
-                # file never seen, unless that was the instance's deletion.
-                self._forget_layout(path)
-                if tombstone is not None and os.path.exists(tombstone):
-                    return DELETED
-                return self._write(path, at, values, tombstone)
-            raise
-        with self._lock:
-            self._last[path] = at
-        return STORED
+            with self._lock:
+                self._last.pop(path, None)
+            return STALE
+        if not again and not os.path.exists(path):
+            # Removed since we last wrote it (another replica's purge, a host agent's drop):
+            # start over, as for a file never seen, unless that was the instance's deletion.
+            self._forget_layout(path)
+            if tombstone is not None and os.path.exists(tombstone):
+                return DELETED
+            return self._write_all(at, [(path, values, tombstone)], again=True)[0]
+        log.warning("a sample for %s at %s was refused: %s", path, at, error)
+        return FAILED
 
     def _layout(self, path):
         """(its data source names as a set, the update template, the function formatting a
@@ -286,7 +336,7 @@ class MetricsStore:
     def _last_update(self, path):
         with self._lock:
             last = self._last.get(path)
-        return rrdtool.last(path) if last is None else last
+        return rrdtool.last(*self.daemon_args, path) if last is None else last
 
     def _create(self, path, start, names):
         try:
@@ -295,6 +345,18 @@ class MetricsStore:
         except rrdtool.OperationalError:
             if not os.path.exists(path):  # anything but "a racing replica created it" is real
                 raise
+
+    def _remove(self, path):
+        """Remove a file (what rrdcached holds for it first); whether it was there."""
+        if self.cache is not None:
+            self.cache.forget(path)
+        try:
+            os.unlink(path)
+            existed = True
+        except FileNotFoundError:
+            existed = False
+        self._forget(path)
+        return existed
 
     def _forget(self, path):
         self._forget_layout(path)
@@ -311,11 +373,7 @@ class MetricsStore:
         the host: it may come back, by migration). Safe to repeat."""
         path = self.path_of(instance_id)
         with self._file_lock(path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            self._forget(path)
+            self._remove(path)
 
     def delete(self, instance_id):
         """The instance is gone: its tombstone is written now (a repeat keeps the first time), its
@@ -351,12 +409,8 @@ class MetricsStore:
                 continue
             path = self._path(VM, name)
             with self._file_lock(path):
-                try:
-                    os.unlink(path)
+                if self._remove(path):
                     removed.append(name)
-                except FileNotFoundError:
-                    pass
-                self._forget(path)
             if deleted_at < now - self.retention - TOMBSTONE_SECONDS:
                 with self._lock:
                     self._deleted_here.discard(name)

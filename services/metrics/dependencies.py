@@ -1,5 +1,5 @@
 """The metrics service's side effects as nameko dependencies: the rrdtool files (METRICS_DIR, STEP,
-METRICS_RETENTION, GRAPH_CACHE_DIR, GRAPH_CACHE_SECONDS; every call in a native thread,
+METRICS_RETENTION, GRAPH_CACHE_DIR, GRAPH_CACHE_SECONDS, RRDCACHED_ADDRESS; every call in a native thread,
 common/rrd/threaded.py), the SMTP server (SMTP_*, MAIL_FROM), the sender's retry policy (MAIL_*)
 this container's name as an outbox claim holder, and the index of alarms a sample batch looks up. Tests point them anywhere through config alone."""
 import base64
@@ -46,10 +46,18 @@ class RrdStore(DependencyProvider):
         config = self.container.config
         directory = config.get("METRICS_DIR", DEFAULT_METRICS_DIR)
         store = MetricsStore(directory, int(config.get("STEP", DEFAULT_STEP)),
-                             retention=int(config.get("METRICS_RETENTION", DEFAULT_RETENTION)))
+                             retention=int(config.get("METRICS_RETENTION", DEFAULT_RETENTION)),
+                             daemon=config.get("RRDCACHED_ADDRESS") or None)
         graphs = Graphs(store, config.get("GRAPH_CACHE_DIR") or os.path.join(directory, "graphs"),
                         float(config.get("GRAPH_CACHE_SECONDS", DEFAULT_CACHE_SECONDS)))
         self.metrics = ServiceMetrics(store, graphs)
+
+    def stop(self):
+        if self.metrics.raw.cache is not None:
+            self.metrics.raw.cache.close()
+
+    def kill(self):
+        self.stop()
 
     def prometheus_collector(self):
         """Served by common.prometheus.ProcessMetrics with the process's own metrics."""

@@ -145,7 +145,7 @@ class Graphs:
         # (coarsest first: the finest is drawn last; a layer narrower than a few pixels is left
         # out: rrdtool cannot spread a few rows over a pixel wider than them)
         args += elements(kind, metric, self.store.names_of(path), path, step, end, finer)
-        image = rrdtool.graphv("-", *args)["image"]
+        image = rrdtool.graphv("-", *self.store.daemon_args, *args)["image"]
         # Written whole then renamed: a concurrent reader never sees half a PNG.
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:

@@ -26,8 +26,8 @@ def clock():
 
 
 @pytest.fixture
-def graphs(tmp_path, clock):
-    store = MetricsStore(str(tmp_path / "rrd"), step=5, now=clock)
+def graphs(tmp_path, clock, rrd_daemon):
+    store = MetricsStore(str(tmp_path / "rrd"), step=5, now=clock, daemon=rrd_daemon)
     return Graphs(store, str(tmp_path / "cache"), cache_seconds=60)
 
 

@@ -20,8 +20,8 @@ def clock():
 
 
 @pytest.fixture
-def store(tmp_path, clock):
-    return MetricsStore(str(tmp_path), step=1, now=clock)
+def store(tmp_path, clock, rrd_daemon):
+    return MetricsStore(str(tmp_path), step=1, now=clock, daemon=rrd_daemon)
 
 
 def parse_xport(text):

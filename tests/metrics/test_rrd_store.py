@@ -29,8 +29,8 @@ def clock():
 
 
 @pytest.fixture
-def store(tmp_path, clock):
-    return MetricsStore(str(tmp_path), step=1, now=clock)
+def store(tmp_path, clock, rrd_daemon):
+    return MetricsStore(str(tmp_path), step=1, now=clock, daemon=rrd_daemon)
 
 
 def sample(i, vcpus=1, cpu_per_s=0.5e9, memory_mib=2048):
@@ -160,8 +160,8 @@ def test_unknown_instance_is_not_found(store):
         rrd_read.rrd_updates(store, T0 - 10, vm_uuid=str(uuid.uuid4()))
 
 
-def test_a_deleted_instance_is_kept_for_the_retention_time_then_purged(tmp_path, clock):
-    store = MetricsStore(str(tmp_path), step=1, now=clock, retention=100)
+def test_a_deleted_instance_is_kept_for_the_retention_time_then_purged(tmp_path, clock, rrd_daemon):
+    store = MetricsStore(str(tmp_path), step=1, now=clock, retention=100, daemon=rrd_daemon)
     vm, other = str(uuid.uuid4()), str(uuid.uuid4())
     feed(store, vm, 3)
     feed(store, other, 3)
@@ -188,8 +188,8 @@ def test_a_deleted_instance_is_kept_for_the_retention_time_then_purged(tmp_path,
     assert os.listdir(tmp_path / "deleted") == []
 
 
-def test_zero_retention_removes_at_once(tmp_path, clock):
-    store = MetricsStore(str(tmp_path), step=1, now=clock, retention=0)
+def test_zero_retention_removes_at_once(tmp_path, clock, rrd_daemon):
+    store = MetricsStore(str(tmp_path), step=1, now=clock, retention=0, daemon=rrd_daemon)
     vm = str(uuid.uuid4())
     feed(store, vm, 2)
     assert store.delete(vm) is True

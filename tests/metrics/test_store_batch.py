@@ -18,15 +18,20 @@ def clock():
     return FakeClock(T0)
 
 
-def make_store(directory, clock, retention=3600):
-    return MetricsStore(str(directory), step=1, now=clock, retention=retention)
+@pytest.fixture
+def make_store(rrd_daemon):
+    """Stores on a directory, each with its own connection to this test's rrdcached if any:
+    replicas of the service sharing the directory and the daemon."""
+    def make(directory, clock, retention=3600):
+        return MetricsStore(str(directory), step=1, now=clock, retention=retention, daemon=rrd_daemon)
+    return make
 
 
 def batch(ids, i, **kwargs):
     return [{"instance_id": vm, **sample(i, **kwargs)} for vm in ids]
 
 
-def test_the_same_files_as_sample_by_sample(tmp_path, clock):
+def test_the_same_files_as_sample_by_sample(tmp_path, clock, make_store):
     ids = [str(uuid.uuid4()) for _ in range(3)]
     one_by_one, batched = make_store(tmp_path / "a", clock), make_store(tmp_path / "b", clock)
     for i in range(20):
@@ -46,7 +51,7 @@ def test_the_same_files_as_sample_by_sample(tmp_path, clock):
         assert dict(got["series"]["net_rx_bps"])[T0 + 15] is None
 
 
-def test_redelivered_and_older_samples_are_stale(tmp_path, clock):
+def test_redelivered_and_older_samples_are_stale(tmp_path, clock, make_store):
     store = make_store(tmp_path, clock)
     vm = str(uuid.uuid4())
     assert store.store_batch(T0 + 5, batch([vm], 5)) == [STORED]
@@ -57,7 +62,7 @@ def test_redelivered_and_older_samples_are_stale(tmp_path, clock):
     assert fresh.store_batch(T0 + 6, batch([vm], 6)) == [STORED]
 
 
-def test_an_instance_deleted_by_another_replica_is_not_written(tmp_path, clock):
+def test_an_instance_deleted_by_another_replica_is_not_written(tmp_path, clock, make_store):
     store, replica = make_store(tmp_path, clock), make_store(tmp_path, clock)
     gone, kept = str(uuid.uuid4()), str(uuid.uuid4())
     assert store.store_batch(T0, batch([gone, kept], 0)) == [STORED, STORED]
@@ -67,7 +72,7 @@ def test_an_instance_deleted_by_another_replica_is_not_written(tmp_path, clock):
     assert open(store.path_of(gone), "rb").read() == before
 
 
-def test_a_file_purged_by_another_replica_is_not_recreated(tmp_path, clock):
+def test_a_file_purged_by_another_replica_is_not_recreated(tmp_path, clock, make_store):
     store, replica = make_store(tmp_path, clock), make_store(tmp_path, clock, retention=0)
     vm = str(uuid.uuid4())
     assert store.store_batch(T0, batch([vm], 0)) == [STORED]  # known to this store from now on
@@ -77,7 +82,7 @@ def test_a_file_purged_by_another_replica_is_not_recreated(tmp_path, clock):
     assert not (tmp_path / "vms" / f"{vm}.rrd").exists()
 
 
-def test_a_deletion_after_the_batch_listed_the_tombstones_still_counts(tmp_path, clock):
+def test_a_deletion_after_the_batch_listed_the_tombstones_still_counts(tmp_path, clock, make_store):
     """delete() in this process while a batch runs: the batch's listing is older than it."""
     store = make_store(tmp_path, clock)
     vm = str(uuid.uuid4())
@@ -87,7 +92,7 @@ def test_a_deletion_after_the_batch_listed_the_tombstones_still_counts(tmp_path,
     assert store._store_vm(vm, T0 + 1, sample(1), listed_before) == DELETED
 
 
-def test_a_file_removed_without_a_tombstone_starts_again(tmp_path, clock):
+def test_a_file_removed_without_a_tombstone_starts_again(tmp_path, clock, make_store):
     """A host agent's copy of a VM that left and came back (drop() in another process): the
     cached knowledge of the file is wrong, rrdtool says so, the file is made anew."""
     store, other = make_store(tmp_path, clock), make_store(tmp_path, clock)
@@ -101,7 +106,7 @@ def test_a_file_removed_without_a_tombstone_starts_again(tmp_path, clock):
     assert dict(series["net_rx_bps"])[T0 + 2] == pytest.approx(1000)
 
 
-def test_batches_of_one_host_are_stored_in_the_order_handed_in(tmp_path, clock):
+def test_batches_of_one_host_are_stored_in_the_order_handed_in(tmp_path, clock, make_store):
     """A backlog: twenty steps of one host handed to the native threads at once, as concurrent
     workers do; none is stored after a newer one (which would drop it as stale)."""
     metrics = Metrics(make_store(tmp_path, clock))
