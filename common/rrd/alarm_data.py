@@ -19,7 +19,7 @@ def instance_samples(store, instance_id, metric, start, end):
     instance_id = canonical_instance_id(instance_id)
     if not os.path.exists(store.path_of(instance_id)):
         return []
-    found = series(store, instance_id, int(end) - int(start), end=int(end))
+    found = series(store, instance_id, int(end) - int(start), end=int(end), only=metric)
     return [tuple(point) for point in found["series"][metric]]
 
 

@@ -67,9 +67,10 @@ def _rows(result):
             for i, values in enumerate(result["data"])]
 
 
-def series(store, instance_id, seconds, end=None):
+def series(store, instance_id, seconds, end=None, only=None):
     """The `seconds` before `end` (default: now) of an instance as {series name: [[unix_ts,
-    value or None]]}."""
+    value or None]]}; of the one series `only` when given (an alarm's metric: rrdtool then reads
+    and computes only the data sources it needs)."""
     instance_id = canonical_instance_id(instance_id)
     path = store.path_of(instance_id)
     if not os.path.exists(path):
@@ -77,14 +78,19 @@ def series(store, instance_id, seconds, end=None):
     end = int(store.now() if end is None else end)
     args = ["--start", str(end - int(seconds)), "--end", str(end), "--maxrows", str(MAX_POINTS)]
     names = store.names_of(path)
+    summary = summary_series(names, "d_")
+    if only is not None:
+        summary = {only: summary[only]}
+        used = {token for rpn in summary.values() for token in rpn.split(",")}
+        names = [n for n in names if f"d_{n}" in used]
     args += [f"DEF:d_{n}={rrd_path_arg(path)}:{n}:AVERAGE" for n in names]
-    for name, rpn in summary_series(names, "d_").items():
+    for name, rpn in summary.items():
         args += [f"CDEF:s_{name}={rpn}", f"XPORT:s_{name}"]
     result = rrdtool.xport(*store.daemon_args, *args)
     rows = _rows(result)
-    out = {name: [] for name in SERIES}
+    out = {name: [] for name in summary}
     for ts, values in rows:
-        for name, value in zip(SERIES, values):
+        for name, value in zip(summary, values):
             out[name].append([ts, None if value is None else round(value, 3)])
     meta = result["meta"]
     return {"instance_id": instance_id, "step": meta["step"],

@@ -22,6 +22,7 @@ sample (the history before the upgrade, at most a week, is lost; logged).
 No nameko here: the metrics service and the host agent wrap this in a DependencyProvider that
 runs every call in a native thread (common/rrd/threaded.py: rrdtool blocks).
 """
+import contextlib
 import logging
 import os
 import re
@@ -214,7 +215,9 @@ class MetricsStore:
         deletions made by this process meanwhile are seen too (delete() notes them). librrd's lock
         is taken once for the batch: batches of several hosts wait for each other whole instead
         of taking turns at each update. With rrdcached, the batch is one request."""
-        with rrdtool.held():
+        # With rrdcached the updates are a request to it: librrd is called only to make or tune
+        # a file, and takes its lock for that call alone (a graph or an alarm's read goes on).
+        with rrdtool.held() if self.cache is None else contextlib.nullcontext():
             tombstones = frozenset(os.listdir(self.tombstones_dir))
             return self._write_all(at, [self._vm_item(sample["instance_id"], sample, tombstones)
                                         for sample in samples])

@@ -114,3 +114,16 @@ def test_vm_rrd_is_the_whole_file(store):
     assert len(root.findall("rra")) == 12
     with pytest.raises(NotFound):
         rrd_read.vm_rrd(store, str(uuid.uuid4()))
+
+
+def test_one_series_alone_is_the_same_as_among_all(store, clock):
+    """An alarm reads only its metric's data sources (`only`): the same values as the whole."""
+    vm = str(uuid.uuid4())
+    feed(store, vm, 20)
+    clock.now = T0 + 20
+    whole = rrd_read.series(store, vm, 15)
+    for name in rrd_read.SERIES:
+        alone = rrd_read.series(store, vm, 15, only=name)
+        assert list(alone["series"]) == [name]
+        assert alone["series"][name] == whole["series"][name]
+        assert any(v is not None for _, v in alone["series"][name]), name
