@@ -61,8 +61,21 @@ class Metrics:
     def vm_rrd(self, instance_id):
         return tpool.execute(rrd_read.vm_rrd, self.raw, instance_id)
 
-    def alarm_samples(self, instance_id, host, metric, start, end):
-        """An alarm's samples (alarm_data.py): of `instance_id`, or of `host` when it is None."""
-        if instance_id is not None:
-            return tpool.execute(alarm_data.instance_samples, self.raw, instance_id, metric, start, end)
-        return tpool.execute(alarm_data.host_samples, self.raw, host, metric, start, end)
+    def alarm_samples_many(self, reads):
+        """The samples of each (instance_id, host, metric, start, end) of `reads`, in one
+        native-thread call (a batch's judgements): a list in the same order, where a read that
+        failed is its exception."""
+        return tpool.execute(_each_alarm_read, self.raw, reads)
+
+
+def _each_alarm_read(store, reads):
+    results = []
+    for instance_id, host, metric, start, end in reads:
+        try:
+            if instance_id is not None:
+                results.append(alarm_data.instance_samples(store, instance_id, metric, start, end))
+            else:
+                results.append(alarm_data.host_samples(store, host, metric, start, end))
+        except Exception as exc:  # one alarm's read (a file being purged) spares the others
+            results.append(exc)
+    return results

@@ -17,6 +17,9 @@ from services.metrics.schemas import (
     AlarmCreateRequest, AlarmHistorySchema, AlarmListQuery, AlarmQuery, AlarmSchema)
 
 log = logging.getLogger(__name__)
+# The evaluation timer judges its due alarms this many at a time (a transaction and a native-
+# thread call each), so a site with thousands of alarms does not hold one long transaction.
+TIMER_CHUNK = 100
 
 
 def _alarm_id(alarm_id):
@@ -62,11 +65,12 @@ class AlarmEntrypoints:
     @config_timer("ALARM_EVALUATE_INTERVAL", 5)
     def evaluate_alarms(self):
         """Every alarm whose period ended, judged on what arrived up to ALARM_GRACE_SECONDS ago
-        (samples reach the files a little after their time)."""
+        (samples reach the files a little after their time), TIMER_CHUNK at a time."""
         grace = dt.timedelta(seconds=float(self.config.get("ALARM_GRACE_SECONDS", 10)))
         ref = self.clock() - grace
-        for alarm in alarms.due(self.db, ref):
-            self._evaluate(alarm, ref)
+        due = alarms.due(self.db, ref)
+        for first in range(0, len(due), TIMER_CHUNK):
+            self._evaluate_all(due[first:first + TIMER_CHUNK], ref)
 
     def _evaluate_batch(self, at, instance_ids, host):
         """After a sample batch is stored: its instances' (and host's) alarms whose period ended
@@ -83,35 +87,60 @@ class AlarmEntrypoints:
             return
         # Those the database says were judged this period already are, for the index too.
         self.alarm_index.judged_except(instance_ids, host, ref, {alarm.id for alarm in due})
-        for alarm in due:
-            # None: another worker's batch of this period (a backlog) took it since the query.
-            taken = self.alarm_index.take(alarm.id, ref)
-            if taken is not None and not self._evaluate(alarm, ref):
-                taken.give_back()
+        # None: another worker's batch of this period (a backlog) took it since the query.
+        taken = [(alarm, t) for alarm in due if (t := self.alarm_index.take(alarm.id, ref)) is not None]
+        lost = self._evaluate_all([alarm for alarm, _taken in taken], ref)
+        for alarm, t in taken:
+            if alarm.id in lost:  # the index asks the database again at the next batch
+                t.give_back()
 
-    def _evaluate(self, alarm, ref):
-        """False when another evaluator had claimed the alarm first (the batch path's index then
-        asks the database again at the next batch); True when this one judged it or failed to."""
+    def _evaluate_all(self, due, ref):
+        """Judges the alarms `due` at `ref`: one transaction claims them, one native-thread call
+        reads their samples, one transaction records the verdicts that change nothing, and each
+        state change is its own transaction with its mail and actions (alarms.record). Returns
+        the ids another evaluator had claimed first; one that fails here is logged and left to
+        the next period."""
+        if not due:
+            return set()
         try:
-            if not alarms.claim(self.db, alarm, ref):
-                return False  # another evaluator judged this period
-            rule = alarms.rule_of(alarm)
-            end = alarms.unix(ref)
-            start = end - rule.period * (rule.evaluation_periods + 1)
-            samples = self.store.alarm_samples(alarm.instance_id, alarm.host, alarm.metric, start, end)
-            points = alarm_rules.datapoints(samples, rule, end)
-            verdict = alarm_rules.evaluate(points, rule, alarm.state)
-            staged = []
+            won = alarms.claim_all(self.db, due, ref)
+        except Exception:
+            log.exception("claiming %d alarms failed; the next period tries again", len(due))
+            return set()
+        end = alarms.unix(ref)
+        rules = [alarms.rule_of(alarm) for alarm in won]
+        reads = [(alarm.instance_id, alarm.host, alarm.metric, end - rule.period * (rule.evaluation_periods + 1), end)
+                 for alarm, rule in zip(won, rules)]
+        unchanged, changed = [], []
+        for alarm, rule, samples in zip(won, rules, self.store.alarm_samples_many(reads)):
+            if isinstance(samples, Exception):
+                log.error("reading the samples of alarm %s failed (%s); the next period tries again",
+                          alarm.id, samples)
+                continue
+            verdict = alarm_rules.evaluate(alarm_rules.datapoints(samples, rule, end), rule, alarm.state)
+            (changed if verdict.state != alarm.state else unchanged).append((alarm, verdict))
+        try:
+            alarms.record_unchanged(self.db, unchanged, ref)
+        except Exception:
+            log.exception("recording %d verdicts failed; the next period tries again", len(unchanged))
+        if sum(self._record_change(alarm, verdict, ref) for alarm, verdict in changed):
+            self._act_now()
+        return {alarm.id for alarm in due} - {alarm.id for alarm in won}
+
+    def _record_change(self, alarm, verdict, ref):
+        """A verdict that changes the alarm's state, with its mail and actions: whether it did."""
+        staged = []
+        try:
             change = alarms.record(self.db, alarm, verdict, ref,
                                    lambda row: staged.extend(self._stage_effects(alarm, row, self.clock())))
         except Exception:
-            log.exception("evaluating alarm %s failed; the next period tries again", alarm.id)
-            return True
-        if change is not None:
-            counters.alarm_changes.labels(change.new_state).inc()
-            for event, outcome in staged:
-                counters.mail_events.labels(event, outcome).inc()
-            self._act_now()
+            log.exception("recording the change of alarm %s failed; the next period tries again", alarm.id)
+            return False
+        if change is None:
+            return False
+        counters.alarm_changes.labels(change.new_state).inc()
+        for event, outcome in staged:
+            counters.mail_events.labels(event, outcome).inc()
         return True
 
     def _stage_effects(self, alarm, change, now):

@@ -148,15 +148,35 @@ def due(session, ref, instance_ids=None, host=None):
     return alarms
 
 
-def claim(session, alarm, ref):
-    """True when this evaluator won the period (evaluated_at moved from what it read to `ref`)."""
-    result = session.execute(
-        update(Alarm).where(Alarm.id == alarm.id,
-                            Alarm.evaluated_at.is_(None) if alarm.evaluated_at is None
-                            else Alarm.evaluated_at == alarm.evaluated_at)
-        .values(evaluated_at=ref))
+def claim_all(session, alarms, ref):
+    """The alarms of `alarms` whose period this evaluator won (evaluated_at moved from what it
+    read to `ref`), in one transaction: a batch's judgements commit once, not once each."""
+    won = []
+    for alarm in alarms:
+        result = session.execute(
+            update(Alarm).where(Alarm.id == alarm.id,
+                                Alarm.evaluated_at.is_(None) if alarm.evaluated_at is None
+                                else Alarm.evaluated_at == alarm.evaluated_at)
+            .values(evaluated_at=ref))
+        if result.rowcount == 1:
+            won.append(alarm)
     session.commit()
-    return result.rowcount == 1
+    return won
+
+
+def claim(session, alarm, ref):
+    """True when this evaluator won the alarm's period (claim_all of one)."""
+    return bool(claim_all(session, [alarm], ref))
+
+
+def record_unchanged(session, judged, ref):
+    """The verdicts [(alarm, verdict)] that keep their alarm's state (most of them): reason and
+    value stored in one transaction, each under the same compare-and-set as record()."""
+    for alarm, verdict in judged:
+        session.execute(update(Alarm).where(Alarm.id == alarm.id, Alarm.state == alarm.state,
+                                            Alarm.evaluated_at == ref)
+                        .values(state_reason=verdict.reason[:1000], state_value=verdict.value))
+    session.commit()
 
 
 def record(session, alarm, verdict, ref, effects):

@@ -127,3 +127,14 @@ def test_one_series_alone_is_the_same_as_among_all(store, clock):
         assert list(alone["series"]) == [name]
         assert alone["series"][name] == whole["series"][name]
         assert any(v is not None for _, v in alone["series"][name]), name
+
+
+def test_a_batch_of_alarm_reads_keeps_going_past_one_that_fails(store, clock):
+    from common.rrd.threaded import Metrics
+    vm = str(uuid.uuid4())
+    feed(store, vm, 20)
+    reads = [(vm, None, "cpu_percent", T0, T0 + 20), ("not-a-uuid", None, "cpu_percent", T0, T0 + 20),
+             (None, "no-such-host", "loadavg", T0, T0 + 20)]
+    first, failed, nothing = Metrics(store).alarm_samples_many(reads)
+    assert [v for _, v in first if v is not None]
+    assert isinstance(failed, InvalidInput) and nothing == []
