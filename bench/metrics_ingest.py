@@ -57,7 +57,7 @@ from common.rrd.store import MetricsStore  # noqa: E402
 from labcloud.rabbit import RabbitNode  # noqa: E402
 from labcloud.rrdcached import RrdCachedDaemon  # noqa: E402
 from services.metrics import alarms, counters  # noqa: E402
-from services.metrics.models import Alarm, OutboxMessage  # noqa: E402
+from services.metrics.models import Alarm, AlarmHistory, OutboxMessage  # noqa: E402
 from services.metrics.schemas import AlarmCreateRequest  # noqa: E402
 from services.metrics.service import MetricsService  # noqa: E402
 from common.schemas import load  # noqa: E402
@@ -229,6 +229,17 @@ def judged_since(config, when):
     return count
 
 
+def changes_since(config, when):
+    """Alarm state changes recorded for a reference from `when` (unix s) on, as {old -> new: n}."""
+    engine = make_engine(config["DATABASE_URL"])
+    with session_scope(engine) as session:
+        rows = session.execute(select(AlarmHistory.old_state, AlarmHistory.new_state, func.count())
+                               .where(AlarmHistory.changed_at >= alarms.from_unix(when))
+                               .group_by(AlarmHistory.old_state, AlarmHistory.new_state)).all()
+    engine.dispose()
+    return {f"{old} -> {new}": count for old, new, count in rows}
+
+
 def last_boundary(first_round, rounds):
     """(the time of the last alarm period boundary among these rounds' samples, how many)."""
     times = [T0 + r * STEP for r in range(first_round, first_round + rounds)]
@@ -343,6 +354,7 @@ def main():
             container.stop()
         boundary, boundaries = last_boundary(1 + SETTLE_ROUNDS, args.rounds)
         judged = judged_since(config, boundary) if boundary is not None else 0
+        changes = changes_since(config, T0 + (1 + SETTLE_ROUNDS) * STEP)
         rate = ingest["samples_per_s"]
         result = {"store": args.store, "raw_rrdtool_updates_per_s": round(raw), "service_samples_per_s": round(rate),
                   "ratio": round(rate / raw, 3), **written,
@@ -354,7 +366,8 @@ def main():
                   "service_samples_per_s_with_startup": round(ingest["samples_per_s_with_startup"]),
                   "max_workers": args.max_workers, "alarms": args.alarms,
                   "alarm_period_ends_in_measured_rounds": boundaries,
-                  "alarms_judged_by_a_batch_since_the_last": judged, "step_s": STEP,
+                  "alarms_judged_by_a_batch_since_the_last": judged,
+                  "alarm_state_changes_in_measured_rounds": changes, "step_s": STEP,
                   "settle_samples_per_s_with_first_judgements": round(settle["samples_per_s_with_startup"]), "alarm_mail_latency_s": [None if x is None else round(x, 2) for x in latencies],
                   "alarm_mail_latency_steps": [None if x is None else round(x / STEP, 2) for x in latencies],
                   "load_average_after": round(os.getloadavg()[0], 2)}
