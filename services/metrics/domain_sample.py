@@ -37,10 +37,6 @@ def _is_int(value):
     return type(value) is int  # bool is an int subclass, and marshmallow refuses it
 
 
-def _is_count(value):
-    return value is None or (type(value) is int and value >= 0)
-
-
 def _plain(entry):
     """The sample when it has the agent's plain shape and passes every rule; else None."""
     if type(entry) is not dict:
@@ -51,8 +47,10 @@ def _plain(entry):
     vcpus = entry.get("vcpus", ...)
     if vcpus is not None and not (_is_int(vcpus) and vcpus >= 1):
         return None  # also when absent (...): it is required
+    get = entry.get
     for name in COUNTERS:
-        if not _is_count(entry.get(name, ...)):
+        value = get(name, ...)  # required: absent (...) is not an int
+        if value is not None and (type(value) is not int or value < 0):
             return None
     # The agent sends the schema's fields only: a copy, without looking at each key.
     loaded = dict(entry) if entry.keys() <= _FIELDS else {key: value for key, value in entry.items()
@@ -65,8 +63,11 @@ def _plain(entry):
     if "vcpu_time_ns" in entry:
         times = entry["vcpu_time_ns"]
         if times is not None:
-            if type(times) is not list or not all(t is None or _is_int(t) for t in times):
+            if type(times) is not list:
                 return None
+            for t in times:
+                if t is not None and type(t) is not int:
+                    return None
             loaded["vcpu_time_ns"] = list(times)
     if "disks" in entry:
         disks = _devices(entry["disks"], "device", str, _DISK_INTS)
@@ -94,7 +95,7 @@ def _devices(items, key_name, key_type, counter_names):
             if name == key_name:
                 if type(value) is not key_type:
                     return None
-            elif name not in counter_names or not (value is None or _is_int(value)):
+            elif name not in counter_names or (value is not None and type(value) is not int):
                 return None
         copies.append(dict(item))
     return copies
