@@ -113,11 +113,13 @@ class AlarmEntrypoints:
                  for alarm, rule in zip(won, rules)]
         unchanged, changed = [], []
         for alarm, rule, samples in zip(won, rules, self.store.alarm_samples_many(reads)):
-            if isinstance(samples, Exception):
-                log.error("reading the samples of alarm %s failed (%s); the next period tries again",
-                          alarm.id, samples)
+            try:
+                if isinstance(samples, Exception):
+                    raise samples
+                verdict = alarm_rules.evaluate(alarm_rules.datapoints(samples, rule, end), rule, alarm.state)
+            except Exception:  # this alarm only: the others of the batch are judged
+                log.exception("judging alarm %s failed; the next period tries again", alarm.id)
                 continue
-            verdict = alarm_rules.evaluate(alarm_rules.datapoints(samples, rule, end), rule, alarm.state)
             (changed if verdict.state != alarm.state else unchanged).append((alarm, verdict))
         try:
             alarms.record_unchanged(self.db, unchanged, ref)
