@@ -28,6 +28,15 @@ def stage(session, key, origin, origin_id, instance_id, actor, action, now):
                               attempts=0, next_attempt_at=now, result="", created_at=now))
 
 
+def cancel_pending(session, origin, origin_ids):
+    """Drops the actions still pending of these origins (a deleted schedule's runs: `origin_ids`
+    a list or a select of ids), in the caller's transaction. One a performer holds right now
+    may be performed still; its finish then finds the row gone and records nothing."""
+    session.execute(delete(PendingAction).where(PendingAction.origin == origin,
+                                                PendingAction.origin_id.in_(origin_ids),
+                                                PendingAction.state == "pending"))
+
+
 def due(session, now, limit):
     """Ids of pending actions whose time has come and that no live claim holds, oldest first."""
     return leases.due(session, PendingAction, now, limit)

@@ -71,13 +71,16 @@ def listing(session, actor, instance_id=None):
 
 
 def _forget(session, schedule_ids):
+    """The schedules, their history, and their runs not yet performed."""
+    action_outbox.cancel_pending(session, action_outbox.SCHEDULE,
+                                 select(ScheduleRun.id).where(ScheduleRun.schedule_id.in_(schedule_ids)))
     session.execute(delete(ScheduleRun).where(ScheduleRun.schedule_id.in_(schedule_ids)))
     session.execute(delete(Schedule).where(Schedule.id.in_(schedule_ids)))
 
 
 def delete_one(session, actor, schedule_id):
     """False when it is gone already (a redelivered delete); True when this deleted it. Its history
-    goes with it; a run already staged in the action outbox is still performed."""
+    goes with it, and a run staged in the action outbox and not yet performed is cancelled."""
     if session.get(Schedule, schedule_id, populate_existing=True) is None:
         session.commit()
         return False

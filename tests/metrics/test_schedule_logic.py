@@ -151,3 +151,17 @@ def test_a_performer_that_died_leaves_the_action_to_another_after_its_claim(sess
     assert run_staged(session, lambda: {"state": "stopped"}, at)[0] == {}  # still held
     later = at + dt.timedelta(seconds=POLICY.claim_seconds + 1)
     assert run_staged(session, lambda: {"state": "stopped"}, later)[0] == {"ok": 1}
+
+
+def test_a_deleted_schedules_run_not_yet_performed_is_cancelled(sessions):
+    """The run was staged (the instances service unreachable, say); the owner deletes the
+    schedule before it is performed: the action is never performed."""
+    session = sessions()
+    sid = claimed_run(session)
+    other = claimed_run(session)  # another schedule's run stays
+    at = T0 + dt.timedelta(minutes=1)
+    assert len(action_outbox.due(session, at, 10)) == 2
+    assert schedules.delete_one(session, ADA, sid) is True
+    done, calls = run_staged(session, lambda: {"state": "stopping"}, at)
+    assert done == {"ok": 1} and len(calls) == 1
+    assert schedules.history(session, ADA, other)[0].outcome == "ok"
