@@ -48,7 +48,10 @@ def leftovers(stack, instances, host="host1"):
     held += [("dhcp", e["ip"]) for e in inventory["dhcp_entries"] if e["instance_id"] in ids or e["ip"] in ips]
     held += [("forward", f["port"]) for f in inventory["forwards"] if f["instance_id"] in ids]
     held += [("console", c) for c in inventory["console_logs"] if c in ids]
-    neighbours = netns.run(stack.qemu_hosts[host].netns, ["ip", "neigh", "show"]).stdout
+    # The static entries the agent pins (`nud permanent`). Not the kernel's own cache: a packet
+    # still in flight to a deleted guest's address (a readiness probe's connect that was under
+    # way when it was cancelled) makes an INCOMPLETE entry, which the kernel drops by itself.
+    neighbours = netns.run(stack.qemu_hosts[host].netns, ["ip", "neigh", "show", "nud", "permanent"]).stdout
     held += [("neighbour", line) for line in neighbours.splitlines() if line.split()[:1] and line.split()[0] in ips]
     held += [("address", a["ip"]) for a in addresses if a is not None]
     return held
